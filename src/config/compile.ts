@@ -1,0 +1,171 @@
+/**
+ * Compiles a validated config into a frozen snapshot: matchers compiled once, weight tables
+ * made cumulative, header mutations merged per target, domains indexed. Clusters whose
+ * config did not change keep their runtime object (balancer state, DNS timer, hosts), so a
+ * swap does not disturb them.
+ */
+import { CompiledMatch } from '../router/matcher.js'
+import { DomainIndex } from '../router/domain-index.js'
+import { compileMutations, type MutationSource } from '../router/header-mutations.js'
+import {
+  compileHash,
+  type ClusterAction,
+  type CompiledAction,
+  type CompiledRoute,
+  type CompiledVirtualHost,
+  type Target,
+} from '../router/route-action.js'
+import { buildRedirect } from '../router/redirect.js'
+import type { RequestView } from '../router/request-view.js'
+import type { DeepReadonly, Snapshot } from '../snapshot/snapshot.js'
+import { Cluster } from '../upstream/cluster.js'
+import type { HostRegistry } from '../upstream/host.js'
+import { defaults } from './defaults.js'
+import { parseDuration } from './duration.js'
+import type { ClusterConfig, MeshConfig, RouteConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+
+/** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
+export interface CompileResult {
+  readonly snapshot: Snapshot
+  /** Clusters new in this snapshot (to start). */
+  readonly created: readonly Cluster[]
+  /** Clusters of the previous snapshot that this one does not reuse (to dispose after the swap). */
+  readonly retired: readonly Cluster[]
+}
+
+/** Compiles a config that `validateConfig` accepted. */
+export function compileConfig(
+  input: MeshConfig,
+  version: number,
+  registry: HostRegistry,
+  previous?: Snapshot,
+): CompileResult {
+  const config = deepFreeze(structuredClone(input)) as DeepReadonly<MeshConfig>
+  const clusters = new Map<string, Cluster>()
+  const created: Cluster[] = []
+  const reused = new Set<Cluster>()
+  for (const c of config.clusters ?? []) {
+    const key = JSON.stringify(c)
+    const old = previous?.clusters.get(c.name)
+    if (old !== undefined && old.configKey === key) {
+      clusters.set(c.name, old)
+      reused.add(old)
+    } else {
+      const cluster = new Cluster(c as ClusterConfig, key, registry)
+      clusters.set(c.name, cluster)
+      created.push(cluster)
+    }
+  }
+  const retired = previous === undefined ? [] : [...previous.clusters.values()].filter((c) => !reused.has(c))
+
+  const virtualHosts = new Map<string, CompiledVirtualHost>()
+  const domains = new DomainIndex<CompiledVirtualHost>()
+  for (const vh of (config.virtualHosts ?? []) as VirtualHostConfig[]) {
+    const compiled: CompiledVirtualHost = Object.freeze({
+      name: vh.name,
+      routes: Object.freeze(vh.routes.map((r) => compileRoute(r, vh, clusters))),
+    })
+    virtualHosts.set(vh.name, compiled)
+    for (const d of vh.domains) domains.add(d, compiled)
+  }
+
+  const snapshot: Snapshot = Object.freeze({
+    version,
+    config,
+    clusters,
+    virtualHosts,
+    domains,
+    registryOnly: config.outboundTrafficPolicy?.mode === 'REGISTRY_ONLY',
+  })
+  return { snapshot, created, retired }
+}
+
+function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyMap<string, Cluster>): CompiledRoute {
+  const match = new CompiledMatch(r.match)
+  const routeLevel: MutationSource = { toAdd: r.requestHeadersToAdd, toRemove: r.requestHeadersToRemove }
+  const vhostLevel: MutationSource = { toAdd: vh.requestHeadersToAdd, toRemove: vh.requestHeadersToRemove }
+  const routeResponse: MutationSource = { toAdd: r.responseHeadersToAdd, toRemove: r.responseHeadersToRemove }
+  const vhostResponse: MutationSource = { toAdd: vh.responseHeadersToAdd, toRemove: vh.responseHeadersToRemove }
+
+  let action: CompiledAction
+  if (r.route !== undefined) {
+    const a = r.route
+    const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 } as WeightedClusterConfig]
+    const targets: Target[] = []
+    const weights: number[] = []
+    for (const d of dests) {
+      if (d.weight === 0 && dests.length > 1) continue
+      const cluster = clusters.get(d.cluster) as Cluster
+      targets.push(Object.freeze({
+        cluster,
+        clusterName: cluster.name,
+        subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
+        subset: d.subset,
+        requestMutations: compileMutations([{ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel]),
+        responseMutations: compileMutations([{ toAdd: d.responseHeadersToAdd, toRemove: d.responseHeadersToRemove }, routeResponse, vhostResponse]),
+      }))
+      weights.push(d.weight)
+    }
+    let cumulative: Uint32Array | null = null
+    let total = 0
+    if (targets.length > 1) {
+      cumulative = new Uint32Array(targets.length)
+      weights.forEach((w, i) => {
+        total += w
+        ;(cumulative as Uint32Array)[i] = total
+      })
+    }
+    const cluster: ClusterAction = {
+      kind: 'cluster',
+      targets: Object.freeze(targets),
+      cumulative,
+      totalWeight: total,
+      timeoutMs: parseDuration(a.timeout) ?? defaults.routeTimeoutMs,
+      rewritePath: compileRewrite(a.prefixRewrite, a.regexRewrite, match),
+      hostRewrite: a.hostRewrite,
+      hash: compileHash(a.hashPolicy ?? []),
+    }
+    action = Object.freeze(cluster)
+  } else if (r.redirect !== undefined) {
+    action = buildRedirect(r.redirect, match)
+  } else {
+    const d = r.directResponse as NonNullable<RouteConfig['directResponse']>
+    action = Object.freeze({ kind: 'direct', status: d.status, body: d.body === undefined ? undefined : Buffer.from(d.body) })
+  }
+  return Object.freeze({
+    name: r.name,
+    match,
+    action,
+    responseMutations: compileMutations([routeResponse, vhostResponse]),
+  })
+}
+
+/** Path rewrite of a route: replace the matched prefix (or the exact path), or a regex substitution. */
+function compileRewrite(
+  prefixRewrite: string | undefined,
+  regexRewrite: { pattern: string; substitution: string } | undefined,
+  match: CompiledMatch,
+): ((req: RequestView) => string) | null {
+  if (prefixRewrite !== undefined) {
+    const matched = match.matchedPrefix ?? ''
+    if (match.isExactPath) {
+      return (req) => prefixRewrite + req.fullPath.slice(req.path.length)
+    }
+    return (req) => prefixRewrite + req.fullPath.slice(matched.length)
+  }
+  if (regexRewrite !== undefined) {
+    const re = new RegExp(regexRewrite.pattern, 'gu')
+    // Envoy (RE2) writes groups as \1; JavaScript as $1. Escape a literal $ first.
+    const substitution = regexRewrite.substitution.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1')
+    return (req) => req.path.replace(re, substitution) + req.fullPath.slice(req.path.length)
+  }
+  return null
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

@@ -1,0 +1,46 @@
+/**
+ * Every default and bound of the model in one place. Values follow Envoy and Istio where
+ * they define one; the comment names the source.
+ */
+export const defaults = Object.freeze({
+  /** Envoy `RouteAction.timeout`: 15s. 0 disables. */
+  routeTimeoutMs: 15_000,
+  /** Envoy `Cluster.connect_timeout`: 5s. */
+  connectTimeoutMs: 5_000,
+  /** Envoy `Cluster.dns_refresh_rate`: 5s. */
+  dnsRefreshRateMs: 5_000,
+  /** Envoy `Cluster.lb_policy`: ROUND_ROBIN. */
+  loadBalancer: 'round_robin' as const,
+  /** Envoy `LeastRequestLbConfig.choice_count`: 2 (power of two choices). */
+  leastRequestChoiceCount: 2,
+  /** Envoy `RingHashLbConfig.minimum_ring_size`: 1024. */
+  ringHashMinimumRingSize: 1024,
+  /** Envoy `RingHashLbConfig.maximum_ring_size`: 8M; we cap lower to bound memory per cluster. */
+  ringHashMaximumRingSize: 8_388_608,
+  /** Envoy `MaglevLbConfig.table_size`: 65537 (prime). */
+  maglevTableSize: 65_537,
+  /** Envoy `LbEndpoint.load_balancing_weight`: 1 (range 1–128). */
+  endpointWeight: 1,
+  /** Envoy `RedirectAction.response_code`: MOVED_PERMANENTLY. */
+  redirectResponseCode: 301,
+  /** Istio `outboundTrafficPolicy.mode`: ALLOW_ANY. */
+  outboundTrafficPolicyMode: 'ALLOW_ANY' as const,
+  /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
+  headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
+})
+
+/** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
+export const limits = Object.freeze({
+  /** Bytes of a config file. */
+  configFileBytes: 64 * 1024 * 1024,
+  /** Items of any one list (clusters, endpoints, routes, domains, ...). */
+  listItems: 100_000,
+  /** Characters of any one string value. */
+  stringLength: 8_192,
+  /** Characters of a regular expression (Envoy's RE2 program size bound plays this role). */
+  regexLength: 1_024,
+  /** Characters of a direct response body (Envoy `max_direct_response_body_size_bytes`: 4096). */
+  directResponseBody: 4_096,
+  /** Maximum `ringHash.maximumRingSize` we accept. */
+  ringSize: 8_388_608,
+})

@@ -1,0 +1,280 @@
+/**
+ * The mesh config model: Envoy's object model (clusters, endpoints, virtual hosts, routes,
+ * listener) in camelCase. Every name keeps its Envoy meaning, so Envoy's docs explain it.
+ *
+ * These are the *input* types: what users write in YAML, JSON or code. Validation checks
+ * them; compilation turns them into the frozen runtime snapshot.
+ *
+ * @module
+ */
+
+/** A duration: a number of milliseconds, or a string such as `250ms`, `3s`, `1.5s`, `1m`, `1h`. */
+export type Duration = number | string
+
+/** The whole config of one workload. */
+export interface MeshConfig {
+  /** Upstream clusters: named groups of endpoints. */
+  clusters?: ClusterConfig[]
+  /** Outbound virtual hosts: the authority of a request selects one. */
+  virtualHosts?: VirtualHostConfig[]
+  /** The inbound side of this workload (used by `mesh.createServer` / `mesh.wrap`). */
+  listener?: ListenerConfig
+  /** What happens to outbound requests whose authority no virtual host claims. */
+  outboundTrafficPolicy?: OutboundTrafficPolicy
+}
+
+/** Istio's `outboundTrafficPolicy`. */
+export interface OutboundTrafficPolicy {
+  /**
+   * `ALLOW_ANY` (default): unknown hosts pass through unchanged.
+   * `REGISTRY_ONLY`: requests to unknown hosts fail with `SIDECARLESS_ERR_REGISTRY_ONLY`.
+   */
+  mode: 'ALLOW_ANY' | 'REGISTRY_ONLY'
+}
+
+/** Load-balancing policy of a cluster (Envoy's `lb_policy`, lower case). */
+export type LoadBalancerPolicy = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev'
+
+/** How a cluster finds its endpoints (Envoy's cluster `type`). */
+export type DiscoveryType = 'static' | 'strict_dns' | 'logical_dns'
+
+/** An upstream cluster (Envoy `Cluster`). */
+export interface ClusterConfig {
+  /** Unique name; routes refer to it. */
+  name: string
+  /**
+   * `static` (default): endpoints are used as written; a host name in an address is resolved
+   * when a connection is made. `strict_dns`: each endpoint's host name is resolved
+   * periodically and every returned address becomes an endpoint (no address: no endpoint).
+   * `logical_dns`: like `static`, one logical endpoint per address.
+   */
+  type?: DiscoveryType
+  /** How often `strict_dns` re-resolves (Envoy `dns_refresh_rate`, default 5s). */
+  dnsRefreshRate?: Duration
+  /** The endpoints (Envoy `load_assignment`). */
+  endpoints?: EndpointConfig[]
+  /** Named subsets selected by endpoint labels (Istio DestinationRule subsets). */
+  subsets?: SubsetConfig[]
+  /** Load-balancing policy; default `round_robin`. */
+  loadBalancer?: LoadBalancerPolicy
+  /** Options of `least_request`. */
+  leastRequest?: { choiceCount?: number }
+  /** Options of `ring_hash`. */
+  ringHash?: { minimumRingSize?: number; maximumRingSize?: number }
+  /** Options of `maglev`. */
+  maglev?: { tableSize?: number }
+  /** TCP (and TLS) connect timeout; Envoy's default is 5s. */
+  connectTimeout?: Duration
+  /**
+   * How long an idle upstream connection is kept (Envoy `idle_timeout`). Unset: undici's
+   * keep-alive defaults (4s, or the server's `Keep-Alive: timeout` hint, which always caps it).
+   */
+  idleTimeout?: Duration
+}
+
+/** One upstream endpoint (Envoy `LbEndpoint`). */
+export interface EndpointConfig {
+  /** `http://host:port`, `https://host:port`, or `host:port` (http). */
+  address: string
+  /** Labels (Envoy endpoint metadata); subsets select endpoints by them. */
+  labels?: Record<string, string>
+  /** Load-balancing weight, 1 to 128 (Envoy `load_balancing_weight`); default 1. */
+  weight?: number
+}
+
+/** A named subset of a cluster's endpoints, selected by labels. */
+export interface SubsetConfig {
+  /** Unique within the cluster; routes refer to it. */
+  name: string
+  /** An endpoint belongs to the subset when it carries every one of these labels. */
+  labels: Record<string, string>
+}
+
+/** An outbound virtual host (Envoy `VirtualHost`). */
+export interface VirtualHostConfig {
+  /** Unique name; `mesh.traffic.split(name, ...)` refers to it. */
+  name: string
+  /**
+   * Authorities this virtual host serves: exact (`reviews`, `reviews:9080`), suffix wildcard
+   * (`*.example.com`), prefix wildcard (`reviews.*`) or `*`. A domain without a port matches
+   * the authority with any port; one with a port matches only that port. Exact beats suffix
+   * beats prefix beats `*`; among wildcards the longest wins.
+   */
+  domains: string[]
+  /** Routes, tried in order; the first that matches wins. */
+  routes: RouteConfig[]
+  /** Headers added to every request routed through this virtual host. */
+  requestHeadersToAdd?: HeaderValueOption[]
+  /** Header names removed from every request routed through this virtual host. */
+  requestHeadersToRemove?: string[]
+  /** Headers added to every response of this virtual host. */
+  responseHeadersToAdd?: HeaderValueOption[]
+  /** Header names removed from every response of this virtual host. */
+  responseHeadersToRemove?: string[]
+}
+
+/** A route: a match and exactly one action (`route`, `redirect` or `directResponse`). */
+export interface RouteConfig {
+  /** Optional name, shown in metrics and `mesh.context().route`. */
+  name?: string
+  /** What requests this route takes. */
+  match: RouteMatch
+  /** Forward to a cluster (or weighted clusters). */
+  route?: RouteAction
+  /** Answer with a redirect. */
+  redirect?: RedirectAction
+  /** Answer with a fixed response. */
+  directResponse?: DirectResponseAction
+  /** Headers added to the request. */
+  requestHeadersToAdd?: HeaderValueOption[]
+  /** Header names removed from the request. */
+  requestHeadersToRemove?: string[]
+  /** Headers added to the response. */
+  responseHeadersToAdd?: HeaderValueOption[]
+  /** Header names removed from the response. */
+  responseHeadersToRemove?: string[]
+}
+
+/**
+ * Envoy `RouteMatch`. Exactly one path specifier: `prefix`, `path`, `safeRegex` or
+ * `pathSeparatedPrefix`. The query string is not part of the path being matched.
+ */
+export interface RouteMatch {
+  /** The path starts with this. */
+  prefix?: string
+  /** The path is exactly this. */
+  path?: string
+  /** The whole path matches this regular expression (anchored at both ends). */
+  safeRegex?: string
+  /** The path is this, or starts with this followed by `/` (`/api` takes `/api` and `/api/x`, not `/apix`). */
+  pathSeparatedPrefix?: string
+  /** Whether `prefix` and `path` compare case-sensitively (default true). */
+  caseSensitive?: boolean
+  /** Every header matcher must match. */
+  headers?: HeaderMatcher[]
+  /** Every query-parameter matcher must match. */
+  queryParameters?: QueryParameterMatcher[]
+  /** The request method is one of these (upper case). */
+  methods?: string[]
+}
+
+/**
+ * Envoy `HeaderMatcher`. At most one of `exact`, `prefix`, `suffix`, `contains`,
+ * `safeRegex`, `present`; with none, the header must be present.
+ */
+export interface HeaderMatcher {
+  /** Header name (case-insensitive). */
+  name: string
+  exact?: string
+  prefix?: string
+  suffix?: string
+  contains?: string
+  /** The whole value matches this regular expression. */
+  safeRegex?: string
+  /** `true`: the header is present; `false`: it is absent. */
+  present?: boolean
+  /** Compare string matchers ignoring ASCII case. */
+  ignoreCase?: boolean
+  /** Match when the matcher would not. */
+  invert?: boolean
+}
+
+/** Envoy `QueryParameterMatcher`: like a header matcher, on a decoded query parameter. */
+export interface QueryParameterMatcher {
+  name: string
+  exact?: string
+  prefix?: string
+  suffix?: string
+  contains?: string
+  safeRegex?: string
+  present?: boolean
+  ignoreCase?: boolean
+}
+
+/** Envoy `RouteAction`: forward to `cluster` (optionally a `subset`) or `weightedClusters`. */
+export interface RouteAction {
+  /** Target cluster. */
+  cluster?: string
+  /** Subset of `cluster` (Istio's `destination.subset`). */
+  subset?: string
+  /** Split traffic across clusters/subsets by weight. */
+  weightedClusters?: WeightedClusterConfig[]
+  /** Replace the matched prefix (or the whole matched path) with this. */
+  prefixRewrite?: string
+  /** Rewrite the path with a regex substitution (`\1`-style groups). */
+  regexRewrite?: { pattern: string; substitution: string }
+  /** Replace the Host/authority sent upstream. */
+  hostRewrite?: string
+  /** Route timeout: the whole request, retries included (Envoy default 15s; 0 disables). */
+  timeout?: Duration
+  /** How a request's hash is computed for `ring_hash`/`maglev` clusters. */
+  hashPolicy?: HashPolicy[]
+}
+
+/** One weighted destination of a split. */
+export interface WeightedClusterConfig {
+  cluster: string
+  subset?: string
+  /** Non-negative integer; proportions are weight / sum of weights. */
+  weight: number
+  requestHeadersToAdd?: HeaderValueOption[]
+  requestHeadersToRemove?: string[]
+  responseHeadersToAdd?: HeaderValueOption[]
+  responseHeadersToRemove?: string[]
+}
+
+/**
+ * Envoy `HashPolicy`: the first policy that yields a value gives the hash, unless an earlier
+ * `terminal` one already did.
+ */
+export interface HashPolicy {
+  header?: { name: string }
+  cookie?: { name: string }
+  queryParameter?: { name: string }
+  /** Stop at this policy when it produced a value. */
+  terminal?: boolean
+}
+
+/** Envoy `RedirectAction`. */
+export interface RedirectAction {
+  schemeRedirect?: string
+  httpsRedirect?: boolean
+  hostRedirect?: string
+  portRedirect?: number
+  pathRedirect?: string
+  prefixRewrite?: string
+  /** 301 (default), 302, 303, 307 or 308. */
+  responseCode?: number
+  stripQuery?: boolean
+}
+
+/** Envoy `DirectResponseAction`. */
+export interface DirectResponseAction {
+  /** HTTP status, 200–599. */
+  status: number
+  /** Response body (text). */
+  body?: string
+}
+
+/** Envoy `HeaderValueOption`. */
+export interface HeaderValueOption {
+  header: { key: string; value: string }
+  /**
+   * `APPEND_IF_EXISTS_OR_ADD` (default), `ADD_IF_ABSENT`, `OVERWRITE_IF_EXISTS_OR_ADD`,
+   * `OVERWRITE_IF_EXISTS`.
+   */
+  appendAction?: HeaderAppendAction
+}
+
+/** Envoy `HeaderValueOption.HeaderAppendAction`. */
+export type HeaderAppendAction =
+  | 'APPEND_IF_EXISTS_OR_ADD'
+  | 'ADD_IF_ABSENT'
+  | 'OVERWRITE_IF_EXISTS_OR_ADD'
+  | 'OVERWRITE_IF_EXISTS'
+
+/** The inbound side of this workload; later parts add mTLS, rate limits and authorization. */
+export interface ListenerConfig {
+  /** Per-path inbound policy, with the same match objects as outbound routes. */
+  routes?: RouteConfig[]
+}

@@ -1,0 +1,452 @@
+/**
+ * Validation, as Istio's Galley does it: the whole config is checked before use, and every
+ * problem is reported at once with its path, a stable code and a sentence. Two passes: the
+ * structural pass walks the schema (types, required and unknown fields); the semantic pass
+ * checks names, references, patterns, addresses and weights. The semantic pass reads only
+ * values the structural pass found well-typed, so one mistake is reported once.
+ */
+import type { ConfigIssue, ConfigIssueCode } from '../errors.js'
+import { parseAddress } from './address.js'
+import { limits } from './defaults.js'
+import { parseDomain } from './domain.js'
+import { parseDuration } from './duration.js'
+import { isHeaderName, isHeaderValue } from './http-token.js'
+import { unsafeRegexReason } from './regex.js'
+import { meshConfigFields, type Fields, type Spec } from './schema.js'
+
+type Obj = Record<string, unknown>
+
+class Issues {
+  readonly list: ConfigIssue[] = []
+  add(path: string, code: ConfigIssueCode, message: string): void {
+    this.list.push({ path, code, message })
+  }
+}
+
+/**
+ * Checks a config and returns every problem found; an empty list means it is valid.
+ * Never throws, whatever `input` is.
+ */
+export function validateConfig(input: unknown): ConfigIssue[] {
+  const issues = new Issues()
+  if (!isObject(input)) {
+    issues.add('', 'INVALID_TYPE', `the config must be an object, not ${describe(input)}`)
+    return issues.list
+  }
+  checkFields(input, meshConfigFields, '', issues)
+  checkSemantics(input, issues)
+  return issues.list
+}
+
+// ---------------------------------------------------------------- structural pass
+
+function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): void {
+  for (const key of Object.keys(obj)) {
+    const spec = fields[key]
+    const here = join(path, key)
+    if (spec === undefined) {
+      const hint = didYouMean(key, Object.keys(fields))
+      issues.add(here, 'UNKNOWN_FIELD', `unknown field "${key}"${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+      continue
+    }
+    const value = obj[key]
+    if (value === undefined || value === null) {
+      if (spec.required === true) issues.add(here, 'REQUIRED', `"${key}" is required`)
+      continue
+    }
+    checkValue(value, spec, here, issues)
+  }
+  for (const [key, spec] of Object.entries(fields)) {
+    if (spec.required === true && !(key in obj)) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
+  }
+}
+
+function checkValue(value: unknown, spec: Spec, path: string, issues: Issues): void {
+  switch (spec.t) {
+    case 'string':
+      if (typeof value !== 'string') issues.add(path, 'INVALID_TYPE', `expected a string, got ${describe(value)}`)
+      else if (value.length > limits.stringLength) issues.add(path, 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+      return
+    case 'boolean':
+      if (typeof value !== 'boolean') issues.add(path, 'INVALID_TYPE', `expected true or false, got ${describe(value)}`)
+      return
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        issues.add(path, 'INVALID_TYPE', `expected a number, got ${describe(value)}`)
+      } else if (spec.int === true && !Number.isInteger(value)) {
+        issues.add(path, 'INVALID_VALUE', `expected an integer, got ${value}`)
+      } else if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
+        issues.add(path, 'INVALID_VALUE', `${value} is outside ${spec.min ?? '-∞'}..${spec.max ?? '∞'}`)
+      }
+      return
+    case 'duration':
+      if (parseDuration(value) === undefined) {
+        issues.add(path, 'INVALID_DURATION', `${describe(value)} is not a duration (milliseconds, or a string like "250ms", "3s", "1m")`)
+      }
+      return
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values.includes(value)) {
+        const hint = typeof value === 'string' ? didYouMean(value, spec.values) : undefined
+        issues.add(path, 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+      }
+      return
+    case 'labels':
+      if (!isObject(value)) {
+        issues.add(path, 'INVALID_TYPE', `expected a map of label names to strings, got ${describe(value)}`)
+        return
+      }
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== 'string') issues.add(join(path, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
+      }
+      return
+    case 'object':
+      if (!isObject(value)) issues.add(path, 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
+      else checkFields(value, spec.fields, path, issues)
+      return
+    case 'array':
+      if (!Array.isArray(value)) {
+        issues.add(path, 'INVALID_TYPE', `expected a list, got ${describe(value)}`)
+        return
+      }
+      if (value.length > limits.listItems) {
+        issues.add(path, 'TOO_LARGE', `${value.length} items; at most ${limits.listItems} are accepted`)
+        return
+      }
+      for (let i = 0; i < value.length; i++) {
+        const item: unknown = value[i]
+        if (item === undefined || item === null) issues.add(`${path}[${i}]`, 'INVALID_TYPE', 'a list item is empty')
+        else checkValue(item, spec.of, `${path}[${i}]`, issues)
+      }
+      return
+  }
+}
+
+// ---------------------------------------------------------------- semantic pass
+
+interface ClusterInfo {
+  subsets: Set<string>
+}
+
+function checkSemantics(config: Obj, issues: Issues): void {
+  const clusters = new Map<string, ClusterInfo>()
+  for (const [c, i] of items(config['clusters'])) {
+    const path = `clusters[${i}]`
+    const name = str(c['name'])
+    const subsets = new Set<string>()
+    for (const [s, j] of items(c['subsets'])) {
+      const sname = str(s['name'])
+      if (sname === undefined) continue
+      if (subsets.has(sname)) issues.add(`${path}.subsets[${j}].name`, 'DUPLICATE_NAME', `subset "${sname}" is defined twice in cluster "${name ?? ''}"`)
+      subsets.add(sname)
+    }
+    if (name !== undefined) {
+      if (name.length === 0) issues.add(`${path}.name`, 'INVALID_VALUE', 'a cluster name is empty')
+      if (clusters.has(name)) issues.add(`${path}.name`, 'DUPLICATE_NAME', `cluster "${name}" is defined twice`)
+      else clusters.set(name, { subsets })
+    }
+    for (const [e, j] of items(c['endpoints'])) {
+      const address = str(e['address'])
+      if (address === undefined) continue
+      const parsed = parseAddress(address)
+      if (typeof parsed === 'string') issues.add(`${path}.endpoints[${j}].address`, 'INVALID_ADDRESS', parsed)
+    }
+    const ring = c['ringHash']
+    if (isObject(ring)) {
+      const min = ring['minimumRingSize']
+      const max = ring['maximumRingSize']
+      if (typeof min === 'number' && typeof max === 'number' && min > max) {
+        issues.add(`${path}.ringHash`, 'INVALID_VALUE', `minimumRingSize ${min} is above maximumRingSize ${max}`)
+      }
+    }
+  }
+
+  const vhostNames = new Set<string>()
+  const domainOwner = new Map<string, string>()
+  for (const [vh, i] of items(config['virtualHosts'])) {
+    const path = `virtualHosts[${i}]`
+    const name = str(vh['name'])
+    if (name !== undefined) {
+      if (vhostNames.has(name)) issues.add(`${path}.name`, 'DUPLICATE_NAME', `virtual host "${name}" is defined twice`)
+      vhostNames.add(name)
+    }
+    for (const [domain, j] of strings(vh['domains'])) {
+      const parsed = parseDomain(domain)
+      const here = `${path}.domains[${j}]`
+      if (typeof parsed === 'string') {
+        issues.add(here, 'INVALID_DOMAIN', parsed)
+        continue
+      }
+      const key = `${parsed.kind}:${parsed.host}:${parsed.port ?? ''}`
+      const owner = domainOwner.get(key)
+      if (owner !== undefined) issues.add(here, 'DUPLICATE_DOMAIN', `domain "${domain}" is already claimed by ${owner}`)
+      else domainOwner.set(key, `virtual host "${name ?? path}"`)
+    }
+    checkHeaderMutations(vh, path, issues)
+    for (const [r, j] of items(vh['routes'])) checkRoute(r, `${path}.routes[${j}]`, clusters, issues)
+  }
+
+  const listener = config['listener']
+  if (isObject(listener)) {
+    for (const [r, j] of items(listener['routes'])) {
+      const match = r['match']
+      if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
+    }
+  }
+}
+
+function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
+  const match = route['match']
+  if (isObject(match)) checkMatch(match, `${path}.match`, issues)
+
+  const actions = ['route', 'redirect', 'directResponse'].filter((k) => route[k] !== undefined && route[k] !== null)
+  if (actions.length !== 1) {
+    issues.add(path, 'INVALID_ACTION', actions.length === 0
+      ? 'a route needs one action: route, redirect or directResponse'
+      : `a route has one action, not ${actions.join(' and ')}`)
+  }
+  checkHeaderMutations(route, path, issues)
+
+  const action = route['route']
+  if (isObject(action)) checkRouteAction(action, `${path}.route`, match, clusters, issues)
+
+  const redirect = route['redirect']
+  if (isObject(redirect)) {
+    const code = redirect['responseCode']
+    if (typeof code === 'number' && ![301, 302, 303, 307, 308].includes(code)) {
+      issues.add(`${path}.redirect.responseCode`, 'INVALID_VALUE', `${code} is not a redirect code (301, 302, 303, 307, 308)`)
+    }
+    const scheme = redirect['schemeRedirect']
+    if (typeof scheme === 'string' && !/^[a-z][a-z0-9+.-]*$/i.test(scheme)) {
+      issues.add(`${path}.redirect.schemeRedirect`, 'INVALID_VALUE', `"${scheme}" is not a URL scheme`)
+    }
+    if (typeof redirect['pathRedirect'] === 'string' && typeof redirect['prefixRewrite'] === 'string') {
+      issues.add(`${path}.redirect`, 'INVALID_VALUE', 'pathRedirect and prefixRewrite cannot both be set')
+    }
+    for (const key of ['hostRedirect', 'pathRedirect', 'prefixRewrite']) {
+      const v = redirect[key]
+      if (typeof v === 'string' && !isHeaderValue(v)) issues.add(`${path}.redirect.${key}`, 'INVALID_VALUE', 'contains characters a Location header cannot carry')
+    }
+  }
+  const direct = route['directResponse']
+  if (isObject(direct)) {
+    const body = direct['body']
+    if (typeof body === 'string' && Buffer.byteLength(body) > limits.directResponseBody) {
+      issues.add(`${path}.directResponse.body`, 'TOO_LARGE', `the body is over ${limits.directResponseBody} bytes`)
+    }
+  }
+}
+
+function checkRouteAction(action: Obj, path: string, match: unknown, clusters: Map<string, ClusterInfo>, issues: Issues): void {
+  const cluster = str(action['cluster'])
+  const weighted = action['weightedClusters']
+  if (cluster !== undefined && weighted !== undefined) {
+    issues.add(path, 'INVALID_ACTION', 'a route action has either cluster or weightedClusters, not both')
+  } else if (cluster === undefined && weighted === undefined) {
+    if (!('cluster' in action)) issues.add(path, 'INVALID_ACTION', 'a route action needs cluster or weightedClusters')
+  }
+  if (cluster !== undefined) checkDestination(cluster, str(action['subset']), `${path}.cluster`, `${path}.subset`, clusters, issues)
+  else if (action['subset'] !== undefined) issues.add(`${path}.subset`, 'INVALID_ACTION', 'subset needs cluster (with weightedClusters, put subset on each entry)')
+
+  if (Array.isArray(weighted)) {
+    if (weighted.length === 0) issues.add(`${path}.weightedClusters`, 'INVALID_WEIGHTS', 'weightedClusters is empty')
+    let total = 0
+    let allNumbers = true
+    for (const [w, i] of items(weighted)) {
+      const here = `${path}.weightedClusters[${i}]`
+      const c = str(w['cluster'])
+      if (c !== undefined) checkDestination(c, str(w['subset']), `${here}.cluster`, `${here}.subset`, clusters, issues)
+      const weight = w['weight']
+      if (typeof weight === 'number' && Number.isFinite(weight)) {
+        if (weight < 0) issues.add(`${here}.weight`, 'INVALID_WEIGHTS', `weight ${weight} is negative`)
+        else total += weight
+      } else {
+        allNumbers = false
+      }
+      checkHeaderMutations(w, here, issues)
+    }
+    if (allNumbers && weighted.length > 0 && total === 0) {
+      issues.add(`${path}.weightedClusters`, 'INVALID_WEIGHTS', 'the weights add up to 0; at least one must be positive')
+    }
+    if (total > 0xffffffff) issues.add(`${path}.weightedClusters`, 'INVALID_WEIGHTS', 'the weights add up to more than 2^32-1')
+  }
+
+  const regexRewrite = action['regexRewrite']
+  if (isObject(regexRewrite)) {
+    const pattern = str(regexRewrite['pattern'])
+    const why = pattern === undefined ? undefined : unsafeRegexReason(pattern)
+    if (why !== undefined) issues.add(`${path}.regexRewrite.pattern`, 'INVALID_REGEX', why)
+    if (action['prefixRewrite'] !== undefined) issues.add(path, 'INVALID_VALUE', 'prefixRewrite and regexRewrite cannot both be set')
+  }
+  const prefixRewrite = str(action['prefixRewrite'])
+  if (prefixRewrite !== undefined && isObject(match) && match['safeRegex'] !== undefined) {
+    issues.add(`${path}.prefixRewrite`, 'INVALID_VALUE', 'prefixRewrite needs a prefix, path or pathSeparatedPrefix match, not safeRegex')
+  }
+  const hostRewrite = str(action['hostRewrite'])
+  if (hostRewrite !== undefined && (hostRewrite.length === 0 || !isHeaderValue(hostRewrite) || /[\s/]/.test(hostRewrite))) {
+    issues.add(`${path}.hostRewrite`, 'INVALID_VALUE', `"${hostRewrite}" is not an authority`)
+  }
+  for (const [p, i] of items(action['hashPolicy'])) {
+    const kinds = ['header', 'cookie', 'queryParameter'].filter((k) => p[k] !== undefined)
+    if (kinds.length !== 1) issues.add(`${path}.hashPolicy[${i}]`, 'INVALID_VALUE', 'a hash policy has exactly one of header, cookie, queryParameter')
+    const header = p['header']
+    if (isObject(header)) {
+      const n = str(header['name'])
+      if (n !== undefined && !isHeaderName(n)) issues.add(`${path}.hashPolicy[${i}].header.name`, 'INVALID_HEADER', `"${n}" is not a header name`)
+    }
+  }
+}
+
+function checkDestination(cluster: string, subset: string | undefined, clusterPath: string, subsetPath: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
+  const info = clusters.get(cluster)
+  if (info === undefined) {
+    const hint = didYouMean(cluster, [...clusters.keys()])
+    issues.add(clusterPath, 'UNKNOWN_CLUSTER', `cluster "${cluster}" is not defined${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+    return
+  }
+  if (subset !== undefined && !info.subsets.has(subset)) {
+    const hint = didYouMean(subset, [...info.subsets])
+    const known = info.subsets.size === 0 ? 'it defines none' : `it has ${[...info.subsets].join(', ')}`
+    issues.add(subsetPath, 'UNKNOWN_SUBSET', `cluster "${cluster}" has no subset "${subset}" (${known})${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+  }
+}
+
+function checkMatch(match: Obj, path: string, issues: Issues): void {
+  const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => match[k] !== undefined && match[k] !== null)
+  if (specifiers.length !== 1) {
+    issues.add(path, 'INVALID_MATCH', specifiers.length === 0
+      ? 'a match needs one of prefix, path, safeRegex, pathSeparatedPrefix'
+      : `a match has one path specifier, not ${specifiers.join(' and ')}`)
+  }
+  for (const key of ['path', 'pathSeparatedPrefix']) {
+    const v = str(match[key])
+    if (v !== undefined && !v.startsWith('/')) issues.add(`${path}.${key}`, 'INVALID_VALUE', `"${v}" must start with /`)
+  }
+  const psp = str(match['pathSeparatedPrefix'])
+  if (psp !== undefined && (psp.endsWith('/') || /[?#]/.test(psp))) {
+    issues.add(`${path}.pathSeparatedPrefix`, 'INVALID_VALUE', `"${psp}" must not end with / nor contain ? or #`)
+  }
+  const regex = str(match['safeRegex'])
+  if (regex !== undefined) {
+    const why = unsafeRegexReason(regex)
+    if (why !== undefined) issues.add(`${path}.safeRegex`, 'INVALID_REGEX', why)
+  }
+  for (const [h, i] of items(match['headers'])) checkStringMatcher(h, `${path}.headers[${i}]`, true, issues)
+  for (const [q, i] of items(match['queryParameters'])) checkStringMatcher(q, `${path}.queryParameters[${i}]`, false, issues)
+  for (const [m, i] of strings(match['methods'])) {
+    if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.methods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
+  }
+}
+
+function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Issues): void {
+  const name = str(m['name'])
+  if (name !== undefined && isHeader && !isHeaderName(name) && !/^:(authority|method|path|scheme)$/.test(name)) {
+    issues.add(`${path}.name`, 'INVALID_HEADER', `"${name}" is not a header name`)
+  }
+  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present'].filter((k) => m[k] !== undefined)
+  if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present; got ${kinds.join(', ')}`)
+  const regex = str(m['safeRegex'])
+  if (regex !== undefined) {
+    const why = unsafeRegexReason(regex)
+    if (why !== undefined) issues.add(`${path}.safeRegex`, 'INVALID_REGEX', why)
+  }
+}
+
+function checkHeaderMutations(obj: Obj, path: string, issues: Issues): void {
+  for (const key of ['requestHeadersToAdd', 'responseHeadersToAdd']) {
+    for (const [opt, i] of items(obj[key])) {
+      const header = opt['header']
+      if (!isObject(header)) continue
+      const k = str(header['key'])
+      const v = str(header['value'])
+      const here = `${path}.${key}[${i}].header`
+      if (k !== undefined && (!isHeaderName(k) || isProtectedHeader(k))) {
+        issues.add(`${here}.key`, 'INVALID_HEADER', isHeaderName(k) ? `"${k}" cannot be set by header mutation (use hostRewrite for host)` : `"${k}" is not a header name`)
+      }
+      if (v !== undefined && !isHeaderValue(v)) issues.add(`${here}.value`, 'INVALID_HEADER', 'the value contains CR, LF, NUL or another control character')
+    }
+  }
+  for (const key of ['requestHeadersToRemove', 'responseHeadersToRemove']) {
+    for (const [name, i] of strings(obj[key])) {
+      if (!isHeaderName(name) || isProtectedHeader(name)) issues.add(`${path}.${key}[${i}]`, 'INVALID_HEADER', `"${name}" cannot be removed`)
+    }
+  }
+}
+
+/** Headers whose framing or routing role forbids config from touching them (as in Envoy). */
+function isProtectedHeader(name: string): boolean {
+  const n = name.toLowerCase()
+  return n === 'host' || n === 'content-length' || n === 'transfer-encoding' || n === 'connection' || n === 'upgrade'
+}
+
+// ---------------------------------------------------------------- helpers
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined
+}
+
+/** The object items of a list with their indexes; other items were reported by the structural pass. */
+function* items(list: unknown): Generator<[Obj, number]> {
+  if (!Array.isArray(list) || list.length > limits.listItems) return
+  for (let i = 0; i < list.length; i++) {
+    const item: unknown = list[i]
+    if (isObject(item)) yield [item, i]
+  }
+}
+
+function* strings(list: unknown): Generator<[string, number]> {
+  if (!Array.isArray(list) || list.length > limits.listItems) return
+  for (let i = 0; i < list.length; i++) {
+    const item: unknown = list[i]
+    if (typeof item === 'string') yield [item, i]
+  }
+}
+
+function join(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
+  if (typeof v === 'object') return 'an object'
+  return `${typeof v} ${String(v)}`
+}
+
+/**
+ * The closest known name, when close enough to be a likely typo. `load_balancer` finds
+ * `loadBalancer`: case and separators are ignored first, then edit distance decides.
+ */
+export function didYouMean(name: string, known: readonly string[]): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replace(/[_-]/g, '')
+  const n = norm(name)
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const k of known) {
+    if (norm(k) === n) return k
+    const d = editDistance(n, norm(k))
+    if (d < bestDistance) {
+      bestDistance = d
+      best = k
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(n.length / 3)) ? best : undefined
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 8) return Infinity
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost)
+    }
+    prev = cur
+  }
+  return prev[b.length] as number
+}

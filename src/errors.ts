@@ -1,0 +1,121 @@
+/**
+ * Every error the mesh raises carries a stable `code` from one table, so callers can
+ * branch on `err.code` instead of parsing messages. The table is also the documentation:
+ * a test checks that every code is described in `docs/errors.md`.
+ *
+ * @module
+ */
+
+/** Codes of errors the mesh throws or rejects with. */
+export const ErrorCodes = {
+  /** A config was rejected by validation; `issues` lists every problem by path. */
+  SIDECARLESS_ERR_INVALID_CONFIG: 'the config is invalid',
+  /** A config file could not be read or parsed. */
+  SIDECARLESS_ERR_CONFIG_LOAD: 'the config file could not be read or parsed',
+  /** The request URL could not be parsed. */
+  SIDECARLESS_ERR_INVALID_URL: 'the request URL is invalid',
+  /** `outboundTrafficPolicy.mode` is REGISTRY_ONLY and no virtual host matches the authority. */
+  SIDECARLESS_ERR_REGISTRY_ONLY: 'the destination is not in the mesh registry',
+  /** The caller aborted the request. */
+  SIDECARLESS_ERR_ABORTED: 'the request was aborted by the caller',
+  /** The route timeout fired after the response had started; the body was cut short. */
+  SIDECARLESS_ERR_UPSTREAM_TIMEOUT: 'the route timeout expired while the response was streaming',
+  /** The mesh (or its dispatcher) was closed; no new requests are accepted. */
+  SIDECARLESS_ERR_CLOSED: 'the mesh is closed',
+  /** A traffic API call named a virtual host or cluster the config does not have. */
+  SIDECARLESS_ERR_UNKNOWN_TARGET: 'no virtual host or cluster has that name',
+  /** An argument to a public function is of the wrong type or out of range. */
+  SIDECARLESS_ERR_INVALID_ARGUMENT: 'an argument is invalid',
+} as const
+
+/** A stable error code, one of {@link ErrorCodes}. */
+export type ErrorCode = keyof typeof ErrorCodes
+
+/** Codes of the problems validation reports, each with the path where it was found. */
+export const ConfigIssueCodes = {
+  /** A field the model does not know (the message suggests the closest known name). */
+  UNKNOWN_FIELD: 'a field the model does not know',
+  /** A required field is missing. */
+  REQUIRED: 'a required field is missing',
+  /** A value has the wrong type (string where a number is expected, and so on). */
+  INVALID_TYPE: 'a value has the wrong type',
+  /** A value is of the right type but not allowed (out of range, not in an enum). */
+  INVALID_VALUE: 'a value is not allowed',
+  /** A duration is not a non-negative number of milliseconds nor a string like `250ms`, `3s`, `1m`, `1h`. */
+  INVALID_DURATION: 'a duration cannot be parsed',
+  /** An endpoint address is not `host:port` or an http(s) URL with a port-able host. */
+  INVALID_ADDRESS: 'an endpoint address cannot be parsed',
+  /** A regular expression does not compile, or uses a feature outside the safe subset. */
+  INVALID_REGEX: 'a regular expression is invalid',
+  /** Two clusters, subsets, virtual hosts or routes share a name. */
+  DUPLICATE_NAME: 'a name is used twice',
+  /** Two virtual hosts claim the same domain. */
+  DUPLICATE_DOMAIN: 'a domain is claimed by two virtual hosts',
+  /** A domain pattern is not exact, `*.suffix`, `prefix.*` or `*`. */
+  INVALID_DOMAIN: 'a domain pattern is invalid',
+  /** A route names a cluster that does not exist. */
+  UNKNOWN_CLUSTER: 'a route names a cluster that does not exist',
+  /** A route names a subset the cluster does not define. */
+  UNKNOWN_SUBSET: 'a route names a subset the cluster does not define',
+  /** Weighted clusters whose weights are all zero, or a negative weight. */
+  INVALID_WEIGHTS: 'weights are negative or all zero',
+  /** A route has no action, or more than one of route / redirect / directResponse. */
+  INVALID_ACTION: 'a route must have exactly one action',
+  /** A route match has none, or more than one, of prefix / path / safeRegex / pathSeparatedPrefix. */
+  INVALID_MATCH: 'a route match must have exactly one path specifier',
+  /** A header name or value is not valid HTTP, or is one the mesh will not let config touch. */
+  INVALID_HEADER: 'a header name or value is invalid',
+  /** The config is larger than the mesh accepts (too many items, too long a string). */
+  TOO_LARGE: 'the config exceeds a size bound',
+} as const
+
+/** A stable validation problem code, one of {@link ConfigIssueCodes}. */
+export type ConfigIssueCode = keyof typeof ConfigIssueCodes
+
+/** One problem validation found: where, which rule, and a human sentence. */
+export interface ConfigIssue {
+  /** Where the problem is, e.g. `virtualHosts[0].routes[2].route.weightedClusters[1].subset`. */
+  readonly path: string
+  /** Which rule was broken. */
+  readonly code: ConfigIssueCode
+  /** What is wrong, naming the value where that helps. */
+  readonly message: string
+}
+
+/** The error class of the mesh: every error it raises is a MeshError with a stable code. */
+export class MeshError extends Error {
+  /** The stable code; branch on it, not on the message. */
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'MeshError'
+  }
+}
+
+/**
+ * A config was rejected. `issues` holds every problem validation found, not only the
+ * first, each with its path and code; the message lists them too.
+ */
+export class ConfigError extends MeshError {
+  /** Every problem found, in document order. */
+  readonly issues: readonly ConfigIssue[]
+
+  constructor(issues: readonly ConfigIssue[], options?: { cause?: unknown; source?: string }) {
+    const where = options?.source === undefined ? '' : ` (${options.source})`
+    const lines = issues.map((i) => `  ${i.path || '<root>'}: ${i.code}: ${i.message}`)
+    super(
+      'SIDECARLESS_ERR_INVALID_CONFIG',
+      `invalid mesh config${where}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`,
+      options,
+    )
+    this.name = 'ConfigError'
+    this.issues = Object.freeze([...issues])
+  }
+}
+
+/** True when `err` is a {@link MeshError} with the given code. */
+export function isMeshError(err: unknown, code?: ErrorCode): err is MeshError {
+  return err instanceof MeshError && (code === undefined || err.code === code)
+}

@@ -1,0 +1,201 @@
+/**
+ * The mesh: one config store, one outbound dispatcher, the traffic API. `createMesh` is the
+ * entry point users call.
+ */
+import { EventEmitter } from 'node:events'
+import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
+import type { UnsupportedField } from './config/envoy.js'
+import { loadConfig } from './config/load.js'
+import type { MeshConfig } from './config/types.js'
+import { ConfigError, MeshError } from './errors.js'
+import { MeshDispatcher } from './outbound/dispatcher.js'
+import { createMeshFetch, type MeshFetch } from './outbound/fetch.js'
+import type { DeepReadonly, Snapshot } from './snapshot/snapshot.js'
+import { SnapshotStore } from './snapshot/store.js'
+import { applySplit, readSplit, type TrafficWeights } from './traffic/split.js'
+import { HostRegistry } from './upstream/host.js'
+
+/** Options of {@link createMesh}. */
+export interface MeshOptions {
+  /** This workload's service name (used by metrics and, later, identity). */
+  readonly service?: string
+  /** This workload's labels, e.g. `{ version: 'v1' }`. */
+  readonly labels?: Readonly<Record<string, string>>
+  /**
+   * The config: an object in our model, an Envoy v3 bootstrap object, or the path of a
+   * JSON or YAML file holding either. Omitted: an empty config (every request passes through).
+   */
+  readonly config?: MeshConfig | string | object
+}
+
+/** What the `config` event carries, and what `mesh.update()` resolves with. */
+export interface ConfigApplied {
+  /** The snapshot version now in force. */
+  readonly version: number
+  /** The config now in force (frozen). */
+  readonly config: DeepReadonly<MeshConfig>
+}
+
+/** The traffic API: weighted splits as config changes. */
+export interface Traffic {
+  /**
+   * Splits traffic of a virtual host's catch-all route (or of every catch-all route sending
+   * to a cluster, when `name` is a cluster) by subset: `split('reviews', { v1: 90, v2: 10 })`.
+   * Subsets not named get 0. Rejects with `SIDECARLESS_ERR_UNKNOWN_TARGET` for an unknown
+   * name, and with a {@link ConfigError} (`UNKNOWN_SUBSET`) for an unknown subset.
+   */
+  split(name: string, weights: TrafficWeights): Promise<ConfigApplied>
+  /** The current weights of `name`'s catch-all route, in percent: `{ v1: 90, v2: 10 }`. */
+  get(name: string): Record<string, number>
+}
+
+/** Events of a {@link Mesh}. */
+export interface MeshEvents {
+  /** A config was applied. */
+  config: [ConfigApplied]
+  /** A config was rejected; the previous one stays in force. */
+  configRejected: [ConfigError]
+}
+
+/** An in-process service mesh. Create one with {@link createMesh}. */
+export class Mesh extends EventEmitter<MeshEvents> {
+  /** This workload's service name. */
+  readonly service: string | undefined
+  /** This workload's labels. */
+  readonly labels: Readonly<Record<string, string>>
+  /** An undici Dispatcher that routes by the mesh config. */
+  readonly dispatcher: MeshDispatcher
+  /** `fetch` through the mesh. Rejects only for caller errors, with a coded {@link MeshError}. */
+  readonly fetch: MeshFetch
+  /** Weighted traffic splits. */
+  readonly traffic: Traffic
+  /** What an Envoy bootstrap import could not translate (empty for our own format). */
+  unsupported: readonly UnsupportedField[]
+  readonly #store: SnapshotStore
+  readonly #registry: HostRegistry
+  #restoreGlobal: (() => void) | undefined
+  #closing: Promise<void> | undefined
+
+  /** @internal use {@link createMesh}. */
+  constructor(options: MeshOptions = {}) {
+    super()
+    this.service = options.service
+    this.labels = Object.freeze({ ...(options.labels ?? {}) })
+    const loaded = loadConfig(options.config as MeshConfig | string | undefined)
+    this.unsupported = loaded.unsupported
+    reportUnsupported(loaded.unsupported, loaded.source)
+    this.#registry = new HostRegistry()
+    try {
+      this.#store = new SnapshotStore(loaded.config, this.#registry)
+    } catch (err) {
+      if (err instanceof ConfigError && loaded.source !== undefined) throw new ConfigError(err.issues, { source: loaded.source })
+      throw err
+    }
+    this.dispatcher = new MeshDispatcher(this.#store, { onClose: (force) => this.#shutdown(force) })
+    this.fetch = createMeshFetch(this.dispatcher)
+    this.traffic = Object.freeze({
+      split: async (name: string, weights: TrafficWeights) => {
+        const current = this.#store.current.config as MeshConfig
+        return this.#apply(applySplit(current, name, weights))
+      },
+      get: (name: string) => readSplit(this.#store.current.config as MeshConfig, name),
+    })
+  }
+
+  /** The config in force (frozen). */
+  get config(): DeepReadonly<MeshConfig> {
+    return this.#store.current.config
+  }
+
+  /** The snapshot version in force; it increases with every applied config. */
+  get version(): number {
+    return this.#store.current.version
+  }
+
+  /** @internal the snapshot in force (for tests, admin and later parts). */
+  get snapshot(): Snapshot {
+    return this.#store.current
+  }
+
+  /**
+   * Validates and applies a new config (object, Envoy bootstrap, or file path). Requests in
+   * flight finish on the config they started with. Rejects with a {@link ConfigError}
+   * listing every problem when the config is invalid; the current config stays in force.
+   */
+  async update(config: MeshConfig | string | object): Promise<ConfigApplied> {
+    let loaded
+    try {
+      loaded = loadConfig(config as MeshConfig | string)
+    } catch (err) {
+      if (err instanceof ConfigError) this.emit('configRejected', err)
+      throw err
+    }
+    reportUnsupported(loaded.unsupported, loaded.source)
+    const applied = await this.#apply(loaded.config)
+    this.unsupported = loaded.unsupported
+    return applied
+  }
+
+  async #apply(config: MeshConfig): Promise<ConfigApplied> {
+    try {
+      const snapshot = await this.#store.apply(config)
+      const applied = Object.freeze({ version: snapshot.version, config: snapshot.config })
+      this.emit('config', applied)
+      return applied
+    } catch (err) {
+      if (err instanceof ConfigError) this.emit('configRejected', err)
+      throw err
+    }
+  }
+
+  /**
+   * Makes the mesh the process-wide undici dispatcher, so the global `fetch` (and undici
+   * calls without a dispatcher) go through it. Returns a function that restores the
+   * dispatcher that was global before (if the mesh is still the global one).
+   */
+  installGlobal(): () => void {
+    if (this.dispatcher.closed) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed')
+    const previous: Dispatcher = getGlobalDispatcher()
+    setGlobalDispatcher(this.dispatcher)
+    let restored = false
+    const restore = (): void => {
+      if (restored) return
+      restored = true
+      if (getGlobalDispatcher() === this.dispatcher) setGlobalDispatcher(previous)
+      if (this.#restoreGlobal === restore) this.#restoreGlobal = undefined
+    }
+    this.#restoreGlobal = restore
+    return restore
+  }
+
+  /**
+   * Stops taking requests, lets those in flight finish, closes every connection pool and
+   * timer, and restores the global dispatcher if `installGlobal()` replaced it.
+   */
+  close(): Promise<void> {
+    return this.dispatcher.close()
+  }
+
+  #shutdown(force: boolean): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#restoreGlobal?.()
+      await this.#store.close()
+      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force)])
+    })()
+    return this.#closing
+  }
+}
+
+/** Creates a mesh. Throws a {@link ConfigError} when the initial config is invalid. */
+export function createMesh(options: MeshOptions = {}): Mesh {
+  return new Mesh(options)
+}
+
+function reportUnsupported(unsupported: readonly UnsupportedField[], source: string | undefined): void {
+  if (unsupported.length === 0) return
+  const lines = unsupported.map((u) => `  ${u.path}: ${u.message}`).join('\n')
+  process.emitWarning(
+    `the Envoy bootstrap${source === undefined ? '' : ` ${source}`} has ${unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`,
+    { code: 'SIDECARLESS_ENVOY_UNSUPPORTED' },
+  )
+}

@@ -1,0 +1,235 @@
+/**
+ * MeshDispatcher: the outbound data path as an undici Dispatcher. `dispatch` reads the
+ * current snapshot once, finds the virtual host by authority and the first matching route,
+ * then either answers locally (redirect, direct response, no route, no healthy upstream) or
+ * picks a target and an endpoint and hands the request to that endpoint's pool.
+ * Errors go to the handler, never thrown, as undici's contract asks.
+ */
+import { Agent, Dispatcher } from 'undici'
+import { MeshError } from '../errors.js'
+import { mutateHeaderObject } from '../router/header-mutations.js'
+import type { ClusterAction, CompiledRoute, CompiledVirtualHost, Target } from '../router/route-action.js'
+import { pickTarget } from '../router/route-action.js'
+import { RequestView } from '../router/request-view.js'
+import type { SnapshotStore } from '../snapshot/store.js'
+import type { Host } from '../upstream/host.js'
+import { toNewStyle, type Handler } from './handler.js'
+import { LocalController, sendLocalReply, type LocalReply } from './local-reply.js'
+import { findHeader, upstreamHeaders } from './request-headers.js'
+import { CLUSTER_HEADER, SUBSET_HEADER } from './response-headers.js'
+import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
+
+type DispatchOptions = Dispatcher.DispatchOptions
+
+/** Scheme and authority of an origin, memoised: a process talks to few origins. */
+const originCache = new Map<string, readonly [scheme: string, authority: string]>()
+
+function splitOrigin(origin: DispatchOptions['origin']): readonly [string, string] | undefined {
+  if (origin === undefined || origin === null) return undefined
+  if (typeof origin !== 'string') return [origin.protocol.slice(0, -1), origin.host]
+  let hit = originCache.get(origin)
+  if (hit === undefined) {
+    let url: URL
+    try {
+      url = new URL(origin)
+    } catch {
+      return undefined
+    }
+    hit = [url.protocol.slice(0, -1), url.host]
+    if (originCache.size >= 1024) originCache.clear()
+    originCache.set(origin, hit)
+  }
+  return hit
+}
+
+/** Options of {@link MeshDispatcher}. */
+export interface MeshDispatcherOptions {
+  /** Called by `close()`/`destroy()`: the mesh closes everything it owns. */
+  readonly onClose: (force: boolean) => Promise<void>
+}
+
+/**
+ * An undici Dispatcher that routes every request by the mesh config. Use it with undici's
+ * `request`, `stream`, `pipeline` and `fetch` (`{ dispatcher: mesh.dispatcher }`), or make it
+ * global with `mesh.installGlobal()`.
+ */
+export class MeshDispatcher extends Dispatcher {
+  readonly #store: SnapshotStore
+  readonly #passThrough: Agent
+  readonly #onClose: (force: boolean) => Promise<void>
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  /** @internal the mesh creates its dispatcher; users reach it as `mesh.dispatcher`. */
+  constructor(store: SnapshotStore, options: MeshDispatcherOptions) {
+    super()
+    this.#store = store
+    this.#passThrough = new Agent()
+    this.#onClose = options.onClose
+  }
+
+  /** True once `close()` or `destroy()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  override dispatch(opts: DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (handler === null || typeof handler !== 'object') {
+      throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'dispatch needs a handler object')
+    }
+    const h = toNewStyle(handler)
+    if (this.#closed) {
+      fail(h, new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed'))
+      return false
+    }
+    const origin = splitOrigin(opts.origin)
+    if (origin === undefined || typeof opts.path !== 'string' || typeof opts.method !== 'string') {
+      fail(h, new MeshError('SIDECARLESS_ERR_INVALID_URL', `cannot route a request without a valid origin and path (origin: ${String(opts.origin)})`))
+      return false
+    }
+    const [scheme, originAuthority] = origin
+    const hostHeader = findHeader(opts.headers, 'host')
+    const authority = hostHeader ?? originAuthority
+
+    const snapshot = this.#store.current
+    const vhost = snapshot.domains.find(authority)
+    if (vhost === undefined) {
+      if (snapshot.registryOnly) {
+        discardBody(opts.body)
+        fail(h, new MeshError('SIDECARLESS_ERR_REGISTRY_ONLY', `"${authority}" is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`))
+        return false
+      }
+      return this.#dispatchPassThrough(opts, h, originAuthority)
+    }
+
+    const view = new RequestView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers)
+    const route = findRoute(vhost, view)
+    if (route === undefined) {
+      discardBody(opts.body)
+      localReply(h, { status: 404, body: undefined, flag: 'NR' })
+      return true
+    }
+    const action = route.action
+    switch (action.kind) {
+      case 'direct':
+        discardBody(opts.body)
+        localReply(h, { status: action.status, body: action.body, flag: 'DR', headers: mutated({}, route) })
+        return true
+      case 'redirect':
+        discardBody(opts.body)
+        localReply(h, { status: action.status, body: undefined, flag: 'DR', headers: mutated({ location: action.location(view) }, route) })
+        return true
+      case 'cluster':
+        return this.#dispatchToCluster(opts, h, view, action, hostHeader !== undefined, authority)
+    }
+  }
+
+  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, hadHost: boolean, authority: string): boolean {
+    const hash = action.hash === null ? undefined : action.hash(view)
+    const target = pickTarget(action, hash)
+    const members = target.cluster.members
+    const lb = target.subsetIndex < 0 ? members.all : members.subsets[target.subsetIndex]
+    const host = lb?.pick(hash)
+    if (host === undefined) {
+      discardBody(opts.body)
+      localReply(h, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
+      return true
+    }
+    const headers = hadHost && action.hostRewrite === undefined && target.requestMutations === null
+      ? opts.headers
+      : upstreamHeaders(opts.headers, action.hostRewrite ?? authority, hadHost, target.requestMutations)
+    const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
+    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs)
+    h.onRequestStart?.(request, {})
+    return host.pool.dispatch(upstreamOptions(opts, host, path, headers), request)
+  }
+
+  #dispatchPassThrough(opts: DispatchOptions, h: Handler, originAuthority: string): boolean {
+    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, 0)
+    h.onRequestStart?.(request, {})
+    return this.#passThrough.dispatch(opts, request)
+  }
+
+  /**
+   * Stops taking requests and closes the mesh: requests in flight finish, then every pool
+   * closes. Same as `mesh.close()`.
+   */
+  override close(): Promise<void>
+  override close(callback: () => void): void
+  override close(callback?: () => void): Promise<void> | void {
+    const p = this.#shutdown(false)
+    if (callback === undefined) return p
+    void p.then(() => callback(), () => callback())
+  }
+
+  /** Closes at once: requests in flight fail. */
+  override destroy(): Promise<void>
+  override destroy(err: Error | null): Promise<void>
+  override destroy(callback: () => void): void
+  override destroy(err: Error | null, callback: () => void): void
+  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+    const callback = typeof a === 'function' ? a : b
+    const p = this.#shutdown(true)
+    if (callback === undefined) return p
+    void p.then(() => callback(), () => callback())
+  }
+
+  /** @internal closes the pass-through agent; the mesh closes the rest. */
+  async closePassThrough(force: boolean): Promise<void> {
+    await (force ? this.#passThrough.destroy() : this.#passThrough.close()).catch(() => undefined)
+  }
+
+  #shutdown(force: boolean): Promise<void> {
+    this.#closed = true
+    this.#closing ??= this.#onClose(force)
+    return this.#closing
+  }
+}
+
+function findRoute(vhost: CompiledVirtualHost, view: RequestView): CompiledRoute | undefined {
+  const routes = vhost.routes
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i] as CompiledRoute
+    if (r.match.matches(view)) return r
+  }
+  return undefined
+}
+
+function upstreamOptions(opts: DispatchOptions, host: Host, path: string, headers: DispatchOptions['headers']): DispatchOptions {
+  const up: DispatchOptions & { servername?: string } = { ...opts, origin: host.address.origin, path, headers }
+  if (host.servername !== undefined) up.servername = host.servername
+  return up
+}
+
+function targetHeaders(target: Target): Record<string, string> {
+  const headers: Record<string, string> = { [CLUSTER_HEADER]: target.clusterName }
+  if (target.subset !== undefined) headers[SUBSET_HEADER] = target.subset
+  return headers
+}
+
+function mutated(headers: Record<string, string | string[] | undefined>, route: CompiledRoute): Record<string, string | string[] | undefined> {
+  if (route.responseMutations !== null) mutateHeaderObject(headers, route.responseMutations)
+  return headers
+}
+
+/** Answers a request locally, on the next microtask (never inside `dispatch`). */
+function localReply(h: Handler, reply: LocalReply): void {
+  const controller = new LocalController()
+  h.onRequestStart?.(controller, {})
+  queueMicrotask(() => {
+    if (!controller.aborted) sendLocalReply(h, controller, reply)
+    else h.onResponseError?.(controller, controller.reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'aborted'))
+  })
+}
+
+/** Fails a request with a coded error, on the next microtask. */
+function fail(h: Handler, err: Error): void {
+  queueMicrotask(() => h.onResponseError?.(new LocalController(), err))
+}
+
+/** A request answered locally never sends its body: release a streaming one. */
+function discardBody(body: unknown): void {
+  if (body === null || typeof body !== 'object') return
+  const b = body as { destroy?: () => void; resume?: () => void }
+  if (typeof b.resume === 'function' && typeof b.destroy === 'function') b.destroy()
+}

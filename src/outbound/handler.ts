@@ -1,0 +1,83 @@
+/**
+ * Dispatch handlers. Inside the mesh every handler is new-style (`onRequestStart`,
+ * `onResponseStart`, `onResponseData`, `onResponseEnd`, `onResponseError`), the only kind
+ * undici 8 accepts. Callers may still hand us an old-style one — Node 20's built-in fetch
+ * (undici 6) does, once `installGlobal()` made the mesh the global dispatcher — so the
+ * dispatcher adapts those at the door and nowhere else.
+ */
+import type { Dispatcher } from 'undici'
+
+/** A new-style handler. */
+export type Handler = Dispatcher.DispatchHandler
+
+/** The controller a new-style handler receives. */
+export type Controller = Dispatcher.DispatchController
+
+/** The old-style handler shape (undici ≤ 6). */
+interface LegacyHandler {
+  onConnect?(abort: (err?: Error) => void, context?: object): void
+  onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean
+  onData?(chunk: Buffer): boolean
+  onComplete?(trailers: Buffer[] | string[] | null): void
+  onError?(err: Error): void
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: unknown): void
+}
+
+/** Returns a new-style view of any handler. */
+export function toNewStyle(handler: object): Handler {
+  return typeof (handler as Handler).onRequestStart === 'function' ||
+    typeof (handler as Handler).onResponseStart === 'function'
+    ? (handler as Handler)
+    : new LegacyHandlerAdapter(handler as LegacyHandler)
+}
+
+type HeaderObject = Record<string, string | string[] | undefined>
+
+function rawFrom(headers: HeaderObject | null | undefined): Buffer[] {
+  const raw: Buffer[] = []
+  if (headers === null || headers === undefined) return raw
+  for (const key of Object.keys(headers)) {
+    const v = headers[key]
+    if (v === undefined) continue
+    const k = Buffer.from(key, 'latin1')
+    if (Array.isArray(v)) for (const x of v) raw.push(k, Buffer.from(x, 'latin1'))
+    else raw.push(k, Buffer.from(v, 'latin1'))
+  }
+  return raw
+}
+
+class LegacyHandlerAdapter implements Handler {
+  readonly #h: LegacyHandler
+  constructor(h: LegacyHandler) {
+    this.#h = h
+  }
+
+  onRequestStart(controller: Controller, context: object): void {
+    this.#h.onConnect?.((reason) => controller.abort(reason ?? new Error('aborted')), context)
+  }
+
+  onRequestUpgrade(_controller: Controller, statusCode: number, headers: HeaderObject, socket: unknown): void {
+    this.#h.onUpgrade?.(statusCode, rawFrom(headers), socket)
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: HeaderObject, statusMessage?: string): void {
+    // The mesh's controller carries the upstream's raw headers (plus its own) when they
+    // still match `headers`: passing them on spares a rebuild for every response.
+    const raw = Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : rawFrom(headers)
+    if (this.#h.onHeaders?.(statusCode, raw, () => controller.resume(), statusMessage ?? '') === false) {
+      controller.pause()
+    }
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#h.onData?.(chunk) === false) controller.pause()
+  }
+
+  onResponseEnd(_controller: Controller, trailers: HeaderObject): void {
+    this.#h.onComplete?.(rawFrom(trailers))
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    this.#h.onError?.(err)
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Responses the mesh makes itself (Envoy's "local replies"): no healthy upstream, connect
+ * failure, timeout, no route, redirects and direct responses. They are ordinary responses
+ * to the caller, marked by the response-flags header.
+ */
+import type { Controller, Handler } from './handler.js'
+import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from './response-headers.js'
+
+type HeaderObject = Record<string, string | string[] | undefined>
+
+/** What a local reply says. */
+export interface LocalReply {
+  readonly status: number
+  readonly body: Buffer | string | undefined
+  readonly flag: ResponseFlag
+  readonly headers?: HeaderObject
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
+  404: 'Not Found', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+}
+
+/**
+ * Sends a local reply to `handler` through `controller`. The body is small (at most a few
+ * KiB), so it goes in one chunk; an abort by the caller stops the reply where it is.
+ */
+export function sendLocalReply(handler: Handler, controller: Controller, reply: LocalReply): void {
+  const body = typeof reply.body === 'string' ? Buffer.from(reply.body) : reply.body
+  const headers: HeaderObject = { ...reply.headers }
+  headers[RESPONSE_FLAGS_HEADER] = reply.flag
+  if (body !== undefined && body.length > 0) {
+    headers['content-type'] ??= 'text/plain'
+    headers['content-length'] = String(body.length)
+  } else {
+    headers['content-length'] = '0'
+  }
+  controller.rawHeaders = null
+  handler.onResponseStart?.(controller, reply.status, headers, STATUS_TEXT[reply.status] ?? '')
+  if (controller.aborted) return
+  if (body !== undefined && body.length > 0) handler.onResponseData?.(controller, body)
+  if (controller.aborted) return
+  handler.onResponseEnd?.(controller, {})
+}
+
+/** A controller for requests answered locally, with no upstream behind them. */
+export class LocalController implements Controller {
+  #aborted = false
+  #paused = false
+  #reason: Error | null = null
+  rawHeaders: Buffer[] | null = null
+
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  get reason(): Error | null {
+    return this.#reason
+  }
+
+  abort(reason: Error): void {
+    this.#aborted = true
+    this.#reason = reason
+  }
+
+  pause(): void {
+    this.#paused = true
+  }
+
+  resume(): void {
+    this.#paused = false
+  }
+}
+
+/** Envoy's wording for a request that could not reach or lost its upstream. */
+export function upstreamFailureText(err: unknown): { flag: ResponseFlag; body: string } {
+  const code = (err as { code?: string } | null)?.code
+  const connectFailure = code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND' ||
+    code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET_CONNECT'
+  if (connectFailure) {
+    const reason = code === 'ECONNREFUSED' ? 'delayed connect error: Connection refused'
+      : code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connection timeout'
+        : `${code ?? 'connect error'}`
+    return {
+      flag: 'UF',
+      body: `upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: ${reason}`,
+    }
+  }
+  return {
+    flag: 'UC',
+    body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Response headers the mesh adds so callers can see how a request was served. They are
+ * part of the public contract (documented in the README).
+ */
+
+/** The cluster that served (or would have served) the request. */
+export const CLUSTER_HEADER = 'x-sidecarless-cluster'
+/** The subset, when the route named one. */
+export const SUBSET_HEADER = 'x-sidecarless-subset'
+/** The endpoint (`host:port`) that answered. */
+export const ENDPOINT_HEADER = 'x-sidecarless-endpoint'
+/**
+ * Present only on responses the mesh made itself, with Envoy's response flags:
+ * `UH` no healthy upstream, `UF` upstream connection failure, `UC` upstream connection
+ * termination, `UT` upstream request timeout, `NR` no route, `DR` direct response or
+ * redirect configured on the route (ours: Envoy has no flag for it).
+ */
+export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
+
+/** Envoy's response flags, as the mesh uses them. */
+export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR'

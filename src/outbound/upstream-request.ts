@@ -1,0 +1,207 @@
+/**
+ * One outbound request on its way to an upstream host. It sits between the caller's
+ * handler and the endpoint pool: to the pool it is a handler, to the caller it is the
+ * controller. That seat lets it answer for the upstream when the upstream cannot (503
+ * before headers, 504 on timeout, as Envoy does), add the headers that say who served the
+ * request, and abort promptly even while the request waits in the pool's queue.
+ */
+import { MeshError } from '../errors.js'
+import { mutateHeaderObject } from '../router/header-mutations.js'
+import type { HeaderMutations } from '../router/header-mutations.js'
+import type { Host } from '../upstream/host.js'
+import type { Controller, Handler } from './handler.js'
+import { sendLocalReply, upstreamFailureText } from './local-reply.js'
+import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from './response-headers.js'
+
+const enum State { Waiting, Streaming, Done }
+
+type HeaderObject = Record<string, string | string[] | undefined>
+
+/** Where a request is going, as the caller is told: a route target or the pass-through cluster. */
+export interface Destination {
+  readonly clusterName: string
+  readonly subset: string | undefined
+  readonly responseMutations: HeaderMutations | null
+}
+
+/** Istio's name for the cluster that carries traffic to hosts outside the registry. */
+export const PASSTHROUGH: Destination = Object.freeze({ clusterName: 'PassthroughCluster', subset: undefined, responseMutations: null })
+
+/** Raw header buffers naming a destination and an endpoint, made once each. */
+const destinationRaw = new WeakMap<Destination, Buffer[]>()
+const endpointRaw = new Map<string, Buffer[]>()
+
+function rawFor(dest: Destination, endpoint: string): Buffer[] {
+  let d = destinationRaw.get(dest)
+  if (d === undefined) {
+    d = [Buffer.from(CLUSTER_HEADER), Buffer.from(dest.clusterName)]
+    if (dest.subset !== undefined) d.push(Buffer.from(SUBSET_HEADER), Buffer.from(dest.subset))
+    destinationRaw.set(dest, d)
+  }
+  let e = endpointRaw.get(endpoint)
+  if (e === undefined) {
+    e = [Buffer.from(ENDPOINT_HEADER), Buffer.from(endpoint, 'latin1')]
+    if (endpointRaw.size >= 4096) endpointRaw.clear()
+    endpointRaw.set(endpoint, e)
+  }
+  return [...d, ...e]
+}
+
+/** Handler towards the pool, controller towards the caller. */
+export class UpstreamRequest implements Handler, Controller {
+  readonly #downstream: Handler
+  readonly #host: Host | undefined
+  readonly #dest: Destination
+  readonly #endpoint: string
+  #up: Controller | null = null
+  #state = State.Waiting
+  #aborted = false
+  #paused = false
+  #reason: Error | null = null
+  #timer: NodeJS.Timeout | undefined
+  /** Raw response headers for old-style callers, when they still match the header object. */
+  rawHeaders: Buffer[] | null = null
+
+  /**
+   * @param endpoint `host:port` of the upstream, as the endpoint header reports it
+   * @param host the mesh host, whose active-request count least_request reads; none for pass-through
+   */
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, timeoutMs: number) {
+    this.#downstream = downstream
+    this.#dest = dest
+    this.#endpoint = endpoint
+    this.#host = host
+    if (host !== undefined) host.active++
+    if (timeoutMs > 0) this.#timer = setTimeout(onTimeout, timeoutMs, this)
+  }
+
+  // ------------------------------------------------------------ controller, for the caller
+
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  get reason(): Error | null {
+    return this.#reason
+  }
+
+  abort(reason: Error): void {
+    if (this.#state === State.Done || this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    if (this.#up !== null) {
+      this.#up.abort(reason)
+    } else {
+      // Still queued in the pool: answer the caller now; the pool's start is aborted later.
+      this.#finish()
+      this.#downstream.onResponseError?.(this, reason)
+    }
+  }
+
+  pause(): void {
+    this.#paused = true
+    this.#up?.pause()
+  }
+
+  resume(): void {
+    this.#paused = false
+    this.#up?.resume()
+  }
+
+  // ------------------------------------------------------------ handler, for the pool
+
+  onRequestStart(controller: Controller): void {
+    this.#up = controller
+    if (this.#aborted || this.#state === State.Done) controller.abort(this.#reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'request no longer wanted'))
+  }
+
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: HeaderObject, socket: import('node:stream').Duplex): void {
+    if (this.#state !== State.Waiting) return
+    this.#finish()
+    this.#downstream.onRequestUpgrade?.(this, statusCode, headers, socket)
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: HeaderObject, statusMessage?: string): void {
+    if (this.#state !== State.Waiting) return
+    if (statusCode < 200) {
+      // 1xx informational responses are not the response; wait for the final one.
+      return
+    }
+    this.#state = State.Streaming
+    const d = this.#dest
+    headers[CLUSTER_HEADER] = d.clusterName
+    if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
+    headers[ENDPOINT_HEADER] = this.#endpoint
+    if (d.responseMutations !== null) {
+      mutateHeaderObject(headers, d.responseMutations)
+      this.rawHeaders = null
+    } else {
+      const raw = controller.rawHeaders
+      this.rawHeaders = Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]))
+        ? (raw as Buffer[]).concat(rawFor(d, this.#endpoint))
+        : null
+    }
+    this.#downstream.onResponseStart?.(this, statusCode, headers, statusMessage)
+  }
+
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    if (this.#state !== State.Streaming) return
+    this.#downstream.onResponseData?.(this, chunk)
+  }
+
+  onResponseEnd(_controller: Controller, trailers: HeaderObject): void {
+    if (this.#state !== State.Streaming) return
+    this.#finish()
+    this.#downstream.onResponseEnd?.(this, trailers)
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    if (this.#state === State.Done) return
+    const beforeHeaders = this.#state === State.Waiting
+    this.#finish()
+    if (beforeHeaders && !this.#aborted) {
+      const { flag, body } = upstreamFailureText(err)
+      this.#localReply(503, body, flag)
+      return
+    }
+    this.#downstream.onResponseError?.(this, err)
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /** Route timeout: 504 before headers (Envoy's `upstream request timeout`), a coded error after. */
+  timeout(): void {
+    if (this.#state === State.Done) return
+    const beforeHeaders = this.#state === State.Waiting
+    const err = new MeshError('SIDECARLESS_ERR_UPSTREAM_TIMEOUT', 'the route timeout expired')
+    this.#finish()
+    this.#up?.abort(err)
+    if (beforeHeaders) this.#localReply(504, 'upstream request timeout', 'UT')
+    else this.#downstream.onResponseError?.(this, err)
+  }
+
+  #localReply(status: number, body: string, flag: ResponseFlag): void {
+    const d = this.#dest
+    const headers: HeaderObject = { [CLUSTER_HEADER]: d.clusterName }
+    if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
+    headers[ENDPOINT_HEADER] = this.#endpoint
+    sendLocalReply(this.#downstream, this, { status, body, flag, headers })
+  }
+
+  #finish(): void {
+    this.#state = State.Done
+    if (this.#host !== undefined) this.#host.active--
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+  }
+}
+
+function onTimeout(req: UpstreamRequest): void {
+  req.timeout()
+}

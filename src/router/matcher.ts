@@ -1,0 +1,133 @@
+/**
+ * Compiled route matchers. A RouteMatch becomes one object whose `matches` does the cheap
+ * path test first and touches headers or the query only when the route has such matchers
+ * (`null` lists mean "none", so the common route pays one comparison).
+ */
+import { compileFullMatch } from '../config/regex.js'
+import type { HeaderMatcher, QueryParameterMatcher, RouteMatch } from '../config/types.js'
+import type { RequestView } from './request-view.js'
+
+const enum PathKind { Prefix, Exact, Regex, Separated }
+
+/** A compiled string matcher on a header or query parameter value. */
+class ValueMatcher {
+  constructor(
+    readonly name: string,
+    private readonly test: (value: string | undefined) => boolean,
+    private readonly invert: boolean,
+  ) {}
+
+  matches(value: string | undefined): boolean {
+    return this.test(value) !== this.invert
+  }
+}
+
+function compileValueTest(m: HeaderMatcher | QueryParameterMatcher): (value: string | undefined) => boolean {
+  const ic = m.ignoreCase === true
+  const fold = (s: string): string => (ic ? s.toLowerCase() : s)
+  if (m.exact !== undefined) {
+    const want = fold(m.exact)
+    return (v) => v !== undefined && fold(v) === want
+  }
+  if (m.prefix !== undefined) {
+    const want = fold(m.prefix)
+    return (v) => v !== undefined && fold(v).startsWith(want)
+  }
+  if (m.suffix !== undefined) {
+    const want = fold(m.suffix)
+    return (v) => v !== undefined && fold(v).endsWith(want)
+  }
+  if (m.contains !== undefined) {
+    const want = fold(m.contains)
+    return (v) => v !== undefined && fold(v).includes(want)
+  }
+  if (m.safeRegex !== undefined) {
+    const re = compileFullMatch(m.safeRegex, ic)
+    return (v) => v !== undefined && re.test(v)
+  }
+  if (m.present === false) return (v) => v === undefined
+  return (v) => v !== undefined
+}
+
+/** A compiled RouteMatch. */
+export class CompiledMatch {
+  readonly #kind: PathKind
+  readonly #value: string
+  readonly #regex: RegExp | undefined
+  readonly #caseInsensitive: boolean
+  readonly #headers: readonly ValueMatcher[] | null
+  readonly #query: readonly ValueMatcher[] | null
+  readonly #methods: ReadonlySet<string> | null
+
+  constructor(match: RouteMatch) {
+    this.#caseInsensitive = match.caseSensitive === false
+    const fold = (s: string): string => (this.#caseInsensitive ? s.toLowerCase() : s)
+    if (match.path !== undefined) {
+      this.#kind = PathKind.Exact
+      this.#value = fold(match.path)
+    } else if (match.safeRegex !== undefined) {
+      this.#kind = PathKind.Regex
+      this.#value = match.safeRegex
+      this.#regex = compileFullMatch(match.safeRegex)
+    } else if (match.pathSeparatedPrefix !== undefined) {
+      this.#kind = PathKind.Separated
+      this.#value = fold(match.pathSeparatedPrefix)
+    } else {
+      this.#kind = PathKind.Prefix
+      this.#value = fold(match.prefix ?? '/')
+    }
+    this.#headers = match.headers?.length
+      ? match.headers.map((h) => new ValueMatcher(h.name.toLowerCase(), compileValueTest(h), h.invert === true))
+      : null
+    this.#query = match.queryParameters?.length
+      ? match.queryParameters.map((q) => new ValueMatcher(q.name, compileValueTest(q), false))
+      : null
+    this.#methods = match.methods?.length ? new Set(match.methods) : null
+  }
+
+  /** The literal prefix or path this match tests, for prefix rewrites; `undefined` for regex. */
+  get matchedPrefix(): string | undefined {
+    return this.#kind === PathKind.Regex ? undefined : this.#value
+  }
+
+  /** True for an exact `path` match (its rewrite replaces the whole path). */
+  get isExactPath(): boolean {
+    return this.#kind === PathKind.Exact
+  }
+
+  matches(req: RequestView): boolean {
+    if (!this.#matchesPath(req)) return false
+    if (this.#methods !== null && !this.#methods.has(req.method)) return false
+    if (this.#headers !== null) {
+      for (const h of this.#headers) if (!h.matches(req.header(h.name))) return false
+    }
+    if (this.#query !== null) {
+      for (const q of this.#query) if (!q.matches(req.queryParameter(q.name))) return false
+    }
+    return true
+  }
+
+  #matchesPath(req: RequestView): boolean {
+    const want = this.#value
+    switch (this.#kind) {
+      case PathKind.Prefix: {
+        // Envoy tests a prefix against the whole :path, query string included.
+        const p = req.fullPath
+        if (!this.#caseInsensitive) return p.startsWith(want)
+        return p.length >= want.length && p.slice(0, want.length).toLowerCase() === want
+      }
+      case PathKind.Exact: {
+        const p = req.path
+        return this.#caseInsensitive ? p.length === want.length && p.toLowerCase() === want : p === want
+      }
+      case PathKind.Regex:
+        return (this.#regex as RegExp).test(req.path)
+      case PathKind.Separated: {
+        const p = req.path
+        if (p.length < want.length) return false
+        const head = this.#caseInsensitive ? p.slice(0, want.length).toLowerCase() : p.slice(0, want.length)
+        return head === want && (p.length === want.length || p.charCodeAt(want.length) === 47 /* / */)
+      }
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Compiled route actions: where a matched request goes (a cluster target drawn from a
+ * cumulative weight table), how its path and host are rewritten, or what local reply
+ * (redirect, direct response) answers it.
+ */
+import type { Cluster } from '../upstream/cluster.js'
+import { fmix32, hash32 } from '../upstream/hash.js'
+import type { HeaderMutations } from './header-mutations.js'
+import type { CompiledMatch } from './matcher.js'
+import type { RequestView } from './request-view.js'
+
+/** One destination of a route: a cluster, optionally narrowed to a subset. */
+export interface Target {
+  readonly cluster: Cluster
+  readonly clusterName: string
+  /** Index into `cluster.members.subsets`, or -1 for the whole cluster. */
+  readonly subsetIndex: number
+  readonly subset: string | undefined
+  /** Request mutations of this target merged with its route's and virtual host's. */
+  readonly requestMutations: HeaderMutations | null
+  readonly responseMutations: HeaderMutations | null
+}
+
+/** A compiled hash policy: the request's hash, or undefined when no policy yields a value. */
+export type HashFunction = (req: RequestView) => number | undefined
+
+/** Forward to a cluster, or split across several. */
+export interface ClusterAction {
+  readonly kind: 'cluster'
+  readonly targets: readonly Target[]
+  /** Cumulative weights (weightedClusters); `null` for a single target. */
+  readonly cumulative: Uint32Array | null
+  readonly totalWeight: number
+  readonly timeoutMs: number
+  readonly rewritePath: ((req: RequestView) => string) | null
+  readonly hostRewrite: string | undefined
+  readonly hash: HashFunction | null
+}
+
+/** Answer with a redirect. */
+export interface RedirectActionCompiled {
+  readonly kind: 'redirect'
+  readonly status: number
+  location(req: RequestView): string
+}
+
+/** Answer with a fixed response. */
+export interface DirectAction {
+  readonly kind: 'direct'
+  readonly status: number
+  readonly body: Buffer | undefined
+}
+
+export type CompiledAction = ClusterAction | RedirectActionCompiled | DirectAction
+
+/** A route ready to run. */
+export interface CompiledRoute {
+  readonly name: string | undefined
+  readonly match: CompiledMatch
+  readonly action: CompiledAction
+  /** For redirect and direct responses (cluster targets carry their own merged lists). */
+  readonly responseMutations: HeaderMutations | null
+}
+
+/** A virtual host ready to run. */
+export interface CompiledVirtualHost {
+  readonly name: string
+  readonly routes: readonly CompiledRoute[]
+}
+
+/** Salt so the split draw and the endpoint draw of one hashed request are independent. */
+const SPLIT_SALT = 0x5bd1e995
+
+/**
+ * Picks the target of a cluster action. With a request hash the draw is the hash itself,
+ * so one user keeps landing in the same slice of the weight table: sticky while the
+ * weights hold, and a weight change moves only the users of the slices that changed.
+ */
+export function pickTarget(action: ClusterAction, hash: number | undefined): Target {
+  const cum = action.cumulative
+  if (cum === null) return action.targets[0] as Target
+  const draw = hash === undefined
+    ? Math.floor(Math.random() * action.totalWeight)
+    : fmix32((hash ^ SPLIT_SALT) >>> 0) % action.totalWeight
+  for (let i = 0; i < cum.length; i++) {
+    if ((cum[i] as number) > draw) return action.targets[i] as Target
+  }
+  return action.targets[cum.length - 1] as Target
+}
+
+/** Builds the request hash function of a route's hash policies (Envoy semantics). */
+export function compileHash(policies: readonly { header?: { name: string }; cookie?: { name: string }; queryParameter?: { name: string }; terminal?: boolean }[]): HashFunction | null {
+  if (policies.length === 0) return null
+  const steps = policies.map((p) => {
+    let read: (req: RequestView) => string | undefined
+    if (p.header !== undefined) {
+      const name = p.header.name.toLowerCase()
+      read = (req) => req.header(name)
+    } else if (p.cookie !== undefined) {
+      const name = p.cookie.name
+      read = (req) => readCookie(req.header('cookie'), name)
+    } else {
+      const name = (p.queryParameter as { name: string }).name
+      read = (req) => req.queryParameter(name)
+    }
+    return { read, terminal: p.terminal === true }
+  })
+  return (req) => {
+    let h: number | undefined
+    for (const s of steps) {
+      const v = s.read(req)
+      if (v === undefined) continue
+      h = h === undefined ? hash32(v) : hash32(v, h)
+      if (s.terminal) break
+    }
+    return h
+  }
+}
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  for (const part of header.split(/[;,]/)) {
+    const eq = part.indexOf('=')
+    if (eq === -1) continue
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}

@@ -1,0 +1,29 @@
+import type { MeshConfig } from '../config/types.js'
+import type { CompiledVirtualHost } from '../router/route-action.js'
+import type { DomainIndex } from '../router/domain-index.js'
+import type { Cluster } from '../upstream/cluster.js'
+
+/** Read-only view of a value, all the way down. */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T
+
+/**
+ * One compiled, frozen config. A request captures the current snapshot once, when it
+ * starts, and uses only it until it ends; a config change builds a new one and swaps one
+ * reference.
+ */
+export interface Snapshot {
+  /** Increases by one with every applied config. */
+  readonly version: number
+  /** The config this snapshot was compiled from (a frozen copy). */
+  readonly config: DeepReadonly<MeshConfig>
+  readonly clusters: ReadonlyMap<string, Cluster>
+  readonly virtualHosts: ReadonlyMap<string, CompiledVirtualHost>
+  /** Authority → virtual host. */
+  readonly domains: DomainIndex<CompiledVirtualHost>
+  /** `outboundTrafficPolicy.mode === 'REGISTRY_ONLY'`. */
+  readonly registryOnly: boolean
+}

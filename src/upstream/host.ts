@@ -1,0 +1,86 @@
+/**
+ * A Host is one upstream address with its connection pool. Hosts are shared by every
+ * snapshot and cluster that names the same address with the same connection options, so
+ * pools (and their warm keep-alive sockets) survive config swaps; a host whose last
+ * user lets go closes its pool gracefully, letting requests in flight finish.
+ */
+import { Pool } from 'undici'
+import type { ParsedAddress } from '../config/address.js'
+
+/** Connection options that make two pools to one address different. */
+export interface ConnectionOptions {
+  readonly connectTimeoutMs: number
+  readonly idleTimeoutMs: number | undefined
+}
+
+/** One upstream address and its pool. */
+export class Host {
+  /** Requests dispatched and not yet finished (least_request reads it). */
+  active = 0
+  /** Clusters holding this host. */
+  refs = 0
+  readonly pool: Pool
+  /** SNI for https hosts named by DNS; undefined for IPs (undici then derives it from Host). */
+  readonly servername: string | undefined
+
+  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions) {
+    this.pool = new Pool(address.origin, {
+      connect: { timeout: options.connectTimeoutMs },
+      ...(options.idleTimeoutMs === undefined
+        ? {}
+        : { keepAliveTimeout: options.idleTimeoutMs, keepAliveMaxTimeout: options.idleTimeoutMs }),
+    })
+    this.servername = address.protocol === 'https:' && !isIp(address.hostname) ? address.hostname : undefined
+  }
+}
+
+function isIp(hostname: string): boolean {
+  return /^[\d.]+$/.test(hostname) || hostname.includes(':')
+}
+
+/** Owns every Host; hands out shared ones and closes pools nobody holds. */
+export class HostRegistry {
+  readonly #hosts = new Map<string, Host>()
+  readonly #closing = new Set<Promise<void>>()
+
+  /** Takes a reference on the host for `address` with `options`, creating it if needed. */
+  acquire(address: ParsedAddress, options: ConnectionOptions): Host {
+    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}`
+    let host = this.#hosts.get(key)
+    if (host === undefined) {
+      host = new Host(key, address, options)
+      this.#hosts.set(key, host)
+    }
+    host.refs++
+    return host
+  }
+
+  /** Drops a reference; the last one closes the pool once its requests finish. */
+  release(host: Host): void {
+    if (--host.refs > 0) return
+    if (this.#hosts.get(host.key) === host) this.#hosts.delete(host.key)
+    const closing = host.pool.close().catch(() => undefined)
+    this.#closing.add(closing)
+    void closing.finally(() => this.#closing.delete(closing))
+  }
+
+  /** How many hosts (pools) are open. */
+  get size(): number {
+    return this.#hosts.size
+  }
+
+  /** The host for a key, if open (for tests and admin). */
+  get(key: string): Host | undefined {
+    return this.#hosts.get(key)
+  }
+
+  /** Closes every pool: gracefully (requests finish), or at once with `force`. */
+  async closeAll(force = false): Promise<void> {
+    const hosts = [...this.#hosts.values()]
+    this.#hosts.clear()
+    await Promise.all([
+      ...hosts.map((h) => (force ? h.pool.destroy() : h.pool.close()).catch(() => undefined)),
+      ...this.#closing,
+    ])
+  }
+}
