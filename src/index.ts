@@ -13,6 +13,7 @@
 export { createMesh, Mesh } from './mesh.js'
 export type { ConfigApplied, MeshEvents, MeshOptions, Traffic } from './mesh.js'
 export type { TrafficWeights } from './traffic/split.js'
+export type { RouteDecision, RouteQuery } from './router/router.js'
 export { MeshDispatcher } from './outbound/dispatcher.js'
 export type { MeshFetch } from './outbound/fetch.js'
 export {

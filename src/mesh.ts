@@ -12,6 +12,7 @@ import { MeshDispatcher } from './outbound/dispatcher.js'
 import { createMeshFetch, type MeshFetch } from './outbound/fetch.js'
 import type { DeepReadonly, Snapshot } from './snapshot/snapshot.js'
 import { SnapshotStore } from './snapshot/store.js'
+import { decideRoute, type RouteDecision, type RouteQuery } from './router/router.js'
 import { applySplit, readSplit, type TrafficWeights } from './traffic/split.js'
 import { HostRegistry } from './upstream/host.js'
 
@@ -115,6 +116,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal the snapshot in force (for tests, admin and later parts). */
   get snapshot(): Snapshot {
     return this.#store.current
+  }
+
+  /**
+   * Tells how the config in force would route a request, without sending it: the virtual
+   * host, the route, the possible destinations with their weights, the rewritten path and
+   * host, or the local answer (redirect, direct response, no route, pass-through).
+   */
+  route(query: RouteQuery): RouteDecision {
+    return decideRoute(this.#store.current, query)
   }
 
   /**

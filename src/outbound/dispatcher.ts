@@ -8,9 +8,10 @@
 import { Agent, Dispatcher } from 'undici'
 import { MeshError } from '../errors.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
-import type { ClusterAction, CompiledRoute, CompiledVirtualHost, Target } from '../router/route-action.js'
+import type { ClusterAction, CompiledRoute, Target } from '../router/route-action.js'
 import { pickTarget } from '../router/route-action.js'
 import { RequestView } from '../router/request-view.js'
+import { findRoute } from '../router/router.js'
 import type { SnapshotStore } from '../snapshot/store.js'
 import type { Host } from '../upstream/host.js'
 import { toNewStyle, type Handler } from './handler.js'
@@ -184,15 +185,6 @@ export class MeshDispatcher extends Dispatcher {
     this.#closing ??= this.#onClose(force)
     return this.#closing
   }
-}
-
-function findRoute(vhost: CompiledVirtualHost, view: RequestView): CompiledRoute | undefined {
-  const routes = vhost.routes
-  for (let i = 0; i < routes.length; i++) {
-    const r = routes[i] as CompiledRoute
-    if (r.match.matches(view)) return r
-  }
-  return undefined
 }
 
 function upstreamOptions(opts: DispatchOptions, host: Host, path: string, headers: DispatchOptions['headers']): DispatchOptions {
