@@ -82,7 +82,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super()
     this.service = options.service
     this.labels = Object.freeze({ ...(options.labels ?? {}) })
-    const loaded = loadConfig(options.config as MeshConfig | string | undefined)
+    const loaded = loadConfig(options.config)
     this.unsupported = loaded.unsupported
     reportUnsupported(loaded.unsupported, loaded.source)
     this.#registry = new HostRegistry()
@@ -135,7 +135,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async update(config: MeshConfig | string | object): Promise<ConfigApplied> {
     let loaded
     try {
-      loaded = loadConfig(config as MeshConfig | string)
+      loaded = loadConfig(config)
     } catch (err) {
       if (err instanceof ConfigError) this.emit('configRejected', err)
       throw err

@@ -90,7 +90,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
   let action: CompiledAction
   if (r.route !== undefined) {
     const a = r.route
-    const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 } as WeightedClusterConfig]
+    const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 }]
     const targets: Target[] = []
     const weights: number[] = []
     for (const d of dests) {

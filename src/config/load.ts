@@ -55,5 +55,5 @@ export function loadConfig(source: MeshConfig | string | undefined | null): Load
     const { config, unsupported } = fromEnvoy(raw)
     return { config, unsupported, source: file }
   }
-  return { config: raw as MeshConfig, unsupported: [], source: file }
+  return { config: raw, unsupported: [], source: file }
 }

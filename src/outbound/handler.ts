@@ -27,8 +27,8 @@ interface LegacyHandler {
 export function toNewStyle(handler: object): Handler {
   return typeof (handler as Handler).onRequestStart === 'function' ||
     typeof (handler as Handler).onResponseStart === 'function'
-    ? (handler as Handler)
-    : new LegacyHandlerAdapter(handler as LegacyHandler)
+    ? (handler)
+    : new LegacyHandlerAdapter(handler)
 }
 
 type HeaderObject = Record<string, string | string[] | undefined>

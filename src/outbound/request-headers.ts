@@ -46,7 +46,7 @@ export function upstreamHeaders(raw: RawHeaders, host: string, hadHost: boolean,
     if (!hadHost) {
       if (raw === null || raw === undefined) return { host }
       if (isPlainObject(raw)) return { ...raw, host }
-      if (Array.isArray(raw) && (raw.length === 0 || !Array.isArray(raw[0]))) return [...(raw as string[]), 'host', host]
+      if (Array.isArray(raw) && (raw.length === 0 || !Array.isArray(raw[0]))) return [...(raw), 'host', host]
     }
   }
   const list = toPairs(raw)

@@ -5,6 +5,7 @@
  * before headers, 504 on timeout, as Envoy does), add the headers that say who served the
  * request, and abort promptly even while the request waits in the pool's queue.
  */
+import type { Duplex } from 'node:stream'
 import { MeshError } from '../errors.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
@@ -119,7 +120,7 @@ export class UpstreamRequest implements Handler, Controller {
     if (this.#aborted || this.#state === State.Done) controller.abort(this.#reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'request no longer wanted'))
   }
 
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: HeaderObject, socket: import('node:stream').Duplex): void {
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: HeaderObject, socket: Duplex): void {
     if (this.#state !== State.Waiting) return
     this.#finish()
     this.#downstream.onRequestUpgrade?.(this, statusCode, headers, socket)

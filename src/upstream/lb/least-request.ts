@@ -24,6 +24,7 @@ export class LeastRequestLoadBalancer implements LoadBalancer {
     const eps = this.#endpoints
     if (eps.length === 0) return undefined
     if (eps.length === 1) return (eps[0] as Endpoint).host
+    if (this.#cum === undefined && this.#choices === 2) return this.#pickTwoDistinct()
     let best: Endpoint | undefined
     let bestScore = Infinity
     for (let i = 0; i < this.#choices; i++) {
@@ -35,6 +36,22 @@ export class LeastRequestLoadBalancer implements LoadBalancer {
       }
     }
     return (best as Endpoint).host
+  }
+
+  /**
+   * The common case, two distinct draws: Envoy draws with replacement, which with few hosts
+   * often compares a host with itself (with two hosts, half the time); distinct draws cost
+   * the same and always compare two hosts.
+   */
+  #pickTwoDistinct(): Host {
+    const eps = this.#endpoints
+    const n = eps.length
+    const i = Math.floor(Math.random() * n)
+    let j = Math.floor(Math.random() * (n - 1))
+    if (j >= i) j++
+    const a = eps[i] as Endpoint
+    const b = eps[j] as Endpoint
+    return (b.host.active < a.host.active ? b : a).host
   }
 
   #draw(): Endpoint {
