@@ -607,7 +607,7 @@ describe('DNS clusters', () => {
     })
     try {
       // The first answer may still be on its way right after createMesh; update() waits for it.
-      await mesh.update(structuredClone(mesh.config) as MeshConfig)
+      await mesh.update(structuredClone(mesh.config))
       let res
       for (let i = 0; i < 50; i++) {
         res = await mesh.fetch('http://dns/ok')
