@@ -117,8 +117,6 @@ function withListenerMatch(match: unknown): unknown {
   return { listener: { routes: [{ match }] } }
 }
 
-const ok = { match: { prefix: '/' }, route: { cluster: 'reviews' } }
-
 // ---------------------------------------------------------------- every code, once
 
 describe('validateConfig: one example per ConfigIssueCode', () => {
@@ -224,7 +222,7 @@ describe('validateConfig: required fields', () => {
     expectSet(
       {
         clusters: [{ subsets: [{ name: 's' }] }],
-        virtualHosts: [{ name: 'v' }, { name: 'w', domains: ['w'], routes: [{ route: { cluster: 'x' } }] }],
+        virtualHosts: [{ name: 'v' }, { name: 'w', domains: ['w'], routes: [{ directResponse: { status: 204 } }] }],
         outboundTrafficPolicy: {},
       },
       [
@@ -911,7 +909,7 @@ describe('validateConfig: hostile input never throws', () => {
     ['a Date', () => new Date()],
     ['deeply nested unknown objects', () => ({ ...deep, clusters: [{ name: 'x', leastRequest: deep }] })],
     ['deeply nested lists where a list of strings is expected', () => ({ virtualHosts: [{ name: 'v', domains: deepList, routes: deepList }] })],
-    ['__proto__ and constructor keys', () => JSON.parse('{"__proto__": {"clusters": 5}, "constructor": {"prototype": {}}, "clusters": [{"__proto__": null, "name": "a"}]}')],
+    ['__proto__ and constructor keys', () => JSON.parse('{"__proto__": {"clusters": 5}, "constructor": {"prototype": {}}, "clusters": [{"__proto__": null, "name": "a"}]}') as unknown],
     ['an object without a prototype', () => Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a' })] })],
     ['symbols and bigints as values', () => ({ clusters: [{ name: Symbol('n'), endpoints: [{ address: 'x:1', weight: 1n }] }], virtualHosts: 10n })],
     ['functions as values', () => ({ clusters: () => [], listener: { routes: [{ match: () => ({}) }] } })],
@@ -957,13 +955,13 @@ describe('validateConfig: hostile input never throws', () => {
     assert.ok(issues.some((i) => i.path === 'listener.clusters' && i.code === 'UNKNOWN_FIELD'), show(issues))
   })
 
-  it('200,000 unknown keys in one object are reported without blowing up', () => {
+  it('20,000 unknown keys in one object: the first 1,000 are listed, then a count of the rest', () => {
     const wide: Record<string, number> = {}
-    for (let i = 0; i < 200_000; i++) wide[`k${i}`] = i
-    const start = performance.now()
+    for (let i = 0; i < 20_000; i++) wide[`k${i}`] = i
     const issues = validateConfig({ listener: wide })
-    assert.equal(issues.length, 200_000)
-    assert.ok(performance.now() - start < 5000, `took ${performance.now() - start} ms`)
+    assert.equal(issues.length, 1_001)
+    assert.deepEqual(issues[0], { path: 'listener.k0', code: 'UNKNOWN_FIELD', message: 'unknown field "k0"' })
+    assert.deepEqual(issues[1_000], { path: '', code: 'TOO_LARGE', message: '19000 more problems were not listed' })
   })
 })
 
@@ -1007,19 +1005,19 @@ describe('createMesh and mesh.update with a bad config', () => {
     })
   })
 
-  it('createMesh throws ConfigError (not a crash) for configs validation lets through today', () => {
-    const cases: unknown[] = [
-      { constructor: () => 1 },
-      withRoutes({ match: { prefix: '/' }, route: { cluster: null } }),
-      withRoutes({ match: { prefix: '/' }, route: { weightedClusters: null } }),
-    ]
-    for (const config of cases) {
+  const crashers: [string, unknown][] = [
+    ['a constructor key holding a function', { constructor: () => 1 }],
+    ['route: { cluster: null }', withRoutes({ match: { prefix: '/' }, route: { cluster: null } })],
+    ['route: { weightedClusters: null }', withRoutes({ match: { prefix: '/' }, route: { weightedClusters: null } })],
+  ]
+  for (const [label, config] of crashers) {
+    it(`createMesh throws ConfigError, not a crash, for ${label}`, () => {
       assert.throws(() => createMesh({ config: config as object }), (err: unknown) => {
         assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
         return true
       })
-    }
-  })
+    })
+  }
 
   describe('mesh.update', () => {
     let mesh: Mesh

@@ -40,7 +40,7 @@ export function compileConfig(
   registry: HostRegistry,
   previous?: Snapshot,
 ): CompileResult {
-  const config = deepFreeze(structuredClone(input)) as DeepReadonly<MeshConfig>
+  const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
   const clusters = new Map<string, Cluster>()
   const created: Cluster[] = []
   const reused = new Set<Cluster>()
@@ -162,10 +162,17 @@ function compileRewrite(
   return null
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const v of Object.values(value)) deepFreeze(v)
+/**
+ * A frozen deep copy of validated config data. Fields set to null (YAML's empty value) are
+ * dropped: null means "not set" throughout the model, so compiled code never sees it.
+ */
+function cloneFrozen(value: unknown): unknown {
+  if (Array.isArray(value)) return Object.freeze(value.map(cloneFrozen))
+  if (typeof value !== 'object' || value === null) return value
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key]
+    if (v !== null && v !== undefined) out[key] = cloneFrozen(v)
   }
-  return value
+  return Object.freeze(out)
 }

@@ -23,6 +23,7 @@ export function parseDomain(domain: string): DomainPattern | string {
   if (portMatch !== null && !d.endsWith(']') && !(d.startsWith('[') && !d.includes(']:'))) {
     host = d.slice(0, portMatch.index)
     port = portMatch[1] === '*' ? undefined : portMatch[1]
+    if (port !== undefined && (Number(port) > 65535 || Number(port) === 0)) return `"${domain}": port ${port} is not a TCP port`
   }
   const stars = host.split('*').length - 1
   if (stars > 1) return `"${domain}" has more than one wildcard`

@@ -16,7 +16,7 @@ export function unsafeRegexReason(pattern: string): string | undefined {
     return (err as Error).message
   }
   // Walk the pattern once, tracking groups, to find backreferences, lookaround and nested quantifiers.
-  const groups: { quantified: boolean }[] = [{ quantified: false }]
+  const groups: { quantified: boolean; alternation: boolean }[] = [{ quantified: false, alternation: false }]
   let inClass = false
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]
@@ -36,13 +36,20 @@ export function unsafeRegexReason(pattern: string): string | undefined {
       if (pattern[i + 1] === '?' && (pattern[i + 2] === '=' || pattern[i + 2] === '!' || (pattern[i + 2] === '<' && (pattern[i + 3] === '=' || pattern[i + 3] === '!')))) {
         return 'lookaround is not supported (RE2 semantics)'
       }
-      groups.push({ quantified: false })
+      groups.push({ quantified: false, alternation: false })
+    } else if (c === '|') {
+      const top = groups[groups.length - 1]
+      if (top !== undefined) top.alternation = true
     } else if (c === ')') {
       const inner = groups.pop()
       const after = pattern[i + 1]
       const quantifiedGroup = after === '*' || after === '+' || after === '?' || after === '{'
       if (inner !== undefined && inner.quantified && quantifiedGroup && after !== '?') {
         return 'a quantified group contains a quantifier (nested quantifiers can backtrack exponentially)'
+      }
+      if (inner !== undefined && inner.alternation && quantifiedGroup && after !== '?') {
+        // (a|aa)+ or (a|a)*: overlapping alternatives under a repeat backtrack exponentially.
+        return 'a repeated group contains alternatives (write a character class, or repeat each alternative)'
       }
       const top = groups[groups.length - 1]
       if (top !== undefined && (quantifiedGroup || inner?.quantified === true)) top.quantified = true

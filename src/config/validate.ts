@@ -16,16 +16,30 @@ import { meshConfigFields, type Fields, type Spec } from './schema.js'
 
 type Obj = Record<string, unknown>
 
+/** Past this many problems, validation stops listing them (a hostile file could hold millions). */
+const MAX_ISSUES = 1_000
+
 class Issues {
   readonly list: ConfigIssue[] = []
+  #dropped = 0
   add(path: string, code: ConfigIssueCode, message: string): void {
-    this.list.push({ path, code, message })
+    if (this.list.length < MAX_ISSUES) this.list.push({ path, code, message })
+    else this.#dropped++
+  }
+
+  /** True once no more issues will be listed (callers may skip costly messages). */
+  get full(): boolean {
+    return this.list.length >= MAX_ISSUES
+  }
+
+  get dropped(): number {
+    return this.#dropped
   }
 }
 
 /**
- * Checks a config and returns every problem found; an empty list means it is valid.
- * Never throws, whatever `input` is.
+ * Checks a config and returns every problem found, in document order; an empty list means
+ * it is valid. Never throws, whatever `input` is.
  */
 export function validateConfig(input: unknown): ConfigIssue[] {
   const issues = new Issues()
@@ -33,20 +47,67 @@ export function validateConfig(input: unknown): ConfigIssue[] {
     issues.add('', 'INVALID_TYPE', `the config must be an object, not ${describe(input)}`)
     return issues.list
   }
-  checkFields(input, meshConfigFields, '', issues)
-  checkSemantics(input, issues)
-  return issues.list
+  try {
+    checkFields(input, meshConfigFields, '', issues)
+    checkSemantics(input, issues)
+  } catch (err) {
+    // A getter that throws, a Proxy that lies: whatever it is, the config is not usable.
+    issues.add('', 'INVALID_VALUE', `the config could not be read: ${err instanceof Error ? err.message : String(err)}`)
+    return issues.list
+  }
+  if (issues.list.length === 0) return issues.list
+  const ordered = inDocumentOrder(input, issues.list)
+  if (issues.dropped > 0) ordered.push({ path: '', code: 'TOO_LARGE', message: `${issues.dropped} more problems were not listed` })
+  return ordered
+}
+
+/**
+ * Sorts issues by where their path appears in the input, so the list reads top to bottom
+ * like the file. The structural and semantic passes each walk in order; this merges them.
+ * Runs only when there are issues, so a valid config pays nothing for it.
+ */
+function inDocumentOrder(input: Obj, issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const rank = new Map<string, number>()
+  let next = 0
+  const walk = (value: unknown, path: string, depth: number): void => {
+    rank.set(path, next++)
+    if (depth > 16 || next > 2_000_000 || typeof value !== 'object' || value === null) return
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length && i <= limits.listItems; i++) walk(value[i], `${path}[${i}]`, depth + 1)
+    } else {
+      for (const key of Object.keys(value)) walk((value as Obj)[key], join(path, key), depth + 1)
+    }
+  }
+  walk(input, '', 0)
+  const rankOf = (path: string): number => {
+    // A path that is not in the input (a missing required field) sorts right after its parent.
+    for (let p = path; ; ) {
+      const r = rank.get(p)
+      if (r !== undefined) return p === path ? r : r + 0.5
+      const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['))
+      if (cut <= 0) return rank.get('') ?? 0
+      p = p.slice(0, cut)
+    }
+  }
+  return issues
+    .map((issue, i) => ({ issue, i, r: rankOf(issue.path) }))
+    .sort((a, b) => a.r - b.r || a.i - b.i)
+    .map((x) => x.issue)
 }
 
 // ---------------------------------------------------------------- structural pass
 
 function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): void {
   for (const key of Object.keys(obj)) {
-    const spec = fields[key]
+    const spec = Object.hasOwn(fields, key) ? fields[key] : undefined
     const here = join(path, key)
     if (spec === undefined) {
+      if (issues.full) {
+        issues.add(here, 'UNKNOWN_FIELD', '')
+        continue
+      }
       const hint = didYouMean(key, Object.keys(fields))
-      issues.add(here, 'UNKNOWN_FIELD', `unknown field "${key}"${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+      issues.add(here, 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       continue
     }
     const value = obj[key]
@@ -95,8 +156,17 @@ function checkValue(value: unknown, spec: Spec, path: string, issues: Issues): v
         issues.add(path, 'INVALID_TYPE', `expected a map of label names to strings, got ${describe(value)}`)
         return
       }
-      for (const [k, v] of Object.entries(value)) {
-        if (typeof v !== 'string') issues.add(join(path, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
+      {
+        const entries = Object.entries(value)
+        if (entries.length > MAX_LABELS) {
+          issues.add(path, 'TOO_LARGE', `${entries.length} labels; at most ${MAX_LABELS} are accepted`)
+          return
+        }
+        for (const [k, v] of entries) {
+          if (k.length > limits.stringLength) issues.add(path, 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
+          else if (typeof v !== 'string') issues.add(join(path, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
+          else if (v.length > limits.stringLength) issues.add(join(path, k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+        }
       }
       return
     case 'object':
@@ -120,6 +190,9 @@ function checkValue(value: unknown, spec: Spec, path: string, issues: Issues): v
       return
   }
 }
+
+/** Labels on one endpoint or subset (Kubernetes objects rarely carry more than a few dozen). */
+const MAX_LABELS = 256
 
 // ---------------------------------------------------------------- semantic pass
 
@@ -182,7 +255,16 @@ function checkSemantics(config: Obj, issues: Issues): void {
       else domainOwner.set(key, `virtual host "${name ?? path}"`)
     }
     checkHeaderMutations(vh, path, issues)
-    for (const [r, j] of items(vh['routes'])) checkRoute(r, `${path}.routes[${j}]`, clusters, issues)
+    const routeNames = new Set<string>()
+    for (const [r, j] of items(vh['routes'])) {
+      const rname = str(r['name'])
+      if (rname !== undefined) {
+        // Route names label metrics and `mesh.context().route`; two routes sharing one would blur them.
+        if (routeNames.has(rname)) issues.add(`${path}.routes[${j}].name`, 'DUPLICATE_NAME', `route "${rname}" is defined twice in virtual host "${name ?? path}"`)
+        routeNames.add(rname)
+      }
+      checkRoute(r, `${path}.routes[${j}]`, clusters, issues)
+    }
   }
 
   const listener = config['listener']
@@ -198,7 +280,7 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
   const match = route['match']
   if (isObject(match)) checkMatch(match, `${path}.match`, issues)
 
-  const actions = ['route', 'redirect', 'directResponse'].filter((k) => route[k] !== undefined && route[k] !== null)
+  const actions = ['route', 'redirect', 'directResponse'].filter((k) => present(route[k]))
   if (actions.length !== 1) {
     issues.add(path, 'INVALID_ACTION', actions.length === 0
       ? 'a route needs one action: route, redirect or directResponse'
@@ -239,13 +321,15 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
 function checkRouteAction(action: Obj, path: string, match: unknown, clusters: Map<string, ClusterInfo>, issues: Issues): void {
   const cluster = str(action['cluster'])
   const weighted = action['weightedClusters']
-  if (cluster !== undefined && weighted !== undefined) {
+  const hasCluster = present(action['cluster'])
+  const hasWeighted = present(weighted)
+  if (hasCluster && hasWeighted) {
     issues.add(path, 'INVALID_ACTION', 'a route action has either cluster or weightedClusters, not both')
-  } else if (cluster === undefined && weighted === undefined) {
-    if (!('cluster' in action)) issues.add(path, 'INVALID_ACTION', 'a route action needs cluster or weightedClusters')
+  } else if (!hasCluster && !hasWeighted) {
+    issues.add(path, 'INVALID_ACTION', 'a route action needs cluster or weightedClusters')
   }
   if (cluster !== undefined) checkDestination(cluster, str(action['subset']), `${path}.cluster`, `${path}.subset`, clusters, issues)
-  else if (action['subset'] !== undefined) issues.add(`${path}.subset`, 'INVALID_ACTION', 'subset needs cluster (with weightedClusters, put subset on each entry)')
+  else if (!hasCluster && present(action['subset'])) issues.add(`${path}.subset`, 'INVALID_ACTION', 'subset needs cluster (with weightedClusters, put subset on each entry)')
 
   if (Array.isArray(weighted)) {
     if (weighted.length === 0) issues.add(`${path}.weightedClusters`, 'INVALID_WEIGHTS', 'weightedClusters is empty')
@@ -272,13 +356,11 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
 
   const regexRewrite = action['regexRewrite']
   if (isObject(regexRewrite)) {
-    const pattern = str(regexRewrite['pattern'])
-    const why = pattern === undefined ? undefined : unsafeRegexReason(pattern)
-    if (why !== undefined) issues.add(`${path}.regexRewrite.pattern`, 'INVALID_REGEX', why)
-    if (action['prefixRewrite'] !== undefined) issues.add(path, 'INVALID_VALUE', 'prefixRewrite and regexRewrite cannot both be set')
+    checkRegex(str(regexRewrite['pattern']), `${path}.regexRewrite.pattern`, issues)
+    if (present(action['prefixRewrite'])) issues.add(path, 'INVALID_VALUE', 'prefixRewrite and regexRewrite cannot both be set')
   }
   const prefixRewrite = str(action['prefixRewrite'])
-  if (prefixRewrite !== undefined && isObject(match) && match['safeRegex'] !== undefined) {
+  if (prefixRewrite !== undefined && isObject(match) && present(match['safeRegex'])) {
     issues.add(`${path}.prefixRewrite`, 'INVALID_VALUE', 'prefixRewrite needs a prefix, path or pathSeparatedPrefix match, not safeRegex')
   }
   const hostRewrite = str(action['hostRewrite'])
@@ -286,7 +368,7 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
     issues.add(`${path}.hostRewrite`, 'INVALID_VALUE', `"${hostRewrite}" is not an authority`)
   }
   for (const [p, i] of items(action['hashPolicy'])) {
-    const kinds = ['header', 'cookie', 'queryParameter'].filter((k) => p[k] !== undefined)
+    const kinds = ['header', 'cookie', 'queryParameter'].filter((k) => present(p[k]))
     if (kinds.length !== 1) issues.add(`${path}.hashPolicy[${i}]`, 'INVALID_VALUE', 'a hash policy has exactly one of header, cookie, queryParameter')
     const header = p['header']
     if (isObject(header)) {
@@ -311,7 +393,7 @@ function checkDestination(cluster: string, subset: string | undefined, clusterPa
 }
 
 function checkMatch(match: Obj, path: string, issues: Issues): void {
-  const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => match[k] !== undefined && match[k] !== null)
+  const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => present(match[k]))
   if (specifiers.length !== 1) {
     issues.add(path, 'INVALID_MATCH', specifiers.length === 0
       ? 'a match needs one of prefix, path, safeRegex, pathSeparatedPrefix'
@@ -325,11 +407,7 @@ function checkMatch(match: Obj, path: string, issues: Issues): void {
   if (psp !== undefined && (psp.endsWith('/') || /[?#]/.test(psp))) {
     issues.add(`${path}.pathSeparatedPrefix`, 'INVALID_VALUE', `"${psp}" must not end with / nor contain ? or #`)
   }
-  const regex = str(match['safeRegex'])
-  if (regex !== undefined) {
-    const why = unsafeRegexReason(regex)
-    if (why !== undefined) issues.add(`${path}.safeRegex`, 'INVALID_REGEX', why)
-  }
+  checkRegex(str(match['safeRegex']), `${path}.safeRegex`, issues)
   for (const [h, i] of items(match['headers'])) checkStringMatcher(h, `${path}.headers[${i}]`, true, issues)
   for (const [q, i] of items(match['queryParameters'])) checkStringMatcher(q, `${path}.queryParameters[${i}]`, false, issues)
   for (const [m, i] of strings(match['methods'])) {
@@ -342,13 +420,16 @@ function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Iss
   if (name !== undefined && isHeader && !isHeaderName(name) && !/^:(authority|method|path|scheme)$/.test(name)) {
     issues.add(`${path}.name`, 'INVALID_HEADER', `"${name}" is not a header name`)
   }
-  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present'].filter((k) => m[k] !== undefined)
+  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present'].filter((k) => present(m[k]))
   if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present; got ${kinds.join(', ')}`)
-  const regex = str(m['safeRegex'])
-  if (regex !== undefined) {
-    const why = unsafeRegexReason(regex)
-    if (why !== undefined) issues.add(`${path}.safeRegex`, 'INVALID_REGEX', why)
-  }
+  checkRegex(str(m['safeRegex']), `${path}.safeRegex`, issues)
+}
+
+/** Checks a regex unless the structural pass already refused it as too long. */
+function checkRegex(pattern: string | undefined, path: string, issues: Issues): void {
+  if (pattern === undefined || pattern.length > limits.stringLength) return
+  const why = unsafeRegexReason(pattern)
+  if (why !== undefined) issues.add(path, 'INVALID_REGEX', why)
 }
 
 function checkHeaderMutations(obj: Obj, path: string, issues: Issues): void {
@@ -384,6 +465,16 @@ function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/** YAML writes an empty field as null; null means "not set" everywhere in the model. */
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null
+}
+
+/** A name for a message: quoted, and cut short when hostile input makes it long. */
+function quote(s: string): string {
+  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s)
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined
 }
@@ -411,6 +502,7 @@ function join(path: string, key: string): string {
 
 function describe(v: unknown): string {
   if (v === null) return 'null'
+  if (v === undefined) return 'nothing'
   if (Array.isArray(v)) return 'a list'
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
   if (typeof v === 'object') return 'an object'
