@@ -11,7 +11,10 @@
  * @packageDocumentation
  */
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshOptions, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
+export type { Peer, RequestContext } from './observability/context.js'
+export type { ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
+export type { FinishedSpan } from './observability/tracing.js'
 export type { TrafficWeights } from './traffic/split.js'
 export type { RouteDecision, RouteQuery } from './router/router.js'
 export { MeshDispatcher } from './outbound/dispatcher.js'

@@ -3,6 +3,13 @@
  * entry point users call.
  */
 import { EventEmitter } from 'node:events'
+import type http from 'node:http'
+import type https from 'node:https'
+import { InboundPipeline } from './inbound/pipeline.js'
+import { createWrappedServer, wrapServer } from './inbound/server.js'
+import { currentContext, type RequestContext } from './observability/context.js'
+import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
+import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy.js'
 import { loadConfig } from './config/load.js'
@@ -72,8 +79,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly traffic: Traffic
   /** What an Envoy bootstrap import could not translate (empty for our own format). */
   unsupported: readonly UnsupportedField[]
+  /** Metrics of every route, cluster, subset and endpoint. */
+  readonly metrics: MeshMetrics
+  /** Recent spans, when the app registered no tracer provider. */
+  readonly tracing: MeshTracing
   readonly #store: SnapshotStore
   readonly #registry: HostRegistry
+  readonly #tracer = new MeshTracer()
+  readonly #metricsRegistry: MetricsRegistry
+  readonly #pipeline: InboundPipeline
   #restoreGlobal: (() => void) | undefined
   #closing: Promise<void> | undefined
 
@@ -92,7 +106,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (err instanceof ConfigError && loaded.source !== undefined) throw new ConfigError(err.issues, { source: loaded.source })
       throw err
     }
-    this.dispatcher = new MeshDispatcher(this.#store, { onClose: (force) => this.#shutdown(force) })
+    this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
+    this.metrics = Object.freeze({
+      snapshot: () => this.#metricsRegistry.snapshot(),
+      prometheus: () => this.#metricsRegistry.prometheus(),
+    })
+    this.tracing = Object.freeze({ recent: () => this.#tracer.recent() })
+    this.#pipeline = new InboundPipeline(() => this.#store.current, this.#tracer, this.#metricsRegistry)
+    this.dispatcher = new MeshDispatcher(this.#store, {
+      onClose: (force) => this.#shutdown(force),
+      tracer: this.#tracer,
+      metrics: this.#metricsRegistry,
+    })
     this.fetch = createMeshFetch(this.dispatcher)
     this.traffic = Object.freeze({
       split: async (name: string, weights: TrafficWeights) => {
@@ -116,6 +141,33 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal the snapshot in force (for tests, admin and later parts). */
   get snapshot(): Snapshot {
     return this.#store.current
+  }
+
+  /**
+   * Creates a node:http server (node:https when TLS options are given) whose requests run
+   * through the mesh: trace context, request id, inbound route, metrics. Same arguments as
+   * `http.createServer`.
+   */
+  createServer(handler?: RequestListener): http.Server
+  createServer(options: http.ServerOptions | https.ServerOptions, handler?: RequestListener): http.Server | https.Server
+  createServer(a?: http.ServerOptions | https.ServerOptions | RequestListener, b?: RequestListener): http.Server | https.Server {
+    return createWrappedServer(this.#pipeline, a, b)
+  }
+
+  /**
+   * Makes an existing node:http or node:https server run its requests through the mesh,
+   * whatever framework handles them (Express, Fastify, Koa, ...). Returns the server.
+   */
+  wrap<S extends http.Server | https.Server>(server: S): S {
+    return wrapServer(server, this.#pipeline)
+  }
+
+  /**
+   * The context of the request being served, anywhere in its async call tree:
+   * `{ traceId, spanId, requestId, route, peer, ... }`; `undefined` outside a request.
+   */
+  context(): RequestContext | undefined {
+    return currentContext()
   }
 
   /**
@@ -190,11 +242,27 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#closing ??= (async () => {
       this.#restoreGlobal?.()
       await this.#store.close()
-      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force)])
+      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force), this.#tracer.shutdown()])
     })()
     return this.#closing
   }
 }
+
+/** Reading the mesh's metrics. */
+export interface MeshMetrics {
+  /** Every counter and latency summary, per inbound route and per outbound cluster, subset and endpoint. */
+  snapshot(): MetricsSnapshot
+  /** The same in Prometheus text exposition format 0.0.4, with Envoy-like names (`sidecarless_…`). */
+  prometheus(): string
+}
+
+/** Reading the mesh's spans. */
+export interface MeshTracing {
+  /** Finished spans kept in memory (oldest first), when the app registered no tracer provider. */
+  recent(): FinishedSpan[]
+}
+
+type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void
 
 /** Creates a mesh. Throws a {@link ConfigError} when the initial config is invalid. */
 export function createMesh(options: MeshOptions = {}): Mesh {

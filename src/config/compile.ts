@@ -76,6 +76,16 @@ export function compileConfig(
     virtualHosts,
     domains,
     registryOnly: config.outboundTrafficPolicy?.mode === 'REGISTRY_ONLY',
+    tracing: Object.freeze({
+      samplingRatio: (config.tracing?.sampling ?? defaults.tracingSampling) / 100,
+      extract: Object.freeze([...(config.tracing?.extract ?? defaults.traceExtract)]),
+      inject: Object.freeze([...(config.tracing?.inject ?? defaults.traceInject)]),
+      recentSpans: config.tracing?.recentSpans ?? defaults.recentSpans,
+    }),
+    listenerRoutes: Object.freeze((config.listener?.routes ?? []).map((r, i) => Object.freeze({
+      name: r.name ?? `route-${i}`,
+      match: new CompiledMatch(r.match as RouteConfig['match']),
+    }))),
   })
   return { snapshot, created, retired }
 }

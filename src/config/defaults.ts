@@ -25,6 +25,14 @@ export const defaults = Object.freeze({
   redirectResponseCode: 301,
   /** Istio `outboundTrafficPolicy.mode`: ALLOW_ANY. */
   outboundTrafficPolicyMode: 'ALLOW_ANY' as const,
+  /** Istio `meshConfig.defaultConfig.tracing.sampling`: 1 (percent). */
+  tracingSampling: 1,
+  /** Formats read from inbound requests (Envoy reads W3C and B3 alike). */
+  traceExtract: ['w3c', 'b3', 'b3multi'] as const,
+  /** Formats written on outbound requests. */
+  traceInject: ['w3c'] as const,
+  /** Finished spans kept in memory without an app tracer provider. */
+  recentSpans: 1000,
   /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
   headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
 })

@@ -187,6 +187,15 @@ export const meshConfigFields: Fields = {
       routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch } } },
     },
   },
+  tracing: {
+    t: 'object',
+    fields: {
+      sampling: { t: 'number', min: 0, max: 100 },
+      extract: { t: 'array', of: { t: 'enum', values: ['w3c', 'b3', 'b3multi'] } },
+      inject: { t: 'array', of: { t: 'enum', values: ['w3c', 'b3', 'b3multi'] } },
+      recentSpans: { t: 'number', int: true, min: 0, max: 1_000_000 },
+    },
+  },
   outboundTrafficPolicy: {
     t: 'object',
     fields: { mode: { t: 'enum', required: true, values: ['ALLOW_ANY', 'REGISTRY_ONLY'] } },

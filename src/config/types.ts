@@ -21,6 +21,23 @@ export interface MeshConfig {
   listener?: ListenerConfig
   /** What happens to outbound requests whose authority no virtual host claims. */
   outboundTrafficPolicy?: OutboundTrafficPolicy
+  /** Trace propagation and sampling. */
+  tracing?: TracingConfig
+}
+
+/** A trace header format: W3C Trace Context, B3 single header, or B3 multi-header. */
+export type TraceFormat = 'w3c' | 'b3' | 'b3multi'
+
+/** Trace propagation and span recording (Istio's `tracing` mesh config, Envoy's HCM tracing). */
+export interface TracingConfig {
+  /** Percent (0–100) of new traces that are recorded; a caller's sampled flag is always honoured. Istio's default: 1. */
+  sampling?: number
+  /** Header formats read from inbound requests, first valid wins (default `w3c`, `b3`, `b3multi`). */
+  extract?: TraceFormat[]
+  /** Header formats written on outbound requests (default `w3c`). */
+  inject?: TraceFormat[]
+  /** Finished spans the mesh keeps in memory when the app registered no tracer provider (default 1000; 0 keeps none). */
+  recentSpans?: number
 }
 
 /** Istio's `outboundTrafficPolicy`. */

@@ -5,7 +5,11 @@
  * picks a target and an endpoint and hands the request to that endpoint's pool.
  * Errors go to the handler, never thrown, as undici's contract asks.
  */
+import type { Attributes } from '@opentelemetry/api'
 import { Agent, Dispatcher } from 'undici'
+import { currentContext, currentParentSpan } from '../observability/context.js'
+import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
+import type { MeshTracer, TracingSettings } from '../observability/tracing.js'
 import { MeshError } from '../errors.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { ClusterAction, CompiledRoute, Target } from '../router/route-action.js'
@@ -47,6 +51,8 @@ function splitOrigin(origin: DispatchOptions['origin']): readonly [string, strin
 export interface MeshDispatcherOptions {
   /** Called by `close()`/`destroy()`: the mesh closes everything it owns. */
   readonly onClose: (force: boolean) => Promise<void>
+  readonly tracer: MeshTracer
+  readonly metrics: MetricsRegistry
 }
 
 /**
@@ -58,6 +64,10 @@ export class MeshDispatcher extends Dispatcher {
   readonly #store: SnapshotStore
   readonly #passThrough: Agent
   readonly #onClose: (force: boolean) => Promise<void>
+  readonly #tracer: MeshTracer
+  readonly #metrics: MetricsRegistry
+  /** Recorder per target and endpoint, resolved once: the hot path does two WeakMap reads. */
+  readonly #recorders = new WeakMap<Target, WeakMap<Host, Recorder>>()
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -67,6 +77,8 @@ export class MeshDispatcher extends Dispatcher {
     this.#store = store
     this.#passThrough = new Agent()
     this.#onClose = options.onClose
+    this.#tracer = options.tracer
+    this.#metrics = options.metrics
   }
 
   /** True once `close()` or `destroy()` was called. */
@@ -89,10 +101,10 @@ export class MeshDispatcher extends Dispatcher {
       return false
     }
     const [scheme, originAuthority] = origin
+    const snapshot = this.#store.current
     const hostHeader = findHeader(opts.headers, 'host')
     const authority = hostHeader ?? originAuthority
 
-    const snapshot = this.#store.current
     const vhost = snapshot.domains.find(authority)
     if (vhost === undefined) {
       if (snapshot.registryOnly) {
@@ -121,11 +133,11 @@ export class MeshDispatcher extends Dispatcher {
         localReply(h, { status: action.status, body: undefined, flag: 'DR', headers: mutated({ location: action.location(view) }, route) })
         return true
       case 'cluster':
-        return this.#dispatchToCluster(opts, h, view, action, hostHeader !== undefined, authority)
+        return this.#dispatchToCluster(opts, h, view, action, authority, snapshot.tracing)
     }
   }
 
-  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, hadHost: boolean, authority: string): boolean {
+  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, authority: string, tracing: TracingSettings): boolean {
     const hash = action.hash === null ? undefined : action.hash(view)
     const target = pickTarget(action, hash)
     const members = target.cluster.members
@@ -133,20 +145,41 @@ export class MeshDispatcher extends Dispatcher {
     const host = lb?.pick(hash)
     if (host === undefined) {
       discardBody(opts.body)
+      this.#metrics.cluster(target.clusterName, target.subset).fail('no_healthy_upstream', 0)
       localReply(h, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
       return true
     }
-    const headers = hadHost && action.hostRewrite === undefined && target.requestMutations === null
-      ? opts.headers
-      : upstreamHeaders(opts.headers, action.hostRewrite ?? authority, hadHost, target.requestMutations)
+    // Continue the caller's trace (or start one): a new span id for this call, the request id carried.
+    const ctx = currentContext()
+    const parentSpan = currentParentSpan(ctx)
+    const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host))
+    const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, target.requestMutations, {
+      trace: client,
+      formats: tracing.inject,
+      requestId: ctx?.requestId,
+    })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs)
+    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs, this.#recorder(target, host), client.span)
     h.onRequestStart?.(request, {})
     return host.pool.dispatch(upstreamOptions(opts, host, path, headers), request)
   }
 
+  #recorder(target: Target, host: Host): Recorder {
+    let byHost = this.#recorders.get(target)
+    if (byHost === undefined) {
+      byHost = new WeakMap()
+      this.#recorders.set(target, byHost)
+    }
+    let r = byHost.get(host)
+    if (r === undefined) {
+      r = this.#metrics.upstream(target.clusterName, target.subset, host.address.hostPort)
+      byHost.set(host, r)
+    }
+    return r
+  }
+
   #dispatchPassThrough(opts: DispatchOptions, h: Handler, originAuthority: string): boolean {
-    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, 0)
+    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, 0, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), undefined)
     h.onRequestStart?.(request, {})
     return this.#passThrough.dispatch(opts, request)
   }
@@ -191,6 +224,22 @@ function upstreamOptions(opts: DispatchOptions, host: Host, path: string, header
   const up: DispatchOptions & { servername?: string } = { ...opts, origin: host.address.origin, path, headers }
   if (host.servername !== undefined) up.servername = host.servername
   return up
+}
+
+/** OTel HTTP client span attributes, built only when the span is recorded. */
+function clientAttributes(method: string, authority: string, view: RequestView, target: Target, host: Host): () => Attributes {
+  return () => {
+    const attrs: Attributes = {
+      'http.request.method': method,
+      'server.address': host.address.hostname,
+      'server.port': host.address.port,
+      'url.full': `${view.scheme}://${authority}${view.fullPath}`,
+      'sidecarless.cluster': target.clusterName,
+      'sidecarless.endpoint': host.address.hostPort,
+    }
+    if (target.subset !== undefined) attrs['sidecarless.subset'] = target.subset
+    return attrs
+  }
 }
 
 function targetHeaders(target: Target): Record<string, string> {

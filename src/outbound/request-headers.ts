@@ -6,6 +6,7 @@
  * `:authority` unchanged).
  */
 import type { Dispatcher } from 'undici'
+import { inject, type PropagationFormat } from '../observability/propagation.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 
 type RawHeaders = Dispatcher.DispatchOptions['headers']
@@ -37,28 +38,37 @@ export function findHeader(raw: RawHeaders, name: string): string | undefined {
   return undefined
 }
 
+/** The trace of an outgoing call, to write into its headers. */
+export interface OutgoingTrace {
+  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined }
+  readonly formats: readonly PropagationFormat[]
+  /** The request id of the inbound request being served, carried unless the caller set one. */
+  readonly requestId: string | undefined
+}
+
 /**
  * The headers to send upstream: `host` set to `host` (replacing any Host the caller sent),
- * then the mutations applied. Returns a flat `[name, value, ...]` list or a plain object.
+ * trace headers replaced (never appended) with this call's, the request id carried, then
+ * the route's mutations applied. Returns a flat `[name, value, ...]` list.
  */
-export function upstreamHeaders(raw: RawHeaders, host: string, hadHost: boolean, mutations: HeaderMutations | null): RawHeaders {
-  if (mutations === null) {
-    if (!hadHost) {
-      if (raw === null || raw === undefined) return { host }
-      if (isPlainObject(raw)) return { ...raw, host }
-      if (Array.isArray(raw) && (raw.length === 0 || !Array.isArray(raw[0]))) return [...(raw), 'host', host]
-    }
-  }
-  const list = toPairs(raw)
+export function upstreamHeaders(raw: RawHeaders, host: string, mutations: HeaderMutations | null, outgoing?: OutgoingTrace): string[] {
   const out: string[] = []
   const removed = mutations?.remove
-  for (const [k, v] of list) {
+  const replaced = outgoing === undefined ? null : replacedBy(outgoing.formats)
+  let hasRequestId = false
+  forEachHeader(raw, (k, v) => {
     const lower = k.toLowerCase()
-    if (lower === 'host') continue
-    if (removed !== undefined && removed.includes(lower)) continue
+    if (lower === 'host') return
+    if (replaced !== null && replaced.has(lower)) return
+    if (removed !== undefined && removed.includes(lower)) return
+    if (lower === 'x-request-id') hasRequestId = true
     out.push(k, v)
-  }
+  })
   out.push('host', host)
+  if (outgoing !== undefined) {
+    inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
+    if (!hasRequestId && outgoing.requestId !== undefined) out.push('x-request-id', outgoing.requestId)
+  }
   if (mutations !== null) {
     for (const a of mutations.add) {
       const present = indexOfName(out, a.name)
@@ -85,20 +95,29 @@ export function upstreamHeaders(raw: RawHeaders, host: string, hadHost: boolean,
   return out
 }
 
-function isPlainObject(v: unknown): v is Record<string, string | string[] | undefined> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
-  const proto = Object.getPrototypeOf(v) as unknown
-  return proto === Object.prototype || proto === null
+const replacedCache = new WeakMap<readonly PropagationFormat[], ReadonlySet<string>>()
+
+/** Header names a set of formats writes: stale ones from the caller are dropped, not appended to. */
+function replacedBy(formats: readonly PropagationFormat[]): ReadonlySet<string> {
+  let set = replacedCache.get(formats)
+  if (set === undefined) {
+    const names = new Set<string>()
+    inject({ traceId: `${'0'.repeat(31)}1`, spanId: `${'0'.repeat(15)}1`, parentSpanId: `${'0'.repeat(15)}2`, sampled: true, traceState: 'k=v' }, formats, (name) => names.add(name.toLowerCase()))
+    if (formats.includes('b3multi')) for (const n of ['x-b3-parentspanid', 'x-b3-flags', 'x-b3-sampled']) names.add(n)
+    set = names
+    replacedCache.set(formats, set)
+  }
+  return set
 }
 
-function toPairs(raw: RawHeaders): [string, string][] {
-  const out: [string, string][] = []
+/** Calls `fn` for every header value (repeated values one by one), whatever form `raw` has. */
+function forEachHeader(raw: RawHeaders, fn: (name: string, value: string) => void): void {
   const push = (k: unknown, v: unknown): void => {
     if (v === undefined || v === null) return
-    if (Array.isArray(v)) for (const x of v) out.push([String(k), String(x)])
-    else out.push([String(k), String(v)])
+    if (Array.isArray(v)) for (const x of v) fn(String(k), String(x))
+    else fn(String(k), String(v))
   }
-  if (raw === null || raw === undefined) return out
+  if (raw === null || raw === undefined) return
   if (Array.isArray(raw)) {
     if (raw.length > 0 && Array.isArray(raw[0])) for (const [k, v] of raw as unknown as [string, string][]) push(k, v)
     else for (let i = 0; i + 1 < raw.length; i += 2) push(raw[i], raw[i + 1])
@@ -107,7 +126,6 @@ function toPairs(raw: RawHeaders): [string, string][] {
   } else {
     for (const k of Object.keys(raw)) push(k, (raw as Record<string, unknown>)[k])
   }
-  return out
 }
 
 function indexOfName(flat: string[], name: string): number {

@@ -6,7 +6,10 @@
  * request, and abort promptly even while the request waits in the pool's queue.
  */
 import type { Duplex } from 'node:stream'
+import type { Span } from '@opentelemetry/api'
 import { MeshError } from '../errors.js'
+import type { ErrorKind, Recorder } from '../observability/metrics.js'
+import { MeshTracer } from '../observability/tracing.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
@@ -60,18 +63,29 @@ export class UpstreamRequest implements Handler, Controller {
   #paused = false
   #reason: Error | null = null
   #timer: NodeJS.Timeout | undefined
+  readonly #recorder: Recorder
+  readonly #span: Span | undefined
+  readonly #started: number
+  #status = 0
+  #bytes = 0
   /** Raw response headers for old-style callers, when they still match the header object. */
   rawHeaders: Buffer[] | null = null
 
   /**
    * @param endpoint `host:port` of the upstream, as the endpoint header reports it
    * @param host the mesh host, whose active-request count least_request reads; none for pass-through
+   * @param recorder metrics of this destination and endpoint
+   * @param span the client span, when the trace is recorded
    */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, timeoutMs: number) {
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, timeoutMs: number, recorder: Recorder, span: Span | undefined) {
     this.#downstream = downstream
     this.#dest = dest
     this.#endpoint = endpoint
     this.#host = host
+    this.#recorder = recorder
+    this.#span = span
+    this.#started = performance.now()
+    recorder.start()
     if (host !== undefined) host.active++
     if (timeoutMs > 0) this.#timer = setTimeout(onTimeout, timeoutMs, this)
   }
@@ -99,6 +113,7 @@ export class UpstreamRequest implements Handler, Controller {
     } else {
       // Still queued in the pool: answer the caller now; the pool's start is aborted later.
       this.#finish()
+      this.#failed('aborted', undefined)
       this.#downstream.onResponseError?.(this, reason)
     }
   }
@@ -133,6 +148,7 @@ export class UpstreamRequest implements Handler, Controller {
       return
     }
     this.#state = State.Streaming
+    this.#status = statusCode
     const d = this.#dest
     headers[CLUSTER_HEADER] = d.clusterName
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
@@ -151,12 +167,15 @@ export class UpstreamRequest implements Handler, Controller {
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
     if (this.#state !== State.Streaming) return
+    this.#bytes += chunk.length
     this.#downstream.onResponseData?.(this, chunk)
   }
 
   onResponseEnd(_controller: Controller, trailers: HeaderObject): void {
     if (this.#state !== State.Streaming) return
     this.#finish()
+    this.#recorder.end(this.#status, performance.now() - this.#started, this.#bytes, 0)
+    MeshTracer.end(this.#span, this.#status, undefined, 'client')
     this.#downstream.onResponseEnd?.(this, trailers)
   }
 
@@ -166,9 +185,11 @@ export class UpstreamRequest implements Handler, Controller {
     this.#finish()
     if (beforeHeaders && !this.#aborted) {
       const { flag, body } = upstreamFailureText(err)
+      this.#failed(flag === 'UF' ? 'connect_failure' : 'reset', 503)
       this.#localReply(503, body, flag)
       return
     }
+    this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
     this.#downstream.onResponseError?.(this, err)
   }
 
@@ -181,6 +202,7 @@ export class UpstreamRequest implements Handler, Controller {
     const err = new MeshError('SIDECARLESS_ERR_UPSTREAM_TIMEOUT', 'the route timeout expired')
     this.#finish()
     this.#up?.abort(err)
+    this.#failed('timeout', beforeHeaders ? 504 : this.#status)
     if (beforeHeaders) this.#localReply(504, 'upstream request timeout', 'UT')
     else this.#downstream.onResponseError?.(this, err)
   }
@@ -191,6 +213,12 @@ export class UpstreamRequest implements Handler, Controller {
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
     headers[ENDPOINT_HEADER] = this.#endpoint
     sendLocalReply(this.#downstream, this, { status, body, flag, headers })
+  }
+
+  /** Records a request that ended without a complete upstream response. */
+  #failed(kind: ErrorKind, status: number | undefined): void {
+    this.#recorder.fail(kind, performance.now() - this.#started)
+    MeshTracer.end(this.#span, status, kind, 'client')
   }
 
   #finish(): void {

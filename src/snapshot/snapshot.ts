@@ -2,6 +2,8 @@ import type { MeshConfig } from '../config/types.js'
 import type { CompiledVirtualHost } from '../router/route-action.js'
 import type { DomainIndex } from '../router/domain-index.js'
 import type { Cluster } from '../upstream/cluster.js'
+import type { CompiledMatch } from '../router/matcher.js'
+import type { TracingSettings } from '../observability/tracing.js'
 
 /** Read-only view of a value, all the way down. */
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -26,4 +28,8 @@ export interface Snapshot {
   readonly domains: DomainIndex<CompiledVirtualHost>
   /** `outboundTrafficPolicy.mode === 'REGISTRY_ONLY'`. */
   readonly registryOnly: boolean
+  /** Tracing settings. */
+  readonly tracing: TracingSettings
+  /** Inbound routes (`listener.routes`), to name the route of each inbound request. */
+  readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch }[]
 }

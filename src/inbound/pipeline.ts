@@ -1,0 +1,96 @@
+/**
+ * The inbound filter chain, run for every request a wrapped server receives. The context
+ * filter reads the caller's trace (or starts one), settles the request id, names the
+ * route, starts the server span and the metrics, and runs the app inside the request
+ * context so `mesh.context()` and outbound calls see it anywhere in its async call tree.
+ */
+import type http from 'node:http'
+import type { Attributes } from '@opentelemetry/api'
+import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
+import { MeshRequestContext, runWithContext } from '../observability/context.js'
+import { newRequestId } from '../observability/ids.js'
+import { extract, isValidRequestId } from '../observability/propagation.js'
+import { MeshTracer } from '../observability/tracing.js'
+import { RequestView } from '../router/request-view.js'
+import type { Snapshot } from '../snapshot/snapshot.js'
+import { peerOf } from './server.js'
+
+
+/** Runs wrapped servers' requests through the mesh. */
+export class InboundPipeline {
+  readonly #snapshot: () => Snapshot
+  readonly #tracer: MeshTracer
+  readonly #metrics: MetricsRegistry
+
+  constructor(snapshot: () => Snapshot, tracer: MeshTracer, metrics: MetricsRegistry) {
+    this.#snapshot = snapshot
+    this.#tracer = tracer
+    this.#metrics = metrics
+  }
+
+  handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void): void {
+    const snapshot = this.#snapshot()
+    const started = performance.now()
+    const headers = req.headers
+    const parent = extract((name: string) => headers[name], snapshot.tracing.extract)
+
+    let requestId = headers['x-request-id']
+    if (typeof requestId !== 'string' || !isValidRequestId(requestId)) {
+      // Envoy generates the id at the edge and hands it to the app with the request.
+      requestId = newRequestId()
+      headers['x-request-id'] = requestId
+    }
+
+    const route = snapshot.listenerRoutes.length === 0 ? undefined : matchRoute(snapshot, req)
+    const peer = peerOf(req)
+    const method = req.method ?? 'GET'
+    const s = this.#tracer.startServer(parent, snapshot.tracing, method, serverAttributes(req, peer?.address))
+    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span)
+
+    const recorder: Recorder = this.#metrics.inbound(route)
+    recorder.start()
+    const socket = req.socket
+    const readBefore = socket.bytesRead
+    const writtenBefore = socket.bytesWritten
+    res.once('close', () => {
+      const ms = performance.now() - started
+      const received = socket.bytesRead - readBefore
+      const sent = socket.bytesWritten - writtenBefore
+      if (res.writableFinished) {
+        recorder.end(res.statusCode, ms, received, sent)
+        MeshTracer.end(s.span, res.statusCode, undefined, 'server')
+      } else {
+        // The caller went away before the response was complete.
+        recorder.fail('aborted', ms)
+        MeshTracer.end(s.span, res.headersSent ? res.statusCode : undefined, 'aborted', 'server')
+      }
+    })
+    runWithContext(ctx, next)
+  }
+}
+
+function matchRoute(snapshot: Snapshot, req: http.IncomingMessage): string | undefined {
+  const view = new RequestView(req.method ?? 'GET', req.url ?? '/', (req.headers.host ?? '').toLowerCase(), 'http', req.headers)
+  for (const r of snapshot.listenerRoutes) if (r.match.matches(view)) return r.name
+  return undefined
+}
+
+function serverAttributes(req: http.IncomingMessage, clientAddress: string | undefined): () => Attributes {
+  return () => {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const attrs: Attributes = {
+      'http.request.method': req.method ?? 'GET',
+      'url.path': q === -1 ? url : url.slice(0, q),
+      'url.scheme': (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
+    }
+    if (q !== -1) attrs['url.query'] = url.slice(q + 1)
+    const host = req.headers.host
+    if (host !== undefined) attrs['server.address'] = host
+    if (clientAddress !== undefined) attrs['client.address'] = clientAddress
+    const ua = req.headers['user-agent']
+    if (ua !== undefined) attrs['user_agent.original'] = ua
+    attrs['network.protocol.version'] = req.httpVersion
+    return attrs
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The inbound side: `mesh.createServer(handler)` and `mesh.wrap(server)`. Wrapping patches
+ * the server's `emit` for `request` events, so every handler the server has or will get
+ * (Express, Fastify, Koa, a bare listener) runs inside the mesh's filter chain without
+ * knowing it. The chain today: context (trace extract, request id, route, peer, server
+ * span, metrics) → app; rate limits, authentication, authorization and faults slot in
+ * between as they arrive.
+ */
+import http from 'node:http'
+import https from 'node:https'
+import type { TLSSocket } from 'node:tls'
+import { MeshError } from '../errors.js'
+import type { InboundPipeline } from './pipeline.js'
+
+const WRAPPED = Symbol.for('sidecarless.wrapped')
+
+type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void
+
+/** A server the mesh can wrap: node:http or node:https. */
+export type WrappableServer = http.Server | https.Server
+
+/** Wraps `server` so its requests run through `pipeline`. Idempotent per server. */
+export function wrapServer<S extends WrappableServer>(server: S, pipeline: InboundPipeline): S {
+  if (!((server as unknown) instanceof http.Server)) {
+    throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'mesh.wrap() takes a node:http or node:https server')
+  }
+  const marked = server as S & { [WRAPPED]?: InboundPipeline }
+  if (marked[WRAPPED] !== undefined) {
+    if (marked[WRAPPED] !== pipeline) throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'this server is already wrapped by another mesh')
+    return server
+  }
+  marked[WRAPPED] = pipeline
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
+  const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== 'request') return emit(event, ...args)
+    const req = args[0] as http.IncomingMessage
+    const res = args[1] as http.ServerResponse
+    pipeline.handle(req, res, () => emit(event, req, res))
+    return true
+  }
+  server.emit = meshEmit as typeof server.emit
+  return server
+}
+
+/** `http.createServer` / `https.createServer` (when TLS options are given), wrapped. */
+export function createWrappedServer(pipeline: InboundPipeline, optionsOrHandler?: http.ServerOptions | https.ServerOptions | RequestListener, maybeHandler?: RequestListener): http.Server | https.Server {
+  const handler = typeof optionsOrHandler === 'function' ? optionsOrHandler : maybeHandler
+  const options: https.ServerOptions = typeof optionsOrHandler === 'object' && optionsOrHandler !== null ? optionsOrHandler : {}
+  const tls = options.key !== undefined || options.pfx !== undefined || options.cert !== undefined || options.SNICallback !== undefined
+  const server = tls ? https.createServer(options, handler) : http.createServer(options as http.ServerOptions, handler)
+  return wrapServer(server, pipeline)
+}
+
+/** The peer of a request's connection. */
+export function peerOf(req: http.IncomingMessage): { address: string; port: number; identity?: string } | undefined {
+  const s = req.socket as TLSSocket | undefined
+  if (s?.remoteAddress === undefined) return undefined
+  return { address: s.remoteAddress, port: s.remotePort ?? 0 }
+}

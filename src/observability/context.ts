@@ -1,0 +1,100 @@
+/**
+ * The request context: who is calling, which trace this request belongs to, which route
+ * took it. It lives in exactly one AsyncLocalStorage: OpenTelemetry's, when the app
+ * registered an OTel context manager (so the app's spans and ours share one context and
+ * one storage), or the mesh's own otherwise. Two would double the cost of every async hop.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { context as otelContext, createContextKey, trace, type Context, type Span } from '@opentelemetry/api'
+
+/** The other end of an inbound connection. */
+export interface Peer {
+  /** Remote IP address. */
+  readonly address: string
+  /** Remote port. */
+  readonly port: number
+  /** SPIFFE ID of the peer's certificate, when the connection is mutual TLS. */
+  readonly identity?: string | undefined
+}
+
+/** What `mesh.context()` returns inside a request: stable, read-only facts. */
+export interface RequestContext {
+  /** W3C trace id (32 lower-hex characters). */
+  readonly traceId: string
+  /** This request's span id (16 lower-hex characters): the server span. */
+  readonly spanId: string
+  /** The caller's span id, when the request carried a trace. */
+  readonly parentSpanId: string | undefined
+  /** Whether the trace is sampled (recorded). */
+  readonly sampled: boolean
+  /** The W3C tracestate carried with the trace, if any. */
+  readonly traceState: string | undefined
+  /** The `x-request-id` of this request (generated at the edge when absent). */
+  readonly requestId: string
+  /** The inbound route's name (`listener.routes[].name`), or `undefined` when none matched. */
+  readonly route: string | undefined
+  /** The caller's address (and identity under mTLS). */
+  readonly peer: Peer | undefined
+}
+
+/** The context with the mesh's private parts (the server span). */
+export class MeshRequestContext implements RequestContext {
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly parentSpanId: string | undefined,
+    readonly sampled: boolean,
+    readonly traceState: string | undefined,
+    readonly requestId: string,
+    readonly route: string | undefined,
+    readonly peer: Peer | undefined,
+    /** @internal the server span, when the trace is recorded. */
+    readonly span: Span | undefined,
+  ) {}
+
+  /** A plain copy for callers (logs, JSON): the span stays inside the mesh. */
+  toJSON(): RequestContext {
+    const { traceId, spanId, parentSpanId, sampled, traceState, requestId, route, peer } = this
+    return { traceId, spanId, parentSpanId, sampled, traceState, requestId, route, peer }
+  }
+}
+
+const REQUEST_KEY = createContextKey('sidecarless.request')
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
+const ownStorage = new AsyncLocalStorage<MeshRequestContext>()
+
+/** True when the app registered an OpenTelemetry context manager (checked per request: apps may register late). */
+export function otelContextManagerRegistered(): boolean {
+  const g = (globalThis as Record<symbol, { context?: unknown } | undefined>)[OTEL_GLOBAL]
+  return g?.context !== undefined
+}
+
+/**
+ * Runs `fn` with `ctx` as the current request context. With an OTel context manager the
+ * context (and the server span, so app spans nest under it) goes into OTel's context.
+ */
+export function runWithContext<T>(ctx: MeshRequestContext, fn: () => T): T {
+  if (otelContextManagerRegistered()) {
+    let c: Context = otelContext.active().setValue(REQUEST_KEY, ctx)
+    if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
+    return otelContext.with(c, fn)
+  }
+  return ownStorage.run(ctx, fn)
+}
+
+/** The current request context, or `undefined` outside any request. */
+export function currentContext(): MeshRequestContext | undefined {
+  if (otelContextManagerRegistered()) {
+    return otelContext.active().getValue(REQUEST_KEY) as MeshRequestContext | undefined
+  }
+  return ownStorage.getStore()
+}
+
+/** The span that should parent an outgoing call: the app's active OTel span, else the server span. */
+export function currentParentSpan(ctx: MeshRequestContext | undefined): Span | undefined {
+  if (otelContextManagerRegistered()) {
+    const active = trace.getSpan(otelContext.active())
+    if (active !== undefined) return active
+  }
+  return ctx?.span
+}

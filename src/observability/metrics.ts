@@ -1,0 +1,580 @@
+/**
+ * The mesh's traffic metrics: counters and latency histograms per place — an inbound route,
+ * an outbound cluster, one of its subsets, one of its endpoints — read as a JSON snapshot
+ * (`mesh.metrics.snapshot()`) or as Prometheus text (`mesh.metrics.prometheus()`).
+ *
+ * Recording sits on the request path, so it is built to cost almost nothing: a place is
+ * resolved once into a {@link Recorder} (callers cache it), and recording only adds to
+ * number fields of objects that already exist — no Map lookup, no string, no allocation.
+ * All the work (percentiles, label escaping, sorting) happens when somebody reads.
+ *
+ * Exposition names are Envoy's stat names with the `sidecarless_` prefix instead of
+ * `envoy_`, and a `_total` suffix on every counter as Prometheus conventions ask (Envoy's
+ * `upstream_rq_total` keeps its single `_total`). Levels never share a family, so summing
+ * a family never counts a request twice:
+ *
+ * | level | family prefix | labels |
+ * | --- | --- | --- |
+ * | cluster | `sidecarless_cluster_upstream_` | `cluster_name` |
+ * | subset | `sidecarless_cluster_subset_` | `cluster_name`, `subset` |
+ * | endpoint | `sidecarless_cluster_endpoint_` (Envoy's per-endpoint stats) | `cluster_name`, `endpoint` |
+ * | inbound route | `sidecarless_http_downstream_` | `route` |
+ *
+ * Every sample also carries `service` when the registry was given one.
+ */
+import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
+
+/** Why a request ended without an upstream response, or with one the mesh made itself. */
+export type ErrorKind =
+  | 'connect_failure'
+  | 'reset'
+  | 'timeout'
+  | 'no_healthy_upstream'
+  | 'no_route'
+  | 'aborted'
+  | 'overflow'
+  | 'rate_limited'
+  | 'registry_only'
+  | 'other'
+
+/** Every {@link ErrorKind}, in the order snapshots and the exposition list them. */
+export const ERROR_KINDS: readonly ErrorKind[] = Object.freeze([
+  'connect_failure', 'reset', 'timeout', 'no_healthy_upstream', 'no_route',
+  'aborted', 'overflow', 'rate_limited', 'registry_only', 'other',
+] as const)
+
+/** Classes of HTTP response status, as counted. */
+export type ResponseClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx'
+
+/** Counters of one place in the mesh (an inbound route, a cluster, a subset, an endpoint). */
+export interface TrafficStats {
+  /** Requests started. */
+  readonly requests: number
+  /** Requests started and not yet ended. */
+  readonly inFlight: number
+  /** Requests that got a response, by status class (`1xx` … `5xx`). */
+  readonly responses: Readonly<Record<ResponseClass, number>>
+  /** Requests that ended without a response, or with a response the mesh made, by kind. */
+  readonly errors: Readonly<Record<ErrorKind, number>>
+  /** Body bytes received: of responses (outbound places) or of requests (inbound routes). */
+  readonly bytesReceived: number
+  /** Body bytes sent: of requests (outbound places) or of responses (inbound routes). */
+  readonly bytesSent: number
+  /**
+   * Duration of the requests that ended, in milliseconds, whether they got a response or
+   * failed (so `latency.count` is `requests - inFlight`, durations of NaN aside).
+   * Percentiles are estimates within ~4.5%; 0 when no request ended yet.
+   */
+  readonly latency: LatencyStats
+}
+
+/** Count, sum and percentiles of request durations, in milliseconds. */
+export interface LatencyStats {
+  /** Requests whose duration was recorded. */
+  readonly count: number
+  /** Sum of their durations (ms). */
+  readonly sumMs: number
+  /** Median duration (ms). */
+  readonly p50: number
+  /** 90th percentile (ms). */
+  readonly p90: number
+  /** 99th percentile (ms). */
+  readonly p99: number
+}
+
+/** Counters of an outbound cluster, with the same counters for each subset and endpoint. */
+export interface ClusterStats extends TrafficStats {
+  /**
+   * Per subset name: the requests routed through that subset. Requests routed to the
+   * cluster without a subset count in the cluster only.
+   */
+  readonly subsets: Readonly<Record<string, TrafficStats>>
+  /**
+   * Per endpoint (`host:port`): the requests sent to it. Endpoints beyond
+   * `maxEndpointsPerCluster` share the entry {@link OTHER_ENDPOINT}.
+   */
+  readonly endpoints: Readonly<Record<string, TrafficStats>>
+}
+
+/** What `mesh.metrics.snapshot()` returns: every counter, read at one moment. */
+export interface MetricsSnapshot {
+  /** When it was taken (`Date.now()`). */
+  readonly takenAt: number
+  /** Requests this workload served. */
+  readonly inbound: {
+    /** Per inbound route name, or {@link DEFAULT_ROUTE} for requests no named route took. */
+    readonly routes: Readonly<Record<string, TrafficStats>>
+  }
+  /** Requests this workload sent. */
+  readonly outbound: {
+    /** Per cluster name (including `PassthroughCluster` for hosts outside the registry). */
+    readonly clusters: Readonly<Record<string, ClusterStats>>
+  }
+}
+
+/**
+ * Records the requests of one place. Each call updates every level the place belongs to
+ * (for an endpoint reached through a subset: endpoint, subset and cluster). Call `start`
+ * once per request, then exactly one of `end` or `fail`.
+ */
+export interface Recorder {
+  /** A request started. */
+  start(): void
+  /**
+   * A response arrived with `status` and finished after `ms` milliseconds, carrying
+   * `bytesReceived` and `bytesSent` body bytes (see {@link TrafficStats} for which is which).
+   */
+  end(status: number, ms: number, bytesReceived: number, bytesSent: number): void
+  /** The request ended after `ms` milliseconds without an upstream response, or with a mesh-made one. */
+  fail(kind: ErrorKind, ms: number): void
+}
+
+/** Options of {@link MetricsRegistry}. */
+export interface MetricsOptions {
+  /** This workload's name, added as the `service` label to every exposed sample. */
+  readonly service?: string | undefined
+  /**
+   * Most endpoints kept apart per cluster (default 1024). Requests to further endpoints
+   * count under {@link OTHER_ENDPOINT}, so a cluster of unbounded hosts (the pass-through
+   * cluster) cannot grow the registry without end.
+   */
+  readonly maxEndpointsPerCluster?: number | undefined
+}
+
+/** The inbound route name of requests that no named route took. */
+export const DEFAULT_ROUTE = '(default)'
+/** The endpoint entry that counts the endpoints beyond a cluster's `maxEndpointsPerCluster`. */
+export const OTHER_ENDPOINT = '(other)'
+/**
+ * Clusters that exist without being configured (Istio's names for traffic to hosts outside
+ * the registry): `retain` keeps them.
+ */
+export const BUILTIN_CLUSTERS: ReadonlySet<string> = new Set(['PassthroughCluster', 'BlackHoleCluster'])
+
+const DEFAULT_MAX_ENDPOINTS = 1024
+const RESPONSE_CLASSES: readonly ResponseClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx']
+
+/** Index of a status's class in `Place.responses`; anything outside 100–599 counts as 5xx. */
+function classIndex(status: number): number {
+  const c = (status / 100) | 0
+  return c >= 1 && c <= 5 ? c - 1 : 4
+}
+
+/** Index of a kind in `Place.errors` (a switch on interned strings: no lookup, no hashing). */
+function kindIndex(kind: ErrorKind): number {
+  switch (kind) {
+    case 'connect_failure': return 0
+    case 'reset': return 1
+    case 'timeout': return 2
+    case 'no_healthy_upstream': return 3
+    case 'no_route': return 4
+    case 'aborted': return 5
+    case 'overflow': return 6
+    case 'rate_limited': return 7
+    case 'registry_only': return 8
+    default: return 9
+  }
+}
+
+/** The counters of one place. Plain fields: the hot path only adds to them. */
+class Place {
+  requests = 0
+  inFlight = 0
+  bytesReceived = 0
+  bytesSent = 0
+  readonly responses = new Float64Array(5)
+  readonly errors = new Float64Array(ERROR_KINDS.length)
+  readonly latency = new LatencyHistogram()
+
+  /** @param labels this place's Prometheus labels, escaped once, without braces */
+  constructor(readonly labels: string) {}
+}
+
+/** A recorder over the places of one request's path, most specific first. */
+class PlaceRecorder implements Recorder {
+  readonly #places: readonly Place[]
+
+  constructor(places: readonly Place[]) {
+    this.#places = places
+  }
+
+  start(): void {
+    for (let i = 0, places = this.#places; i < places.length; i++) {
+      const p = places[i]!
+      p.requests++
+      p.inFlight++
+    }
+  }
+
+  end(status: number, ms: number, bytesReceived: number, bytesSent: number): void {
+    const cls = classIndex(status)
+    const rx = bytesReceived > 0 ? bytesReceived : 0
+    const tx = bytesSent > 0 ? bytesSent : 0
+    const v = clampLatency(ms)
+    const slot = v === v ? latencySlot(v) : -1
+    for (let i = 0, places = this.#places; i < places.length; i++) {
+      const p = places[i]!
+      p.inFlight--
+      p.responses[cls]!++
+      p.bytesReceived += rx
+      p.bytesSent += tx
+      if (slot >= 0) p.latency.recordSlot(slot, v)
+    }
+  }
+
+  fail(kind: ErrorKind, ms: number): void {
+    const k = kindIndex(kind)
+    const v = clampLatency(ms)
+    const slot = v === v ? latencySlot(v) : -1
+    for (let i = 0, places = this.#places; i < places.length; i++) {
+      const p = places[i]!
+      p.inFlight--
+      p.errors[k]!++
+      if (slot >= 0) p.latency.recordSlot(slot, v)
+    }
+  }
+}
+
+/** One cluster: its totals, subsets, endpoints, and the recorders made over them. */
+class ClusterPlace {
+  readonly total: Place
+  readonly subsets = new Map<string, Place>()
+  readonly endpoints = new Map<string, Place>()
+  /** Recorders per endpoint, for requests routed without a subset. */
+  readonly direct = new Map<string, Recorder>()
+  /** Recorders per subset, then per endpoint. */
+  readonly viaSubset = new Map<string, Map<string, Recorder>>()
+  /** Recorders for failures before an endpoint was chosen: without subset, and per subset. */
+  clusterOnly: Recorder | undefined
+  readonly subsetOnly = new Map<string, Recorder>()
+
+  constructor(readonly labels: string) {
+    this.total = new Place(labels)
+  }
+}
+
+/**
+ * The mesh's metrics: hands out {@link Recorder}s for the request path and reads them as a
+ * {@link MetricsSnapshot} or as Prometheus text.
+ */
+export class MetricsRegistry {
+  readonly #serviceLabel: string
+  readonly #maxEndpoints: number
+  readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
+  readonly #clusters = new Map<string, ClusterPlace>()
+
+  constructor(options: MetricsOptions = {}) {
+    this.#serviceLabel = options.service === undefined ? '' : `service="${escapeLabelValue(options.service)}",`
+    const max = options.maxEndpointsPerCluster
+    this.#maxEndpoints = max === undefined ? DEFAULT_MAX_ENDPOINTS : Math.max(0, Math.floor(max))
+  }
+
+  /**
+   * The recorder for inbound requests taken by `route` (`undefined` or `''`: no named
+   * route, counted as {@link DEFAULT_ROUTE}). The same object for the same name: cache it.
+   */
+  inbound(route: string | undefined): Recorder {
+    const name = route === undefined || route === '' ? DEFAULT_ROUTE : route
+    let entry = this.#routes.get(name)
+    if (entry === undefined) {
+      const place = new Place(`${this.#serviceLabel}route="${escapeLabelValue(name)}"`)
+      entry = { place, recorder: new PlaceRecorder([place]) }
+      this.#routes.set(name, entry)
+    }
+    return entry.recorder
+  }
+
+  /**
+   * The recorder for outbound requests sent to `endpoint` (`host:port`) of `cluster`,
+   * routed through `subset` (or none): it updates the endpoint, the subset and the cluster.
+   * The same object for the same triple: cache it.
+   */
+  upstream(cluster: string, subset: string | undefined, endpoint: string): Recorder {
+    const c = this.#cluster(cluster)
+    let byEndpoint = c.direct
+    if (subset !== undefined) {
+      const found = c.viaSubset.get(subset)
+      if (found !== undefined) byEndpoint = found
+      else c.viaSubset.set(subset, (byEndpoint = new Map<string, Recorder>()))
+    }
+    let recorder = byEndpoint.get(endpoint)
+    if (recorder === undefined) {
+      const [key, place] = this.#endpoint(c, endpoint)
+      recorder = byEndpoint.get(key)
+      if (recorder === undefined) {
+        recorder = new PlaceRecorder(subset === undefined ? [place, c.total] : [place, this.#subset(c, subset), c.total])
+        byEndpoint.set(key, recorder)
+      }
+    }
+    return recorder
+  }
+
+  /**
+   * A recorder for requests that failed before an endpoint was chosen (no healthy upstream,
+   * circuit-breaker overflow): it updates the cluster and, when given, the subset only.
+   * The same object for the same pair.
+   */
+  cluster(cluster: string, subset: string | undefined): Recorder {
+    const c = this.#cluster(cluster)
+    if (subset === undefined) return (c.clusterOnly ??= new PlaceRecorder([c.total]))
+    let recorder = c.subsetOnly.get(subset)
+    if (recorder === undefined) {
+      recorder = new PlaceRecorder([this.#subset(c, subset), c.total])
+      c.subsetOnly.set(subset, recorder)
+    }
+    return recorder
+  }
+
+  /**
+   * Forgets the clusters and inbound routes not named here (removed from the config), so a
+   * long-lived process does not grow forever. {@link BUILTIN_CLUSTERS}, {@link DEFAULT_ROUTE}
+   * and places with requests still in flight are kept (a later call drops them). Recorders
+   * handed out for a forgotten place keep working but count where nobody reads.
+   */
+  retain(clusters: ReadonlySet<string>, routes: ReadonlySet<string>): void {
+    for (const [name, c] of this.#clusters) {
+      if (!clusters.has(name) && !BUILTIN_CLUSTERS.has(name) && c.total.inFlight <= 0) this.#clusters.delete(name)
+    }
+    for (const [name, entry] of this.#routes) {
+      if (!routes.has(name) && name !== DEFAULT_ROUTE && entry.place.inFlight <= 0) this.#routes.delete(name)
+    }
+  }
+
+  /**
+   * Forgets the subsets and endpoints of `cluster` not named here (an endpoint update:
+   * pods come and go), keeping those with requests in flight. The cluster's own counters
+   * keep the forgotten ones' history, so endpoints then add up to less than their cluster.
+   */
+  retainMembers(cluster: string, subsets: ReadonlySet<string>, endpoints: ReadonlySet<string>): void {
+    const c = this.#clusters.get(cluster)
+    if (c === undefined) return
+    for (const [name, place] of c.subsets) {
+      if (subsets.has(name) || place.inFlight > 0) continue
+      c.subsets.delete(name)
+      c.viaSubset.delete(name)
+      c.subsetOnly.delete(name)
+    }
+    for (const [name, place] of c.endpoints) {
+      if (endpoints.has(name) || name === OTHER_ENDPOINT || place.inFlight > 0) continue
+      c.endpoints.delete(name)
+      c.direct.delete(name)
+      for (const byEndpoint of c.viaSubset.values()) byEndpoint.delete(name)
+    }
+  }
+
+  /** Every counter, read now. */
+  snapshot(): MetricsSnapshot {
+    const routes: Record<string, TrafficStats> = {}
+    for (const name of sortedKeys(this.#routes)) routes[name] = trafficStats(this.#routes.get(name)!.place)
+    const clusters: Record<string, ClusterStats> = {}
+    for (const name of sortedKeys(this.#clusters)) {
+      const c = this.#clusters.get(name)!
+      const subsets: Record<string, TrafficStats> = {}
+      for (const s of sortedKeys(c.subsets)) subsets[s] = trafficStats(c.subsets.get(s)!)
+      const endpoints: Record<string, TrafficStats> = {}
+      for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
+      clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
+    }
+    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters } }
+  }
+
+  /**
+   * The metrics in the Prometheus text exposition format 0.0.4 (serve it with
+   * `Content-Type: text/plain; version=0.0.4; charset=utf-8`).
+   */
+  prometheus(): string {
+    const clusters = sortedKeys(this.#clusters).map((name) => this.#clusters.get(name)!)
+    const subsets: Place[] = []
+    const endpoints: Place[] = []
+    for (const c of clusters) {
+      for (const s of sortedKeys(c.subsets)) subsets.push(c.subsets.get(s)!)
+      for (const e of sortedKeys(c.endpoints)) endpoints.push(c.endpoints.get(e)!)
+    }
+    const routes = sortedKeys(this.#routes).map((name) => this.#routes.get(name)!.place)
+    const out: string[] = []
+    writeLevel(out, CLUSTER_LEVEL, clusters.map((c) => c.total))
+    writeLevel(out, SUBSET_LEVEL, subsets)
+    writeLevel(out, ENDPOINT_LEVEL, endpoints)
+    writeLevel(out, INBOUND_LEVEL, routes)
+    return out.length === 0 ? '' : out.join('\n') + '\n'
+  }
+
+  #cluster(name: string): ClusterPlace {
+    let c = this.#clusters.get(name)
+    if (c === undefined) {
+      c = new ClusterPlace(`${this.#serviceLabel}cluster_name="${escapeLabelValue(name)}"`)
+      this.#clusters.set(name, c)
+    }
+    return c
+  }
+
+  #subset(c: ClusterPlace, subset: string): Place {
+    let place = c.subsets.get(subset)
+    if (place === undefined) {
+      place = new Place(`${c.labels},subset="${escapeLabelValue(subset)}"`)
+      c.subsets.set(subset, place)
+    }
+    return place
+  }
+
+  /** The endpoint's place, or the shared {@link OTHER_ENDPOINT} one past the limit; with the key it is kept under. */
+  #endpoint(c: ClusterPlace, endpoint: string): [string, Place] {
+    let place = c.endpoints.get(endpoint)
+    if (place !== undefined) return [endpoint, place]
+    const ownEntries = c.endpoints.size - (c.endpoints.has(OTHER_ENDPOINT) ? 1 : 0)
+    const key = ownEntries < this.#maxEndpoints ? endpoint : OTHER_ENDPOINT
+    place = c.endpoints.get(key)
+    if (place === undefined) {
+      place = new Place(`${c.labels},endpoint="${escapeLabelValue(key)}"`)
+      c.endpoints.set(key, place)
+    }
+    return [key, place]
+  }
+}
+
+// ---------------------------------------------------------------- snapshot
+
+function trafficStats(p: Place): TrafficStats {
+  const responses = {} as Record<ResponseClass, number>
+  RESPONSE_CLASSES.forEach((cls, i) => (responses[cls] = p.responses[i] ?? 0))
+  const errors = {} as Record<ErrorKind, number>
+  ERROR_KINDS.forEach((kind, i) => (errors[kind] = p.errors[i] ?? 0))
+  const h = p.latency
+  return {
+    requests: p.requests,
+    inFlight: p.inFlight,
+    responses,
+    errors,
+    bytesReceived: p.bytesReceived,
+    bytesSent: p.bytesSent,
+    latency: { count: h.count, sumMs: h.sum, p50: h.percentile(50), p90: h.percentile(90), p99: h.percentile(99) },
+  }
+}
+
+function sortedKeys(map: ReadonlyMap<string, unknown>): string[] {
+  return [...map.keys()].sort()
+}
+
+// ---------------------------------------------------------------- Prometheus exposition
+
+/** An error kind that Envoy counts under a stat of its own, exposed under that name too. */
+interface EnvoyAlias {
+  readonly kind: ErrorKind
+  readonly stat: string
+  readonly help: string
+}
+
+/** How one level of places is exposed. */
+interface Level {
+  /** Family name prefix, ending in `_`. */
+  readonly prefix: string
+  /** What a request of this level is, for HELP texts. */
+  readonly noun: string
+  /** Which body bytes are "received" and "sent" at this level. */
+  readonly rx: string
+  readonly tx: string
+  /** Whether the latency histogram is exposed (not per endpoint, like Envoy: too many series). */
+  readonly histogram: boolean
+  readonly aliases: readonly EnvoyAlias[]
+}
+
+const CONNECT_FAIL: EnvoyAlias = { kind: 'connect_failure', stat: 'cx_connect_fail_total', help: 'that failed to connect' }
+const TIMEOUT: EnvoyAlias = { kind: 'timeout', stat: 'rq_timeout_total', help: 'that timed out' }
+const RX_RESET: EnvoyAlias = { kind: 'reset', stat: 'rq_rx_reset_total', help: 'reset by the other side' }
+const OVERFLOW: EnvoyAlias = { kind: 'overflow', stat: 'rq_pending_overflow_total', help: 'shed by the circuit breaker' }
+const NONE_HEALTHY: EnvoyAlias = { kind: 'no_healthy_upstream', stat: 'cx_none_healthy_total', help: 'with no healthy endpoint to send them to' }
+
+const CLUSTER_LEVEL: Level = {
+  prefix: 'sidecarless_cluster_upstream_',
+  noun: 'upstream requests of the cluster',
+  rx: 'response',
+  tx: 'request',
+  histogram: true,
+  aliases: [CONNECT_FAIL, TIMEOUT, RX_RESET, OVERFLOW, NONE_HEALTHY],
+}
+const SUBSET_LEVEL: Level = { ...CLUSTER_LEVEL, prefix: 'sidecarless_cluster_subset_', noun: 'upstream requests of the cluster routed through the subset' }
+const ENDPOINT_LEVEL: Level = {
+  ...CLUSTER_LEVEL,
+  prefix: 'sidecarless_cluster_endpoint_',
+  noun: 'upstream requests sent to the endpoint',
+  histogram: false,
+  aliases: [CONNECT_FAIL, TIMEOUT, RX_RESET],
+}
+const INBOUND_LEVEL: Level = {
+  prefix: 'sidecarless_http_downstream_',
+  noun: 'downstream (inbound) requests taken by the route',
+  rx: 'request',
+  tx: 'response',
+  histogram: true,
+  aliases: [TIMEOUT, RX_RESET],
+}
+
+function writeLevel(out: string[], level: Level, places: readonly Place[]): void {
+  if (places.length === 0) return
+  const P = level.prefix
+  const family = (name: string, type: string, help: string): void => {
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+  }
+  const simple = (name: string, type: 'counter' | 'gauge', help: string, value: (p: Place) => number): void => {
+    family(name, type, help)
+    for (const p of places) out.push(`${name}{${p.labels}} ${formatValue(value(p))}`)
+  }
+
+  simple(`${P}rq_total`, 'counter', `Total ${level.noun}, counted when they start.`, (p) => p.requests)
+  simple(`${P}rq_active`, 'gauge', `Active ${level.noun}: started and not yet ended.`, (p) => p.inFlight)
+
+  let name = `${P}rq_xx_total`
+  family(name, 'counter', `Total ${level.noun} that got a response, by status class (response_code_class="2" for 2xx).`)
+  for (const p of places) {
+    for (let c = 0; c < 5; c++) out.push(`${name}{${p.labels},response_code_class="${c + 1}"} ${formatValue(p.responses[c] ?? 0)}`)
+  }
+
+  name = `${P}rq_error_total`
+  family(name, 'counter', `Total ${level.noun} that ended without a response, or with one the mesh made, by error_kind.`)
+  for (const p of places) {
+    // Only kinds that happened: most never do at most places, and ten zero series per place add up.
+    ERROR_KINDS.forEach((kind, k) => {
+      const n = p.errors[k] ?? 0
+      if (n !== 0) out.push(`${name}{${p.labels},error_kind="${kind}"} ${formatValue(n)}`)
+    })
+  }
+
+  for (const alias of level.aliases) {
+    const k = ERROR_KINDS.indexOf(alias.kind)
+    simple(`${P}${alias.stat}`, 'counter', `Total ${level.noun} ${alias.help} (also in ${P}rq_error_total{error_kind="${alias.kind}"}).`, (p) => p.errors[k] ?? 0)
+  }
+
+  simple(`${P}cx_rx_bytes_total`, 'counter', `Total ${level.rx} body bytes received, of ${level.noun}.`, (p) => p.bytesReceived)
+  simple(`${P}cx_tx_bytes_total`, 'counter', `Total ${level.tx} body bytes sent, of ${level.noun}.`, (p) => p.bytesSent)
+
+  if (!level.histogram) return
+  name = `${P}rq_time`
+  family(name, 'histogram', `Duration of ${level.noun} in milliseconds, from start to end, failures included.`)
+  const les = ENVOY_BUCKET_BOUNDS_MS.map(formatValue)
+  for (const p of places) {
+    const h = p.latency
+    const cumulative = h.cumulative(ENVOY_BUCKET_BOUNDS_MS)
+    cumulative.forEach((n, i) => out.push(`${name}_bucket{${p.labels},le="${les[i]}"} ${formatValue(n)}`))
+    out.push(
+      `${name}_bucket{${p.labels},le="+Inf"} ${formatValue(h.count)}`,
+      `${name}_sum{${p.labels}} ${formatValue(h.sum)}`,
+      `${name}_count{${p.labels}} ${formatValue(h.count)}`,
+    )
+  }
+}
+
+/** A sample value as the format wants it (Go's ParseFloat syntax, `+Inf`, `-Inf`, `NaN`). */
+function formatValue(n: number): string {
+  if (Number.isFinite(n)) return String(n)
+  return n !== n ? 'NaN' : n > 0 ? '+Inf' : '-Inf'
+}
+
+/** Escapes a label value: backslash, double quote and line feed. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '"' ? '\\"' : '\\n'))
+}
+
+/** Escapes a HELP docstring: backslash and line feed. */
+function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (ch) => (ch === '\\' ? '\\\\' : '\\n'))
+}

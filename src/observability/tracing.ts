@@ -1,0 +1,216 @@
+/**
+ * Spans through the OpenTelemetry API. When the app registered a tracer provider, the mesh
+ * uses it: our server and client spans go where the app's go, and the app's spans nest
+ * under ours. When it did not, sampled spans go to a provider of the mesh's own
+ * (`@opentelemetry/sdk-trace-base`, loaded on first use) that keeps a bounded store of
+ * recent spans, readable with `mesh.tracing.recent()`.
+ *
+ * Unsampled requests create no span object at all: ids are generated and propagated, which
+ * costs a few hundred nanoseconds.
+ */
+import { createRequire } from 'node:module'
+import {
+  createTraceState,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+  type Attributes,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api'
+import type * as Sdk from '@opentelemetry/sdk-trace-base'
+import { newSpanId, newTraceId } from './ids.js'
+import type { PropagationFormat, TraceParent } from './propagation.js'
+
+/** A finished span, as the recent-span store keeps it. */
+export interface FinishedSpan {
+  readonly traceId: string
+  readonly spanId: string
+  readonly parentSpanId: string | undefined
+  readonly name: string
+  readonly kind: 'server' | 'client' | 'internal' | 'producer' | 'consumer'
+  /** Epoch milliseconds. */
+  readonly startTime: number
+  readonly durationMs: number
+  readonly attributes: Readonly<Attributes>
+  readonly status: 'unset' | 'ok' | 'error'
+}
+
+/** The trace facts of one new span (server or client), whether or not it is recorded. */
+export interface SpanStart {
+  readonly traceId: string
+  readonly spanId: string
+  readonly parentSpanId: string | undefined
+  readonly sampled: boolean
+  readonly traceState: string | undefined
+  readonly span: Span | undefined
+}
+
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
+const KIND_NAMES = ['internal', 'server', 'client', 'producer', 'consumer'] as const
+
+/** True when the app registered a global OpenTelemetry tracer provider. */
+function appTracerRegistered(): boolean {
+  const g = (globalThis as Record<symbol, { trace?: unknown } | undefined>)[OTEL_GLOBAL]
+  return g?.trace !== undefined
+}
+
+/** Tracing settings as compiled from config. */
+export interface TracingSettings {
+  /** Formats read from inbound requests, in order. */
+  readonly extract: readonly PropagationFormat[]
+  /** Formats written on outbound requests. */
+  readonly inject: readonly PropagationFormat[]
+  /** Probability that a new trace is sampled, 0..1. */
+  readonly samplingRatio: number
+  /** How many finished spans the built-in store keeps (0: none, and no SDK is loaded for it). */
+  readonly recentSpans: number
+}
+
+/** Starts spans for the mesh and keeps the recent ones. */
+export class MeshTracer {
+  #own: Tracer | undefined
+  #ring: FinishedSpan[] = []
+  #ringNext = 0
+  #capacity = 0
+  #provider: { shutdown(): Promise<void> } | undefined
+
+  /** Starts the span of an inbound request, continuing `parent` when the caller sent a trace. */
+  startServer(parent: TraceParent | undefined, settings: TracingSettings, name: string, attributes: () => Attributes): SpanStart {
+    return this.#start(parent, settings, name, SpanKind.SERVER, attributes, undefined)
+  }
+
+  /**
+   * Starts the span of an outbound attempt. `parentSpan` is the app's active span or the
+   * server span; `parent` carries the trace facts when no span object exists (unsampled).
+   */
+  startClient(
+    parent: { traceId: string; spanId: string; sampled: boolean; traceState: string | undefined } | undefined,
+    parentSpan: Span | undefined,
+    settings: TracingSettings,
+    name: string,
+    attributes: () => Attributes,
+  ): SpanStart {
+    const tp: TraceParent | undefined = parent === undefined
+      ? undefined
+      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c' }
+    return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan)
+  }
+
+  #start(parent: TraceParent | undefined, settings: TracingSettings, name: string, kind: SpanKind, attributes: () => Attributes, parentSpan: Span | undefined): SpanStart {
+    const sampled = parent?.sampled ?? (settings.samplingRatio > 0 && Math.random() < settings.samplingRatio)
+    const appTracer = appTracerRegistered()
+    if (!sampled && !appTracer) {
+      // The cheap path: no span object, only ids to propagate.
+      return {
+        traceId: parent?.traceId ?? newTraceId(),
+        spanId: newSpanId(),
+        parentSpanId: parent?.spanId,
+        sampled: false,
+        traceState: parent?.traceState,
+        span: undefined,
+      }
+    }
+    const tracer = appTracer ? trace.getTracer('sidecarless') : this.#ownTracer(settings)
+    if (tracer === undefined) {
+      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, span: undefined }
+    }
+    let ctx: Context = ROOT_CONTEXT
+    if (parentSpan !== undefined) {
+      ctx = trace.setSpan(ROOT_CONTEXT, parentSpan)
+    } else if (parent !== undefined) {
+      ctx = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: parent.traceId,
+        spanId: parent.spanId,
+        traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        isRemote: true,
+        ...(parent.traceState === undefined ? {} : { traceState: createTraceState(parent.traceState) }),
+      })
+    }
+    const span = tracer.startSpan(name, { kind, attributes: attributes() }, ctx)
+    const sc = span.spanContext()
+    return {
+      traceId: sc.traceId,
+      spanId: sc.spanId,
+      parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
+      sampled: (sc.traceFlags & 1) === 1,
+      traceState: sc.traceState?.serialize() ?? parent?.traceState,
+      span,
+    }
+  }
+
+  /** Ends a span with the HTTP status (and an error, when the request failed). */
+  static end(span: Span | undefined, status: number | undefined, error: string | undefined, kind: 'server' | 'client'): void {
+    if (span === undefined) return
+    if (status !== undefined) span.setAttribute('http.response.status_code', status)
+    // OTel HTTP semantic conventions: 5xx is an error on both sides; 4xx only on the client.
+    const failed = error !== undefined || (status !== undefined && (status >= 500 || (kind === 'client' && status >= 400)))
+    if (failed) {
+      span.setAttribute('error.type', error ?? String(status))
+      span.setStatus({ code: SpanStatusCode.ERROR })
+    }
+    span.end()
+  }
+
+  /** The finished spans in the store, oldest first. */
+  recent(): FinishedSpan[] {
+    if (this.#ring.length < this.#capacity) return [...this.#ring]
+    return [...this.#ring.slice(this.#ringNext), ...this.#ring.slice(0, this.#ringNext)]
+  }
+
+  /** Flushes and stops the mesh's own provider, if it was started. */
+  async shutdown(): Promise<void> {
+    await this.#provider?.shutdown().catch(() => undefined)
+  }
+
+  #keep(span: FinishedSpan): void {
+    if (this.#capacity === 0) return
+    if (this.#ring.length < this.#capacity) {
+      this.#ring.push(span)
+    } else {
+      this.#ring[this.#ringNext] = span
+      this.#ringNext = (this.#ringNext + 1) % this.#capacity
+    }
+  }
+
+  #ownTracer(settings: TracingSettings): Tracer | undefined {
+    if (settings.recentSpans === 0) return undefined
+    if (this.#capacity !== settings.recentSpans) {
+      this.#capacity = settings.recentSpans
+      this.#ring = []
+      this.#ringNext = 0
+    }
+    if (this.#own !== undefined) return this.#own
+    // Loaded on the first sampled span only: apps that never sample never load the SDK.
+    const sdk = createRequire(import.meta.url)('@opentelemetry/sdk-trace-base') as typeof Sdk
+    const keep = (s: Sdk.ReadableSpan): void => {
+      const sc = s.spanContext()
+      this.#keep({
+        traceId: sc.traceId,
+        spanId: sc.spanId,
+        parentSpanId: s.parentSpanContext?.spanId,
+        name: s.name,
+        kind: KIND_NAMES[s.kind] ?? 'internal',
+        startTime: s.startTime[0] * 1000 + s.startTime[1] / 1e6,
+        durationMs: s.duration[0] * 1000 + s.duration[1] / 1e6,
+        attributes: s.attributes,
+        status: s.status.code === SpanStatusCode.ERROR ? 'error' : s.status.code === SpanStatusCode.OK ? 'ok' : 'unset',
+      })
+    }
+    const provider = new sdk.BasicTracerProvider({
+      sampler: new sdk.AlwaysOnSampler(),
+      spanProcessors: [{
+        onStart: () => undefined,
+        onEnd: keep,
+        forceFlush: () => Promise.resolve(),
+        shutdown: () => Promise.resolve(),
+      }],
+    })
+    this.#provider = provider
+    this.#own = provider.getTracer('sidecarless')
+    return this.#own
+  }
+}
