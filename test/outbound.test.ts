@@ -316,7 +316,7 @@ describe('the mesh answers for the upstream', () => {
       assert.equal(res.status, 504)
       assert.equal(await res.text(), 'upstream request timeout')
       assert.equal(res.headers.get('x-sidecarless-response-flags'), 'UT')
-      assert.ok(Date.now() - started < 2000)
+      assert.ok(Date.now() - started < 10_000, "the 150ms route timeout fired, not the 15s default")
       const streaming = await request('http://s/headers-then-hang', { dispatcher: mesh.dispatcher })
       assert.equal(streaming.statusCode, 200)
       await assert.rejects(streaming.body.text(), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_UPSTREAM_TIMEOUT'))

@@ -100,94 +100,101 @@ function inDocumentOrder(input: Obj, issues: readonly ConfigIssue[]): ConfigIssu
 function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): void {
   for (const key of Object.keys(obj)) {
     const spec = Object.hasOwn(fields, key) ? fields[key] : undefined
-    const here = join(path, key)
     if (spec === undefined) {
       if (issues.full) {
-        issues.add(here, 'UNKNOWN_FIELD', '')
+        issues.add(join(path, key), 'UNKNOWN_FIELD', '')
         continue
       }
       const hint = didYouMean(key, Object.keys(fields))
-      issues.add(here, 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+      issues.add(join(path, key), 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       continue
     }
     const value = obj[key]
     if (value === undefined || value === null) {
-      if (spec.required === true) issues.add(here, 'REQUIRED', `"${key}" is required`)
+      if (spec.required === true) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
       continue
     }
-    checkValue(value, spec, here, issues)
+    checkValue(value, spec, path, key, issues)
   }
-  for (const [key, spec] of Object.entries(fields)) {
+  for (const key in fields) {
+    const spec = fields[key] as Spec
     if (spec.required === true && !(key in obj)) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
   }
 }
 
-function checkValue(value: unknown, spec: Spec, path: string, issues: Issues): void {
+/**
+ * Checks one value against its spec. The value's path is `parent` + `key` (a field name, or
+ * a list index as a number); it is only spelled out when there is a problem to report or a
+ * container to descend into, because building every path of a large config is most of the
+ * cost of a valid one.
+ */
+function checkValue(value: unknown, spec: Spec, parent: string, key: string | number, issues: Issues): void {
   switch (spec.t) {
     case 'string':
-      if (typeof value !== 'string') issues.add(path, 'INVALID_TYPE', `expected a string, got ${describe(value)}`)
-      else if (value.length > limits.stringLength) issues.add(path, 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+      if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a string, got ${describe(value)}`)
+      else if (value.length > limits.stringLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
       return
     case 'boolean':
-      if (typeof value !== 'boolean') issues.add(path, 'INVALID_TYPE', `expected true or false, got ${describe(value)}`)
+      if (typeof value !== 'boolean') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected true or false, got ${describe(value)}`)
       return
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        issues.add(path, 'INVALID_TYPE', `expected a number, got ${describe(value)}`)
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a number, got ${describe(value)}`)
       } else if (spec.int === true && !Number.isInteger(value)) {
-        issues.add(path, 'INVALID_VALUE', `expected an integer, got ${value}`)
+        issues.add(pathOf(parent, key), 'INVALID_VALUE', `expected an integer, got ${value}`)
       } else if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
-        issues.add(path, 'INVALID_VALUE', `${value} is outside ${spec.min ?? '-∞'}..${spec.max ?? '∞'}`)
+        issues.add(pathOf(parent, key), 'INVALID_VALUE', `${value} is outside ${spec.min ?? '-∞'}..${spec.max ?? '∞'}`)
       }
       return
     case 'duration':
       if (parseDuration(value) === undefined) {
-        issues.add(path, 'INVALID_DURATION', `${describe(value)} is not a duration (milliseconds, or a string like "250ms", "3s", "1m")`)
+        issues.add(pathOf(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (milliseconds, or a string like "250ms", "3s", "1m")`)
       }
       return
     case 'enum':
       if (typeof value !== 'string' || !spec.values.includes(value)) {
         const hint = typeof value === 'string' ? didYouMean(value, spec.values) : undefined
-        issues.add(path, 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+        issues.add(pathOf(parent, key), 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       }
       return
-    case 'labels':
+    case 'labels': {
       if (!isObject(value)) {
-        issues.add(path, 'INVALID_TYPE', `expected a map of label names to strings, got ${describe(value)}`)
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a map of label names to strings, got ${describe(value)}`)
         return
       }
-      {
-        const entries = Object.entries(value)
-        if (entries.length > MAX_LABELS) {
-          issues.add(path, 'TOO_LARGE', `${entries.length} labels; at most ${MAX_LABELS} are accepted`)
-          return
-        }
-        for (const [k, v] of entries) {
-          if (k.length > limits.stringLength) issues.add(path, 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
-          else if (typeof v !== 'string') issues.add(join(path, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
-          else if (v.length > limits.stringLength) issues.add(join(path, k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
-        }
+      const entries = Object.entries(value)
+      if (entries.length > MAX_LABELS) {
+        issues.add(pathOf(parent, key), 'TOO_LARGE', `${entries.length} labels; at most ${MAX_LABELS} are accepted`)
+        return
+      }
+      for (const [k, v] of entries) {
+        if (k.length > limits.stringLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
+        else if (typeof v !== 'string') issues.add(join(pathOf(parent, key), k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
+        else if (v.length > limits.stringLength) issues.add(join(pathOf(parent, key), k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
       }
       return
+    }
     case 'object':
-      if (!isObject(value)) issues.add(path, 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
-      else checkFields(value, spec.fields, path, issues)
+      if (!isObject(value)) issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
+      else checkFields(value, spec.fields, pathOf(parent, key), issues)
       return
-    case 'array':
+    case 'array': {
       if (!Array.isArray(value)) {
-        issues.add(path, 'INVALID_TYPE', `expected a list, got ${describe(value)}`)
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a list, got ${describe(value)}`)
         return
       }
       if (value.length > limits.listItems) {
-        issues.add(path, 'TOO_LARGE', `${value.length} items; at most ${limits.listItems} are accepted`)
+        issues.add(pathOf(parent, key), 'TOO_LARGE', `${value.length} items; at most ${limits.listItems} are accepted`)
         return
       }
+      const here = pathOf(parent, key)
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i]
-        if (item === undefined || item === null) issues.add(`${path}[${i}]`, 'INVALID_TYPE', 'a list item is empty')
-        else checkValue(item, spec.of, `${path}[${i}]`, issues)
+        if (item === undefined || item === null) issues.add(`${here}[${i}]`, 'INVALID_TYPE', 'a list item is empty')
+        else checkValue(item, spec.of, here, i, issues)
       }
       return
+    }
   }
 }
 
@@ -280,8 +287,9 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
   const match = route['match']
   if (isObject(match)) checkMatch(match, `${path}.match`, issues)
 
-  const actions = ['route', 'redirect', 'directResponse'].filter((k) => present(route[k]))
-  if (actions.length !== 1) {
+  const actionCount = (present(route['route']) ? 1 : 0) + (present(route['redirect']) ? 1 : 0) + (present(route['directResponse']) ? 1 : 0)
+  if (actionCount !== 1) {
+    const actions = ['route', 'redirect', 'directResponse'].filter((k) => present(route[k]))
     issues.add(path, 'INVALID_ACTION', actions.length === 0
       ? 'a route needs one action: route, redirect or directResponse'
       : `a route has one action, not ${actions.join(' and ')}`)
@@ -393,8 +401,10 @@ function checkDestination(cluster: string, subset: string | undefined, clusterPa
 }
 
 function checkMatch(match: Obj, path: string, issues: Issues): void {
-  const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => present(match[k]))
-  if (specifiers.length !== 1) {
+  const specifierCount = (present(match['prefix']) ? 1 : 0) + (present(match['path']) ? 1 : 0) +
+    (present(match['safeRegex']) ? 1 : 0) + (present(match['pathSeparatedPrefix']) ? 1 : 0)
+  if (specifierCount !== 1) {
+    const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => present(match[k]))
     issues.add(path, 'INVALID_MATCH', specifiers.length === 0
       ? 'a match needs one of prefix, path, safeRegex, pathSeparatedPrefix'
       : `a match has one path specifier, not ${specifiers.join(' and ')}`)
@@ -433,6 +443,8 @@ function checkRegex(pattern: string | undefined, path: string, issues: Issues): 
 }
 
 function checkHeaderMutations(obj: Obj, path: string, issues: Issues): void {
+  if (obj['requestHeadersToAdd'] === undefined && obj['responseHeadersToAdd'] === undefined &&
+    obj['requestHeadersToRemove'] === undefined && obj['responseHeadersToRemove'] === undefined) return
   for (const key of ['requestHeadersToAdd', 'responseHeadersToAdd']) {
     for (const [opt, i] of items(obj[key])) {
       const header = opt['header']
@@ -481,7 +493,7 @@ function str(v: unknown): string | undefined {
 
 /** The object items of a list with their indexes; other items were reported by the structural pass. */
 function* items(list: unknown): Generator<[Obj, number]> {
-  if (!Array.isArray(list) || list.length > limits.listItems) return
+  if (!Array.isArray(list) || list.length === 0 || list.length > limits.listItems) return
   for (let i = 0; i < list.length; i++) {
     const item: unknown = list[i]
     if (isObject(item)) yield [item, i]
@@ -494,6 +506,10 @@ function* strings(list: unknown): Generator<[string, number]> {
     const item: unknown = list[i]
     if (typeof item === 'string') yield [item, i]
   }
+}
+
+function pathOf(parent: string, key: string | number): string {
+  return typeof key === 'number' ? `${parent}[${key}]` : join(parent, key)
 }
 
 function join(path: string, key: string): string {

@@ -23,6 +23,7 @@ import { LocalController, sendLocalReply, type LocalReply } from './local-reply.
 import { findHeader, upstreamHeaders } from './request-headers.js'
 import { CLUSTER_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
+import { Deadlines } from './deadlines.js'
 
 type DispatchOptions = Dispatcher.DispatchOptions
 
@@ -68,6 +69,7 @@ export class MeshDispatcher extends Dispatcher {
   readonly #metrics: MetricsRegistry
   /** Recorder per target and endpoint, resolved once: the hot path does two WeakMap reads. */
   readonly #recorders = new WeakMap<Target, WeakMap<Host, Recorder>>()
+  readonly #deadlines = new Deadlines()
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -159,7 +161,7 @@ export class MeshDispatcher extends Dispatcher {
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs, this.#recorder(target, host), client.span)
+    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, this.#recorder(target, host), client.span)
     h.onRequestStart?.(request, {})
     return host.pool.dispatch(upstreamOptions(opts, host, path, headers), request)
   }
@@ -179,7 +181,7 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   #dispatchPassThrough(opts: DispatchOptions, h: Handler, originAuthority: string): boolean {
-    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, 0, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), undefined)
+    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, undefined, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), undefined)
     h.onRequestStart?.(request, {})
     return this.#passThrough.dispatch(opts, request)
   }
@@ -220,6 +222,11 @@ export class MeshDispatcher extends Dispatcher {
   }
 }
 
+/**
+ * The caller's options with origin, path and headers replaced. (An object inheriting from
+ * the caller's, instead of a copy, was measured 3× slower: undici's reads of inherited
+ * fields miss V8's inline caches.)
+ */
 function upstreamOptions(opts: DispatchOptions, host: Host, path: string, headers: DispatchOptions['headers']): DispatchOptions {
   const up: DispatchOptions & { servername?: string } = { ...opts, origin: host.address.origin, path, headers }
   if (host.servername !== undefined) up.servername = host.servername

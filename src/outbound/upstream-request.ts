@@ -13,6 +13,7 @@ import { MeshTracer } from '../observability/tracing.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
+import type { DeadlineList, Expirable } from './deadlines.js'
 import type { Controller, Handler } from './handler.js'
 import { sendLocalReply, upstreamFailureText } from './local-reply.js'
 import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from './response-headers.js'
@@ -31,28 +32,30 @@ export interface Destination {
 /** Istio's name for the cluster that carries traffic to hosts outside the registry. */
 export const PASSTHROUGH: Destination = Object.freeze({ clusterName: 'PassthroughCluster', subset: undefined, responseMutations: null })
 
-/** Raw header buffers naming a destination and an endpoint, made once each. */
-const destinationRaw = new WeakMap<Destination, Buffer[]>()
-const endpointRaw = new Map<string, Buffer[]>()
+/** Raw header buffers naming a destination and an endpoint, made once per pair. */
+const rawCache = new WeakMap<Destination, Map<string, readonly Buffer[]>>()
 
-function rawFor(dest: Destination, endpoint: string): Buffer[] {
-  let d = destinationRaw.get(dest)
-  if (d === undefined) {
-    d = [Buffer.from(CLUSTER_HEADER), Buffer.from(dest.clusterName)]
-    if (dest.subset !== undefined) d.push(Buffer.from(SUBSET_HEADER), Buffer.from(dest.subset))
-    destinationRaw.set(dest, d)
+function rawFor(dest: Destination, endpoint: string): readonly Buffer[] {
+  let byEndpoint = rawCache.get(dest)
+  if (byEndpoint === undefined) {
+    byEndpoint = new Map()
+    rawCache.set(dest, byEndpoint)
   }
-  let e = endpointRaw.get(endpoint)
-  if (e === undefined) {
-    e = [Buffer.from(ENDPOINT_HEADER), Buffer.from(endpoint, 'latin1')]
-    if (endpointRaw.size >= 4096) endpointRaw.clear()
-    endpointRaw.set(endpoint, e)
+  let raw = byEndpoint.get(endpoint)
+  if (raw === undefined) {
+    const list = [Buffer.from(CLUSTER_HEADER), Buffer.from(dest.clusterName, 'latin1')]
+    if (dest.subset !== undefined) list.push(Buffer.from(SUBSET_HEADER), Buffer.from(dest.subset, 'latin1'))
+    list.push(Buffer.from(ENDPOINT_HEADER), Buffer.from(endpoint, 'latin1'))
+    // Pass-through endpoints are whatever the app calls: keep the cache bounded.
+    if (byEndpoint.size >= 1024) byEndpoint.clear()
+    raw = Object.freeze(list)
+    byEndpoint.set(endpoint, raw)
   }
-  return [...d, ...e]
+  return raw
 }
 
 /** Handler towards the pool, controller towards the caller. */
-export class UpstreamRequest implements Handler, Controller {
+export class UpstreamRequest implements Handler, Controller, Expirable {
   readonly #downstream: Handler
   readonly #host: Host | undefined
   readonly #dest: Destination
@@ -62,7 +65,8 @@ export class UpstreamRequest implements Handler, Controller {
   #aborted = false
   #paused = false
   #reason: Error | null = null
-  #timer: NodeJS.Timeout | undefined
+  #deadlines: DeadlineList | undefined
+  #deadline = 0
   readonly #recorder: Recorder
   readonly #span: Span | undefined
   readonly #started: number
@@ -77,7 +81,7 @@ export class UpstreamRequest implements Handler, Controller {
    * @param recorder metrics of this destination and endpoint
    * @param span the client span, when the trace is recorded
    */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, timeoutMs: number, recorder: Recorder, span: Span | undefined) {
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined) {
     this.#downstream = downstream
     this.#dest = dest
     this.#endpoint = endpoint
@@ -87,7 +91,10 @@ export class UpstreamRequest implements Handler, Controller {
     this.#started = performance.now()
     recorder.start()
     if (host !== undefined) host.active++
-    if (timeoutMs > 0) this.#timer = setTimeout(onTimeout, timeoutMs, this)
+    if (deadlines !== undefined) {
+      this.#deadlines = deadlines
+      this.#deadline = deadlines.add(this, this.#started)
+    }
   }
 
   // ------------------------------------------------------------ controller, for the caller
@@ -196,7 +203,7 @@ export class UpstreamRequest implements Handler, Controller {
   // ------------------------------------------------------------ internals
 
   /** Route timeout: 504 before headers (Envoy's `upstream request timeout`), a coded error after. */
-  timeout(): void {
+  expire(): void {
     if (this.#state === State.Done) return
     const beforeHeaders = this.#state === State.Waiting
     const err = new MeshError('SIDECARLESS_ERR_UPSTREAM_TIMEOUT', 'the route timeout expired')
@@ -224,13 +231,9 @@ export class UpstreamRequest implements Handler, Controller {
   #finish(): void {
     this.#state = State.Done
     if (this.#host !== undefined) this.#host.active--
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer)
-      this.#timer = undefined
+    if (this.#deadlines !== undefined) {
+      this.#deadlines.cancel(this.#deadline)
+      this.#deadlines = undefined
     }
   }
-}
-
-function onTimeout(req: UpstreamRequest): void {
-  req.timeout()
 }

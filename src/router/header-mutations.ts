@@ -28,6 +28,7 @@ export interface MutationSource {
 
 /** Merges levels (most specific first) into one list, or `null` when there is nothing to do. */
 export function compileMutations(levels: readonly MutationSource[]): HeaderMutations | null {
+  if (levels.every((l) => (l.toAdd?.length ?? 0) === 0 && (l.toRemove?.length ?? 0) === 0)) return null
   const remove: string[] = []
   const add: HeaderAdd[] = []
   for (const level of levels) {

@@ -19,18 +19,35 @@ export class Host {
   active = 0
   /** Clusters holding this host. */
   refs = 0
-  readonly pool: Pool
   /** SNI for https hosts named by DNS; undefined for IPs (undici then derives it from Host). */
   readonly servername: string | undefined
+  readonly #options: ConnectionOptions
+  #pool: Pool | undefined
 
   constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions) {
-    this.pool = new Pool(address.origin, {
-      connect: { timeout: options.connectTimeoutMs },
-      ...(options.idleTimeoutMs === undefined
-        ? {}
-        : { keepAliveTimeout: options.idleTimeoutMs, keepAliveMaxTimeout: options.idleTimeoutMs }),
-    })
+    this.#options = options
     this.servername = address.protocol === 'https:' && !isIp(address.hostname) ? address.hostname : undefined
+  }
+
+  /**
+   * The connection pool, created on the first request: a config names thousands of
+   * endpoints a process may never call, and an undici Pool costs ~18 KB up front.
+   */
+  get pool(): Pool {
+    this.#pool ??= new Pool(this.address.origin, {
+      connect: { timeout: this.#options.connectTimeoutMs },
+      ...(this.#options.idleTimeoutMs === undefined
+        ? {}
+        : { keepAliveTimeout: this.#options.idleTimeoutMs, keepAliveMaxTimeout: this.#options.idleTimeoutMs }),
+    })
+    return this.#pool
+  }
+
+  /** Closes the pool if it was ever opened: gracefully, or at once with `force`. */
+  async close(force: boolean): Promise<void> {
+    const pool = this.#pool
+    if (pool === undefined) return
+    await (force ? pool.destroy() : pool.close()).catch(() => undefined)
   }
 }
 
@@ -59,7 +76,7 @@ export class HostRegistry {
   release(host: Host): void {
     if (--host.refs > 0) return
     if (this.#hosts.get(host.key) === host) this.#hosts.delete(host.key)
-    const closing = host.pool.close().catch(() => undefined)
+    const closing = host.close(false)
     this.#closing.add(closing)
     void closing.finally(() => this.#closing.delete(closing))
   }
@@ -79,7 +96,7 @@ export class HostRegistry {
     const hosts = [...this.#hosts.values()]
     this.#hosts.clear()
     await Promise.all([
-      ...hosts.map((h) => (force ? h.pool.destroy() : h.pool.close()).catch(() => undefined)),
+      ...hosts.map((h) => h.close(force)),
       ...this.#closing,
     ])
   }
