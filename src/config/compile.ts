@@ -6,6 +6,7 @@
  */
 import { CompiledMatch } from '../router/matcher.js'
 import { DomainIndex } from '../router/domain-index.js'
+import { buildRouteIndex } from '../router/route-index.js'
 import { compileMutations, type MutationSource } from '../router/header-mutations.js'
 import {
   compileHash,
@@ -61,10 +62,8 @@ export function compileConfig(
   const virtualHosts = new Map<string, CompiledVirtualHost>()
   const domains = new DomainIndex<CompiledVirtualHost>()
   for (const vh of (config.virtualHosts ?? []) as VirtualHostConfig[]) {
-    const compiled: CompiledVirtualHost = Object.freeze({
-      name: vh.name,
-      routes: Object.freeze(vh.routes.map((r) => compileRoute(r, vh, clusters))),
-    })
+    const routes = Object.freeze(vh.routes.map((r) => compileRoute(r, vh, clusters)))
+    const compiled: CompiledVirtualHost = Object.freeze({ name: vh.name, routes, index: buildRouteIndex(routes) })
     virtualHosts.set(vh.name, compiled)
     for (const d of vh.domains) domains.add(d, compiled)
   }

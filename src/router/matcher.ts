@@ -90,6 +90,31 @@ export class CompiledMatch {
     return this.#kind === PathKind.Regex ? undefined : this.#value
   }
 
+  /**
+   * The first path segment every request this match takes must have (`/api/x` → `api`),
+   * or `undefined` when the match does not pin one. Route indexes rely on it.
+   */
+  get segment(): string | undefined {
+    if (this.#caseInsensitive) return undefined
+    const v = this.#value
+    switch (this.#kind) {
+      case PathKind.Prefix: {
+        const slash = v.indexOf('/', 1)
+        const seg = v.startsWith('/') && slash > 1 ? v.slice(1, slash) : undefined
+        return seg === undefined || /[?#]/.test(seg) ? undefined : seg
+      }
+      case PathKind.Exact:
+      case PathKind.Separated: {
+        if (!v.startsWith('/') || v.length < 2) return undefined
+        const slash = v.indexOf('/', 1)
+        const seg = slash === -1 ? v.slice(1) : v.slice(1, slash)
+        return /[?#]/.test(seg) || seg === '' ? undefined : seg
+      }
+      case PathKind.Regex:
+        return undefined
+    }
+  }
+
   /** True for an exact `path` match (its rewrite replaces the whole path). */
   get isExactPath(): boolean {
     return this.#kind === PathKind.Exact

@@ -8,6 +8,7 @@ import { fmix32, hash32 } from '../upstream/hash.js'
 import type { HeaderMutations } from './header-mutations.js'
 import type { CompiledMatch } from './matcher.js'
 import type { RequestView } from './request-view.js'
+import type { RouteIndex } from './route-index.js'
 
 /** One destination of a route: a cluster, optionally narrowed to a subset. */
 export interface Target {
@@ -66,6 +67,8 @@ export interface CompiledRoute {
 export interface CompiledVirtualHost {
   readonly name: string
   readonly routes: readonly CompiledRoute[]
+  /** Candidate routes by first path segment, for virtual hosts with many routes. */
+  readonly index: RouteIndex | null
 }
 
 /** Salt so the split draw and the endpoint draw of one hashed request are independent. */

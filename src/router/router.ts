@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici'
 import type { Snapshot } from '../snapshot/snapshot.js'
 import type { CompiledRoute, CompiledVirtualHost } from './route-action.js'
 import { RequestView } from './request-view.js'
+import { firstSegment } from './route-index.js'
 
 /** A request to route: a URL (its authority picks the virtual host) plus method and headers. */
 export interface RouteQuery {
@@ -41,7 +42,8 @@ export type RouteDecision =
 
 /** The first route of `vhost` that matches. */
 export function findRoute(vhost: CompiledVirtualHost, view: RequestView): CompiledRoute | undefined {
-  const routes = vhost.routes
+  const index = vhost.index
+  const routes = index === null ? vhost.routes : (index.bySegment.get(firstSegment(view.fullPath)) ?? index.others)
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i] as CompiledRoute
     if (r.match.matches(view)) return r
