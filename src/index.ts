@@ -15,6 +15,7 @@ export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, 
 export type { Peer, RequestContext } from './observability/context.js'
 export type { ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export type { FinishedSpan } from './observability/tracing.js'
+export type { ExporterStats } from './observability/exporters/batch-exporter.js'
 export type { TrafficWeights } from './traffic/split.js'
 export type { RouteDecision, RouteQuery } from './router/router.js'
 export { MeshDispatcher } from './outbound/dispatcher.js'

@@ -10,6 +10,7 @@ import { createWrappedServer, wrapServer } from './inbound/server.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
+import type { ExporterStats } from './observability/exporters/batch-exporter.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy.js'
 import { loadConfig } from './config/load.js'
@@ -81,11 +82,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   unsupported: readonly UnsupportedField[]
   /** Metrics of every route, cluster, subset and endpoint. */
   readonly metrics: MeshMetrics
-  /** Recent spans, when the app registered no tracer provider. */
+  /** Recent spans and span export counters, when the app registered no tracer provider. */
   readonly tracing: MeshTracing
   readonly #store: SnapshotStore
   readonly #registry: HostRegistry
-  readonly #tracer = new MeshTracer()
+  readonly #tracer: MeshTracer
   readonly #metricsRegistry: MetricsRegistry
   readonly #pipeline: InboundPipeline
   #restoreGlobal: (() => void) | undefined
@@ -111,7 +112,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: () => this.#metricsRegistry.prometheus(),
     })
-    this.tracing = Object.freeze({ recent: () => this.#tracer.recent() })
+    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless' })
+    this.tracing = Object.freeze({ recent: () => this.#tracer.recent(), exporters: () => this.#tracer.exporters() })
     this.#pipeline = new InboundPipeline(() => this.#store.current, this.#tracer, this.#metricsRegistry)
     this.dispatcher = new MeshDispatcher(this.#store, {
       onClose: (force) => this.#shutdown(force),
@@ -232,7 +234,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * Stops taking requests, lets those in flight finish, closes every connection pool and
-   * timer, and restores the global dispatcher if `installGlobal()` replaced it.
+   * timer, and restores the global dispatcher if `installGlobal()` replaced it. Spans still
+   * queued for `tracing.zipkin` / `tracing.otlp` are sent before it resolves, within the export timeout (10s).
    */
   close(): Promise<void> {
     return this.dispatcher.close()
@@ -242,7 +245,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#closing ??= (async () => {
       this.#restoreGlobal?.()
       await this.#store.close()
-      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force), this.#tracer.shutdown()])
+      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force)])
+      // Last: the spans of requests that finished while the pools drained are flushed too.
+      await this.#tracer.shutdown(force)
     })()
     return this.#closing
   }
@@ -260,6 +265,12 @@ export interface MeshMetrics {
 export interface MeshTracing {
   /** Finished spans kept in memory (oldest first), when the app registered no tracer provider. */
   recent(): FinishedSpan[]
+  /**
+   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp`: spans queued,
+   * exported, dropped (queue full, oldest first) and failed. Empty until the first sampled
+   * span, and when the app registered its own tracer provider.
+   */
+  exporters(): ExporterStats[]
 }
 
 type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void

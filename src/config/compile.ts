@@ -23,7 +23,10 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
-import type { ClusterConfig, MeshConfig, RouteConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import type { ClusterConfig, MeshConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import { ConfigError, type ConfigIssue } from '../errors.js'
+import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
+import type { TracingSettings } from '../observability/tracing.js'
 
 /** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
 export interface CompileResult {
@@ -42,6 +45,8 @@ export function compileConfig(
   previous?: Snapshot,
 ): CompileResult {
   const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
+  // First: it may throw, and nothing below may have taken resources yet.
+  const tracing = compileTracing(config.tracing)
   const clusters = new Map<string, Cluster>()
   const created: Cluster[] = []
   const reused = new Set<Cluster>()
@@ -75,18 +80,38 @@ export function compileConfig(
     virtualHosts,
     domains,
     registryOnly: config.outboundTrafficPolicy?.mode === 'REGISTRY_ONLY',
-    tracing: Object.freeze({
-      samplingRatio: (config.tracing?.sampling ?? defaults.tracingSampling) / 100,
-      extract: Object.freeze([...(config.tracing?.extract ?? defaults.traceExtract)]),
-      inject: Object.freeze([...(config.tracing?.inject ?? defaults.traceInject)]),
-      recentSpans: config.tracing?.recentSpans ?? defaults.recentSpans,
-    }),
+    tracing,
     listenerRoutes: Object.freeze((config.listener?.routes ?? []).map((r, i) => Object.freeze({
       name: r.name ?? `route-${i}`,
       match: new CompiledMatch(r.match as RouteConfig['match']),
     }))),
   })
   return { snapshot, created, retired }
+}
+
+function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSettings {
+  // Validation refuses bad collector URLs; this second check keeps compile safe when it is
+  // called on its own (the message and path are the ones validation gives).
+  const issues: ConfigIssue[] = []
+  const collector = (key: 'zipkin' | 'otlp'): string | undefined => {
+    const v = t?.[key]
+    if (typeof v !== 'string') return undefined
+    const problem = collectorUrlProblem(v)
+    if (problem === undefined) return collectorUrl(v)
+    issues.push({ path: `tracing.${key}`, code: 'INVALID_VALUE', message: problem })
+    return undefined
+  }
+  const zipkin = collector('zipkin')
+  const otlp = collector('otlp')
+  if (issues.length > 0) throw new ConfigError(issues)
+  return Object.freeze({
+    samplingRatio: (t?.sampling ?? defaults.tracingSampling) / 100,
+    extract: Object.freeze([...(t?.extract ?? defaults.traceExtract)]),
+    inject: Object.freeze([...(t?.inject ?? defaults.traceInject)]),
+    recentSpans: t?.recentSpans ?? defaults.recentSpans,
+    zipkin,
+    otlp,
+  })
 }
 
 function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyMap<string, Cluster>): CompiledRoute {

@@ -33,6 +33,14 @@ export const defaults = Object.freeze({
   traceInject: ['w3c'] as const,
   /** Finished spans kept in memory without an app tracer provider. */
   recentSpans: 1000,
+  /** Spans waiting for a collector, per collector; beyond it the oldest are dropped (OTel BatchSpanProcessor: 2048). */
+  traceExportQueueSize: 2048,
+  /** Spans per export request; a full batch is sent at once (OTel BatchSpanProcessor: 512). */
+  traceExportBatchSize: 512,
+  /** Delay before a batch that is not full is sent (OTel BatchSpanProcessor: 5000; lower so traces show up quickly). */
+  traceExportDelayMs: 1_000,
+  /** Bound on one export request, and on the final flush in `mesh.close()` (OTLP exporters: 10s). */
+  traceExportTimeoutMs: 10_000,
   /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
   headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
 })

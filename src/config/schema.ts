@@ -194,6 +194,8 @@ export const meshConfigFields: Fields = {
       extract: { t: 'array', of: { t: 'enum', values: ['w3c', 'b3', 'b3multi'] } },
       inject: { t: 'array', of: { t: 'enum', values: ['w3c', 'b3', 'b3multi'] } },
       recentSpans: { t: 'number', int: true, min: 0, max: 1_000_000 },
+      zipkin: str,
+      otlp: str,
     },
   },
   outboundTrafficPolicy: {

@@ -38,6 +38,26 @@ export interface TracingConfig {
   inject?: TraceFormat[]
   /** Finished spans the mesh keeps in memory when the app registered no tracer provider (default 1000; 0 keeps none). */
   recentSpans?: number
+  /**
+   * A Zipkin collector's v2 span endpoint, e.g. `http://127.0.0.1:9411/api/v2/spans`:
+   * sampled spans are sent there as Zipkin v2 JSON, in batches. An http or https URL
+   * without credentials. May be set together with `otlp`.
+   *
+   * Only when the app registered no OpenTelemetry tracer provider: when it did, the mesh's
+   * spans go through the app's provider and its exporters, this setting does nothing, and
+   * the mesh says so once with a `SIDECARLESS_TRACING_EXPORT_IGNORED` warning.
+   */
+  zipkin?: string
+  /**
+   * An OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`: sampled spans
+   * are sent there as OTLP JSON (`ExportTraceServiceRequest`), in batches. An http or https
+   * URL without credentials. May be set together with `zipkin`.
+   *
+   * Only when the app registered no OpenTelemetry tracer provider: when it did, the mesh's
+   * spans go through the app's provider and its exporters, this setting does nothing, and
+   * the mesh says so once with a `SIDECARLESS_TRACING_EXPORT_IGNORED` warning.
+   */
+  otlp?: string
 }
 
 /** Istio's `outboundTrafficPolicy`. */

@@ -11,6 +11,7 @@ import { limits } from './defaults.js'
 import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
 import { isHeaderName, isHeaderValue } from './http-token.js'
+import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import { unsafeRegexReason } from './regex.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 
@@ -271,6 +272,15 @@ function checkSemantics(config: Obj, issues: Issues): void {
         routeNames.add(rname)
       }
       checkRoute(r, `${path}.routes[${j}]`, clusters, issues)
+    }
+  }
+
+  const tracing = config['tracing']
+  if (isObject(tracing)) {
+    for (const key of ['zipkin', 'otlp']) {
+      const url = str(tracing[key])
+      const problem = url === undefined ? undefined : collectorUrlProblem(url)
+      if (problem !== undefined) issues.add(`tracing.${key}`, 'INVALID_VALUE', problem)
     }
   }
 
