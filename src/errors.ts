@@ -20,6 +20,10 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_ABORTED: 'the request was aborted by the caller',
   /** The route timeout fired after the response had started; the body was cut short. */
   SIDECARLESS_ERR_UPSTREAM_TIMEOUT: 'the route timeout expired while the response was streaming',
+  /** An outbound request was refused by a rate limit (local bucket, or the shared quota). */
+  SIDECARLESS_ERR_RATE_LIMITED: 'a rate limit refused the request',
+  /** An outbound request was refused by a concurrency limit (full, or it waited past the queue timeout). */
+  SIDECARLESS_ERR_CONCURRENCY_LIMITED: 'a concurrency limit refused the request',
   /** The mesh (or its dispatcher) was closed; no new requests are accepted. */
   SIDECARLESS_ERR_CLOSED: 'the mesh is closed',
   /** A traffic API call named a virtual host or cluster the config does not have. */

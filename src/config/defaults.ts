@@ -41,6 +41,16 @@ export const defaults = Object.freeze({
   traceExportDelayMs: 1_000,
   /** Bound on one export request, and on the final flush in `mesh.close()` (OTLP exporters: 10s). */
   traceExportTimeoutMs: 10_000,
+  /** Envoy local_ratelimit: `fill_interval` must be at least 50ms. */
+  minFillIntervalMs: 50,
+  /** Distinct descriptor values tracked per descriptor (least recently used evicted beyond). */
+  descriptorBuckets: 10_000,
+  /** How long a Redis rate-limit call may take before the local bucket decides. */
+  globalRateLimitTimeoutMs: 50,
+  /** Redis key prefix of global quotas. */
+  globalRateLimitPrefix: 'sidecarless:rl:',
+  /** Concurrency limit queue wait. */
+  concurrencyQueueTimeoutMs: 1_000,
   /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
   headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
 })

@@ -69,6 +69,44 @@ const routeMatch: Spec = {
 
 const nameOnly = (extra: Fields = {}): Spec => ({ t: 'object', fields: { name: reqStr, ...extra } })
 
+const bucketFields: Fields = {
+  maxTokens: { t: 'number', required: true, int: true, min: 1, max: 1e9 },
+  tokensPerFill: { t: 'number', int: true, min: 1, max: 1e9 },
+  fillInterval: { t: 'duration', required: true },
+}
+
+const descriptorKey: Spec = { t: 'enum', required: true, values: ['remoteAddress', 'identity', 'header', 'path'] }
+
+const rateLimit: Spec = {
+  t: 'object',
+  fields: {
+    ...bucketFields,
+    descriptors: { t: 'array', of: { t: 'object', fields: { ...bucketFields, key: descriptorKey, name: str, value: str } } },
+    responseHeaders: bool,
+    global: {
+      t: 'object',
+      fields: {
+        redis: reqStr,
+        requestsPerUnit: { t: 'number', required: true, int: true, min: 1, max: 1e12 },
+        unit: { t: 'enum', required: true, values: ['second', 'minute', 'hour', 'day'] },
+        descriptor: { t: 'object', fields: { key: descriptorKey, name: str } },
+        timeout: { t: 'duration' },
+        failureMode: { t: 'enum', values: ['open', 'closed'] },
+        prefix: str,
+      },
+    },
+  },
+}
+
+const concurrencyLimit: Spec = {
+  t: 'object',
+  fields: {
+    maxConcurrent: { t: 'number', required: true, int: true, min: 1, max: 1e9 },
+    maxQueue: { t: 'number', int: true, min: 0, max: 1e9 },
+    queueTimeout: { t: 'duration' },
+  },
+}
+
 const routeAction: Spec = {
   t: 'object',
   fields: {
@@ -90,6 +128,8 @@ const routeAction: Spec = {
     regexRewrite: { t: 'object', fields: { pattern: reqStr, substitution: { t: 'string', required: true } } },
     hostRewrite: str,
     timeout: { t: 'duration' },
+    rateLimit,
+    concurrencyLimit,
     hashPolicy: {
       t: 'array',
       of: {
@@ -166,6 +206,8 @@ export const meshConfigFields: Fields = {
         maglev: { t: 'object', fields: { tableSize: { t: 'number', int: true, min: 2, max: 5_000_011 } } },
         connectTimeout: { t: 'duration' },
         idleTimeout: { t: 'duration' },
+        rateLimit,
+        concurrencyLimit,
       },
     },
   },
@@ -184,7 +226,8 @@ export const meshConfigFields: Fields = {
   listener: {
     t: 'object',
     fields: {
-      routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch } } },
+      rateLimit,
+      routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit } } },
     },
   },
   tracing: {

@@ -102,6 +102,10 @@ export interface ClusterConfig {
   maglev?: { tableSize?: number }
   /** TCP (and TLS) connect timeout; Envoy's default is 5s. */
   connectTimeout?: Duration
+  /** Rate limit of outbound requests to this cluster; refused requests fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
+  rateLimit?: RateLimitConfig
+  /** At most this many requests to this cluster at once; the rest queue or fail with `SIDECARLESS_ERR_CONCURRENCY_LIMITED`. */
+  concurrencyLimit?: ConcurrencyLimitConfig
   /**
    * How long an idle upstream connection is kept (Envoy `idle_timeout`). Unset: undici's
    * keep-alive defaults (4s, or the server's `Keep-Alive: timeout` hint, which always caps it).
@@ -246,6 +250,10 @@ export interface RouteAction {
   timeout?: Duration
   /** How a request's hash is computed for `ring_hash`/`maglev` clusters. */
   hashPolicy?: HashPolicy[]
+  /** Rate limit of the requests this route sends; refused ones fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
+  rateLimit?: RateLimitConfig
+  /** At most this many of this route's requests at once. */
+  concurrencyLimit?: ConcurrencyLimitConfig
 }
 
 /** One weighted destination of a split. */
@@ -310,8 +318,87 @@ export type HeaderAppendAction =
   | 'OVERWRITE_IF_EXISTS_OR_ADD'
   | 'OVERWRITE_IF_EXISTS'
 
-/** The inbound side of this workload; later parts add mTLS, rate limits and authorization. */
+/** The inbound side of this workload; later parts add mTLS and authorization. */
 export interface ListenerConfig {
+  /** Rate limit of every inbound request (Envoy `local_ratelimit` on the listener). */
+  rateLimit?: RateLimitConfig
   /** Per-path inbound policy, with the same match objects as outbound routes. */
-  routes?: RouteConfig[]
+  routes?: ListenerRouteConfig[]
+}
+
+/** An inbound route: names a class of inbound requests and carries its policy. */
+export interface ListenerRouteConfig {
+  /** Shown in metrics and `mesh.context().route`. */
+  name?: string
+  match: RouteMatch
+  /** Rate limit of this route's requests (in addition to the listener's). */
+  rateLimit?: RateLimitConfig
+  /** At most this many of this route's requests run at once; the rest queue or are refused. */
+  concurrencyLimit?: ConcurrencyLimitConfig
+}
+
+/**
+ * A token bucket (Envoy `local_ratelimit` `token_bucket`): `maxTokens` requests may pass in a
+ * burst; `tokensPerFill` tokens come back every `fillInterval` (at least 50ms).
+ */
+export interface TokenBucketConfig {
+  maxTokens: number
+  /** Default: `maxTokens`. */
+  tokensPerFill?: number
+  fillInterval: Duration
+}
+
+/** A local rate limit, with optional per-descriptor buckets and a shared (Redis) quota. */
+export interface RateLimitConfig extends TokenBucketConfig {
+  /**
+   * Buckets of their own for requests that carry a descriptor (Envoy local_ratelimit
+   * descriptors): per client address, identity, header value or path. A request that matches
+   * a descriptor is limited by that descriptor's bucket instead of the default one.
+   */
+  descriptors?: RateLimitDescriptor[]
+  /** Add `x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset` to inbound responses (default false). */
+  responseHeaders?: boolean
+  /** A quota shared by every instance through Redis, checked after the local buckets. */
+  global?: GlobalRateLimitConfig
+}
+
+/** What a descriptor keys on. */
+export type DescriptorKey = 'remoteAddress' | 'identity' | 'header' | 'path'
+
+/** A rate-limit descriptor: a bucket per distinct value of `key` (or for one `value`). */
+export interface RateLimitDescriptor extends TokenBucketConfig {
+  key: DescriptorKey
+  /** The header, when `key` is `header`. */
+  name?: string
+  /** Only requests with this value; without it, each distinct value gets its own bucket (bounded, least recently used evicted). */
+  value?: string
+}
+
+/** A quota shared through Redis (Envoy's global rate limit service, in-process). */
+export interface GlobalRateLimitConfig {
+  /** `redis://host:port[/db]`. */
+  redis: string
+  /** Requests allowed per `unit` per descriptor value. */
+  requestsPerUnit: number
+  unit: 'second' | 'minute' | 'hour' | 'day'
+  /** What the quota keys on (default: one quota for the whole limit). */
+  descriptor?: { key: DescriptorKey; name?: string }
+  /** How long a Redis call may take before the local bucket decides (default 50ms). */
+  timeout?: Duration
+  /**
+   * With Redis slow or down: `open` (default) lets the local bucket decide (all pass if there
+   * is none); `closed` refuses what the local bucket does not cover.
+   */
+  failureMode?: 'open' | 'closed'
+  /** Key prefix in Redis (default `sidecarless:rl:`). */
+  prefix?: string
+}
+
+/** A bulkhead: at most `maxConcurrent` at once, `maxQueue` more waiting up to `queueTimeout`. */
+export interface ConcurrencyLimitConfig {
+  maxConcurrent: number
+  /** Default 0: refuse at once when full. */
+  maxQueue?: number
+  /** Default 1s. */
+  queueTimeout?: Duration
 }

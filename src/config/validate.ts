@@ -7,7 +7,7 @@
  */
 import type { ConfigIssue, ConfigIssueCode } from '../errors.js'
 import { parseAddress } from './address.js'
-import { limits } from './defaults.js'
+import { defaults, limits } from './defaults.js'
 import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
 import { isHeaderName, isHeaderValue } from './http-token.js'
@@ -275,6 +275,16 @@ function checkSemantics(config: Obj, issues: Issues): void {
     }
   }
 
+  for (const [c, i] of items(config['clusters'])) {
+    checkRateLimit(c['rateLimit'], `clusters[${i}].rateLimit`, issues)
+  }
+  for (const [vh, i] of items(config['virtualHosts'])) {
+    for (const [r, j] of items(vh['routes'])) {
+      const action = r['route']
+      if (isObject(action)) checkRateLimit(action['rateLimit'], `virtualHosts[${i}].routes[${j}].route.rateLimit`, issues)
+    }
+  }
+
   const tracing = config['tracing']
   if (isObject(tracing)) {
     for (const key of ['zipkin', 'otlp']) {
@@ -286,6 +296,8 @@ function checkSemantics(config: Obj, issues: Issues): void {
 
   const listener = config['listener']
   if (isObject(listener)) {
+    checkRateLimit(listener['rateLimit'], 'listener.rateLimit', issues)
+    for (const [r, j] of items(listener['routes'])) checkRateLimit(r['rateLimit'], `listener.routes[${j}].rateLimit`, issues)
     for (const [r, j] of items(listener['routes'])) {
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
@@ -443,6 +455,50 @@ function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Iss
   const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present'].filter((k) => present(m[k]))
   if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present; got ${kinds.join(', ')}`)
   checkRegex(str(m['safeRegex']), `${path}.safeRegex`, issues)
+}
+
+/** Rate limits: Envoy's 50ms floor on fill intervals, header descriptors named, Redis URLs. */
+function checkRateLimit(value: unknown, path: string, issues: Issues): void {
+  if (!isObject(value)) return
+  const buckets: [Obj, string][] = [[value, path]]
+  for (const [d, i] of items(value['descriptors'])) {
+    buckets.push([d, `${path}.descriptors[${i}]`])
+    checkDescriptorKey(d, `${path}.descriptors[${i}]`, issues)
+  }
+  for (const [b, at] of buckets) {
+    const interval = parseDuration(b['fillInterval'])
+    if (interval !== undefined && interval < defaults.minFillIntervalMs) {
+      issues.add(`${at}.fillInterval`, 'INVALID_DURATION', `${interval}ms is below the ${defaults.minFillIntervalMs}ms minimum fill interval`)
+    }
+  }
+  const global = value['global']
+  if (isObject(global)) {
+    const redis = str(global['redis'])
+    if (redis !== undefined && !isRedisUrl(redis)) {
+      issues.add(`${path}.global.redis`, 'INVALID_ADDRESS', 'expected redis://host:port or rediss://host:port (credentials, if any, are never logged)')
+    }
+    const d = global['descriptor']
+    if (isObject(d)) checkDescriptorKey(d, `${path}.global.descriptor`, issues)
+  }
+}
+
+function checkDescriptorKey(d: Obj, path: string, issues: Issues): void {
+  const name = str(d['name'])
+  if (d['key'] === 'header') {
+    if (name === undefined) issues.add(`${path}.name`, 'REQUIRED', 'a header descriptor names its header')
+    else if (!isHeaderName(name)) issues.add(`${path}.name`, 'INVALID_HEADER', `"${name}" is not a header name`)
+  } else if (name !== undefined && typeof d['key'] === 'string') {
+    issues.add(`${path}.name`, 'INVALID_VALUE', `name applies only to header descriptors, not ${d['key']}`)
+  }
+}
+
+function isRedisUrl(value: string): boolean {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== ''
+  } catch {
+    return false
+  }
 }
 
 /** Checks a regex unless the structural pass already refused it as too long. */
