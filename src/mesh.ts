@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events'
 import type http from 'node:http'
 import type https from 'node:https'
 import { InboundPipeline } from './inbound/pipeline.js'
+import { LimitRegistry } from './policy/limits.js'
 import { createWrappedServer, wrapServer } from './inbound/server.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
@@ -86,6 +87,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly tracing: MeshTracing
   readonly #store: SnapshotStore
   readonly #registry: HostRegistry
+  readonly #limits = new LimitRegistry()
   readonly #tracer: MeshTracer
   readonly #metricsRegistry: MetricsRegistry
   readonly #pipeline: InboundPipeline
@@ -102,12 +104,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
     reportUnsupported(loaded.unsupported, loaded.source)
     this.#registry = new HostRegistry()
     try {
-      this.#store = new SnapshotStore(loaded.config, this.#registry)
+      this.#store = new SnapshotStore(loaded.config, this.#registry, this.#limits)
     } catch (err) {
       if (err instanceof ConfigError && loaded.source !== undefined) throw new ConfigError(err.issues, { source: loaded.source })
       throw err
     }
     this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
+    this.#metricsRegistry.setLimitSource(() => this.#limits.stats())
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: () => this.#metricsRegistry.prometheus(),
@@ -245,7 +248,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#closing ??= (async () => {
       this.#restoreGlobal?.()
       await this.#store.close()
-      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force)])
+      await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force), this.#limits.close()])
       // Last: the spans of requests that finished while the pools drained are flushed too.
       await this.#tracer.shutdown(force)
     })()

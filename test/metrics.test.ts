@@ -550,7 +550,8 @@ describe('MetricsRegistry: snapshot', () => {
     const before = Date.now()
     const s = m.snapshot()
     assert.ok(s.takenAt >= before && s.takenAt <= Date.now())
-    assert.deepEqual(Object.keys(s), ['takenAt', 'inbound', 'outbound'])
+    assert.deepEqual(Object.keys(s), ['takenAt', 'inbound', 'outbound', 'limits'])
+    assert.deepEqual(s.limits, {}, 'no limiter without a limit source')
     assert.deepEqual(Object.keys(s.inbound.routes), [DEFAULT_ROUTE])
     const c: ClusterStats = s.outbound.clusters.reviews!
     assert.deepEqual(Object.keys(c).sort(), ['bytesReceived', 'bytesSent', 'endpoints', 'errors', 'inFlight', 'latency', 'requests', 'responses', 'subsets'])

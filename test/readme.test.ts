@@ -14,8 +14,8 @@ test('the README opens with the two set-up commands', () => {
   assert.match(firstBlock, /^npm test/m)
 })
 
-test('the README config example validates', () => {
-  const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1]
-  assert.ok(yaml !== undefined, 'a yaml block')
-  assert.deepEqual(validateConfig(parse(yaml)), [])
+test('every config example in the README validates', () => {
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string)
+  assert.ok(blocks.length >= 3, 'the README shows its config examples')
+  for (const yaml of blocks) assert.deepEqual(validateConfig(parse(yaml)), [], yaml)
 })

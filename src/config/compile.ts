@@ -23,7 +23,8 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
-import type { ClusterConfig, MeshConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import type { ClusterConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
@@ -42,6 +43,7 @@ export function compileConfig(
   input: MeshConfig,
   version: number,
   registry: HostRegistry,
+  limits: LimitRegistry,
   previous?: Snapshot,
 ): CompileResult {
   const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
@@ -64,10 +66,13 @@ export function compileConfig(
   }
   const retired = previous === undefined ? [] : [...previous.clusters.values()].filter((c) => !reused.has(c))
 
+  const clusterLimits = new Map<string, LimitSet | null>()
+  for (const c of (config.clusters ?? []) as ClusterConfig[]) clusterLimits.set(c.name, limits.build(`cluster[${c.name}]`, c.rateLimit, c.concurrencyLimit))
+
   const virtualHosts = new Map<string, CompiledVirtualHost>()
   const domains = new DomainIndex<CompiledVirtualHost>()
   for (const vh of (config.virtualHosts ?? []) as VirtualHostConfig[]) {
-    const routes = Object.freeze(vh.routes.map((r) => compileRoute(r, vh, clusters)))
+    const routes = Object.freeze(vh.routes.map((r, i) => compileRoute(r, vh, clusters, clusterLimits, limits.build(`route[${vh.name}/${r.name ?? i}]`, r.route?.rateLimit, r.route?.concurrencyLimit))))
     const compiled: CompiledVirtualHost = Object.freeze({ name: vh.name, routes, index: buildRouteIndex(routes) })
     virtualHosts.set(vh.name, compiled)
     for (const d of vh.domains) domains.add(d, compiled)
@@ -81,10 +86,15 @@ export function compileConfig(
     domains,
     registryOnly: config.outboundTrafficPolicy?.mode === 'REGISTRY_ONLY',
     tracing,
-    listenerRoutes: Object.freeze((config.listener?.routes ?? []).map((r, i) => Object.freeze({
-      name: r.name ?? `route-${i}`,
-      match: new CompiledMatch(r.match as RouteConfig['match']),
-    }))),
+    listenerLimits: limits.build('listener', config.listener?.rateLimit as RateLimitConfig | undefined, undefined),
+    listenerRoutes: Object.freeze((config.listener?.routes ?? []).map((r, i) => {
+      const name = r.name ?? `route-${i}`
+      return Object.freeze({
+        name,
+        match: new CompiledMatch(r.match as RouteConfig['match']),
+        limits: limits.build(`listener.route[${name}]`, r.rateLimit as RateLimitConfig | undefined, r.concurrencyLimit),
+      })
+    })),
   })
   return { snapshot, created, retired }
 }
@@ -114,7 +124,7 @@ function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSett
   })
 }
 
-function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyMap<string, Cluster>): CompiledRoute {
+function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyMap<string, Cluster>, clusterLimits: ReadonlyMap<string, LimitSet | null>, routeLimits: LimitSet | null): CompiledRoute {
   const match = new CompiledMatch(r.match)
   const routeLevel: MutationSource = { toAdd: r.requestHeadersToAdd, toRemove: r.requestHeadersToRemove }
   const vhostLevel: MutationSource = { toAdd: vh.requestHeadersToAdd, toRemove: vh.requestHeadersToRemove }
@@ -133,6 +143,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       targets.push(Object.freeze({
         cluster,
         clusterName: cluster.name,
+        clusterLimits: clusterLimits.get(cluster.name) ?? null,
         subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
         subset: d.subset,
         requestMutations: compileMutations([{ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel]),
@@ -158,6 +169,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       rewritePath: compileRewrite(a.prefixRewrite, a.regexRewrite, match),
       hostRewrite: a.hostRewrite,
       hash: compileHash(a.hashPolicy ?? []),
+      limits: routeLimits,
     }
     action = Object.freeze(cluster)
   } else if (r.redirect !== undefined) {

@@ -83,6 +83,7 @@ const rateLimit: Spec = {
     ...bucketFields,
     descriptors: { t: 'array', of: { t: 'object', fields: { ...bucketFields, key: descriptorKey, name: str, value: str } } },
     responseHeaders: bool,
+    alwaysConsumeDefaultTokenBucket: bool,
     global: {
       t: 'object',
       fields: {

@@ -352,10 +352,13 @@ export interface TokenBucketConfig {
 export interface RateLimitConfig extends TokenBucketConfig {
   /**
    * Buckets of their own for requests that carry a descriptor (Envoy local_ratelimit
-   * descriptors): per client address, identity, header value or path. A request that matches
-   * a descriptor is limited by that descriptor's bucket instead of the default one.
+   * descriptors): per client address, identity, header value or path. A request must find a
+   * token in every descriptor bucket it matches, and in the default bucket too unless
+   * `alwaysConsumeDefaultTokenBucket` is false.
    */
   descriptors?: RateLimitDescriptor[]
+  /** Envoy's `always_consume_default_token_bucket` (default true): requests matching descriptors also take from the default bucket. */
+  alwaysConsumeDefaultTokenBucket?: boolean
   /** Add `x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset` to inbound responses (default false). */
   responseHeaders?: boolean
   /** A quota shared by every instance through Redis, checked after the local buckets. */

@@ -14,6 +14,9 @@ import { MeshTracer } from '../observability/tracing.js'
 import { RequestView } from '../router/request-view.js'
 import type { Snapshot } from '../snapshot/snapshot.js'
 import { peerOf } from './server.js'
+import { applyInboundLimits } from './limits-filter.js'
+import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
+import type { LimitSet } from '../policy/limits.js'
 
 
 /** Runs wrapped servers' requests through the mesh. */
@@ -41,7 +44,8 @@ export class InboundPipeline {
       headers['x-request-id'] = requestId
     }
 
-    const route = snapshot.listenerRoutes.length === 0 ? undefined : matchRoute(snapshot, req)
+    const entry = snapshot.listenerRoutes.length === 0 ? undefined : matchRoute(snapshot, req)
+    const route = entry?.name
     const peer = peerOf(req)
     const method = req.method ?? 'GET'
     const s = this.#tracer.startServer(parent, snapshot.tracing, method, serverAttributes(req, peer?.address))
@@ -56,7 +60,12 @@ export class InboundPipeline {
       const ms = performance.now() - started
       const received = socket.bytesRead - readBefore
       const sent = socket.bytesWritten - writtenBefore
-      if (res.writableFinished) {
+      const flag = res.getHeader(RESPONSE_FLAGS_HEADER)
+      if (flag === 'RL' || flag === 'UO') {
+        // Answered by the mesh's own limits: an error of that kind, not an app response.
+        recorder.fail(flag === 'RL' ? 'rate_limited' : 'overflow', ms)
+        MeshTracer.end(s.span, res.statusCode, flag === 'RL' ? 'rate_limited' : 'overflow', 'server')
+      } else if (res.writableFinished) {
         recorder.end(res.statusCode, ms, received, sent)
         MeshTracer.end(s.span, res.statusCode, undefined, 'server')
       } else {
@@ -65,13 +74,20 @@ export class InboundPipeline {
         MeshTracer.end(s.span, res.headersSent ? res.statusCode : undefined, 'aborted', 'server')
       }
     })
-    runWithContext(ctx, next)
+    const listenerLimits = snapshot.listenerLimits
+    const routeLimits = entry?.limits ?? null
+    if (listenerLimits === null && routeLimits === null) {
+      runWithContext(ctx, next)
+      return
+    }
+    const sets = routeLimits === null ? [listenerLimits as LimitSet] : listenerLimits === null ? [routeLimits] : [listenerLimits, routeLimits]
+    applyInboundLimits(req, res, peer?.identity, sets, () => runWithContext(ctx, next))
   }
 }
 
-function matchRoute(snapshot: Snapshot, req: http.IncomingMessage): string | undefined {
+function matchRoute(snapshot: Snapshot, req: http.IncomingMessage): Snapshot['listenerRoutes'][number] | undefined {
   const view = new RequestView(req.method ?? 'GET', req.url ?? '/', (req.headers.host ?? '').toLowerCase(), 'http', req.headers)
-  for (const r of snapshot.listenerRoutes) if (r.match.matches(view)) return r.name
+  for (const r of snapshot.listenerRoutes) if (r.match.matches(view)) return r
   return undefined
 }
 

@@ -22,6 +22,7 @@
  *
  * Every sample also carries `service` when the registry was given one.
  */
+import type { LimitStats } from '../policy/limits.js'
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
 
 /** Why a request ended without an upstream response, or with one the mesh made itself. */
@@ -110,6 +111,11 @@ export interface MetricsSnapshot {
     /** Per cluster name (including `PassthroughCluster` for hosts outside the registry). */
     readonly clusters: Readonly<Record<string, ClusterStats>>
   }
+  /**
+   * Rate and concurrency limits, by place: `listener`, `listener.route[api]`,
+   * `cluster[reviews]`, `route[reviews/default]`.
+   */
+  readonly limits: Readonly<Record<string, LimitStats>>
 }
 
 /**
@@ -259,6 +265,12 @@ class ClusterPlace {
  */
 export class MetricsRegistry {
   readonly #serviceLabel: string
+  #limitSource: (() => Record<string, LimitStats>) | undefined
+
+  /** Where `snapshot().limits` and the limit series come from (the mesh's limit registry). */
+  setLimitSource(source: () => Record<string, LimitStats>): void {
+    this.#limitSource = source
+  }
   readonly #maxEndpoints: number
   readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
   readonly #clusters = new Map<string, ClusterPlace>()
@@ -375,7 +387,7 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters } }
+    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {} }
   }
 
   /**
@@ -396,6 +408,8 @@ export class MetricsRegistry {
     writeLevel(out, SUBSET_LEVEL, subsets)
     writeLevel(out, ENDPOINT_LEVEL, endpoints)
     writeLevel(out, INBOUND_LEVEL, routes)
+    const limits = this.#limitSource?.()
+    if (limits !== undefined) writeLimits(out, this.#serviceLabel, limits)
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 
@@ -507,6 +521,35 @@ const INBOUND_LEVEL: Level = {
   tx: 'response',
   histogram: true,
   aliases: [TIMEOUT, RX_RESET],
+}
+
+/** Rate and concurrency limit series, one `limiter` label per place. */
+function writeLimits(out: string[], serviceLabel: string, limits: Record<string, LimitStats>): void {
+  const names = Object.keys(limits)
+  if (names.length === 0) return
+  const label = (n: string): string => `${serviceLabel}limiter="${escapeLabelValue(n)}"`
+  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
+    if (rows.length === 0) return
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
+  }
+  const rows = (pick: (s: LimitStats) => number | undefined, extra = ''): [string, number][] =>
+    names.flatMap((n) => {
+      const v = pick(limits[n] as LimitStats)
+      return v === undefined ? [] : [[`${label(n)}${extra}`, v] as [string, number]]
+    })
+  series('sidecarless_ratelimit_allowed_total', 'counter', 'Requests the local token bucket admitted.', rows((s) => s.allowed))
+  series('sidecarless_ratelimit_limited_total', 'counter', 'Requests the local token bucket refused.', rows((s) => s.limited))
+  series('sidecarless_ratelimit_global_allowed_total', 'counter', 'Requests the shared (Redis) quota admitted.', rows((s) => s.global?.allowed))
+  series('sidecarless_ratelimit_global_limited_total', 'counter', 'Requests the shared (Redis) quota refused.', rows((s) => s.global?.limited))
+  series('sidecarless_ratelimit_global_fallback_decisions_total', 'counter', 'Decisions taken locally while Redis could not answer.', rows((s) => s.global?.fallbackDecisions))
+  series('sidecarless_ratelimit_global_fallback', 'gauge', '1 while the shared quota is in fallback (Redis down or slow).', rows((s) => (s.global === undefined ? undefined : s.global.state === 'fallback' ? 1 : 0)))
+  series('sidecarless_concurrency_active', 'gauge', 'Requests holding a concurrency slot.', rows((s) => s.concurrency?.active))
+  series('sidecarless_concurrency_queued', 'gauge', 'Requests waiting for a concurrency slot.', rows((s) => s.concurrency?.queued))
+  series('sidecarless_concurrency_rejected_total', 'counter', 'Requests a concurrency limit refused, by reason.', [
+    ...rows((s) => s.concurrency?.rejectedFull, ',reason="full"'),
+    ...rows((s) => s.concurrency?.rejectedTimeout, ',reason="timeout"'),
+  ])
 }
 
 function writeLevel(out: string[], level: Level, places: readonly Place[]): void {

@@ -20,6 +20,9 @@ import type { SnapshotStore } from '../snapshot/store.js'
 import type { Host } from '../upstream/host.js'
 import { toNewStyle, type Handler } from './handler.js'
 import { LocalController, sendLocalReply, type LocalReply } from './local-reply.js'
+import type { Controller } from './handler.js'
+import type { LimitSet } from '../policy/limits.js'
+import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import { findHeader, upstreamHeaders } from './request-headers.js'
 import { CLUSTER_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
@@ -142,13 +145,91 @@ export class MeshDispatcher extends Dispatcher {
   #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, authority: string, tracing: TracingSettings): boolean {
     const hash = action.hash === null ? undefined : action.hash(view)
     const target = pickTarget(action, hash)
+    if (action.limits === null && target.clusterLimits === null) {
+      return this.#send(opts, h, view, action, target, hash, authority, tracing, null, null)
+    }
+    return this.#gate(opts, h, view, action, target, hash, authority, tracing)
+  }
+
+  /**
+   * The outbound limits of the route and of the target's cluster: local buckets decide at
+   * once (a refusal is `SIDECARLESS_ERR_RATE_LIMITED`); a shared quota and a bulkhead queue
+   * may make the request wait, and the caller can abort it meanwhile.
+   */
+  #gate(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings): boolean {
+    const sets = action.limits === null ? [target.clusterLimits as LimitSet] : target.clusterLimits === null ? [action.limits] : [action.limits, target.clusterLimits]
+    const now = performance.now()
+    for (const set of sets) {
+      if (set.rate !== null && !set.rate.check(view, now).allowed) {
+        discardBody(opts.body)
+        fail(h, new MeshError('SIDECARLESS_ERR_RATE_LIMITED', `the rate limit of ${set.name} refused the request`))
+        return false
+      }
+    }
+    const gate = new GateController()
+    h.onRequestStart?.(gate, {})
+    const held: ConcurrencyLimiter[] = []
+    const refuse = (err: MeshError): void => {
+      for (const c of held) c.release()
+      discardBody(opts.body)
+      if (!gate.aborted) h.onResponseError?.(gate, err)
+    }
+    const bulkheads = sets.flatMap((s) => (s.concurrency === null ? [] : [{ name: s.name, limiter: s.concurrency }]))
+    const acquireNext = (i: number): void => {
+      if (gate.aborted) {
+        for (const c of held) c.release()
+        return
+      }
+      if (i === bulkheads.length) {
+        this.#send(opts, h, view, action, target, hash, authority, tracing, held.length === 0 ? null : held, gate)
+        return
+      }
+      const b = bulkheads[i] as { name: string; limiter: ConcurrencyLimiter }
+      if (b.limiter.tryAcquire()) {
+        held.push(b.limiter)
+        acquireNext(i + 1)
+        return
+      }
+      const ticket = b.limiter.enqueue(() => {
+        held.push(b.limiter)
+        acquireNext(i + 1)
+      }, (reason) => refuse(new MeshError('SIDECARLESS_ERR_CONCURRENCY_LIMITED', `the concurrency limit of ${b.name} refused the request (${reason})`)))
+      // No ticket: the limiter settled at once and already called one of the two callbacks.
+      if (ticket === undefined) return
+      gate.onAbort = () => {
+        ticket.cancel()
+        for (const c of held) c.release()
+      }
+    }
+    const globals = sets.filter((s) => s.global !== null)
+    if (globals.length === 0) {
+      acquireNext(0)
+      return true
+    }
+    void Promise.all(globals.map((s) => (s.global as NonNullable<LimitSet['global']>).check(s.globalKey(view), s.rate === null ? undefined : () => true)))
+      .then((answers) => {
+        if (gate.aborted) return
+        if (answers.every(Boolean)) acquireNext(0)
+        else refuse(new MeshError('SIDECARLESS_ERR_RATE_LIMITED', `the shared quota of ${globals.map((s) => s.name).join(', ')} refused the request`))
+      })
+    return true
+  }
+
+  #send(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
     const members = target.cluster.members
     const lb = target.subsetIndex < 0 ? members.all : members.subsets[target.subsetIndex]
     const host = lb?.pick(hash)
     if (host === undefined) {
+      if (held !== null) for (const c of held) c.release()
       discardBody(opts.body)
-      this.#metrics.cluster(target.clusterName, target.subset).fail('no_healthy_upstream', 0)
-      localReply(h, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
+      const r = this.#metrics.cluster(target.clusterName, target.subset)
+      r.start()
+      r.fail('no_healthy_upstream', 0)
+      if (gate === null) {
+        localReply(h, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
+      } else {
+        sendLocalReply(h, gate, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
+      }
       return true
     }
     // Continue the caller's trace (or start one): a new span id for this call, the request id carried.
@@ -161,8 +242,9 @@ export class MeshDispatcher extends Dispatcher {
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, this.#recorder(target, host), client.span)
-    h.onRequestStart?.(request, {})
+    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, this.#recorder(target, host), client.span, held)
+    if (gate === null) h.onRequestStart?.(request, {})
+    else gate.next = request
     return host.pool.dispatch(upstreamOptions(opts, host, path, headers), request)
   }
 
@@ -258,6 +340,53 @@ function targetHeaders(target: Target): Record<string, string> {
 function mutated(headers: Record<string, string | string[] | undefined>, route: CompiledRoute): Record<string, string | string[] | undefined> {
   if (route.responseMutations !== null) mutateHeaderObject(headers, route.responseMutations)
   return headers
+}
+
+/**
+ * The controller a caller holds while its request waits at the limits: an abort there gives
+ * up the wait; once the request is sent, the controller forwards to the upstream request.
+ */
+class GateController implements Controller {
+  next: Controller | null = null
+  onAbort: (() => void) | null = null
+  rawHeaders: Buffer[] | null = null
+  #aborted = false
+  #paused = false
+  #reason: Error | null = null
+
+  get aborted(): boolean {
+    return this.next?.aborted ?? this.#aborted
+  }
+
+  get paused(): boolean {
+    return this.next?.paused ?? this.#paused
+  }
+
+  get reason(): Error | null {
+    return this.next?.reason ?? this.#reason
+  }
+
+  abort(reason: Error): void {
+    if (this.next !== null) {
+      this.next.abort(reason)
+      return
+    }
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    this.onAbort?.()
+    this.onAbort = null
+  }
+
+  pause(): void {
+    this.#paused = true
+    this.next?.pause()
+  }
+
+  resume(): void {
+    this.#paused = false
+    this.next?.resume()
+  }
 }
 
 /** Answers a request locally, on the next microtask (never inside `dispatch`). */

@@ -12,10 +12,11 @@ export const ENDPOINT_HEADER = 'x-sidecarless-endpoint'
 /**
  * Present only on responses the mesh made itself, with Envoy's response flags:
  * `UH` no healthy upstream, `UF` upstream connection failure, `UC` upstream connection
- * termination, `UT` upstream request timeout, `NR` no route, `DR` direct response or
+ * termination, `UT` upstream request timeout, `NR` no route, `RL` rate limited (inbound 429), `UO` overflow (a concurrency
+ * limit refused it), `DR` direct response or
  * redirect configured on the route (ours: Envoy has no flag for it).
  */
 export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
 
 /** Envoy's response flags, as the mesh uses them. */
-export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR'
+export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO'

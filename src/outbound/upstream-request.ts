@@ -14,6 +14,7 @@ import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
 import type { DeadlineList, Expirable } from './deadlines.js'
+import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import type { Controller, Handler } from './handler.js'
 import { sendLocalReply, upstreamFailureText } from './local-reply.js'
 import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from './response-headers.js'
@@ -65,6 +66,8 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
   #aborted = false
   #paused = false
   #reason: Error | null = null
+  /** Concurrency slots this request holds until it finishes. */
+  #held: readonly ConcurrencyLimiter[] | null
   #deadlines: DeadlineList | undefined
   #deadline = 0
   readonly #recorder: Recorder
@@ -81,7 +84,8 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
    * @param recorder metrics of this destination and endpoint
    * @param span the client span, when the trace is recorded
    */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined) {
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null) {
+    this.#held = held
     this.#downstream = downstream
     this.#dest = dest
     this.#endpoint = endpoint
@@ -234,6 +238,10 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (this.#deadlines !== undefined) {
       this.#deadlines.cancel(this.#deadline)
       this.#deadlines = undefined
+    }
+    if (this.#held !== null) {
+      for (const c of this.#held) c.release()
+      this.#held = null
     }
   }
 }

@@ -14,6 +14,10 @@ export class RequestView {
   /** Lower-cased authority (`host` or `host:port`). */
   readonly authority: string
   readonly scheme: string
+  /** Outbound requests have no remote peer; rate-limit descriptors on it never match. */
+  readonly remoteAddress: string | undefined = undefined
+  /** Outbound requests carry this workload's identity, which descriptors do not key on. */
+  readonly identity: string | undefined = undefined
   readonly #raw: RawHeaders
   #headers: Map<string, string> | undefined
   #pathOnly: string | undefined

@@ -9,6 +9,7 @@ import type { HeaderMutations } from './header-mutations.js'
 import type { CompiledMatch } from './matcher.js'
 import type { RequestView } from './request-view.js'
 import type { RouteIndex } from './route-index.js'
+import type { LimitSet } from '../policy/limits.js'
 
 /** One destination of a route: a cluster, optionally narrowed to a subset. */
 export interface Target {
@@ -17,6 +18,8 @@ export interface Target {
   /** Index into `cluster.members.subsets`, or -1 for the whole cluster. */
   readonly subsetIndex: number
   readonly subset: string | undefined
+  /** Limits of the target's cluster (`clusters[].rateLimit` / `concurrencyLimit`). */
+  readonly clusterLimits: LimitSet | null
   /** Request mutations of this target merged with its route's and virtual host's. */
   readonly requestMutations: HeaderMutations | null
   readonly responseMutations: HeaderMutations | null
@@ -36,6 +39,8 @@ export interface ClusterAction {
   readonly rewritePath: ((req: RequestView) => string) | null
   readonly hostRewrite: string | undefined
   readonly hash: HashFunction | null
+  /** Limits of the route itself (`route.rateLimit` / `concurrencyLimit`). */
+  readonly limits: LimitSet | null
 }
 
 /** Answer with a redirect. */

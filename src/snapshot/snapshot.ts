@@ -3,6 +3,7 @@ import type { CompiledVirtualHost } from '../router/route-action.js'
 import type { DomainIndex } from '../router/domain-index.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { CompiledMatch } from '../router/matcher.js'
+import type { LimitSet } from '../policy/limits.js'
 import type { TracingSettings } from '../observability/tracing.js'
 
 /** Read-only view of a value, all the way down. */
@@ -30,6 +31,8 @@ export interface Snapshot {
   readonly registryOnly: boolean
   /** Tracing settings. */
   readonly tracing: TracingSettings
-  /** Inbound routes (`listener.routes`), to name the route of each inbound request. */
-  readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch }[]
+  /** Limits of every inbound request (`listener.rateLimit`). */
+  readonly listenerLimits: LimitSet | null
+  /** Inbound routes (`listener.routes`): the name of each inbound request's route, and its limits. */
+  readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch; readonly limits: LimitSet | null }[]
 }

@@ -9,6 +9,7 @@ import type { MeshConfig } from '../config/types.js'
 import { validateConfig } from '../config/validate.js'
 import { ConfigError, MeshError } from '../errors.js'
 import type { HostRegistry } from '../upstream/host.js'
+import type { LimitRegistry } from '../policy/limits.js'
 import type { Snapshot } from './snapshot.js'
 
 /** Holds the current snapshot and swaps it. */
@@ -18,15 +19,25 @@ export class SnapshotStore {
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
   readonly #registry: HostRegistry
+  readonly #limits: LimitRegistry
 
   /** Compiles the initial config synchronously; throws {@link ConfigError} when it is invalid. */
-  constructor(initial: MeshConfig, registry: HostRegistry) {
+  constructor(initial: MeshConfig, registry: HostRegistry, limits: LimitRegistry) {
     this.#registry = registry
+    this.#limits = limits
     const issues = validateConfig(initial)
     if (issues.length > 0) throw new ConfigError(issues)
-    const { snapshot, created } = compileConfig(initial, ++this.#version, registry)
-    for (const c of created) void c.start()
-    this.#current = snapshot
+    limits.begin()
+    let result
+    try {
+      result = compileConfig(initial, ++this.#version, registry, limits)
+    } catch (err) {
+      limits.abort()
+      throw err
+    }
+    limits.commit()
+    for (const c of result.created) void c.start()
+    this.#current = result.snapshot
   }
 
   /** The snapshot in force. Read it once per request. */
@@ -49,14 +60,24 @@ export class SnapshotStore {
     if (this.#closed) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed; config updates are refused')
     const issues = validateConfig(input)
     if (issues.length > 0) throw new ConfigError(issues)
-    const { snapshot, created, retired } = compileConfig(input, this.#version + 1, this.#registry, this.#current)
+    this.#limits.begin()
+    let result
+    try {
+      result = compileConfig(input, this.#version + 1, this.#registry, this.#limits, this.#current)
+    } catch (err) {
+      this.#limits.abort()
+      throw err
+    }
+    const { snapshot, created, retired } = result
     await Promise.all(created.map((c) => c.start()))
     if (this.#closed) {
       for (const c of created) c.dispose()
+      this.#limits.abort()
       throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh closed while the config was being applied')
     }
     this.#version++
     this.#current = snapshot
+    this.#limits.commit()
     for (const c of retired) c.dispose()
     return snapshot
   }
