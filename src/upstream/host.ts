@@ -19,14 +19,19 @@ export class Host {
   active = 0
   /** Clusters holding this host. */
   refs = 0
-  /** SNI for https hosts named by DNS; undefined for IPs (undici then derives it from Host). */
+  /**
+   * The servername undici is given for every request: for https hosts named by DNS, the SNI;
+   * for plain http, the endpoint's host name. undici otherwise derives it from each request's
+   * Host header, running an IPv6 regex per request; over plain http it is never used.
+   * Undefined for https to an IP (undici then derives SNI from Host, which issue 6 revisits).
+   */
   readonly servername: string | undefined
   readonly #options: ConnectionOptions
   #pool: Pool | undefined
 
   constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions) {
     this.#options = options
-    this.servername = address.protocol === 'https:' && !isIp(address.hostname) ? address.hostname : undefined
+    this.servername = address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
   }
 
   /**
