@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { createMesh, isMeshError, type MeshConfig } from '../src/index.js'
 import { echo, startUpstream, type Upstream } from './helpers/upstream.js'
+import { redisServerAvailable, startRedis } from './helpers/redis.js'
 
 async function listen(server: http.Server): Promise<string> {
   server.listen(0, '127.0.0.1')
@@ -221,6 +222,59 @@ describe('outbound limits', () => {
       await assert.rejects(mesh.fetch('http://up/3'), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_RATE_LIMITED'), 'the bucket was kept, not refilled, by the update')
     } finally {
       await mesh.close()
+    }
+  })
+})
+
+describe('a quota shared through Redis', { skip: redisServerAvailable() ? false : 'redis-server not installed' }, () => {
+  test('two meshes share one inbound quota; with Redis down the local bucket decides; it recovers', async () => {
+    const redis = await startRedis()
+    const config = (): MeshConfig => ({
+      listener: {
+        rateLimit: {
+          maxTokens: 1000,
+          fillInterval: '1h',
+          global: { redis: redis.url, requestsPerUnit: 30, unit: 'hour', timeout: '500ms', prefix: `sidecarless:test:${process.pid}:`, descriptor: { key: 'header', name: 'x-user' } },
+        },
+      },
+    })
+    const meshes = [createMesh({ config: config() }), createMesh({ config: config() })]
+    const servers = meshes.map((m) => m.createServer((_req, res) => res.end('ok')))
+    const urls = await Promise.all(servers.map(listen))
+    try {
+      const counts = { 200: 0, 429: 0 }
+      for (let i = 0; i < 60; i++) {
+        const res = await request(urls[i % 2] as string, { headers: { 'x-user': 'alice' } })
+        await res.body.dump()
+        counts[res.statusCode as 200 | 429]++
+      }
+      assert.deepEqual(counts, { 200: 30, 429: 30 }, 'the quota of 30 held across both instances')
+      const global = meshes[0]?.metrics.snapshot().limits['listener']?.global
+      assert.equal(global?.state, 'ok')
+      assert.ok((global?.limited ?? 0) > 0)
+
+      await redis.kill()
+      const started = Date.now()
+      // alice is known to be over quota for this window; bob's quota has to be asked of Redis.
+      const res = await request(urls[0] as string, { headers: { 'x-user': 'bob' } })
+      await res.body.dump()
+      assert.equal(res.statusCode, 200, 'with Redis down the local bucket (1000 tokens) admits')
+      assert.ok(Date.now() - started < 10_000, 'no request waits on a dead Redis')
+      assert.equal(meshes[0]?.metrics.snapshot().limits['listener']?.global?.state, 'fallback')
+
+      await redis.restart()
+      let state: string | undefined
+      for (let i = 0; i < 100 && state !== 'ok'; i++) {
+        const r = await request(urls[0] as string, { headers: { 'x-user': 'carol' } })
+        await r.body.dump()
+        state = meshes[0]?.metrics.snapshot().limits['listener']?.global?.state
+        if (state !== 'ok') await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.equal(state, 'ok', 'back on the shared quota once Redis returns')
+    } finally {
+      await Promise.all(servers.map(closeServer))
+      await Promise.all(meshes.map((m) => m.close()))
+      await redis.stop()
     }
   })
 })

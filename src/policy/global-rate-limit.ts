@@ -25,6 +25,7 @@
  */
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
+import { setTimeout as delay } from 'node:timers/promises'
 import type * as IORedis from 'ioredis'
 import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
@@ -76,6 +77,11 @@ const RECONNECT_MAX_MS = 1_000
 const STUCK_MIN_MS = 1_000
 /** close(): how long QUIT, then the socket's close, may take before it is destroyed. */
 const CLOSE_STEP_MS = 1_000
+/**
+ * ioredis destroys a socket this long after ending it (its `disconnectTimeout`). It arms that
+ * timer even for a socket already closed (Redis down), so close() waits it out: kept tiny.
+ */
+const DISCONNECT_TIMEOUT_MS = 1
 /** Keys known to be over quota in the current window, remembered to spare Redis the round trip. */
 const MAX_OVER_LIMIT_KEYS = 10_000
 
@@ -268,11 +274,13 @@ export class GlobalRateLimiter {
       await settleWithin(client.quit(), CLOSE_STEP_MS)
     }
     const stream = client.stream as IORedis.Redis['stream'] | undefined
-    client.disconnect()
+    // Stops reconnecting too. Not when already ended: it would arm a timer for nothing.
+    if (client.status !== 'end') client.disconnect()
     if (stream !== undefined && !stream.destroyed) {
       await settleWithin(once(stream, 'close'), CLOSE_STEP_MS)
       stream.destroy()
     }
+    await delay(DISCONNECT_TIMEOUT_MS + 1)
   }
 
   async #start(): Promise<void> {
@@ -287,7 +295,7 @@ export class GlobalRateLimiter {
     const client = new mod.Redis(this.#url, {
       lazyConnect: true,
       connectTimeout: Math.max(CONNECT_TIMEOUT_MS, this.#timeoutMs),
-      disconnectTimeout: CLOSE_STEP_MS,
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       // Fail fast while disconnected instead of queueing: a check must not wait for a reconnect.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
