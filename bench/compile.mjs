@@ -23,6 +23,7 @@
 import { compileConfig } from '../dist/config/compile.js'
 import { createMesh, validateConfig } from '../dist/index.js'
 import { HostRegistry } from '../dist/upstream/host.js'
+import { LimitRegistry } from '../dist/policy/limits.js'
 import { buildConfig } from './lib/mesh-config.mjs'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, rotate, verdict } from './lib/common.mjs'
 
@@ -77,10 +78,13 @@ const steps = {
   },
   compile: async () => {
     const registry = new HostRegistry()
+    const limits = new LimitRegistry()
     const t0 = performance.now()
-    const { snapshot } = compileConfig(configs.a, 1, registry)
+    limits.begin()
+    const { snapshot } = compileConfig(configs.a, 1, registry, limits)
     const ms = performance.now() - t0
     sink += snapshot.version
+    limits.abort()
     await registry.closeAll()
     return ms
   },
