@@ -11,7 +11,7 @@ const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 test('the README opens with the two set-up commands', () => {
   const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? ''
   assert.match(firstBlock, /^npm install && npm start/m)
-  assert.match(firstBlock, /^npm test/m)
+  assert.match(firstBlock, /^npm install && npm test/m)
 })
 
 test('every config example in the README validates', () => {
