@@ -13,7 +13,9 @@
 export { createMesh, Mesh } from './mesh.js'
 export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
 export type { Peer, RequestContext } from './observability/context.js'
-export type { ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
+export type { ClusterResilienceStats, ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
+export type { OverflowReason, ResilienceStats } from './policy/cluster-resources.js'
+export type { BreakerState, BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
 export type { FinishedSpan } from './observability/tracing.js'
 export type { ExporterStats } from './observability/exporters/batch-exporter.js'
 export type { TrafficWeights } from './traffic/split.js'
@@ -23,6 +25,7 @@ export type { MeshFetch } from './outbound/fetch.js'
 export {
   CLUSTER_HEADER,
   ENDPOINT_HEADER,
+  OVERFLOW_HEADER,
   RESPONSE_FLAGS_HEADER,
   SUBSET_HEADER,
 } from './outbound/response-headers.js'

@@ -24,6 +24,9 @@ import { SnapshotStore } from './snapshot/store.js'
 import { decideRoute, type RouteDecision, type RouteQuery } from './router/router.js'
 import { applySplit, readSplit, type TrafficWeights } from './traffic/split.js'
 import { HostRegistry } from './upstream/host.js'
+import type { Cluster } from './upstream/cluster.js'
+import type { BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
+import type { ClusterResilienceStats } from './observability/metrics.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -65,6 +68,8 @@ export interface MeshEvents {
   config: [ConfigApplied]
   /** A config was rejected; the previous one stays in force. */
   configRejected: [ConfigError]
+  /** An error-rate breaker of a cluster (or subset) changed state. */
+  circuitBreaker: [BreakerStateChange]
 }
 
 /** An in-process service mesh. Create one with {@link createMesh}. */
@@ -111,6 +116,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
     this.#metricsRegistry.setLimitSource(() => this.#limits.stats())
+    this.#metricsRegistry.setResilienceSource(() => resilienceStats(this.#store.current.clusters))
+    this.#registry.onBreakerChange = (change) => {
+      if (this.listenerCount('circuitBreaker') > 0) this.emit('circuitBreaker', change)
+    }
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: () => this.#metricsRegistry.prometheus(),
@@ -290,4 +299,19 @@ function reportUnsupported(unsupported: readonly UnsupportedField[], source: str
     `the Envoy bootstrap${source === undefined ? '' : ` ${source}`} has ${unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`,
     { code: 'SIDECARLESS_ENVOY_UNSUPPORTED' },
   )
+}
+
+function resilienceStats(clusters: ReadonlyMap<string, Cluster>): Record<string, ClusterResilienceStats> {
+  const out: Record<string, ClusterResilienceStats> = {}
+  for (const [name, c] of clusters) {
+    const stats = c.resources.stats()
+    if (c.breakers === null) {
+      out[name] = stats
+      continue
+    }
+    const breakers: Record<string, BreakerStats> = {}
+    c.breakers.forEach((b, i) => (breakers[i === 0 ? '(cluster)' : (c.subsetNames[i - 1] as string)] = b.stats()))
+    out[name] = { ...stats, breakers }
+  }
+  return out
 }

@@ -25,6 +25,7 @@ import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
+import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
@@ -170,6 +171,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       hostRewrite: a.hostRewrite,
       hash: compileHash(a.hashPolicy ?? []),
       limits: routeLimits,
+      retry: a.retryPolicy !== undefined ? new RetryPolicy(a.retryPolicy) : vh.retryPolicy !== undefined ? new RetryPolicy(vh.retryPolicy) : null,
     }
     action = Object.freeze(cluster)
   } else if (r.redirect !== undefined) {

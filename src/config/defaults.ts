@@ -53,6 +53,44 @@ export const defaults = Object.freeze({
   concurrencyQueueTimeoutMs: 1_000,
   /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
   headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
+  /** Envoy `RetryPolicy.num_retries`: 1. */
+  numRetries: 1,
+  /** Envoy `RetryPolicy.retry_back_off.base_interval`: 25ms. */
+  retryBaseIntervalMs: 25,
+  /** Envoy `RetryPolicy.retry_back_off.max_interval`: 10 × the base interval. */
+  retryMaxIntervalFactor: 10,
+  /** Istio sets `host_selection_retry_max_attempts: 5` with the `previous_hosts` predicate. */
+  hostSelectionRetryMaxAttempts: 5,
+  /** Envoy `RateLimitedRetryBackOff.max_interval`: 300s. */
+  maxRetryAfterMs: 300_000,
+  /** Methods retried without an `Idempotency-Key` header: RFC 9110's idempotent methods. */
+  retriableMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'] as const,
+  /** Bytes of a streamed request body kept so the request can be retried (Envoy buffers per request too). */
+  retryBodyBufferBytes: 64 * 1024,
+  /** Envoy `CircuitBreakers.Thresholds.max_connections`: 1024. */
+  maxConnections: 1024,
+  /** Envoy `CircuitBreakers.Thresholds.max_pending_requests`: 1024. */
+  maxPendingRequests: 1024,
+  /** Envoy `CircuitBreakers.Thresholds.max_requests`: 1024. */
+  maxRequests: 1024,
+  /** Envoy `CircuitBreakers.Thresholds.max_retries`: 3. */
+  maxRetries: 3,
+  /** Envoy `RetryBudget.budget_percent`: 20. */
+  retryBudgetPercent: 20,
+  /** Envoy `RetryBudget.min_retry_concurrency`: 3. */
+  retryBudgetMinConcurrency: 3,
+  /** Error-rate breaker: opossum's and Hystrix's `errorThresholdPercentage`, 50. */
+  breakerErrorThreshold: 50,
+  /** Error-rate breaker: Hystrix's `requestVolumeThreshold`, 20. */
+  breakerVolumeThreshold: 20,
+  /** Error-rate breaker: opossum's `rollingCountTimeout`, 10s. */
+  breakerRollingWindowMs: 10_000,
+  /** Error-rate breaker: opossum's `rollingCountBuckets`, 10. */
+  breakerRollingWindowBuckets: 10,
+  /** Error-rate breaker: opossum's `resetTimeout`, 30s. */
+  breakerOpenDurationMs: 30_000,
+  /** Error-rate breaker: trial requests while half-open (opossum lets one through). */
+  breakerHalfOpenTrials: 1,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */

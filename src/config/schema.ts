@@ -14,6 +14,8 @@ export type Spec =
   | { readonly t: 'object'; readonly required?: boolean; readonly fields: Fields }
   | { readonly t: 'array'; readonly required?: boolean; readonly of: Spec }
   | { readonly t: 'labels'; readonly required?: boolean }
+  /** A list of enum values, or the same as one comma-separated string (Envoy's `retry_on`). */
+  | { readonly t: 'enumList'; readonly required?: boolean; readonly values: readonly string[] }
 
 /** The fields of one object type. */
 export type Fields = { readonly [name: string]: Spec }
@@ -108,6 +110,62 @@ const concurrencyLimit: Spec = {
   },
 }
 
+const headerMatcher: Spec = { t: 'object', fields: { ...stringMatchFields, invert: bool } }
+
+/** Retry conditions: Envoy's `x-envoy-retry-on` values the mesh implements. */
+export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'refused-stream', 'retriable-4xx', 'retriable-status-codes', 'retriable-headers'] as const
+
+const retryPolicy: Spec = {
+  t: 'object',
+  fields: {
+    retryOn: { t: 'enumList', required: true, values: RETRY_ON },
+    numRetries: { t: 'number', int: true, min: 0, max: 100 },
+    perTryTimeout: { t: 'duration' },
+    retryBackOff: { t: 'object', fields: { baseInterval: { t: 'duration' }, maxInterval: { t: 'duration' } } },
+    retriableStatusCodes: { t: 'array', of: { t: 'number', int: true, min: 100, max: 599 } },
+    retriableHeaders: { t: 'array', of: headerMatcher },
+    retriableRequestHeaders: { t: 'array', of: headerMatcher },
+    retriableMethods: strList,
+    hostSelectionRetryMaxAttempts: { t: 'number', int: true, min: 1, max: 100 },
+    maxRetryAfter: { t: 'duration' },
+  },
+}
+
+const statusRange: Spec = {
+  t: 'object',
+  fields: { start: { t: 'number', required: true, int: true, min: 100, max: 600 }, end: { t: 'number', required: true, int: true, min: 100, max: 600 } },
+}
+
+const circuitBreakers: Spec = {
+  t: 'object',
+  fields: {
+    maxConnections: { t: 'number', int: true, min: 1, max: 1e9 },
+    maxPendingRequests: { t: 'number', int: true, min: 0, max: 1e9 },
+    maxRequests: { t: 'number', int: true, min: 1, max: 1e9 },
+    maxRetries: { t: 'number', int: true, min: 0, max: 1e9 },
+    retryBudget: {
+      t: 'object',
+      fields: {
+        budgetPercent: { t: 'number', min: 0, max: 100 },
+        minRetryConcurrency: { t: 'number', int: true, min: 0, max: 1e9 },
+      },
+    },
+    errorRate: {
+      t: 'object',
+      fields: {
+        errorThreshold: { t: 'number', min: 0, max: 100 },
+        volumeThreshold: { t: 'number', int: true, min: 1, max: 1e9 },
+        rollingWindow: { t: 'duration' },
+        rollingWindowBuckets: { t: 'number', int: true, min: 1, max: 1000 },
+        openDuration: { t: 'duration' },
+        halfOpenTrials: { t: 'number', int: true, min: 1, max: 1e6 },
+        failureStatuses: { t: 'array', of: statusRange },
+        countTransportErrors: bool,
+      },
+    },
+  },
+}
+
 const routeAction: Spec = {
   t: 'object',
   fields: {
@@ -129,6 +187,7 @@ const routeAction: Spec = {
     regexRewrite: { t: 'object', fields: { pattern: reqStr, substitution: { t: 'string', required: true } } },
     hostRewrite: str,
     timeout: { t: 'duration' },
+    retryPolicy,
     rateLimit,
     concurrencyLimit,
     hashPolicy: {
@@ -209,6 +268,7 @@ export const meshConfigFields: Fields = {
         idleTimeout: { t: 'duration' },
         rateLimit,
         concurrencyLimit,
+        circuitBreakers,
       },
     },
   },
@@ -220,6 +280,7 @@ export const meshConfigFields: Fields = {
         name: reqStr,
         domains: { t: 'array', required: true, of: str },
         routes: { t: 'array', required: true, of: route },
+        retryPolicy,
         ...headerMutations,
       },
     },

@@ -111,6 +111,58 @@ export interface ClusterConfig {
    * keep-alive defaults (4s, or the server's `Keep-Alive: timeout` hint, which always caps it).
    */
   idleTimeout?: Duration
+  /** Envoy's circuit-breaker thresholds, and an error-rate breaker. */
+  circuitBreakers?: CircuitBreakersConfig
+}
+
+/**
+ * Envoy `CircuitBreakers` thresholds (default priority), plus an error-rate breaker.
+ * A request beyond a threshold is answered at once with 503, response flag `UO`, and the
+ * threshold's name in `x-sidecarless-overflow`.
+ */
+export interface CircuitBreakersConfig {
+  /** Connections to each endpoint (Envoy counts them per cluster; each endpoint has its own pool here). Default 1024. */
+  maxConnections?: number
+  /** Requests of this cluster waiting for a connection. Default 1024. */
+  maxPendingRequests?: number
+  /** Requests of this cluster in flight (every try counts). Default 1024. */
+  maxRequests?: number
+  /** Retries of this cluster in flight at once, when there is no `retryBudget`. Default 3. */
+  maxRetries?: number
+  /**
+   * Envoy's retry budget: retries in flight may be at most `budgetPercent` of the requests
+   * in flight and waiting, or `minRetryConcurrency`, whichever is more. When set,
+   * `maxRetries` is not used.
+   */
+  retryBudget?: { budgetPercent?: number; minRetryConcurrency?: number }
+  /** Opens per cluster and per subset when the share of failed requests is too high. */
+  errorRate?: ErrorRateBreakerConfig
+}
+
+/**
+ * An error-rate circuit breaker (the Hystrix/opossum model), one per cluster and one per
+ * subset. Closed, it counts outcomes in a rolling window; once the window holds at least
+ * `volumeThreshold` requests and more than `errorThreshold` percent failed, it opens: every
+ * request is answered 503 (`UO`, overflow `breaker_open`) for `openDuration`. Then it lets
+ * `halfOpenTrials` requests through: all succeed, it closes; one fails, it opens again.
+ */
+export interface ErrorRateBreakerConfig {
+  /** Percent of failures in the window that opens the breaker (default 50). */
+  errorThreshold?: number
+  /** Requests the window must hold before the breaker may open (default 20). */
+  volumeThreshold?: number
+  /** Length of the rolling window (default 10s). */
+  rollingWindow?: Duration
+  /** Buckets of the window (default 10). */
+  rollingWindowBuckets?: number
+  /** How long the breaker stays open before it lets trial requests through (default 30s). */
+  openDuration?: Duration
+  /** Trial requests let through while half-open (default 1). */
+  halfOpenTrials?: number
+  /** Response statuses that count as failures, as half-open ranges (default `[{ start: 500, end: 600 }]`). */
+  failureStatuses?: { start: number; end: number }[]
+  /** Whether transport failures (connect failure, reset, timeout) count as failures (default true). */
+  countTransportErrors?: boolean
 }
 
 /** One upstream endpoint (Envoy `LbEndpoint`). */
@@ -152,6 +204,8 @@ export interface VirtualHostConfig {
   responseHeadersToAdd?: HeaderValueOption[]
   /** Header names removed from every response of this virtual host. */
   responseHeadersToRemove?: string[]
+  /** Retry policy of every route of this virtual host that has none of its own. */
+  retryPolicy?: RetryPolicyConfig
 }
 
 /** A route: a match and exactly one action (`route`, `redirect` or `directResponse`). */
@@ -254,6 +308,68 @@ export interface RouteAction {
   rateLimit?: RateLimitConfig
   /** At most this many of this route's requests at once. */
   concurrencyLimit?: ConcurrencyLimitConfig
+  /** When and how a failed request is tried again (overrides the virtual host's). */
+  retryPolicy?: RetryPolicyConfig
+}
+
+/**
+ * A retry condition (Envoy's `x-envoy-retry-on` values):
+ * - `5xx`: a 5xx response, or no response at all (reset, connect failure, per-try timeout);
+ * - `gateway-error`: a 502, 503 or 504 response, or a per-try timeout;
+ * - `reset`: the connection was reset or closed before a response;
+ * - `connect-failure`: no connection could be made (refused, connect timeout, DNS);
+ * - `refused-stream`: the upstream refused the stream (HTTP/2 REFUSED_STREAM; with HTTP/1.1,
+ *   a connection closed before the request was written);
+ * - `retriable-4xx`: a 409 response;
+ * - `retriable-status-codes`: a status listed in `retriableStatusCodes`;
+ * - `retriable-headers`: a response with a header matching `retriableHeaders`.
+ */
+export type RetryOn =
+  | '5xx'
+  | 'gateway-error'
+  | 'reset'
+  | 'connect-failure'
+  | 'refused-stream'
+  | 'retriable-4xx'
+  | 'retriable-status-codes'
+  | 'retriable-headers'
+
+/**
+ * Envoy `RetryPolicy`. A retry goes to another endpoint when the cluster has one
+ * (Envoy's `previous_hosts` predicate, which Istio always sets), waits a fully jittered
+ * exponential back-off (or the response's `Retry-After`), and counts against the
+ * cluster's retry budget, so retries cannot multiply an outage.
+ *
+ * Only requests that can be sent twice are retried: methods in `retriableMethods`
+ * (default: the idempotent ones) or any request carrying an `Idempotency-Key` header, and
+ * whose body is replayable — none, a string or a buffer, or a streamed body of at most
+ * 64 KiB that was either sent whole or not read at all.
+ */
+export interface RetryPolicyConfig {
+  /** When to retry: a list, or Envoy's comma-separated string (`"5xx,reset"`). */
+  retryOn: RetryOn[] | string
+  /** Retries after the first try (Envoy default: 1). */
+  numRetries?: number
+  /** Timeout of each try, within the route timeout; a try that runs out counts as a 504. Unset: none. */
+  perTryTimeout?: Duration
+  /** Back-off between tries: a random wait up to `base × 2^(retry-1)`, capped by `maxInterval` (Envoy: 25ms, 10 × base). */
+  retryBackOff?: { baseInterval?: Duration; maxInterval?: Duration }
+  /** Statuses retried under `retriable-status-codes`. */
+  retriableStatusCodes?: number[]
+  /** Response headers that make a response retriable under `retriable-headers`. */
+  retriableHeaders?: HeaderMatcher[]
+  /** When set, only requests matching one of these header matchers are retried (Envoy). */
+  retriableRequestHeaders?: HeaderMatcher[]
+  /** Methods that may be retried (default GET, HEAD, OPTIONS, PUT, DELETE, TRACE: the idempotent ones). */
+  retriableMethods?: string[]
+  /** How many times to draw an endpoint not tried yet before accepting one that was (Istio: 5). */
+  hostSelectionRetryMaxAttempts?: number
+  /**
+   * Longest `Retry-After` (seconds or HTTP date) the mesh waits for before a retry; a longer
+   * one, or one past the route timeout, ends the retries with that response (Envoy's
+   * rate-limited back-off max, 300s).
+   */
+  maxRetryAfter?: Duration
 }
 
 /** One weighted destination of a split. */

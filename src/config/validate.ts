@@ -164,6 +164,19 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
         issues.add(pathOf(parent, key), 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       }
       return
+    case 'enumList': {
+      const list = typeof value === 'string' ? value.split(',').map((v) => v.trim()) : value
+      if (!Array.isArray(list)) {
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a list (or a comma-separated string), got ${describe(value)}`)
+        return
+      }
+      if (list.length > spec.values.length * 4) {
+        issues.add(pathOf(parent, key), 'TOO_LARGE', `${list.length} items; at most ${spec.values.length * 4} are accepted`)
+        return
+      }
+      list.forEach((item: unknown, i) => checkValue(item, { t: 'enum', values: spec.values }, pathOf(parent, key), i, issues))
+      return
+    }
     case 'labels': {
       if (!isObject(value)) {
         issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a map of label names to strings, got ${describe(value)}`)
@@ -207,10 +220,8 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
 
 /** Envoy/Istio fields the model will take in later releases, and what they will do. */
 const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = Object.freeze({
-  circuitBreakers: 'circuit-breaker thresholds: planned with resilience policies',
   outlierDetection: 'outlier ejection: planned with resilience policies',
   healthChecks: 'active health checks: planned with resilience policies',
-  retryPolicy: 'retries: planned with resilience policies',
   fault: 'fault injection: planned with resilience policies',
   requestMirrorPolicies: 'mirroring: planned with resilience policies',
   tls: 'upstream TLS and mTLS: planned with security',
@@ -295,6 +306,14 @@ function checkSemantics(config: Obj, issues: Issues): void {
 
   for (const [c, i] of items(config['clusters'])) {
     checkRateLimit(c['rateLimit'], `clusters[${i}].rateLimit`, issues)
+    checkCircuitBreakers(c['circuitBreakers'], `clusters[${i}].circuitBreakers`, issues)
+  }
+  for (const [vh, i] of items(config['virtualHosts'])) {
+    checkRetryPolicy(vh['retryPolicy'], `virtualHosts[${i}].retryPolicy`, issues)
+    for (const [r, j] of items(vh['routes'])) {
+      const action = r['route']
+      if (isObject(action)) checkRetryPolicy(action['retryPolicy'], `virtualHosts[${i}].routes[${j}].route.retryPolicy`, issues)
+    }
   }
   for (const [vh, i] of items(config['virtualHosts'])) {
     for (const [r, j] of items(vh['routes'])) {
@@ -462,6 +481,55 @@ function checkMatch(match: Obj, path: string, issues: Issues): void {
   for (const [q, i] of items(match['queryParameters'])) checkStringMatcher(q, `${path}.queryParameters[${i}]`, false, issues)
   for (const [m, i] of strings(match['methods'])) {
     if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.methods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
+  }
+}
+
+function checkRetryPolicy(policy: unknown, path: string, issues: Issues): void {
+  if (!isObject(policy)) return
+  const retryOn = policy['retryOn']
+  const conditions = typeof retryOn === 'string' ? retryOn.split(',').map((v) => v.trim()) : Array.isArray(retryOn) ? retryOn : []
+  const codes = policy['retriableStatusCodes']
+  if (conditions.includes('retriable-status-codes') && !(Array.isArray(codes) && codes.length > 0)) {
+    issues.add(`${path}.retriableStatusCodes`, 'REQUIRED', 'retryOn names retriable-status-codes: list the codes in retriableStatusCodes')
+  }
+  const headers = policy['retriableHeaders']
+  if (conditions.includes('retriable-headers') && !(Array.isArray(headers) && headers.length > 0)) {
+    issues.add(`${path}.retriableHeaders`, 'REQUIRED', 'retryOn names retriable-headers: list the matchers in retriableHeaders')
+  }
+  for (const [h, i] of items(headers)) checkStringMatcher(h, `${path}.retriableHeaders[${i}]`, true, issues)
+  for (const [h, i] of items(policy['retriableRequestHeaders'])) checkStringMatcher(h, `${path}.retriableRequestHeaders[${i}]`, true, issues)
+  for (const [m, i] of strings(policy['retriableMethods'])) {
+    if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.retriableMethods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
+  }
+  const backOff = policy['retryBackOff']
+  if (isObject(backOff)) {
+    const base = parseDuration(backOff['baseInterval'])
+    const max = parseDuration(backOff['maxInterval'])
+    if (base !== undefined && base <= 0) issues.add(`${path}.retryBackOff.baseInterval`, 'INVALID_VALUE', 'the base interval must be above 0 (Envoy)')
+    if (base !== undefined && max !== undefined && max < base) {
+      issues.add(`${path}.retryBackOff.maxInterval`, 'INVALID_VALUE', `maxInterval ${String(backOff['maxInterval'])} is below baseInterval ${String(backOff['baseInterval'])}`)
+    }
+  }
+}
+
+function checkCircuitBreakers(cb: unknown, path: string, issues: Issues): void {
+  if (!isObject(cb)) return
+  const errorRate = cb['errorRate']
+  if (!isObject(errorRate)) return
+  const open = parseDuration(errorRate['openDuration'])
+  if (open !== undefined && open <= 0) issues.add(`${path}.errorRate.openDuration`, 'INVALID_VALUE', 'the open duration must be above 0')
+  const window = parseDuration(errorRate['rollingWindow'])
+  if (window !== undefined && window <= 0) issues.add(`${path}.errorRate.rollingWindow`, 'INVALID_VALUE', 'the rolling window must be above 0')
+  const buckets = errorRate['rollingWindowBuckets']
+  if (window !== undefined && typeof buckets === 'number' && window / buckets < 1) {
+    issues.add(`${path}.errorRate.rollingWindowBuckets`, 'INVALID_VALUE', `${buckets} buckets over ${String(errorRate['rollingWindow'])} is less than 1ms per bucket`)
+  }
+  for (const [r, i] of items(errorRate['failureStatuses'])) {
+    const start = r['start']
+    const end = r['end']
+    if (typeof start === 'number' && typeof end === 'number' && start >= end) {
+      issues.add(`${path}.errorRate.failureStatuses[${i}]`, 'INVALID_VALUE', `the range ${start}..${end} is empty (end is exclusive)`)
+    }
   }
 }
 

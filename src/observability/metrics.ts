@@ -23,6 +23,14 @@
  * Every sample also carries `service` when the registry was given one.
  */
 import type { LimitStats } from '../policy/limits.js'
+import type { ResilienceStats } from '../policy/cluster-resources.js'
+import type { BreakerStats } from '../policy/error-rate-breaker.js'
+
+/** Retries, circuit-breaker thresholds and error-rate breakers of one cluster. */
+export interface ClusterResilienceStats extends ResilienceStats {
+  /** Error-rate breakers, by subset name (`(cluster)` for requests without a subset); absent without `circuitBreakers.errorRate`. */
+  readonly breakers?: Readonly<Record<string, BreakerStats>>
+}
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
 
 /** Why a request ended without an upstream response, or with one the mesh made itself. */
@@ -116,6 +124,8 @@ export interface MetricsSnapshot {
    * `cluster[reviews]`, `route[reviews/default]`.
    */
   readonly limits: Readonly<Record<string, LimitStats>>
+  /** Retries, overflows and breakers, per cluster of the config in force. */
+  readonly resilience: Readonly<Record<string, ClusterResilienceStats>>
 }
 
 /**
@@ -271,6 +281,13 @@ export class MetricsRegistry {
   setLimitSource(source: () => Record<string, LimitStats>): void {
     this.#limitSource = source
   }
+
+  #resilienceSource: (() => Record<string, ClusterResilienceStats>) | undefined
+
+  /** Where `snapshot().resilience` and the retry/overflow/breaker series come from (the clusters in force). */
+  setResilienceSource(source: () => Record<string, ClusterResilienceStats>): void {
+    this.#resilienceSource = source
+  }
   readonly #maxEndpoints: number
   readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
   readonly #clusters = new Map<string, ClusterPlace>()
@@ -387,7 +404,7 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {} }
+    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {} }
   }
 
   /**
@@ -410,6 +427,8 @@ export class MetricsRegistry {
     writeLevel(out, INBOUND_LEVEL, routes)
     const limits = this.#limitSource?.()
     if (limits !== undefined) writeLimits(out, this.#serviceLabel, limits)
+    const resilience = this.#resilienceSource?.()
+    if (resilience !== undefined) writeResilience(out, this.#serviceLabel, resilience)
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 
@@ -550,6 +569,42 @@ function writeLimits(out: string[], serviceLabel: string, limits: Record<string,
     ...rows((s) => s.concurrency?.rejectedFull, ',reason="full"'),
     ...rows((s) => s.concurrency?.rejectedTimeout, ',reason="timeout"'),
   ])
+}
+
+function writeResilience(out: string[], serviceLabel: string, clusters: Record<string, ClusterResilienceStats>): void {
+  const names = Object.keys(clusters).sort()
+  if (names.length === 0) return
+  const label = (n: string): string => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`
+  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
+    if (rows.length === 0) return
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
+  }
+  const rows = (pick: (s: ClusterResilienceStats) => number): [string, number][] => names.map((n) => [label(n), pick(clusters[n] as ClusterResilienceStats)])
+  const P = 'sidecarless_cluster_upstream_'
+  series(`${P}rq_retry_total`, 'counter', 'Retries sent (Envoy upstream_rq_retry).', rows((s) => s.retries))
+  series(`${P}rq_retry_success_total`, 'counter', 'Requests whose retry got a response that was not retried (Envoy upstream_rq_retry_success).', rows((s) => s.retrySuccesses))
+  series(`${P}rq_retry_overflow_total`, 'counter', 'Retries not sent because the retry budget or maxRetries was used up (Envoy upstream_rq_retry_overflow).', rows((s) => s.retryOverflows))
+  series(`${P}rq_retry_limit_exceeded_total`, 'counter', 'Requests that used up numRetries with a retriable outcome (Envoy upstream_rq_retry_limit_exceeded).', rows((s) => s.retryLimitExceeded))
+  series(`${P}rq_per_try_timeout_total`, 'counter', 'Tries that ran out of their per-try timeout (Envoy upstream_rq_per_try_timeout).', rows((s) => s.perTryTimeouts))
+  series(`${P}rq_retry_active`, 'gauge', 'Retries in flight.', rows((s) => s.activeRetries))
+  series(`${P}rq_pending_active`, 'gauge', 'Tries waiting for a connection (Envoy upstream_rq_pending_active).', rows((s) => s.pending))
+  series(`${P}rq_overflow_total`, 'counter', 'Requests shed with 503 UO by a circuit-breaker threshold or an open breaker, by reason.', names.flatMap((n) => {
+    const o = (clusters[n] as ClusterResilienceStats).overflows
+    return (Object.keys(o) as (keyof typeof o)[]).map((reason) => [`${label(n)},reason="${reason}"`, o[reason]] as [string, number])
+  }))
+  const breakerRows = (pick: (b: BreakerStats) => number, extra?: (b: BreakerStats) => [string, number][]): [string, number][] => names.flatMap((n) => {
+    const b = (clusters[n] as ClusterResilienceStats).breakers
+    if (b === undefined) return []
+    return Object.keys(b).flatMap((subset) => {
+      const base = `${label(n)},subset="${escapeLabelValue(subset)}"`
+      const stats = b[subset] as BreakerStats
+      return extra === undefined ? [[base, pick(stats)] as [string, number]] : extra(stats).map(([l, v]) => [`${base}${l}`, v] as [string, number])
+    })
+  })
+  series('sidecarless_cluster_breaker_state', 'gauge', 'Error-rate breaker state: 1 for the state it is in (closed, open, halfOpen), 0 for the others.', breakerRows(() => 0, (b) => (['closed', 'open', 'halfOpen'] as const).map((st) => [`,state="${st}"`, b.state === st ? 1 : 0])))
+  series('sidecarless_cluster_breaker_opened_total', 'counter', 'Times the error-rate breaker opened.', breakerRows((b) => b.opened))
+  series('sidecarless_cluster_breaker_rejected_total', 'counter', 'Requests the error-rate breaker rejected while open or half-open.', breakerRows((b) => b.rejected))
 }
 
 function writeLevel(out: string[], level: Level, places: readonly Place[]): void {

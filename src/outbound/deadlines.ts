@@ -25,6 +25,11 @@ export class DeadlineList {
     this.#ms = ms
   }
 
+  /** The timeout of this list's entries, in milliseconds. */
+  get ms(): number {
+    return this.#ms
+  }
+
   /** Adds `item`, started at `now` (performance.now()); returns its position for `cancel`. */
   add(item: Expirable, now: number): number {
     const index = this.#items.length

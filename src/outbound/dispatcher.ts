@@ -24,9 +24,13 @@ import type { Controller } from './handler.js'
 import type { LimitSet } from '../policy/limits.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import { findHeader, upstreamHeaders } from './request-headers.js'
-import { CLUSTER_HEADER, SUBSET_HEADER } from './response-headers.js'
+import { CLUSTER_HEADER, OVERFLOW_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
-import { Deadlines } from './deadlines.js'
+import { Deadlines, type DeadlineList } from './deadlines.js'
+import { replayableBody } from './replayable-body.js'
+import { RetryingRequest, type StartTry } from './retrying-request.js'
+import { Admission } from '../policy/error-rate-breaker.js'
+import type { OverflowReason } from '../policy/cluster-resources.js'
 
 type DispatchOptions = Dispatcher.DispatchOptions
 
@@ -216,36 +220,94 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   #send(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
-    const members = target.cluster.members
-    const lb = target.subsetIndex < 0 ? members.all : members.subsets[target.subsetIndex]
-    const host = lb?.pick(hash)
-    if (host === undefined) {
+    const policy = action.retry
+    const body = policy === null || opts.upgrade != null || !policy.admits(view) ? undefined : replayableBody(opts.body)
+    if (policy !== null && body !== undefined) {
+      const perTry = policy.perTryTimeoutMs > 0 ? this.#deadlines.list(policy.perTryTimeoutMs) : undefined
+      const attempts = policy.hostSelectionAttempts
+      const start: StartTry = (downstream, avoid, tryBody, resend) =>
+        this.#startTry(opts, downstream, view, action, target, hash, authority, tracing, null, perTry, avoid, attempts, tryBody, resend)
+      const retrying = new RetryingRequest(h, policy, start, body, target.cluster.resources, target.clusterName, target.subset,
+        action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, held)
+      if (gate === null) h.onRequestStart?.(retrying, {})
+      else gate.next = retrying
+      return retrying.begin()
+    }
+    const t = this.#startTry(opts, h, view, action, target, hash, authority, tracing, held, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, null, 0, opts.body, 0)
+    if (!(t instanceof UpstreamRequest)) {
       if (held !== null) for (const c of held) c.release()
       discardBody(opts.body)
+      if (gate === null) localReply(h, t)
+      else sendLocalReply(h, gate, t)
+      return true
+    }
+    if (gate === null) h.onRequestStart?.(t, {})
+    else gate.next = t
+    return t.dispatch()
+  }
+
+  /**
+   * Prepares one try: the cluster's breaker and thresholds admit it, the balancer picks an
+   * endpoint (one not in `avoid`, within `attempts` draws, for a retry), and the request
+   * gets its upstream headers and client span. Returns the local reply instead when the try
+   * cannot go (503 overflow or no healthy upstream).
+   */
+  #startTry(opts: DispatchOptions, downstream: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, deadlines: DeadlineList | undefined, avoid: readonly Host[] | null, attempts: number, body: unknown, resend: number): UpstreamRequest | LocalReply {
+    const cluster = target.cluster
+    const breaker = cluster.breakers === null ? null : cluster.breakers[target.subsetIndex + 1] ?? null
+    let trial = false
+    if (breaker !== null) {
+      const admission = breaker.admit(performance.now())
+      if (admission === Admission.Rejected) return this.#overflow(target, 'breaker_open')
+      trial = admission === Admission.Trial
+    }
+    const overflow = cluster.resources.admit()
+    if (overflow !== null) {
+      breaker?.release(trial)
+      return this.#overflow(target, overflow)
+    }
+    const members = cluster.members
+    const lb = target.subsetIndex < 0 ? members.all : members.subsets[target.subsetIndex]
+    let host = lb?.pick(hash)
+    if (avoid !== null && lb !== undefined) {
+      // Envoy's previous_hosts predicate: draw again, a bounded number of times.
+      for (let i = 1; i < attempts && host !== undefined && avoid.includes(host); i++) host = lb.pick(hash)
+    }
+    if (host === undefined) {
+      breaker?.release(trial)
       const r = this.#metrics.cluster(target.clusterName, target.subset)
       r.start()
       r.fail('no_healthy_upstream', 0)
-      if (gate === null) {
-        localReply(h, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
-      } else {
-        sendLocalReply(h, gate, { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) })
-      }
-      return true
+      return { status: 503, body: 'no healthy upstream', flag: 'UH', headers: targetHeaders(target) }
     }
     // Continue the caller's trace (or start one): a new span id for this call, the request id carried.
     const ctx = currentContext()
     const parentSpan = currentParentSpan(ctx)
-    const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host))
+    const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host, resend))
     const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, target.requestMutations, {
       trace: client,
       formats: tracing.inject,
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, this.#recorder(target, host), client.span, held)
-    if (gate === null) h.onRequestStart?.(request, {})
-    else gate.next = request
-    return host.pool.dispatch(upstreamOptions(opts, host, path, headers), request)
+    const request = new UpstreamRequest(downstream, target, host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster.resources)
+    if (breaker !== null) {
+      request.breaker = breaker
+      request.trial = trial
+    }
+    request.prepare(host.pool, upstreamOptions(opts, host, path, headers, body))
+    return request
+  }
+
+  /** A 503 for a request a threshold or an open breaker sheds (Envoy's `UO`). */
+  #overflow(target: Target, reason: OverflowReason): LocalReply {
+    target.cluster.resources.overflows[reason]++
+    const r = this.#metrics.cluster(target.clusterName, target.subset)
+    r.start()
+    r.fail('overflow', 0)
+    const headers = targetHeaders(target)
+    headers[OVERFLOW_HEADER] = reason
+    return { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', flag: 'UO', headers }
   }
 
   #recorder(target: Target, host: Host): Recorder {
@@ -309,14 +371,15 @@ export class MeshDispatcher extends Dispatcher {
  * the caller's, instead of a copy, was measured 3× slower: undici's reads of inherited
  * fields miss V8's inline caches.)
  */
-function upstreamOptions(opts: DispatchOptions, host: Host, path: string, headers: DispatchOptions['headers']): DispatchOptions {
+function upstreamOptions(opts: DispatchOptions, host: Host, path: string, headers: DispatchOptions['headers'], body: unknown): DispatchOptions {
   const up: DispatchOptions & { servername?: string } = { ...opts, origin: host.address.origin, path, headers }
+  if (body !== opts.body) up.body = body as DispatchOptions['body']
   if (host.servername !== undefined) up.servername = host.servername
   return up
 }
 
 /** OTel HTTP client span attributes, built only when the span is recorded. */
-function clientAttributes(method: string, authority: string, view: RequestView, target: Target, host: Host): () => Attributes {
+function clientAttributes(method: string, authority: string, view: RequestView, target: Target, host: Host, resend: number): () => Attributes {
   return () => {
     const attrs: Attributes = {
       'http.request.method': method,
@@ -327,11 +390,12 @@ function clientAttributes(method: string, authority: string, view: RequestView, 
       'sidecarless.endpoint': host.address.hostPort,
     }
     if (target.subset !== undefined) attrs['sidecarless.subset'] = target.subset
+    if (resend > 0) attrs['http.request.resend_count'] = resend
     return attrs
   }
 }
 
-function targetHeaders(target: Target): Record<string, string> {
+function targetHeaders(target: Target): Record<string, string | string[] | undefined> {
   const headers: Record<string, string> = { [CLUSTER_HEADER]: target.clusterName }
   if (target.subset !== undefined) headers[SUBSET_HEADER] = target.subset
   return headers

@@ -18,5 +18,11 @@ export const ENDPOINT_HEADER = 'x-sidecarless-endpoint'
  */
 export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
 
+/**
+ * On a 503 with flag `UO` from a cluster's circuit breaking: which threshold shed the
+ * request (`max_requests`, `max_pending_requests`, `breaker_open`).
+ */
+export const OVERFLOW_HEADER = 'x-sidecarless-overflow'
+
 /** Envoy's response flags, as the mesh uses them. */
 export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO'

@@ -6,6 +6,7 @@
  * request, and abort promptly even while the request waits in the pool's queue.
  */
 import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
 import type { Span } from '@opentelemetry/api'
 import { MeshError } from '../errors.js'
 import type { ErrorKind, Recorder } from '../observability/metrics.js'
@@ -18,6 +19,9 @@ import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import type { Controller, Handler } from './handler.js'
 import { sendLocalReply, upstreamFailureText } from './local-reply.js'
 import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from './response-headers.js'
+import type { ClusterResources } from '../policy/cluster-resources.js'
+import type { ErrorRateBreaker } from '../policy/error-rate-breaker.js'
+import type { TryFailure } from '../policy/retry-policy.js'
 
 const enum State { Waiting, Streaming, Done }
 
@@ -75,8 +79,16 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
   readonly #started: number
   #status = 0
   #bytes = 0
+  /** The cluster's thresholds, counted while this try runs; null for pass-through. */
+  readonly #resources: ClusterResources | null
+  #pending = true
   /** Raw response headers for old-style callers, when they still match the header object. */
   rawHeaders: Buffer[] | null = null
+  /** The error-rate breaker this try reports to, and whether it is one of its half-open trials. */
+  breaker: ErrorRateBreaker | null = null
+  trial = false
+  /** Set when the mesh answered for the upstream (503 or 504): how the try failed. */
+  failure: TryFailure | null = null
 
   /**
    * @param endpoint `host:port` of the upstream, as the endpoint header reports it
@@ -84,8 +96,13 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
    * @param recorder metrics of this destination and endpoint
    * @param span the client span, when the trace is recorded
    */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null) {
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null, resources: ClusterResources | null = null) {
     this.#held = held
+    this.#resources = resources
+    if (resources !== null) {
+      resources.active++
+      resources.pending++
+    }
     this.#downstream = downstream
     this.#dest = dest
     this.#endpoint = endpoint
@@ -99,6 +116,25 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
       this.#deadlines = deadlines
       this.#deadline = deadlines.add(this, this.#started)
     }
+  }
+
+  /** The endpoint this try goes to (undefined for pass-through). */
+  get host(): Host | undefined {
+    return this.#host
+  }
+
+  #pool: Dispatcher | undefined
+  #options: Dispatcher.DispatchOptions | undefined
+
+  /** Sets where `dispatch` sends this try. */
+  prepare(pool: Dispatcher, options: Dispatcher.DispatchOptions): void {
+    this.#pool = pool
+    this.#options = options
+  }
+
+  /** Hands the try to its pool (after the caller was told it started). */
+  dispatch(): boolean {
+    return (this.#pool as Dispatcher).dispatch(this.#options as Dispatcher.DispatchOptions, this)
   }
 
   // ------------------------------------------------------------ controller, for the caller
@@ -124,6 +160,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     } else {
       // Still queued in the pool: answer the caller now; the pool's start is aborted later.
       this.#finish()
+      this.breaker?.release(this.trial)
       this.#failed('aborted', undefined)
       this.#downstream.onResponseError?.(this, reason)
     }
@@ -143,6 +180,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
 
   onRequestStart(controller: Controller): void {
     this.#up = controller
+    this.#started_()
     if (this.#aborted || this.#state === State.Done) controller.abort(this.#reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'request no longer wanted'))
   }
 
@@ -160,6 +198,8 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     }
     this.#state = State.Streaming
     this.#status = statusCode
+    this.#started_()
+    if (this.breaker !== null) this.breaker.record(this.breaker.isFailureStatus(statusCode), this.trial, performance.now())
     const d = this.#dest
     headers[CLUSTER_HEADER] = d.clusterName
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
@@ -196,10 +236,14 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#finish()
     if (beforeHeaders && !this.#aborted) {
       const { flag, body } = upstreamFailureText(err)
+      // A reset before the request was written is a refused stream (Envoy's HTTP/1 view of it).
+      this.failure = flag === 'UF' ? 'connect_failure' : this.#up === null ? 'refused' : 'reset'
+      this.#transportFailure()
       this.#failed(flag === 'UF' ? 'connect_failure' : 'reset', 503)
       this.#localReply(503, body, flag)
       return
     }
+    if (beforeHeaders) this.breaker?.release(this.trial)
     this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
     this.#downstream.onResponseError?.(this, err)
   }
@@ -214,7 +258,11 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#finish()
     this.#up?.abort(err)
     this.#failed('timeout', beforeHeaders ? 504 : this.#status)
-    if (beforeHeaders) this.#localReply(504, 'upstream request timeout', 'UT')
+    if (beforeHeaders) {
+      this.failure = 'timeout'
+      this.#transportFailure()
+      this.#localReply(504, 'upstream request timeout', 'UT')
+    }
     else this.#downstream.onResponseError?.(this, err)
   }
 
@@ -232,8 +280,25 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     MeshTracer.end(this.#span, status, kind, 'client')
   }
 
+  /** The try left the pool's queue: it no longer counts as pending. */
+  #started_(): void {
+    if (!this.#pending) return
+    this.#pending = false
+    if (this.#resources !== null) this.#resources.pending--
+  }
+
+  #transportFailure(): void {
+    const b = this.breaker
+    if (b !== null) {
+      if (b.countTransportErrors) b.record(true, this.trial, performance.now())
+      else b.release(this.trial)
+    }
+  }
+
   #finish(): void {
     this.#state = State.Done
+    this.#started_()
+    if (this.#resources !== null) this.#resources.active--
     if (this.#host !== undefined) this.#host.active--
     if (this.#deadlines !== undefined) {
       this.#deadlines.cancel(this.#deadline)

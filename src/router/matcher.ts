@@ -49,6 +49,18 @@ function compileValueTest(m: HeaderMatcher | QueryParameterMatcher): (value: str
   return (v) => v !== undefined
 }
 
+/**
+ * A list of header matchers as one test over a header lookup (all must match), for
+ * headers that are not a request's: retriable response headers, for instance.
+ */
+export function compileHeaderMatchers(list: readonly HeaderMatcher[]): (header: (name: string) => string | undefined) => boolean {
+  const matchers = list.map((h) => new ValueMatcher(h.name.toLowerCase(), compileValueTest(h), h.invert === true))
+  return (header) => {
+    for (const m of matchers) if (!m.matches(header(m.name))) return false
+    return true
+  }
+}
+
 /** A compiled RouteMatch. */
 export class CompiledMatch {
   readonly #kind: PathKind

@@ -10,6 +10,7 @@ import type { CompiledMatch } from './matcher.js'
 import type { RequestView } from './request-view.js'
 import type { RouteIndex } from './route-index.js'
 import type { LimitSet } from '../policy/limits.js'
+import type { RetryPolicy } from '../policy/retry-policy.js'
 
 /** One destination of a route: a cluster, optionally narrowed to a subset. */
 export interface Target {
@@ -41,6 +42,8 @@ export interface ClusterAction {
   readonly hash: HashFunction | null
   /** Limits of the route itself (`route.rateLimit` / `concurrencyLimit`). */
   readonly limits: LimitSet | null
+  /** The route's retry policy (or its virtual host's); null: one try. */
+  readonly retry: RetryPolicy | null
 }
 
 /** Answer with a redirect. */

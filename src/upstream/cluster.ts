@@ -16,6 +16,8 @@ import { MaglevLoadBalancer } from './lb/maglev.js'
 import { RandomLoadBalancer } from './lb/random.js'
 import { RingHashLoadBalancer } from './lb/ring-hash.js'
 import { RoundRobinLoadBalancer } from './lb/round-robin.js'
+import { ClusterResources } from '../policy/cluster-resources.js'
+import { ErrorRateBreaker } from '../policy/error-rate-breaker.js'
 
 /** The endpoints of a cluster at one moment, with their balancers. */
 export interface Members {
@@ -40,6 +42,13 @@ export class Cluster {
   /** Whether the load balancer consumes a request hash. */
   readonly usesHash: boolean
   members: Members
+  /** Envoy's circuit-breaker thresholds and their live counts. */
+  readonly resources: ClusterResources
+  /**
+   * Error-rate breakers: index 0 for requests to the whole cluster, `i + 1` for subset `i`;
+   * null without `circuitBreakers.errorRate`.
+   */
+  readonly breakers: readonly ErrorRateBreaker[] | null
   readonly #registry: HostRegistry
   readonly #options: ConnectionOptions
   #timer: NodeJS.Timeout | undefined
@@ -55,7 +64,15 @@ export class Cluster {
     this.#options = {
       connectTimeoutMs: parseDuration(config.connectTimeout) ?? defaults.connectTimeoutMs,
       idleTimeoutMs: parseDuration(config.idleTimeout),
+      maxConnections: config.circuitBreakers?.maxConnections,
     }
+    this.resources = new ClusterResources(config.circuitBreakers)
+    const errorRate = config.circuitBreakers?.errorRate
+    this.breakers = errorRate === undefined
+      ? null
+      : Object.freeze([undefined, ...this.subsetNames].map((subset) => new ErrorRateBreaker(errorRate, (from, to, errorPercentage) => {
+        registry.onBreakerChange?.({ cluster: this.name, subset, from, to, errorPercentage })
+      })))
     const lb = config.loadBalancer ?? defaults.loadBalancer
     this.usesHash = lb === 'ring_hash' || lb === 'maglev'
     if (config.type === 'strict_dns') {

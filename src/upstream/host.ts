@@ -6,11 +6,14 @@
  */
 import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
+import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
   readonly connectTimeoutMs: number
   readonly idleTimeoutMs: number | undefined
+  /** Connections the pool may open (`circuitBreakers.maxConnections`); undefined: no cap. */
+  readonly maxConnections: number | undefined
 }
 
 /** One upstream address and its pool. */
@@ -41,6 +44,7 @@ export class Host {
   get pool(): Pool {
     this.#pool ??= new Pool(this.address.origin, {
       connect: { timeout: this.#options.connectTimeoutMs },
+      ...(this.#options.maxConnections === undefined ? {} : { connections: this.#options.maxConnections }),
       ...(this.#options.idleTimeoutMs === undefined
         ? {}
         : { keepAliveTimeout: this.#options.idleTimeoutMs, keepAliveMaxTimeout: this.#options.idleTimeoutMs }),
@@ -62,12 +66,14 @@ function isIp(hostname: string): boolean {
 
 /** Owns every Host; hands out shared ones and closes pools nobody holds. */
 export class HostRegistry {
+  /** Where clusters report their breakers' state changes (the mesh emits them as events). */
+  onBreakerChange: ((change: BreakerStateChange) => void) | undefined
   readonly #hosts = new Map<string, Host>()
   readonly #closing = new Set<Promise<void>>()
 
   /** Takes a reference on the host for `address` with `options`, creating it if needed. */
   acquire(address: ParsedAddress, options: ConnectionOptions): Host {
-    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}`
+    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}`
     let host = this.#hosts.get(key)
     if (host === undefined) {
       host = new Host(key, address, options)
