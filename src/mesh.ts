@@ -24,6 +24,7 @@ import { SnapshotStore } from './snapshot/store.js'
 import { decideRoute, type RouteDecision, type RouteQuery } from './router/router.js'
 import { applySplit, readSplit, type TrafficWeights } from './traffic/split.js'
 import { HostRegistry } from './upstream/host.js'
+import type { ClusterHealthStats, EndpointHealthEvent, OutlierEjectionEvent } from './upstream/host-health.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -65,6 +66,10 @@ export interface MeshEvents {
   config: [ConfigApplied]
   /** A config was rejected; the previous one stays in force. */
   configRejected: [ConfigError]
+  /** Outlier detection ejected an endpoint, or returned one to service. */
+  outlierEjection: [OutlierEjectionEvent]
+  /** An active health check gave an endpoint its first verdict, or changed it. */
+  endpointHealth: [EndpointHealthEvent]
 }
 
 /** An in-process service mesh. Create one with {@link createMesh}. */
@@ -102,7 +107,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const loaded = loadConfig(options.config)
     this.unsupported = loaded.unsupported
     reportUnsupported(loaded.unsupported, loaded.source)
-    this.#registry = new HostRegistry()
+    this.#registry = new HostRegistry({
+      outlierEjection: (e) => this.#emitSafely('outlierEjection', e),
+      endpointHealth: (e) => this.#emitSafely('endpointHealth', e),
+    })
     try {
       this.#store = new SnapshotStore(loaded.config, this.#registry, this.#limits)
     } catch (err) {
@@ -111,6 +119,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
     this.#metricsRegistry.setLimitSource(() => this.#limits.stats())
+    this.#metricsRegistry.setHealthSource(() => {
+      const out: Record<string, ClusterHealthStats> = {}
+      for (const [name, c] of this.#store.current.clusters) {
+        const stats = c.healthStats()
+        if (stats !== undefined) out[name] = stats
+      }
+      return out
+    })
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: () => this.#metricsRegistry.prometheus(),
@@ -242,6 +258,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   close(): Promise<void> {
     return this.dispatcher.close()
+  }
+
+  /**
+   * Emits a health event from a timer or the request path: a listener that throws must not
+   * break either, so its error becomes a process warning.
+   */
+  #emitSafely<K extends 'outlierEjection' | 'endpointHealth'>(name: K, event: MeshEvents[K][0]): void {
+    if (this.listenerCount(name) === 0) return
+    try {
+      ;(this.emit as (n: K, e: MeshEvents[K][0]) => boolean)(name, event)
+    } catch (err) {
+      process.emitWarning(`a "${name}" listener threw: ${err instanceof Error ? err.message : String(err)}`, { code: 'SIDECARLESS_LISTENER_ERROR' })
+    }
   }
 
   #shutdown(force: boolean): Promise<void> {

@@ -23,6 +23,7 @@
  * Every sample also carries `service` when the registry was given one.
  */
 import type { LimitStats } from '../policy/limits.js'
+import { EJECTION_REASONS, type ClusterHealthStats } from '../upstream/host-health.js'
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
 
 /** Why a request ended without an upstream response, or with one the mesh made itself. */
@@ -116,6 +117,11 @@ export interface MetricsSnapshot {
    * `cluster[reviews]`, `route[reviews/default]`.
    */
   readonly limits: Readonly<Record<string, LimitStats>>
+  /**
+   * Endpoint health per cluster, for clusters with `outlierDetection` or `healthChecks`:
+   * ejections, health-check results, panic mode. Absent when no cluster has either.
+   */
+  readonly health?: Readonly<Record<string, ClusterHealthStats>>
 }
 
 /**
@@ -271,6 +277,13 @@ export class MetricsRegistry {
   setLimitSource(source: () => Record<string, LimitStats>): void {
     this.#limitSource = source
   }
+
+  #healthSource: (() => Record<string, ClusterHealthStats>) | undefined
+
+  /** Where `snapshot().health` and the outlier / health-check / panic series come from (the clusters in force). */
+  setHealthSource(source: () => Record<string, ClusterHealthStats>): void {
+    this.#healthSource = source
+  }
   readonly #maxEndpoints: number
   readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
   readonly #clusters = new Map<string, ClusterPlace>()
@@ -387,7 +400,9 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {} }
+    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {} }
+    const health = this.#healthSource?.()
+    return health === undefined || Object.keys(health).length === 0 ? snap : { ...snap, health }
   }
 
   /**
@@ -410,6 +425,8 @@ export class MetricsRegistry {
     writeLevel(out, INBOUND_LEVEL, routes)
     const limits = this.#limitSource?.()
     if (limits !== undefined) writeLimits(out, this.#serviceLabel, limits)
+    const health = this.#healthSource?.()
+    if (health !== undefined) writeHealth(out, this.#serviceLabel, health)
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 
@@ -550,6 +567,34 @@ function writeLimits(out: string[], serviceLabel: string, limits: Record<string,
     ...rows((s) => s.concurrency?.rejectedFull, ',reason="full"'),
     ...rows((s) => s.concurrency?.rejectedTimeout, ',reason="timeout"'),
   ])
+}
+
+/**
+ * Outlier detection, health check and panic series per cluster, named after Envoy's
+ * `cluster.<name>.outlier_detection.*`, `health_check.*`, `membership_*` stats.
+ */
+function writeHealth(out: string[], serviceLabel: string, health: Record<string, ClusterHealthStats>): void {
+  const names = Object.keys(health).sort()
+  if (names.length === 0) return
+  const label = (n: string): string => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`
+  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
+  }
+  const rows = (pick: (s: ClusterHealthStats) => number): [string, number][] => names.map((n) => [label(n), pick(health[n] as ClusterHealthStats)])
+  series('sidecarless_cluster_outlier_detection_ejections_enforced_total', 'counter', 'Endpoints ejected by outlier detection, by reason.',
+    names.flatMap((n) => EJECTION_REASONS.map((r) => [`${label(n)},reason="${r}"`, (health[n] as ClusterHealthStats).ejections[r]] as [string, number])))
+  series('sidecarless_cluster_outlier_detection_ejections_active', 'gauge', 'Endpoints ejected now.', rows((s) => s.ejectionsActive))
+  series('sidecarless_cluster_outlier_detection_ejections_overflow_total', 'counter', 'Ejections refused because maxEjectionPercent was reached.', rows((s) => s.ejectionsOverflow))
+  series('sidecarless_cluster_health_check_success_total', 'counter', 'Active health checks that passed.', rows((s) => s.healthChecks.success))
+  series('sidecarless_cluster_health_check_failure_total', 'counter', 'Active health checks that failed.', rows((s) => s.healthChecks.failure))
+  series('sidecarless_cluster_membership_total', 'gauge', 'Endpoints of the cluster.', rows((s) => s.endpoints))
+  series('sidecarless_cluster_membership_healthy', 'gauge', 'Endpoints neither ejected nor failing health checks.', rows((s) => s.healthy))
+  series('sidecarless_cluster_lb_panic', 'gauge', '1 while a balancer of the cluster (subset="" for the whole cluster) is in panic mode and uses every endpoint.',
+    names.flatMap((n) => {
+      const s = health[n] as ClusterHealthStats
+      return [[`${label(n)},subset=""`, s.panic ? 1 : 0] as [string, number], ...s.panicSubsets.map((sub) => [`${label(n)},subset="${escapeLabelValue(sub)}"`, 1] as [string, number])]
+    }))
 }
 
 function writeLevel(out: string[], level: Level, places: readonly Place[]): void {

@@ -242,7 +242,7 @@ export class MeshDispatcher extends Dispatcher {
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, this.#recorder(target, host), client.span, held)
+    const request = new UpstreamRequest(h, target, host.address.hostPort, host, action.timeoutMs > 0 ? this.#deadlines.list(action.timeoutMs) : undefined, this.#recorder(target, host), client.span, held, target.cluster) // target.cluster: outlier detection (issue #4)
     if (gate === null) h.onRequestStart?.(request, {})
     else gate.next = request
     return host.pool.dispatch(upstreamOptions(opts, host, path, headers), request)

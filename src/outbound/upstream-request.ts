@@ -13,6 +13,7 @@ import { MeshTracer } from '../observability/tracing.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
+import type { Cluster } from '../upstream/cluster.js' // outlier detection (issue #4)
 import type { DeadlineList, Expirable } from './deadlines.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import type { Controller, Handler } from './handler.js'
@@ -77,14 +78,18 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
   #bytes = 0
   /** Raw response headers for old-style callers, when they still match the header object. */
   rawHeaders: Buffer[] | null = null
+  /** Outlier detection: the cluster told the outcome of this request (issue #4). */
+  readonly #cluster: Cluster | null
 
   /**
    * @param endpoint `host:port` of the upstream, as the endpoint header reports it
    * @param host the mesh host, whose active-request count least_request reads; none for pass-through
    * @param recorder metrics of this destination and endpoint
    * @param span the client span, when the trace is recorded
+   * @param cluster the runtime cluster, told the request's outcome (outlier detection); none for pass-through
    */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null) {
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null, cluster: Cluster | null = null) {
+    this.#cluster = cluster // outlier detection (issue #4)
     this.#held = held
     this.#downstream = downstream
     this.#dest = dest
@@ -160,6 +165,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     }
     this.#state = State.Streaming
     this.#status = statusCode
+    if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, statusCode) // outlier detection (issue #4)
     const d = this.#dest
     headers[CLUSTER_HEADER] = d.clusterName
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
@@ -196,6 +202,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#finish()
     if (beforeHeaders && !this.#aborted) {
       const { flag, body } = upstreamFailureText(err)
+      if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, flag === 'UF' ? 'connect_failure' : 'reset') // outlier detection (issue #4)
       this.#failed(flag === 'UF' ? 'connect_failure' : 'reset', 503)
       this.#localReply(503, body, flag)
       return
@@ -214,6 +221,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#finish()
     this.#up?.abort(err)
     this.#failed('timeout', beforeHeaders ? 504 : this.#status)
+    if (beforeHeaders && this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, 'timeout') // outlier detection (issue #4)
     if (beforeHeaders) this.#localReply(504, 'upstream request timeout', 'UT')
     else this.#downstream.onResponseError?.(this, err)
   }

@@ -6,6 +6,7 @@
  */
 import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
+import type { HealthEventSink } from './host-health.js'
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
@@ -64,6 +65,9 @@ function isIp(hostname: string): boolean {
 export class HostRegistry {
   readonly #hosts = new Map<string, Host>()
   readonly #closing = new Set<Promise<void>>()
+
+  /** @param events where the clusters built on this registry report endpoint health changes */
+  constructor(readonly events: HealthEventSink = {}) {}
 
   /** Takes a reference on the host for `address` with `options`, creating it if needed. */
   acquire(address: ParsedAddress, options: ConnectionOptions): Host {
