@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHook } from 'node:async_hooks'
 import { after, before, describe, test } from 'node:test'
-import { createMesh, type HealthCheckConfig, type MeshConfig } from '../src/index.js'
+import { createMesh, validateConfig, type HealthCheckConfig, type MeshConfig } from '../src/index.js'
 import { closedPort } from './helpers/upstream.js'
 import { send, sleep, startControlled, until, watch, type Controlled } from './helpers/health.js'
 
@@ -226,5 +226,72 @@ describe('cleanup', () => {
     await until('upstream sockets closed', () => a.up.openSockets === 0 && b.up.openSockets === 0, 2_000)
     const sockets = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length
     assert.ok(sockets <= baseline, `${sockets} client sockets open, ${baseline} before`)
+  })
+})
+
+describe('validation of outlierDetection, healthChecks and commonLbConfig', () => {
+  const withCluster = (extra: Record<string, unknown>): unknown => ({ clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }], ...extra }] })
+  const issues = (extra: Record<string, unknown>): [string, string][] => validateConfig(withCluster(extra)).map((i) => [i.path, i.code])
+  const hc = (over: Record<string, unknown> = {}, http: Record<string, unknown> = {}): Record<string, unknown> => ({
+    timeout: '1s', interval: '5s', unhealthyThreshold: 3, healthyThreshold: 2, ...over, httpHealthCheck: { path: '/healthz', ...http },
+  })
+
+  test('valid configs pass, including {} for Envoy defaults', () => {
+    assert.deepEqual(issues({ outlierDetection: {} }), [])
+    assert.deepEqual(issues({
+      outlierDetection: { consecutive5xx: 3, interval: '5s', baseEjectionTime: '10s', maxEjectionTime: '1m', maxEjectionPercent: 50, alwaysEjectOneHost: true, enforcingFailurePercentage: 100 },
+      healthChecks: [hc({ intervalJitter: '1s', noTrafficInterval: '30s' }, { host: 'svc.local', expectedStatuses: [{ start: 200, end: 400 }], retriableStatuses: [{ start: 503, end: 504 }], requestHeadersToAdd: [{ header: { key: 'x-a', value: 'b' } }] })],
+      commonLbConfig: { healthyPanicThreshold: 0 },
+    }), [])
+  })
+
+  test('percentages, counts and types are checked with their paths', () => {
+    assert.deepEqual(issues({ outlierDetection: { maxEjectionPercent: 101, consecutive5xx: -1, enforcingSuccessRate: 'x', alwaysEjectOneHost: 1 } }), [
+      ['clusters[0].outlierDetection.maxEjectionPercent', 'INVALID_VALUE'],
+      ['clusters[0].outlierDetection.consecutive5xx', 'INVALID_VALUE'],
+      ['clusters[0].outlierDetection.enforcingSuccessRate', 'INVALID_TYPE'],
+      ['clusters[0].outlierDetection.alwaysEjectOneHost', 'INVALID_TYPE'],
+    ])
+    assert.deepEqual(issues({ commonLbConfig: { healthyPanicThreshold: 150 } }), [['clusters[0].commonLbConfig.healthyPanicThreshold', 'INVALID_VALUE']])
+    assert.deepEqual(issues({ outlierDetection: { consecutive5x: 3 } }), [['clusters[0].outlierDetection.consecutive5x', 'UNKNOWN_FIELD']])
+  })
+
+  test('durations: bounds, and baseEjectionTime not above maxEjectionTime', () => {
+    assert.deepEqual(issues({ outlierDetection: { interval: '1ms', baseEjectionTime: '0s', maxEjectionTime: '2d' } }), [
+      ['clusters[0].outlierDetection.interval', 'INVALID_DURATION'],
+      ['clusters[0].outlierDetection.baseEjectionTime', 'INVALID_DURATION'],
+      ['clusters[0].outlierDetection.maxEjectionTime', 'INVALID_DURATION'],
+    ])
+    const [issue] = validateConfig(withCluster({ outlierDetection: { baseEjectionTime: '5m', maxEjectionTime: '1m' } }))
+    assert.equal(issue?.path, 'clusters[0].outlierDetection.baseEjectionTime')
+    assert.equal(issue?.code, 'INVALID_VALUE')
+    assert.match(issue?.message ?? '', /above maxEjectionTime/)
+    assert.deepEqual(issues({ healthChecks: [hc({ timeout: '0s', interval: '5ms', intervalJitter: '2d' })] }), [
+      ['clusters[0].healthChecks[0].timeout', 'INVALID_DURATION'],
+      ['clusters[0].healthChecks[0].interval', 'INVALID_DURATION'],
+      ['clusters[0].healthChecks[0].intervalJitter', 'INVALID_DURATION'],
+    ])
+  })
+
+  test('health checks: required fields, one per cluster, a path starting with /, non-empty status ranges, header rules', () => {
+    assert.deepEqual(issues({ healthChecks: [{ httpHealthCheck: {} }] }), [
+      ['clusters[0].healthChecks[0].timeout', 'REQUIRED'],
+      ['clusters[0].healthChecks[0].interval', 'REQUIRED'],
+      ['clusters[0].healthChecks[0].unhealthyThreshold', 'REQUIRED'],
+      ['clusters[0].healthChecks[0].healthyThreshold', 'REQUIRED'],
+      ['clusters[0].healthChecks[0].httpHealthCheck.path', 'REQUIRED'],
+    ])
+    assert.deepEqual(issues({ healthChecks: [hc(), hc()] }), [['clusters[0].healthChecks', 'INVALID_VALUE']])
+    assert.deepEqual(issues({ healthChecks: [hc({ unhealthyThreshold: 0 }, { path: 'healthz' })] }), [
+      ['clusters[0].healthChecks[0].unhealthyThreshold', 'INVALID_VALUE'],
+      ['clusters[0].healthChecks[0].httpHealthCheck.path', 'INVALID_VALUE'],
+    ])
+    assert.deepEqual(issues({ healthChecks: [hc({}, { path: '/a b', host: 'a/b', expectedStatuses: [{ start: 300, end: 200 }, { start: 200, end: 700 }], requestHeadersToAdd: [{ header: { key: 'host', value: 'x' } }] })] }), [
+      ['clusters[0].healthChecks[0].httpHealthCheck.path', 'INVALID_VALUE'],
+      ['clusters[0].healthChecks[0].httpHealthCheck.host', 'INVALID_VALUE'],
+      ['clusters[0].healthChecks[0].httpHealthCheck.expectedStatuses[0]', 'INVALID_VALUE'],
+      ['clusters[0].healthChecks[0].httpHealthCheck.expectedStatuses[1].end', 'INVALID_VALUE'],
+      ['clusters[0].healthChecks[0].httpHealthCheck.requestHeadersToAdd[0].header.key', 'INVALID_HEADER'],
+    ])
   })
 })
