@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHook } from 'node:async_hooks'
 import { after, before, describe, test } from 'node:test'
-import { createMesh, validateConfig, type HealthCheckConfig, type MeshConfig } from '../src/index.js'
+import { createMesh, fromEnvoy, validateConfig, type HealthCheckConfig, type MeshConfig } from '../src/index.js'
 import { closedPort } from './helpers/upstream.js'
 import { send, sleep, startControlled, until, watch, type Controlled } from './helpers/health.js'
 
@@ -293,5 +293,43 @@ describe('validation of outlierDetection, healthChecks and commonLbConfig', () =
       ['clusters[0].healthChecks[0].httpHealthCheck.expectedStatuses[1].end', 'INVALID_VALUE'],
       ['clusters[0].healthChecks[0].httpHealthCheck.requestHeadersToAdd[0].header.key', 'INVALID_HEADER'],
     ])
+  })
+})
+
+describe('Envoy import', () => {
+  test('outlier_detection, health_checks and common_lb_config.healthy_panic_threshold translate; what does not is listed', () => {
+    const { config, unsupported } = fromEnvoy({
+      static_resources: {
+        clusters: [{
+          name: 'web',
+          load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 8080 } } } }] }] },
+          outlier_detection: { consecutive_5xx: 3, interval: '5s', base_ejection_time: { seconds: 10 }, max_ejection_percent: { value: 50 }, always_eject_one_host: true, split_external_local_origin_errors: true },
+          health_checks: [
+            {
+              timeout: '1s', interval: '10s', unhealthy_threshold: 3, healthy_threshold: { value: 2 }, reuse_connection: true, unhealthy_interval: '1s',
+              http_health_check: { path: '/healthz', host: 'web.local', expected_statuses: [{ start: 200, end: 204 }], request_headers_to_add: [{ header: { key: 'x-hc', value: '1' } }], codec_client_type: 'HTTP2' },
+            },
+            { timeout: '1s', interval: '1s', unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} },
+          ],
+          common_lb_config: { healthy_panic_threshold: { value: 25 }, zone_aware_lb_config: {} },
+        }],
+      },
+    })
+    const c = config.clusters?.[0]
+    assert.deepEqual(c?.outlierDetection, { consecutive5xx: 3, maxEjectionPercent: 50, interval: '5s', baseEjectionTime: '10000ms', alwaysEjectOneHost: true })
+    assert.deepEqual(c?.healthChecks, [{
+      timeout: '1s', interval: '10s', unhealthyThreshold: 3, healthyThreshold: 2,
+      httpHealthCheck: { path: '/healthz', host: 'web.local', expectedStatuses: [{ start: 200, end: 204 }], requestHeadersToAdd: [{ header: { key: 'x-hc', value: '1' } }] },
+    }])
+    assert.deepEqual(c?.commonLbConfig, { healthyPanicThreshold: 25 })
+    const C = 'static_resources.clusters[0]'
+    assert.deepEqual(unsupported.map((u) => u.path).sort(), [
+      `${C}.common_lb_config.zone_aware_lb_config`,
+      `${C}.health_checks[0].http_health_check.codec_client_type`,
+      `${C}.health_checks[0].unhealthy_interval`,
+      `${C}.health_checks[1]`,
+      `${C}.outlier_detection.split_external_local_origin_errors`,
+    ].sort())
+    assert.deepEqual(validateConfig(config), [])
   })
 })
