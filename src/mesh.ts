@@ -27,6 +27,7 @@ import { HostRegistry } from './upstream/host.js'
 import type { Cluster } from './upstream/cluster.js'
 import type { BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
 import type { ClusterResilienceStats } from './observability/metrics.js'
+import type { ClusterHealthStats, EndpointHealthEvent, OutlierEjectionEvent } from './upstream/host-health.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -70,6 +71,10 @@ export interface MeshEvents {
   configRejected: [ConfigError]
   /** An error-rate breaker of a cluster (or subset) changed state. */
   circuitBreaker: [BreakerStateChange]
+  /** Outlier detection ejected an endpoint, or returned one to service. */
+  outlierEjection: [OutlierEjectionEvent]
+  /** An active health check gave an endpoint its first verdict, or changed it. */
+  endpointHealth: [EndpointHealthEvent]
 }
 
 /** An in-process service mesh. Create one with {@link createMesh}. */
@@ -107,7 +112,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const loaded = loadConfig(options.config)
     this.unsupported = loaded.unsupported
     reportUnsupported(loaded.unsupported, loaded.source)
-    this.#registry = new HostRegistry()
+    this.#registry = new HostRegistry({
+      outlierEjection: (e) => this.#emitSafely('outlierEjection', e),
+      endpointHealth: (e) => this.#emitSafely('endpointHealth', e),
+    })
     try {
       this.#store = new SnapshotStore(loaded.config, this.#registry, this.#limits)
     } catch (err) {
@@ -120,6 +128,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#registry.onBreakerChange = (change) => {
       if (this.listenerCount('circuitBreaker') > 0) this.emit('circuitBreaker', change)
     }
+    this.#metricsRegistry.setHealthSource(() => {
+      const out: Record<string, ClusterHealthStats> = {}
+      for (const [name, c] of this.#store.current.clusters) {
+        const stats = c.healthStats()
+        if (stats !== undefined) out[name] = stats
+      }
+      return out
+    })
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: () => this.#metricsRegistry.prometheus(),
@@ -251,6 +267,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   close(): Promise<void> {
     return this.dispatcher.close()
+  }
+
+  /**
+   * Emits a health event from a timer or the request path: a listener that throws must not
+   * break either, so its error becomes a process warning.
+   */
+  #emitSafely<K extends 'outlierEjection' | 'endpointHealth'>(name: K, event: MeshEvents[K][0]): void {
+    if (this.listenerCount(name) === 0) return
+    try {
+      ;(this.emit as (n: K, e: MeshEvents[K][0]) => boolean)(name, event)
+    } catch (err) {
+      process.emitWarning(`a "${name}" listener threw: ${err instanceof Error ? err.message : String(err)}`, { code: 'SIDECARLESS_LISTENER_ERROR' })
+    }
   }
 
   #shutdown(force: boolean): Promise<void> {

@@ -333,9 +333,8 @@ static_resources:
       'admin',
       'static_resources.secrets',
       `${C}.dns_lookup_family`,
-      `${C}.health_checks`,
+      `${C}.health_checks[0]`,
       `${C}.circuit_breakers`,
-      `${C}.outlier_detection`,
       `${C}.lb_subset_config.subset_selectors`,
       `${TLS}.sni`,
       `${TLS}.common_tls_context.validation_context`,
@@ -363,7 +362,7 @@ static_resources:
     const VH = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0]'
     assert.equal(messageAt(result, `${VH}.routes[2].match.foo`), 'unsupported field "foo"')
     assert.match(messageAt(result, `${VH}.routes[0].match.grpc`), /^unsupported field "grpc"/)
-    assert.match(messageAt(result, 'static_resources.clusters[0].health_checks'), /^unsupported field "health_checks": /)
+    assert.match(messageAt(result, 'static_resources.clusters[0].health_checks[0]'), /a health check needs timeout, interval/)
     assert.match(messageAt(result, 'static_resources.clusters[1].type'), /EDS/)
     assert.match(messageAt(result, `${VH}.routes[1]`), /route dropped/)
     assert.match(messageAt(result, 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]'), /envoy\.filters\.http\.cors/)
@@ -375,7 +374,7 @@ static_resources:
 
   it('keeps what it can: TLS becomes https, repeated virtual host names get a suffix', () => {
     const [web, discovered] = result.config.clusters ?? []
-    assert.deepEqual(web, { name: 'web', type: 'strict_dns', endpoints: [{ address: 'https://web.internal:443' }] })
+    assert.deepEqual(web, { name: 'web', type: 'strict_dns', outlierDetection: { consecutive5xx: 3 }, endpoints: [{ address: 'https://web.internal:443' }] })
     assert.deepEqual(discovered, { name: 'discovered' })
     const vhosts = result.config.virtualHosts ?? []
     assert.deepEqual(vhosts.map((v) => [v.name, v.domains, v.routes.length]), [

@@ -60,7 +60,8 @@ export function compileConfig(
       clusters.set(c.name, old)
       reused.add(old)
     } else {
-      const cluster = new Cluster(c as ClusterConfig, key, registry)
+      // A changed cluster inherits its predecessor's endpoint health (Envoy keeps it across CDS updates).
+      const cluster = new Cluster(c as ClusterConfig, key, registry, old)
       clusters.set(c.name, cluster)
       created.push(cluster)
     }

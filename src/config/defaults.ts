@@ -91,6 +91,35 @@ export const defaults = Object.freeze({
   breakerOpenDurationMs: 30_000,
   /** Error-rate breaker: trial requests while half-open (opossum lets one through). */
   breakerHalfOpenTrials: 1,
+  /** Envoy `OutlierDetection` defaults (api/envoy/config/cluster/v3/outlier_detection.proto). */
+  outlierDetection: Object.freeze({
+    consecutive5xx: 5,
+    consecutiveGatewayFailure: 5,
+    enforcingConsecutive5xx: 100,
+    enforcingConsecutiveGatewayFailure: 0,
+    intervalMs: 10_000,
+    baseEjectionTimeMs: 30_000,
+    maxEjectionTimeMs: 300_000,
+    maxEjectionPercent: 10,
+    alwaysEjectOneHost: false,
+    successRateMinimumHosts: 5,
+    successRateRequestVolume: 100,
+    successRateStdevFactor: 1900,
+    enforcingSuccessRate: 100,
+    failurePercentageThreshold: 85,
+    failurePercentageMinimumHosts: 5,
+    failurePercentageRequestVolume: 50,
+    enforcingFailurePercentage: 0,
+    successfulActiveHealthCheckUnejectHost: true,
+  }),
+  /** Envoy `HealthCheck.no_traffic_interval`: 60s. */
+  healthCheckNoTrafficIntervalMs: 60_000,
+  /** Envoy `HealthCheck.interval_jitter`: 0. */
+  healthCheckIntervalJitterMs: 0,
+  /** `HttpHealthCheck.expectedStatuses`: 200–299. Envoy's default is 200 alone; Kubernetes HTTP probes (which Istio rewrites) pass on 200–399, and any 2xx is a success to most apps. */
+  healthCheckExpectedStatuses: Object.freeze([Object.freeze({ start: 200, end: 300 })]),
+  /** Envoy `CommonLbConfig.healthy_panic_threshold`: 50 (percent). */
+  healthyPanicThreshold: 50,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -107,4 +136,10 @@ export const limits = Object.freeze({
   directResponseBody: 4_096,
   /** Maximum `ringHash.maximumRingSize` we accept. */
   ringSize: 8_388_608,
+  /** Shortest outlier-detection and health-check interval and timeout we accept (a floor against busy timers). */
+  minHealthIntervalMs: 10,
+  /** Longest outlier-detection / health-check duration we accept: one day. */
+  maxHealthDurationMs: 86_400_000,
+  /** Bytes of a health-check response body read before the connection is dropped. */
+  healthCheckBodyBytes: 64 * 1024,
 })

@@ -25,6 +25,9 @@ import type {
   DiscoveryType,
   EndpointConfig,
   HashPolicy,
+  HealthCheckConfig,
+  OutlierDetectionConfig,
+  StatusRange,
   HeaderAppendAction,
   HeaderMatcher,
   HeaderValueOption,
@@ -378,19 +381,17 @@ const CLUSTER: Shape = {
   use: [
     'name', 'type', 'connect_timeout', 'lb_policy', 'dns_refresh_rate', 'load_assignment', 'transport_socket',
     'least_request_lb_config', 'ring_hash_lb_config', 'maglev_lb_config', 'lb_subset_config',
+    'outlier_detection', 'health_checks', 'common_lb_config',
   ],
   why: {
     cluster_type: 'custom cluster types are not supported',
     dns_lookup_family: 'the address family of DNS lookups is not configurable',
-    common_lb_config: 'common load-balancing settings (panic threshold, zone awareness) are not imported',
     typed_extension_protocol_options: PROTOCOL_OPTIONS,
     http_protocol_options: PROTOCOL_OPTIONS,
     http2_protocol_options: PROTOCOL_OPTIONS,
     common_http_protocol_options: PROTOCOL_OPTIONS,
     upstream_http_protocol_options: PROTOCOL_OPTIONS,
-    health_checks: 'active health checks are not imported',
     circuit_breakers: 'circuit breakers are not imported',
-    outlier_detection: 'outlier detection is not imported',
     hosts: 'the deprecated hosts list is not imported; use load_assignment',
     transport_socket_matches: 'per-endpoint transport sockets are not supported',
     load_balancing_policy: 'extension load-balancing policies are not supported; use lb_policy',
@@ -421,6 +422,7 @@ function importCluster(imp: Importer, f: Field): ClusterConfig | undefined {
   put(cluster, 'dnsRefreshRate', asDuration(imp, m.get('dns_refresh_rate')))
   put(cluster, 'loadBalancer', lbPolicy(imp, m.get('lb_policy')))
   importLbOptions(imp, m, cluster)
+  importHealth(imp, m, cluster)
   const lbSubset = m.get('lb_subset_config')
   if (present(lbSubset)) readField(imp, lbSubset, LB_SUBSET)
   const scheme = transportScheme(imp, m.get('transport_socket'))
@@ -475,6 +477,150 @@ function importLbOptions(imp: Importer, m: Map<string, Field>, cluster: ClusterC
   const mg = readField(imp, m.get('maglev_lb_config'), MAGLEV)
   const tableSize = asUint(imp, mg?.get('table_size'), 2, 5_000_011)
   if (tableSize !== undefined) cluster.maglev = { tableSize }
+}
+
+// ---------------------------------------------------------------- outlier detection, health checks, panic threshold
+
+const LOCAL_ORIGIN = 'local-origin errors are counted with the others (split_external_local_origin_errors is not supported)'
+const OUTLIER_DETECTION: Shape = {
+  use: [
+    'consecutive_5xx', 'consecutive_gateway_failure', 'enforcing_consecutive_5xx', 'enforcing_consecutive_gateway_failure',
+    'interval', 'base_ejection_time', 'max_ejection_time', 'max_ejection_percent', 'always_eject_one_host',
+    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'enforcing_success_rate',
+    'failure_percentage_threshold', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume',
+    'enforcing_failure_percentage', 'successful_active_health_check_uneject_host',
+  ],
+  why: {
+    split_external_local_origin_errors: LOCAL_ORIGIN,
+    consecutive_local_origin_failure: LOCAL_ORIGIN,
+    enforcing_consecutive_local_origin_failure: LOCAL_ORIGIN,
+    enforcing_local_origin_success_rate: LOCAL_ORIGIN,
+    enforcing_failure_percentage_local_origin: LOCAL_ORIGIN,
+    max_ejection_time_jitter: 'ejection time jitter is not supported',
+    monitors: 'outlier detection extensions are not supported',
+  },
+}
+const HEALTH_CHECK: Shape = {
+  use: ['timeout', 'interval', 'interval_jitter', 'unhealthy_threshold', 'healthy_threshold', 'no_traffic_interval', 'http_health_check'],
+  drop: ['reuse_connection'],
+  why: {
+    tcp_health_check: 'only HTTP health checks are supported',
+    grpc_health_check: 'only HTTP health checks are supported',
+    custom_health_check: 'only HTTP health checks are supported',
+    initial_jitter: 'the first round of checks runs at once',
+    interval_jitter_percent: 'use interval_jitter',
+    unhealthy_interval: 'one interval applies to healthy and unhealthy endpoints',
+    unhealthy_edge_interval: 'one interval applies to healthy and unhealthy endpoints',
+    healthy_edge_interval: 'one interval applies to healthy and unhealthy endpoints',
+    no_traffic_healthy_interval: 'use no_traffic_interval',
+    alt_port: 'checks go to the endpoint\'s own port',
+    event_log_path: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    event_logger: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    always_log_health_check_failures: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    tls_options: 'checks use the endpoint\'s scheme',
+    transport_socket_match_criteria: 'checks use the endpoint\'s scheme',
+  },
+}
+const HTTP_HEALTH_CHECK: Shape = {
+  use: ['path', 'host', 'expected_statuses', 'retriable_statuses', 'request_headers_to_add'],
+  why: {
+    send: 'request payloads are not supported',
+    receive: 'response payload matching is not supported',
+    response_buffer_size: 'response payload matching is not supported',
+    request_headers_to_remove: 'check headers cannot be removed',
+    codec_client_type: 'checks use HTTP/1.1',
+    service_name_matcher: 'service name matching is not supported',
+    method: 'checks use GET',
+  },
+}
+const INT64_RANGE: Shape = { use: ['start', 'end'] }
+const COMMON_LB: Shape = {
+  use: ['healthy_panic_threshold'],
+  why: {
+    zone_aware_lb_config: 'locality-aware load balancing is not supported',
+    locality_weighted_lb_config: 'locality weights are not supported',
+    update_merge_window: 'membership updates apply at once',
+    ignore_new_hosts_until_first_hc: 'new endpoints of a health-checked cluster always wait for their first check',
+    close_connections_on_host_set_change: 'connections are kept across membership changes',
+    consistent_hashing_lb_config: 'consistent hashing options are not imported',
+    override_host_status: 'host status overrides are not supported',
+  },
+}
+const OD_COUNTS = [
+  ['consecutive_5xx', 'consecutive5xx'], ['consecutive_gateway_failure', 'consecutiveGatewayFailure'],
+  ['success_rate_minimum_hosts', 'successRateMinimumHosts'], ['success_rate_request_volume', 'successRateRequestVolume'],
+  ['success_rate_stdev_factor', 'successRateStdevFactor'], ['failure_percentage_minimum_hosts', 'failurePercentageMinimumHosts'],
+  ['failure_percentage_request_volume', 'failurePercentageRequestVolume'],
+] as const
+const OD_PERCENTS = [
+  ['enforcing_consecutive_5xx', 'enforcingConsecutive5xx'], ['enforcing_consecutive_gateway_failure', 'enforcingConsecutiveGatewayFailure'],
+  ['max_ejection_percent', 'maxEjectionPercent'], ['enforcing_success_rate', 'enforcingSuccessRate'],
+  ['failure_percentage_threshold', 'failurePercentageThreshold'], ['enforcing_failure_percentage', 'enforcingFailurePercentage'],
+] as const
+const OD_DURATIONS = [['interval', 'interval'], ['base_ejection_time', 'baseEjectionTime'], ['max_ejection_time', 'maxEjectionTime']] as const
+const OD_BOOLS = [['always_eject_one_host', 'alwaysEjectOneHost'], ['successful_active_health_check_uneject_host', 'successfulActiveHealthCheckUnejectHost']] as const
+
+function importHealth(imp: Importer, m: Map<string, Field>, cluster: ClusterConfig): void {
+  const od = readField(imp, m.get('outlier_detection'), OUTLIER_DETECTION)
+  if (od !== undefined) {
+    const out: OutlierDetectionConfig = {}
+    for (const [from, to] of OD_COUNTS) put(out, to, asUint(imp, od.get(from), 0, 1e9))
+    for (const [from, to] of OD_PERCENTS) put(out, to, asUint(imp, od.get(from), 0, 100))
+    for (const [from, to] of OD_DURATIONS) put(out, to, asDuration(imp, od.get(from)))
+    for (const [from, to] of OD_BOOLS) put(out, to, asBool(imp, od.get(from)))
+    cluster.outlierDetection = out
+  }
+  const checks = asList(imp, m.get('health_checks'))
+  for (const extra of checks.slice(1)) imp.report(extra.path, 'a cluster has at most one health check (as in Envoy); dropped')
+  const first = checks[0]
+  if (first !== undefined) {
+    const check = importHealthCheck(imp, first)
+    if (check !== undefined) cluster.healthChecks = [check]
+  }
+  const lb = readField(imp, m.get('common_lb_config'), COMMON_LB)
+  const panic = lb?.get('healthy_panic_threshold')
+  if (present(panic)) {
+    // An Envoy Percent: `{ value: 50.0 }`, or a bare number in hand-written YAML.
+    const v = unwrap(panic.value)
+    if (typeof v === 'number' && v >= 0 && v <= 100) cluster.commonLbConfig = { healthyPanicThreshold: v }
+    else imp.report(panic.path, `${describe(v)} is not a percentage (0 to 100); dropped`)
+  }
+}
+
+function importHealthCheck(imp: Importer, f: Field): HealthCheckConfig | undefined {
+  const m = readField(imp, f, HEALTH_CHECK)
+  if (m === undefined) return undefined
+  const http = readField(imp, m.get('http_health_check'), HTTP_HEALTH_CHECK)
+  const timeout = asDuration(imp, m.get('timeout'))
+  const interval = asDuration(imp, m.get('interval'))
+  const unhealthyThreshold = asUint(imp, m.get('unhealthy_threshold'), 1, 1e6)
+  const healthyThreshold = asUint(imp, m.get('healthy_threshold'), 1, 1e6)
+  const path = asString(imp, http?.get('path'))
+  if (http === undefined || path === undefined || timeout === undefined || interval === undefined || unhealthyThreshold === undefined || healthyThreshold === undefined) {
+    imp.report(f.path, 'a health check needs timeout, interval, unhealthy_threshold, healthy_threshold and http_health_check.path; dropped')
+    return undefined
+  }
+  const httpHealthCheck: HealthCheckConfig['httpHealthCheck'] = { path }
+  put(httpHealthCheck, 'host', asString(imp, http.get('host')))
+  put(httpHealthCheck, 'expectedStatuses', statusRanges(imp, http.get('expected_statuses')))
+  put(httpHealthCheck, 'retriableStatuses', statusRanges(imp, http.get('retriable_statuses')))
+  put(httpHealthCheck, 'requestHeadersToAdd', headersToAdd(imp, http.get('request_headers_to_add')))
+  const check: HealthCheckConfig = { timeout, interval, unhealthyThreshold, healthyThreshold, httpHealthCheck }
+  put(check, 'intervalJitter', asDuration(imp, m.get('interval_jitter')))
+  put(check, 'noTrafficInterval', asDuration(imp, m.get('no_traffic_interval')))
+  return check
+}
+
+function statusRanges(imp: Importer, f: Field | undefined): StatusRange[] | undefined {
+  const out: StatusRange[] = []
+  for (const item of asList(imp, f)) {
+    const r = readField(imp, item, INT64_RANGE)
+    const start = asUint(imp, r?.get('start'), 100, 600)
+    const end = asUint(imp, r?.get('end'), 100, 600)
+    if (start !== undefined && end !== undefined && start < end) out.push({ start, end })
+    else if (r !== undefined) imp.report(item.path, 'a status range needs start < end, within 100..600; dropped')
+  }
+  return out.length > 0 ? out : undefined
 }
 
 // ---------------------------------------------------------------- upstream TLS

@@ -232,6 +232,66 @@ const route: Spec = {
   },
 }
 
+const percent: Spec = { t: 'number', min: 0, max: 100 }
+const count: Spec = { t: 'number', int: true, min: 0, max: 1e9 }
+const statusRanges: Spec = {
+  t: 'array',
+  of: {
+    t: 'object',
+    fields: {
+      start: { t: 'number', required: true, int: true, min: 100, max: 600 },
+      end: { t: 'number', required: true, int: true, min: 100, max: 600 },
+    },
+  },
+}
+
+const outlierDetection: Spec = {
+  t: 'object',
+  fields: {
+    consecutive5xx: count,
+    consecutiveGatewayFailure: count,
+    enforcingConsecutive5xx: percent,
+    enforcingConsecutiveGatewayFailure: percent,
+    interval: { t: 'duration' },
+    baseEjectionTime: { t: 'duration' },
+    maxEjectionTime: { t: 'duration' },
+    maxEjectionPercent: percent,
+    alwaysEjectOneHost: bool,
+    successRateMinimumHosts: count,
+    successRateRequestVolume: count,
+    successRateStdevFactor: count,
+    enforcingSuccessRate: percent,
+    failurePercentageThreshold: percent,
+    failurePercentageMinimumHosts: count,
+    failurePercentageRequestVolume: count,
+    enforcingFailurePercentage: percent,
+    successfulActiveHealthCheckUnejectHost: bool,
+  },
+}
+
+const healthCheck: Spec = {
+  t: 'object',
+  fields: {
+    timeout: { t: 'duration', required: true },
+    interval: { t: 'duration', required: true },
+    intervalJitter: { t: 'duration' },
+    unhealthyThreshold: { t: 'number', required: true, int: true, min: 1, max: 1e6 },
+    healthyThreshold: { t: 'number', required: true, int: true, min: 1, max: 1e6 },
+    noTrafficInterval: { t: 'duration' },
+    httpHealthCheck: {
+      t: 'object',
+      required: true,
+      fields: {
+        path: reqStr,
+        host: str,
+        expectedStatuses: statusRanges,
+        retriableStatuses: statusRanges,
+        requestHeadersToAdd: { t: 'array', of: headerValueOption },
+      },
+    },
+  },
+}
+
 /** The root of the config. */
 export const meshConfigFields: Fields = {
   clusters: {
@@ -269,6 +329,9 @@ export const meshConfigFields: Fields = {
         rateLimit,
         concurrencyLimit,
         circuitBreakers,
+        outlierDetection,
+        healthChecks: { t: 'array', of: healthCheck },
+        commonLbConfig: { t: 'object', fields: { healthyPanicThreshold: percent } },
       },
     },
   },

@@ -113,6 +113,19 @@ export interface ClusterConfig {
   idleTimeout?: Duration
   /** Envoy's circuit-breaker thresholds, and an error-rate breaker. */
   circuitBreakers?: CircuitBreakersConfig
+  /**
+   * Passive health checking (Envoy `outlier_detection`, Istio DestinationRule
+   * `trafficPolicy.outlierDetection`): endpoints that fail are ejected from load balancing
+   * for a while. Off unless set; `{}` turns it on with Envoy's defaults.
+   */
+  outlierDetection?: OutlierDetectionConfig
+  /**
+   * Active health checks (Envoy `health_checks`): at most one, HTTP only. Off unless set.
+   * While configured, an endpoint is used once its first check passes.
+   */
+  healthChecks?: HealthCheckConfig[]
+  /** Load-balancing settings common to every policy (Envoy `common_lb_config`). */
+  commonLbConfig?: CommonLbConfig
 }
 
 /**
@@ -163,6 +176,112 @@ export interface ErrorRateBreakerConfig {
   failureStatuses?: { start: number; end: number }[]
   /** Whether transport failures (connect failure, reset, timeout) count as failures (default true). */
   countTransportErrors?: boolean
+}
+
+/**
+ * Envoy `OutlierDetection`. Outcomes of real requests are counted per endpoint: a
+ * locally originated failure (connect failure, reset, timeout) counts as a 5xx and as a
+ * gateway failure (Envoy without `split_external_local_origin_errors`). Percentages are 0–100.
+ */
+export interface OutlierDetectionConfig {
+  /** Consecutive 5xx (or local failures) before an ejection; default 5. 0 never ejects. */
+  consecutive5xx?: number
+  /** Consecutive gateway failures (502, 503, 504, or local failures) before an ejection; default 5. */
+  consecutiveGatewayFailure?: number
+  /** Percent chance a consecutive-5xx detection ejects; default 100. */
+  enforcingConsecutive5xx?: number
+  /** Percent chance a consecutive-gateway-failure detection ejects; default 0 (counted, not enforced), as in Envoy. */
+  enforcingConsecutiveGatewayFailure?: number
+  /** Time between analysis sweeps (success rate, failure percentage, returns to service); default 10s. */
+  interval?: Duration
+  /** Base ejection time, multiplied by the times the endpoint was ejected; default 30s. */
+  baseEjectionTime?: Duration
+  /** Cap on an ejection time; default 300s (or `baseEjectionTime` when larger, as in Envoy). */
+  maxEjectionTime?: Duration
+  /** At most this percent of the cluster's endpoints ejected at once; default 10. */
+  maxEjectionPercent?: number
+  /**
+   * Allow one ejection even when it exceeds `maxEjectionPercent` (Envoy
+   * `always_eject_one_host`, since 1.31); default false. Without it a cluster of fewer
+   * than 10 endpoints ejects nothing under the default 10%.
+   */
+  alwaysEjectOneHost?: boolean
+  /** Endpoints with enough volume needed for success-rate analysis; default 5. */
+  successRateMinimumHosts?: number
+  /** Requests an endpoint needs in one interval to be analysed by success rate; default 100. */
+  successRateRequestVolume?: number
+  /** Ejection below mean − (factor / 1000) × stdev of the success rates; default 1900. */
+  successRateStdevFactor?: number
+  /** Percent chance a success-rate detection ejects; default 100. */
+  enforcingSuccessRate?: number
+  /** Failure percentage at or above which an endpoint is an outlier; default 85. */
+  failurePercentageThreshold?: number
+  /** Endpoints with enough volume needed for failure-percentage analysis; default 5. */
+  failurePercentageMinimumHosts?: number
+  /** Requests an endpoint needs in one interval to be analysed by failure percentage; default 50. */
+  failurePercentageRequestVolume?: number
+  /** Percent chance a failure-percentage detection ejects; default 0 (off), as in Envoy. */
+  enforcingFailurePercentage?: number
+  /**
+   * A passing active health check returns an ejected endpoint to service (Envoy
+   * `successful_active_health_check_uneject_host`); default true.
+   */
+  successfulActiveHealthCheckUnejectHost?: boolean
+}
+
+/** A half-open range of HTTP statuses, `start` included, `end` excluded (Envoy `Int64Range`). */
+export interface StatusRange {
+  start: number
+  end: number
+}
+
+/**
+ * Envoy `HealthCheck` with `http_health_check`. One timer per cluster checks every
+ * endpoint; checks go straight to the endpoint (not routed, not traced).
+ */
+export interface HealthCheckConfig {
+  /** How long a check may take before it counts as a (network) failure. Required. */
+  timeout: Duration
+  /** Time between checks of an endpoint, from the end of the previous one. Required. */
+  interval: Duration
+  /** A random 0..intervalJitter added to each interval; default 0. */
+  intervalJitter?: Duration
+  /**
+   * Network failures (timeout, refused, reset) in a row before an endpoint is unhealthy.
+   * A response with an unexpected status makes it unhealthy at once, unless the status is
+   * in `retriableStatuses` (Envoy semantics). Required.
+   */
+  unhealthyThreshold: number
+  /** Passing checks in a row before an unhealthy endpoint is healthy again (the first check ever decides alone). Required. */
+  healthyThreshold: number
+  /** Interval used while the cluster has carried no request yet; default 60s. */
+  noTrafficInterval?: Duration
+  /** The HTTP check. Required. */
+  httpHealthCheck: HttpHealthCheckConfig
+}
+
+/** Envoy `HealthCheck.HttpHealthCheck`. */
+export interface HttpHealthCheckConfig {
+  /** Request path, starting with `/`. Required. */
+  path: string
+  /** Host header of the check; default the cluster name, as in Envoy. */
+  host?: string
+  /** Statuses that pass; default `[{ start: 200, end: 300 }]` (Envoy's default is 200 alone). */
+  expectedStatuses?: StatusRange[]
+  /** Failing statuses that count towards `unhealthyThreshold` instead of failing at once. */
+  retriableStatuses?: StatusRange[]
+  /** Headers added to the check request. */
+  requestHeadersToAdd?: HeaderValueOption[]
+}
+
+/** Envoy `Cluster.CommonLbConfig`. */
+export interface CommonLbConfig {
+  /**
+   * Panic threshold, percent (Envoy `healthy_panic_threshold`, default 50): when fewer
+   * than this share of a balancer's endpoints (the cluster's, or a subset's) are usable,
+   * it balances over all of them, ejected and unhealthy included. 0 disables panic mode.
+   */
+  healthyPanicThreshold?: number
 }
 
 /** One upstream endpoint (Envoy `LbEndpoint`). */

@@ -220,8 +220,6 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
 
 /** Envoy/Istio fields the model will take in later releases, and what they will do. */
 const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = Object.freeze({
-  outlierDetection: 'outlier ejection: planned with resilience policies',
-  healthChecks: 'active health checks: planned with resilience policies',
   fault: 'fault injection: planned with resilience policies',
   requestMirrorPolicies: 'mirroring: planned with resilience policies',
   tls: 'upstream TLS and mTLS: planned with security',
@@ -315,6 +313,7 @@ function checkSemantics(config: Obj, issues: Issues): void {
       if (isObject(action)) checkRetryPolicy(action['retryPolicy'], `virtualHosts[${i}].routes[${j}].route.retryPolicy`, issues)
     }
   }
+  for (const [c, i] of items(config['clusters'])) checkHealthConfig(c, `clusters[${i}]`, issues)
   for (const [vh, i] of items(config['virtualHosts'])) {
     for (const [r, j] of items(vh['routes'])) {
       const action = r['route']
@@ -541,6 +540,64 @@ function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Iss
   const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present'].filter((k) => present(m[k]))
   if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present; got ${kinds.join(', ')}`)
   checkRegex(str(m['safeRegex']), `${path}.safeRegex`, issues)
+}
+
+/** A duration field within the bounds of health timers; returns its value in ms when valid. */
+function checkHealthDuration(obj: Obj, key: string, path: string, min: number, issues: Issues): number | undefined {
+  const ms = parseDuration(obj[key])
+  if (ms === undefined) return undefined
+  if (ms < min) {
+    issues.add(`${path}.${key}`, 'INVALID_DURATION', min === 0 ? `${ms}ms is negative` : `${ms}ms is below the ${min}ms minimum`)
+  } else if (ms > limits.maxHealthDurationMs) {
+    issues.add(`${path}.${key}`, 'INVALID_DURATION', `${ms}ms is above the ${limits.maxHealthDurationMs}ms maximum (one day)`)
+  }
+  return ms
+}
+
+/** Outlier detection and active health checks of one cluster: timer bounds, ranges, paths. */
+function checkHealthConfig(c: Obj, path: string, issues: Issues): void {
+  const od = c['outlierDetection']
+  if (isObject(od)) {
+    const here = `${path}.outlierDetection`
+    checkHealthDuration(od, 'interval', here, limits.minHealthIntervalMs, issues)
+    const base = checkHealthDuration(od, 'baseEjectionTime', here, 1, issues)
+    const max = checkHealthDuration(od, 'maxEjectionTime', here, 1, issues)
+    if (base !== undefined && max !== undefined && base > max) {
+      issues.add(`${here}.baseEjectionTime`, 'INVALID_VALUE', `baseEjectionTime (${base}ms) is above maxEjectionTime (${max}ms)`)
+    }
+  }
+  const checks = c['healthChecks']
+  if (Array.isArray(checks) && checks.length > 1) {
+    issues.add(`${path}.healthChecks`, 'INVALID_VALUE', `${checks.length} health checks; a cluster has at most one (as in Envoy)`)
+  }
+  for (const [hc, j] of items(checks)) {
+    const here = `${path}.healthChecks[${j}]`
+    checkHealthDuration(hc, 'timeout', here, 1, issues)
+    checkHealthDuration(hc, 'interval', here, limits.minHealthIntervalMs, issues)
+    checkHealthDuration(hc, 'intervalJitter', here, 0, issues)
+    checkHealthDuration(hc, 'noTrafficInterval', here, limits.minHealthIntervalMs, issues)
+    const http = hc['httpHealthCheck']
+    if (!isObject(http)) continue
+    const at = `${here}.httpHealthCheck`
+    const p = str(http['path'])
+    if (p !== undefined && (!p.startsWith('/') || !isHeaderValue(p) || /[\s#]/.test(p))) {
+      issues.add(`${at}.path`, 'INVALID_VALUE', `${quote(p)} is not a request path (it starts with / and has no spaces or #)`)
+    }
+    const host = str(http['host'])
+    if (host !== undefined && (host.length === 0 || !isHeaderValue(host) || /[\s/]/.test(host))) {
+      issues.add(`${at}.host`, 'INVALID_VALUE', `${quote(host)} is not an authority`)
+    }
+    for (const key of ['expectedStatuses', 'retriableStatuses']) {
+      for (const [r, k] of items(http[key])) {
+        const start = r['start']
+        const end = r['end']
+        if (typeof start === 'number' && typeof end === 'number' && start >= end) {
+          issues.add(`${at}.${key}[${k}]`, 'INVALID_VALUE', `the range [${start}, ${end}) is empty; end is excluded and must be above start`)
+        }
+      }
+    }
+    checkHeaderMutations(http, at, issues)
+  }
 }
 
 /** Rate limits: Envoy's 50ms floor on fill intervals, header descriptors named, Redis URLs. */

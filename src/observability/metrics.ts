@@ -31,6 +31,7 @@ export interface ClusterResilienceStats extends ResilienceStats {
   /** Error-rate breakers, by subset name (`(cluster)` for requests without a subset); absent without `circuitBreakers.errorRate`. */
   readonly breakers?: Readonly<Record<string, BreakerStats>>
 }
+import { EJECTION_REASONS, type ClusterHealthStats } from '../upstream/host-health.js'
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
 
 /** Why a request ended without an upstream response, or with one the mesh made itself. */
@@ -126,6 +127,11 @@ export interface MetricsSnapshot {
   readonly limits: Readonly<Record<string, LimitStats>>
   /** Retries, overflows and breakers, per cluster of the config in force. */
   readonly resilience: Readonly<Record<string, ClusterResilienceStats>>
+  /**
+   * Endpoint health per cluster, for clusters with `outlierDetection` or `healthChecks`:
+   * ejections, health-check results, panic mode. Absent when no cluster has either.
+   */
+  readonly health?: Readonly<Record<string, ClusterHealthStats>>
 }
 
 /**
@@ -288,6 +294,13 @@ export class MetricsRegistry {
   setResilienceSource(source: () => Record<string, ClusterResilienceStats>): void {
     this.#resilienceSource = source
   }
+
+  #healthSource: (() => Record<string, ClusterHealthStats>) | undefined
+
+  /** Where `snapshot().health` and the outlier / health-check / panic series come from (the clusters in force). */
+  setHealthSource(source: () => Record<string, ClusterHealthStats>): void {
+    this.#healthSource = source
+  }
   readonly #maxEndpoints: number
   readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
   readonly #clusters = new Map<string, ClusterPlace>()
@@ -404,7 +417,9 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    return { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {} }
+    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {} }
+    const health = this.#healthSource?.()
+    return health === undefined || Object.keys(health).length === 0 ? snap : { ...snap, health }
   }
 
   /**
@@ -429,6 +444,8 @@ export class MetricsRegistry {
     if (limits !== undefined) writeLimits(out, this.#serviceLabel, limits)
     const resilience = this.#resilienceSource?.()
     if (resilience !== undefined) writeResilience(out, this.#serviceLabel, resilience)
+    const health = this.#healthSource?.()
+    if (health !== undefined) writeHealth(out, this.#serviceLabel, health)
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 
@@ -605,6 +622,34 @@ function writeResilience(out: string[], serviceLabel: string, clusters: Record<s
   series('sidecarless_cluster_breaker_state', 'gauge', 'Error-rate breaker state: 1 for the state it is in (closed, open, halfOpen), 0 for the others.', breakerRows(() => 0, (b) => (['closed', 'open', 'halfOpen'] as const).map((st) => [`,state="${st}"`, b.state === st ? 1 : 0])))
   series('sidecarless_cluster_breaker_opened_total', 'counter', 'Times the error-rate breaker opened.', breakerRows((b) => b.opened))
   series('sidecarless_cluster_breaker_rejected_total', 'counter', 'Requests the error-rate breaker rejected while open or half-open.', breakerRows((b) => b.rejected))
+}
+
+/**
+ * Outlier detection, health check and panic series per cluster, named after Envoy's
+ * `cluster.<name>.outlier_detection.*`, `health_check.*`, `membership_*` stats.
+ */
+function writeHealth(out: string[], serviceLabel: string, health: Record<string, ClusterHealthStats>): void {
+  const names = Object.keys(health).sort()
+  if (names.length === 0) return
+  const label = (n: string): string => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`
+  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
+  }
+  const rows = (pick: (s: ClusterHealthStats) => number): [string, number][] => names.map((n) => [label(n), pick(health[n] as ClusterHealthStats)])
+  series('sidecarless_cluster_outlier_detection_ejections_enforced_total', 'counter', 'Endpoints ejected by outlier detection, by reason.',
+    names.flatMap((n) => EJECTION_REASONS.map((r) => [`${label(n)},reason="${r}"`, (health[n] as ClusterHealthStats).ejections[r]] as [string, number])))
+  series('sidecarless_cluster_outlier_detection_ejections_active', 'gauge', 'Endpoints ejected now.', rows((s) => s.ejectionsActive))
+  series('sidecarless_cluster_outlier_detection_ejections_overflow_total', 'counter', 'Ejections refused because maxEjectionPercent was reached.', rows((s) => s.ejectionsOverflow))
+  series('sidecarless_cluster_health_check_success_total', 'counter', 'Active health checks that passed.', rows((s) => s.healthChecks.success))
+  series('sidecarless_cluster_health_check_failure_total', 'counter', 'Active health checks that failed.', rows((s) => s.healthChecks.failure))
+  series('sidecarless_cluster_membership_total', 'gauge', 'Endpoints of the cluster.', rows((s) => s.endpoints))
+  series('sidecarless_cluster_membership_healthy', 'gauge', 'Endpoints neither ejected nor failing health checks.', rows((s) => s.healthy))
+  series('sidecarless_cluster_lb_panic', 'gauge', '1 while a balancer of the cluster (subset="" for the whole cluster) is in panic mode and uses every endpoint.',
+    names.flatMap((n) => {
+      const s = health[n] as ClusterHealthStats
+      return [[`${label(n)},subset=""`, s.panic ? 1 : 0] as [string, number], ...s.panicSubsets.map((sub) => [`${label(n)},subset="${escapeLabelValue(sub)}"`, 1] as [string, number])]
+    }))
 }
 
 function writeLevel(out: string[], level: Level, places: readonly Place[]): void {

@@ -290,7 +290,7 @@ export class MeshDispatcher extends Dispatcher {
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(downstream, target, host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster.resources)
+    const request = new UpstreamRequest(downstream, target, host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster)
     if (breaker !== null) {
       request.breaker = breaker
       request.trial = trial

@@ -14,6 +14,7 @@ import { MeshTracer } from '../observability/tracing.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
+import type { Cluster } from '../upstream/cluster.js' // outlier detection (issue #4)
 import type { DeadlineList, Expirable } from './deadlines.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import type { Controller, Handler } from './handler.js'
@@ -89,14 +90,19 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
   trial = false
   /** Set when the mesh answered for the upstream (503 or 504): how the try failed. */
   failure: TryFailure | null = null
+  /** Outlier detection: the cluster told the outcome of this request (issue #4). */
+  readonly #cluster: Cluster | null
 
   /**
    * @param endpoint `host:port` of the upstream, as the endpoint header reports it
    * @param host the mesh host, whose active-request count least_request reads; none for pass-through
    * @param recorder metrics of this destination and endpoint
    * @param span the client span, when the trace is recorded
+   * @param cluster the runtime cluster, told the request's outcome (outlier detection); none for pass-through
    */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null, resources: ClusterResources | null = null) {
+  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null, cluster: Cluster | null = null) {
+    this.#cluster = cluster
+    const resources = cluster === null ? null : cluster.resources
     this.#held = held
     this.#resources = resources
     if (resources !== null) {
@@ -200,6 +206,8 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#status = statusCode
     this.#started_()
     if (this.breaker !== null) this.breaker.record(this.breaker.isFailureStatus(statusCode), this.trial, performance.now())
+    // Outlier detection counts every try's outcome (Envoy does).
+    if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, statusCode)
     const d = this.#dest
     headers[CLUSTER_HEADER] = d.clusterName
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
@@ -239,6 +247,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
       // A reset before the request was written is a refused stream (Envoy's HTTP/1 view of it).
       this.failure = flag === 'UF' ? 'connect_failure' : this.#up === null ? 'refused' : 'reset'
       this.#transportFailure()
+      if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, this.failure === 'connect_failure' ? 'connect_failure' : 'reset')
       this.#failed(flag === 'UF' ? 'connect_failure' : 'reset', 503)
       this.#localReply(503, body, flag)
       return
@@ -261,6 +270,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (beforeHeaders) {
       this.failure = 'timeout'
       this.#transportFailure()
+      if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, 'timeout')
       this.#localReply(504, 'upstream request timeout', 'UT')
     }
     else this.#downstream.onResponseError?.(this, err)

@@ -3,6 +3,11 @@
  * whole cluster and one per subset. Membership is replaced whole (a new `members` object),
  * so a request reads one consistent set. `strict_dns` clusters re-resolve on a timer and
  * replace their membership when the answer changes.
+ *
+ * With `outlierDetection` or `healthChecks`, each endpoint's health lives here (not in the
+ * shared Host), and the balancers cover only usable endpoints — or all of a balancer's
+ * endpoints when too few are usable (Envoy's panic mode, `commonLbConfig.healthyPanicThreshold`).
+ * A health change rebuilds `members` whole, so a request never sees half an update.
  */
 import { lookup } from 'node:dns/promises'
 import { parseAddress, type ParsedAddress } from '../config/address.js'
@@ -18,6 +23,9 @@ import { RingHashLoadBalancer } from './lb/ring-hash.js'
 import { RoundRobinLoadBalancer } from './lb/round-robin.js'
 import { ClusterResources } from '../policy/cluster-resources.js'
 import { ErrorRateBreaker } from '../policy/error-rate-breaker.js'
+import { HealthChecker } from './health-check.js'
+import { EJECTION_REASONS, HealthCounters, HostHealth, type ClusterHealthStats, type EjectionReason, type HealthEventSink, type RequestOutcome } from './host-health.js'
+import { OutlierDetector } from './outlier-detection.js'
 
 /** The endpoints of a cluster at one moment, with their balancers. */
 export interface Members {
@@ -26,7 +34,13 @@ export interface Members {
   readonly all: LoadBalancer
   /** Balancer per subset, in the order of `ClusterConfig.subsets`. */
   readonly subsets: readonly LoadBalancer[]
+  /** Whether `all` is in panic mode: too few usable endpoints, so it balances over every one. */
+  readonly panic: boolean
+  /** The same, per subset. */
+  readonly subsetPanic: readonly boolean[]
 }
+
+const NO_HEALTH: ReadonlyMap<Host, HostHealth> = new Map()
 
 /** How long the first DNS answer of a strict_dns cluster is awaited when a config is applied. */
 const INITIAL_RESOLVE_TIMEOUT_MS = 5_000
@@ -54,8 +68,27 @@ export class Cluster {
   #timer: NodeJS.Timeout | undefined
   #disposed = false
   #resolving: Promise<void> | undefined
+  #started = false
+  /** Health per endpoint host; `null` without outlier detection and health checks (nothing is ever unusable). */
+  readonly #health: Map<Host, HostHealth> | null
+  readonly #outlier: OutlierDetector | null
+  readonly #checker: HealthChecker | null
+  readonly #counters: HealthCounters
+  readonly #panicThreshold: number
+  readonly #events: HealthEventSink
+  /** Health of the cluster this one replaces, by endpoint origin, until this one has started. */
+  #adopt: Map<string, HostHealth> | undefined
+  #trafficSeen = false
+  /** Balancers by endpoint selection, reused while the endpoint list stays the same. */
+  #lbCache = new Map<string, LoadBalancer>()
+  /** Endpoint indexes of each subset, for the current endpoint list. */
+  #subsetIndexes: readonly (readonly number[])[] = []
 
-  constructor(config: Readonly<ClusterConfig>, configKey: string, registry: HostRegistry) {
+  /**
+   * @param previous the runtime of the same cluster in the snapshot being replaced (its
+   *   config changed): endpoint health and health counters carry over, as in Envoy
+   */
+  constructor(config: Readonly<ClusterConfig>, configKey: string, registry: HostRegistry, previous?: Cluster) {
     this.name = config.name
     this.config = config
     this.configKey = configKey
@@ -75,6 +108,35 @@ export class Cluster {
       })))
     const lb = config.loadBalancer ?? defaults.loadBalancer
     this.usesHash = lb === 'ring_hash' || lb === 'maglev'
+    this.#panicThreshold = config.commonLbConfig?.healthyPanicThreshold ?? defaults.healthyPanicThreshold
+    this.#events = registry.events
+    this.#counters = previous === undefined ? new HealthCounters() : previous.#counters
+    const check = config.healthChecks?.[0]
+    const healthful = config.outlierDetection !== undefined || check !== undefined
+    this.#health = healthful ? new Map() : null
+    const before = previous === undefined ? null : previous.#health
+    if (healthful && before !== null) {
+      this.#adopt = new Map()
+      for (const [host, h] of before) this.#adopt.set(host.address.origin, h)
+    }
+    const hosts = (): ReadonlyMap<Host, HostHealth> => this.#health ?? NO_HEALTH
+    const changed = (): void => this.#refresh()
+    this.#outlier = config.outlierDetection === undefined ? null : new OutlierDetector(config.outlierDetection, {
+      cluster: this.name,
+      hosts,
+      changed,
+      counters: this.#counters,
+      emit: (e) => this.#events.outlierEjection?.(e),
+    })
+    this.#checker = check === undefined ? null : new HealthChecker(check, {
+      cluster: this.name,
+      hosts,
+      changed,
+      trafficSeen: () => this.#trafficSeen,
+      passed: (host, h) => this.#outlier !== null && this.#outlier.unejectOnHealthCheck && this.#outlier.unejectNow(host, h),
+      counters: this.#counters,
+      emit: (e) => this.#events.endpointHealth?.(e),
+    })
     if (config.type === 'strict_dns') {
       this.members = this.#build([])
     } else {
@@ -82,8 +144,65 @@ export class Cluster {
     }
   }
 
-  /** Starts DNS resolution for strict_dns clusters; resolves once the first answer is in (bounded). */
+  /**
+   * Starts the cluster's timers: DNS resolution for strict_dns clusters, outlier detection,
+   * health checks. Resolves once the first DNS answer (bounded) and the first round of
+   * health checks (bounded by their timeout) are in.
+   */
   start(): Promise<void> {
+    if (this.#started || this.#disposed) return Promise.resolve()
+    this.#started = true
+    this.#outlier?.start()
+    const dns = this.#startDns()
+    return dns.then(async () => {
+      if (this.#checker !== null) await this.#checker.start()
+      this.#adopt = undefined
+    })
+  }
+
+  /**
+   * Counts the outcome of one request to `host`: its HTTP status, or a failure the mesh saw
+   * (connect failure, reset, timeout). The request path calls it once per request; it costs
+   * a few counter updates.
+   */
+  recordOutcome(host: Host, outcome: RequestOutcome): void {
+    this.#trafficSeen = true
+    const od = this.#outlier
+    if (od === null) return
+    const h = (this.#health as Map<Host, HostHealth>).get(host)
+    if (h !== undefined) od.record(host, h, outcome)
+  }
+
+  /** Health of the cluster now, or `undefined` when it has neither outlier detection nor health checks. */
+  healthStats(): ClusterHealthStats | undefined {
+    const health = this.#health
+    if (health === null) return undefined
+    const ejected: string[] = []
+    const unhealthy: string[] = []
+    let healthy = 0
+    for (const [host, h] of health) {
+      if (h.ejected) ejected.push(host.address.hostPort)
+      if (h.checkFailed) unhealthy.push(host.address.hostPort)
+      if (h.usable) healthy++
+    }
+    const ejections = {} as Record<EjectionReason, number>
+    EJECTION_REASONS.forEach((r, i) => (ejections[r] = this.#counters.ejections[i] ?? 0))
+    const m = this.members
+    return {
+      endpoints: health.size,
+      healthy,
+      ejections,
+      ejectionsActive: ejected.length,
+      ejectionsOverflow: this.#counters.ejectionsOverflow,
+      healthChecks: { success: this.#counters.checkSuccess, failure: this.#counters.checkFailure },
+      panic: m.panic,
+      panicSubsets: this.subsetNames.filter((_, i) => m.subsetPanic[i] === true),
+      ejected,
+      unhealthy,
+    }
+  }
+
+  #startDns(): Promise<void> {
     if (this.config.type !== 'strict_dns' || this.#resolving !== undefined) return Promise.resolve()
     const first = this.#resolve()
     this.#resolving = first
@@ -112,8 +231,11 @@ export class Cluster {
     if (this.#disposed) return
     this.#disposed = true
     clearTimeout(this.#timer)
+    this.#outlier?.stop()
+    this.#checker?.stop()
+    this.#adopt = undefined
     for (const e of this.members.endpoints) this.#registry.release(e.host)
-    this.members = { endpoints: [], all: EMPTY_LB, subsets: this.subsetNames.map(() => EMPTY_LB) }
+    this.members = { endpoints: [], all: EMPTY_LB, subsets: this.subsetNames.map(() => EMPTY_LB), panic: false, subsetPanic: this.subsetNames.map(() => false) }
   }
 
   async #resolve(): Promise<void> {
@@ -148,11 +270,71 @@ export class Cluster {
       weight: e.weight ?? defaults.endpointWeight,
       labels: Object.freeze({ ...(e.labels ?? {}) }),
     }))
-    const subsets = (this.config.subsets ?? []).map((s) => {
+    this.#subsetIndexes = (this.config.subsets ?? []).map((s) => {
       const want = Object.entries(s.labels)
-      return this.#balancer(endpoints.filter((e) => want.every(([k, v]) => e.labels[k] === v)))
+      const out: number[] = []
+      endpoints.forEach((e, i) => {
+        if (want.every(([k, v]) => e.labels[k] === v)) out.push(i)
+      })
+      return out
     })
-    return Object.freeze({ endpoints: Object.freeze(endpoints), all: this.#balancer(endpoints), subsets: Object.freeze(subsets) })
+    this.#lbCache = new Map()
+    this.#syncHealth(endpoints)
+    return this.#assemble(Object.freeze(endpoints))
+  }
+
+  /** Keeps one health record per endpoint host: new hosts get one (adopted or fresh), gone hosts lose theirs. */
+  #syncHealth(endpoints: readonly Endpoint[]): void {
+    const health = this.#health
+    if (health === null) return
+    const present = new Set<Host>()
+    const checked = this.#checker !== null
+    for (const e of endpoints) {
+      present.add(e.host)
+      if (health.has(e.host)) continue
+      const h = new HostHealth(checked)
+      const from = this.#adopt?.get(e.host.address.origin)
+      if (from !== undefined) h.adopt(from, this.#outlier !== null)
+      health.set(e.host, h)
+    }
+    for (const host of health.keys()) if (!present.has(host)) health.delete(host)
+  }
+
+  /** Rebuilds the balancers over the same endpoints after a health change. */
+  #refresh(): void {
+    if (this.#disposed) return
+    this.members = this.#assemble(this.members.endpoints)
+  }
+
+  /**
+   * The balancers of an endpoint list given each endpoint's health: per balancer, the usable
+   * endpoints, or all of them in panic mode. Balancers over an unchanged selection are reused.
+   */
+  #assemble(endpoints: readonly Endpoint[]): Members {
+    const health = this.#health
+    const usable = health === null ? null : endpoints.map((e) => health.get(e.host)?.usable !== false)
+    const cache = new Map<string, LoadBalancer>()
+    const scope = (indexes: readonly number[] | null): [LoadBalancer, boolean] => {
+      const all = indexes ?? endpoints.map((_, i) => i)
+      const ok = usable === null ? all : all.filter((i) => usable[i] === true)
+      const panic = ok.length < all.length && all.length > 0 && (100 * ok.length) / all.length < this.#panicThreshold
+      const chosen = panic || ok.length === all.length ? all : ok
+      const key = `${indexes === null ? 'all' : 'subset'}:${chosen.join(',')}`
+      let lb = cache.get(key) ?? this.#lbCache.get(key)
+      if (lb === undefined) lb = this.#balancer(chosen.map((i) => endpoints[i] as Endpoint))
+      cache.set(key, lb)
+      return [lb, panic]
+    }
+    const [all, panic] = scope(null)
+    const subsets: LoadBalancer[] = []
+    const subsetPanic: boolean[] = []
+    for (const indexes of this.#subsetIndexes) {
+      const [lb, p] = scope(indexes)
+      subsets.push(lb)
+      subsetPanic.push(p)
+    }
+    this.#lbCache = cache
+    return Object.freeze({ endpoints, all, subsets: Object.freeze(subsets), panic, subsetPanic: Object.freeze(subsetPanic) })
   }
 
   #balancer(endpoints: readonly Endpoint[]): LoadBalancer {

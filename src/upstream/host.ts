@@ -7,6 +7,7 @@
 import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
 import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
+import type { HealthEventSink } from './host-health.js'
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
@@ -70,6 +71,9 @@ export class HostRegistry {
   onBreakerChange: ((change: BreakerStateChange) => void) | undefined
   readonly #hosts = new Map<string, Host>()
   readonly #closing = new Set<Promise<void>>()
+
+  /** @param events where the clusters built on this registry report endpoint health changes */
+  constructor(readonly events: HealthEventSink = {}) {}
 
   /** Takes a reference on the host for `address` with `options`, creating it if needed. */
   acquire(address: ParsedAddress, options: ConnectionOptions): Host {
