@@ -28,6 +28,8 @@ import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import { compileFault } from '../policy/fault.js'
+import { compileMirror } from '../policy/mirror.js'
 
 /** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
 export interface CompileResult {
@@ -93,6 +95,7 @@ export function compileConfig(
         name,
         match: new CompiledMatch(r.match as RouteConfig['match']),
         limits: limits.build(`listener.route[${name}]`, r.rateLimit as RateLimitConfig | undefined, r.concurrencyLimit),
+        fault: compileFault(r.fault),
       })
     })),
   })
@@ -170,6 +173,8 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       hostRewrite: a.hostRewrite,
       hash: compileHash(a.hashPolicy ?? []),
       limits: routeLimits,
+      fault: compileFault(r.fault),
+      mirror: compileMirror(a.requestMirrorPolicies, clusters, compileMutations([routeLevel, vhostLevel])),
     }
     action = Object.freeze(cluster)
   } else if (r.redirect !== undefined) {

@@ -53,6 +53,14 @@ export const defaults = Object.freeze({
   concurrencyQueueTimeoutMs: 1_000,
   /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
   headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
+  /** Istio `HTTPFaultInjection` / Envoy `FaultDelay.percentage` and `FaultAbort.percentage`: 100 when unset. */
+  faultPercentage: 100,
+  /** Cap on a header-driven delay (`x-envoy-fault-delay-request`); hostile headers cannot hold a request longer. */
+  faultHeaderDelayMaxMs: 60_000,
+  /** Envoy `RequestMirrorPolicy.runtime_fraction`: 100% when unset. */
+  mirrorPercentage: 100,
+  /** Mirrors of one route in flight at once; beyond it copies are skipped, so a slow shadow cannot grow memory without bound. */
+  mirrorMaxInFlight: 1024,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -69,4 +77,6 @@ export const limits = Object.freeze({
   directResponseBody: 4_096,
   /** Maximum `ringHash.maximumRingSize` we accept. */
   ringSize: 8_388_608,
+  /** Longest `fault.delay.fixedDelay` (1h; Node timers misfire beyond ~24.8 days). */
+  faultFixedDelayMs: 3_600_000,
 })

@@ -108,6 +108,17 @@ const concurrencyLimit: Spec = {
   },
 }
 
+const percent: Spec = { t: 'number', min: 0, max: 100 }
+
+const fault: Spec = {
+  t: 'object',
+  fields: {
+    delay: { t: 'object', fields: { fixedDelay: { t: 'duration' }, headerDelay: bool, percentage: percent } },
+    abort: { t: 'object', fields: { httpStatus: { t: 'number', int: true, min: 200, max: 599 }, headerAbort: bool, percentage: percent } },
+    maxActiveFaults: { t: 'number', int: true, min: 0, max: 1e9 },
+  },
+}
+
 const routeAction: Spec = {
   t: 'object',
   fields: {
@@ -131,6 +142,7 @@ const routeAction: Spec = {
     timeout: { t: 'duration' },
     rateLimit,
     concurrencyLimit,
+    requestMirrorPolicies: { t: 'array', of: { t: 'object', fields: { cluster: reqStr, subset: str, percentage: percent } } },
     hashPolicy: {
       t: 'array',
       of: {
@@ -170,6 +182,7 @@ const route: Spec = {
       fields: { status: { t: 'number', required: true, int: true, min: 200, max: 599 }, body: str },
     },
     ...headerMutations,
+    fault,
   },
 }
 
@@ -228,7 +241,7 @@ export const meshConfigFields: Fields = {
     t: 'object',
     fields: {
       rateLimit,
-      routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit } } },
+      routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit, fault } } },
     },
   },
   tracing: {

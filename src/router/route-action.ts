@@ -10,6 +10,8 @@ import type { CompiledMatch } from './matcher.js'
 import type { RequestView } from './request-view.js'
 import type { RouteIndex } from './route-index.js'
 import type { LimitSet } from '../policy/limits.js'
+import type { CompiledFault } from '../policy/fault.js'
+import type { MirrorPolicy } from '../policy/mirror.js'
 
 /** One destination of a route: a cluster, optionally narrowed to a subset. */
 export interface Target {
@@ -41,6 +43,10 @@ export interface ClusterAction {
   readonly hash: HashFunction | null
   /** Limits of the route itself (`route.rateLimit` / `concurrencyLimit`). */
   readonly limits: LimitSet | null
+  /** The route's fault injection (`fault`), or `null`. */
+  readonly fault: CompiledFault | null
+  /** The route's mirror policies (`route.requestMirrorPolicies`), or `null`. */
+  readonly mirror: MirrorPolicy | null
 }
 
 /** Answer with a redirect. */
