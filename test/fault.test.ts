@@ -8,7 +8,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
-import { createMesh, isMeshError, type FaultConfig, type MeshConfig } from '../src/index.js'
+import { createMesh, isMeshError, validateConfig, type FaultConfig, type MeshConfig } from '../src/index.js'
 import { compileFault } from '../src/policy/fault.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -365,5 +365,65 @@ describe('inbound fault', () => {
       await closeServer(server)
       await mesh.close()
     }
+  })
+})
+
+// ---------------------------------------------------------------- validation
+
+describe('validation of fault and requestMirrorPolicies', () => {
+  const base = (route: Record<string, unknown>, listenerFault?: unknown): unknown => ({
+    clusters: [
+      { name: 'reviews', endpoints: [{ address: '127.0.0.1:1' }], subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
+      { name: 'shadow', endpoints: [{ address: '127.0.0.1:2' }] },
+    ],
+    virtualHosts: [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, ...route }] }],
+    ...(listenerFault === undefined ? {} : { listener: { routes: [{ match: { prefix: '/' }, fault: listenerFault }] } }),
+  })
+  const issues = (config: unknown): [string, string][] => validateConfig(config).map((i) => [i.path, i.code])
+
+  test('valid faults and mirrors pass', () => {
+    assert.deepEqual(issues(base({
+      route: { cluster: 'reviews', requestMirrorPolicies: [{ cluster: 'shadow', percentage: 0.5 }, { cluster: 'reviews', subset: 'v1' }] },
+      fault: { delay: { fixedDelay: '1s', percentage: 0.1 }, abort: { httpStatus: 503, percentage: 50 }, maxActiveFaults: 10 },
+    }, { abort: { headerAbort: true }, delay: { headerDelay: true, percentage: 100 } })), [])
+  })
+
+  test('a fault needs delay or abort; each has exactly one of its two sources', () => {
+    assert.deepEqual(issues(base({ route: { cluster: 'reviews' }, fault: {} })), [['virtualHosts[0].routes[0].fault', 'REQUIRED']])
+    assert.deepEqual(issues(base({ route: { cluster: 'reviews' }, fault: { delay: { percentage: 5 } } })), [['virtualHosts[0].routes[0].fault.delay', 'INVALID_VALUE']])
+    assert.deepEqual(issues(base({ route: { cluster: 'reviews' }, fault: { delay: { fixedDelay: 5, headerDelay: true } } })), [['virtualHosts[0].routes[0].fault.delay', 'INVALID_VALUE']])
+    assert.deepEqual(issues(base({ route: { cluster: 'reviews' }, fault: { abort: { headerAbort: false } } })), [['virtualHosts[0].routes[0].fault.abort', 'INVALID_VALUE']])
+    assert.deepEqual(issues(base({ route: { cluster: 'reviews' }, fault: { abort: { httpStatus: 500, headerAbort: true } } })), [['virtualHosts[0].routes[0].fault.abort', 'INVALID_VALUE']])
+  })
+
+  test('bounds: status 200–599, percentages 0–100, delay ≤ 1h, maxActiveFaults an integer', () => {
+    assert.deepEqual(issues(base({
+      route: { cluster: 'reviews' },
+      fault: { delay: { fixedDelay: '2h', percentage: 101 }, abort: { httpStatus: 600, percentage: -1 }, maxActiveFaults: 1.5 },
+    })), [
+      ['virtualHosts[0].routes[0].fault.delay.fixedDelay', 'INVALID_DURATION'],
+      ['virtualHosts[0].routes[0].fault.delay.percentage', 'INVALID_VALUE'],
+      ['virtualHosts[0].routes[0].fault.abort.httpStatus', 'INVALID_VALUE'],
+      ['virtualHosts[0].routes[0].fault.abort.percentage', 'INVALID_VALUE'],
+      ['virtualHosts[0].routes[0].fault.maxActiveFaults', 'INVALID_VALUE'],
+    ])
+    assert.deepEqual(issues(base({ route: { cluster: 'reviews' } }, { delay: { fixedDelay: 'soon' } })), [['listener.routes[0].fault.delay.fixedDelay', 'INVALID_DURATION']], 'one mistake, reported once')
+  })
+
+  test('a fault on a redirect or direct response is refused', () => {
+    assert.deepEqual(issues(base({ directResponse: { status: 200 }, fault: { abort: { httpStatus: 500 } } })), [['virtualHosts[0].routes[0].fault', 'INVALID_ACTION']])
+  })
+
+  test('mirror destinations must exist (did-you-mean), percentages are bounded, fields are known', () => {
+    const found = validateConfig(base({ route: { cluster: 'reviews', requestMirrorPolicies: [{ cluster: 'shadw' }, { cluster: 'reviews', subset: 'v2' }, { cluster: 'shadow', percentage: 150 }, { cluster: 'shadow', percentge: 5 }, {}] } }))
+    assert.deepEqual(found.map((i) => [i.path, i.code]), [
+      ['virtualHosts[0].routes[0].route.requestMirrorPolicies[0].cluster', 'UNKNOWN_CLUSTER'],
+      ['virtualHosts[0].routes[0].route.requestMirrorPolicies[1].subset', 'UNKNOWN_SUBSET'],
+      ['virtualHosts[0].routes[0].route.requestMirrorPolicies[2].percentage', 'INVALID_VALUE'],
+      ['virtualHosts[0].routes[0].route.requestMirrorPolicies[3].percentge', 'UNKNOWN_FIELD'],
+      ['virtualHosts[0].routes[0].route.requestMirrorPolicies[4].cluster', 'REQUIRED'],
+    ])
+    assert.match(found[0]?.message ?? '', /did you mean "shadow"/)
+    assert.match(found[3]?.message ?? '', /did you mean "percentage"/)
   })
 })
