@@ -172,6 +172,20 @@ describe('outbound fault: delay', () => {
     }
   })
 
+  test('mesh.close() during a delay: the request still ends in a response and no timer is left', async () => {
+    const mesh = createMesh({ config: config({ delay: { fixedDelay: '150ms' } }) })
+    const baseline = timeouts()
+    const pending = request('http://up/', { dispatcher: mesh.dispatcher })
+    await sleep(20)
+    await mesh.close()
+    const res = await pending
+    // The cluster was disposed with the mesh: the mesh answers for it.
+    assert.equal(res.statusCode, 503)
+    assert.equal(res.headers['x-sidecarless-response-flags'], 'DI,UH')
+    await res.body.dump()
+    assert.equal(timeouts(), baseline)
+  })
+
   test('maxActiveFaults: beyond the bound, requests pass without a fault (overflow counted)', async () => {
     const mesh = createMesh({ config: config({ delay: { fixedDelay: '200ms' }, maxActiveFaults: 2 }) })
     try {
