@@ -29,6 +29,8 @@ import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import { compileFault } from '../policy/fault.js'
+import { compileMirror } from '../policy/mirror.js'
 
 /** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
 export interface CompileResult {
@@ -95,6 +97,7 @@ export function compileConfig(
         name,
         match: new CompiledMatch(r.match as RouteConfig['match']),
         limits: limits.build(`listener.route[${name}]`, r.rateLimit as RateLimitConfig | undefined, r.concurrencyLimit),
+        fault: compileFault(r.fault),
       })
     })),
   })
@@ -173,6 +176,8 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       hash: compileHash(a.hashPolicy ?? []),
       limits: routeLimits,
       retry: a.retryPolicy !== undefined ? new RetryPolicy(a.retryPolicy) : vh.retryPolicy !== undefined ? new RetryPolicy(vh.retryPolicy) : null,
+      fault: compileFault(r.fault),
+      mirror: compileMirror(a.requestMirrorPolicies, clusters, compileMutations([routeLevel, vhostLevel])),
     }
     action = Object.freeze(cluster)
   } else if (r.redirect !== undefined) {

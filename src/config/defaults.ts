@@ -120,6 +120,14 @@ export const defaults = Object.freeze({
   healthCheckExpectedStatuses: Object.freeze([Object.freeze({ start: 200, end: 300 })]),
   /** Envoy `CommonLbConfig.healthy_panic_threshold`: 50 (percent). */
   healthyPanicThreshold: 50,
+  /** Istio `HTTPFaultInjection` / Envoy `FaultDelay.percentage` and `FaultAbort.percentage`: 100 when unset. */
+  faultPercentage: 100,
+  /** Cap on a header-driven delay (`x-envoy-fault-delay-request`); hostile headers cannot hold a request longer. */
+  faultHeaderDelayMaxMs: 60_000,
+  /** Envoy `RequestMirrorPolicy.runtime_fraction`: 100% when unset. */
+  mirrorPercentage: 100,
+  /** Mirrors of one route in flight at once; beyond it copies are skipped, so a slow shadow cannot grow memory without bound. */
+  mirrorMaxInFlight: 1024,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -142,4 +150,6 @@ export const limits = Object.freeze({
   maxHealthDurationMs: 86_400_000,
   /** Bytes of a health-check response body read before the connection is dropped. */
   healthCheckBodyBytes: 64 * 1024,
+  /** Longest `fault.delay.fixedDelay` (1h; Node timers misfire beyond ~24.8 days). */
+  faultFixedDelayMs: 3_600_000,
 })

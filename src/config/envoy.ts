@@ -24,6 +24,7 @@ import type {
   DirectResponseAction,
   DiscoveryType,
   EndpointConfig,
+  FaultConfig,
   HashPolicy,
   HealthCheckConfig,
   OutlierDetectionConfig,
@@ -35,6 +36,7 @@ import type {
   MeshConfig,
   QueryParameterMatcher,
   RedirectAction,
+  RequestMirrorPolicy,
   RouteAction,
   RouteConfig,
   RouteMatch,
@@ -131,6 +133,11 @@ class Importer {
   readonly virtualHostNames = new Set<string>()
   /** Normalised domain → the virtual host that claimed it first. */
   readonly domainOwners = new Map<string, string>()
+  /**
+   * The HTTP fault filter of the connection manager being imported: absent (`undefined`),
+   * present with no usable default (`null`), or its filter-level config.
+   */
+  httpFault: FaultConfig | null | undefined = undefined
   readonly #reports: UnsupportedField[] = []
   #omitted = 0
   #work = 0
@@ -860,9 +867,11 @@ function importNetworkFilter(imp: Importer, f: Field): void {
     imp.report(f.path, 'http_connection_manager has no typed_config; nothing imported')
     return
   }
+  imp.httpFault = undefined
   checkHttpFilters(imp, hcm.get('http_filters'))
   const routeConfig = hcm.get('route_config')
   if (present(routeConfig)) importRouteConfiguration(imp, routeConfig)
+  imp.httpFault = undefined
 }
 
 /** The router filter is what the mesh does anyway; any other HTTP filter is reported. */
@@ -876,6 +885,12 @@ function checkHttpFilters(imp: Importer, f: Field | undefined): void {
     const name = typeof raw['name'] === 'string' ? raw['name'] : ''
     const typed = raw['typed_config'] ?? raw['typedConfig']
     const type = isObject(typed) && typeof typed['@type'] === 'string' ? typed['@type'] : ''
+    if (name === FAULT_NAME || type.endsWith(FAULT_TYPE)) {
+      const m = readObject(imp, raw, item.path, HTTP_FILTER)
+      const typedConfig = m.get('typed_config')
+      imp.httpFault = present(typedConfig) ? (importHttpFault(imp, typedConfig) ?? null) : null
+      continue
+    }
     if (name !== ROUTER_NAME && !type.endsWith('.Router')) {
       imp.report(item.path, `HTTP filter "${clip(name === '' ? type : name)}" is not supported`)
       continue
@@ -990,9 +1005,8 @@ function claimDomains(imp: Importer, f: Field | undefined, owner: string): strin
 // ---------------------------------------------------------------- routes
 
 const ROUTE: Shape = {
-  use: ['name', 'match', 'route', 'redirect', 'direct_response', ...MUTATIONS],
+  use: ['name', 'match', 'route', 'redirect', 'direct_response', 'typed_per_filter_config', ...MUTATIONS],
   why: {
-    typed_per_filter_config: 'per-filter config is not supported',
     metadata: 'route metadata is not imported',
     decorator: 'tracing decorators are not imported',
     tracing: 'tracing settings are not imported',
@@ -1027,6 +1041,7 @@ function importRoute(imp: Importer, f: Field): RouteConfig | undefined {
     return undefined
   }
   importMutations(imp, m, route)
+  importRouteFault(imp, f.path, m.get('typed_per_filter_config'), route)
   return route
 }
 
@@ -1201,7 +1216,7 @@ function importQueryMatcher(imp: Importer, f: Field): QueryParameterMatcher | un
 // ---------------------------------------------------------------- route actions
 
 const ROUTE_ACTION: Shape = {
-  use: ['cluster', 'weighted_clusters', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'timeout', 'hash_policy'],
+  use: ['cluster', 'weighted_clusters', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'timeout', 'hash_policy', 'request_mirror_policies'],
   why: {
     retry_policy: 'retry policies are not imported yet',
     cluster_header: 'choosing the cluster from a header is not supported',
@@ -1213,7 +1228,6 @@ const ROUTE_ACTION: Shape = {
     host_rewrite_header: 'host rewrite from a header is not supported; use host_rewrite_literal',
     host_rewrite_path_regex: 'host rewrite from the path is not supported; use host_rewrite_literal',
     metadata_match: 'metadata matching is not supported; name a subset instead',
-    request_mirror_policies: 'request mirroring is not imported',
     rate_limits: 'rate limits are not imported',
     max_stream_duration: 'stream duration limits are not supported',
     upgrade_configs: 'protocol upgrades are not supported',
@@ -1268,6 +1282,12 @@ function importRouteAction(imp: Importer, f: Field, match: RouteMatch): RouteAct
     if (p !== undefined) hashPolicy.push(p)
   }
   if (hashPolicy.length > 0) action.hashPolicy = hashPolicy
+  const mirrors: RequestMirrorPolicy[] = []
+  for (const item of asList(imp, m.get('request_mirror_policies'))) {
+    const p = importMirrorPolicy(imp, item)
+    if (p !== undefined) mirrors.push(p)
+  }
+  if (mirrors.length > 0) action.requestMirrorPolicies = mirrors
   return action
 }
 
@@ -1608,4 +1628,153 @@ function errorText(err: unknown): string {
   } catch {
     return 'unknown error'
   }
+}
+
+// ---------------------------------------------------------------- fault injection and mirroring
+
+const FAULT_NAME = 'envoy.filters.http.fault'
+const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault'
+const RUNTIME_OVERRIDE = 'runtime overrides are not supported; the configured values apply'
+/** HTTPFault fields that narrow which requests are faulted: without them the fault would reach more traffic. */
+const FAULT_SCOPE = 'fault scoping by upstream cluster, headers or downstream nodes is not supported; the fault is dropped rather than applied more widely'
+const HTTP_FAULT: Shape = {
+  use: ['delay', 'abort', 'max_active_faults', 'upstream_cluster', 'headers', 'downstream_nodes'],
+  drop: ['@type', 'disable_downstream_cluster_stats', 'filter_metadata'],
+  why: {
+    response_rate_limit: 'response rate limits are not supported',
+    delay_percent_runtime: RUNTIME_OVERRIDE,
+    abort_percent_runtime: RUNTIME_OVERRIDE,
+    delay_duration_runtime: RUNTIME_OVERRIDE,
+    abort_http_status_runtime: RUNTIME_OVERRIDE,
+    max_active_faults_runtime: RUNTIME_OVERRIDE,
+    response_rate_limit_percent_runtime: RUNTIME_OVERRIDE,
+    abort_grpc_status_runtime: RUNTIME_OVERRIDE,
+  },
+}
+const FAULT_DELAY: Shape = { use: ['fixed_delay', 'header_delay', 'percentage'] }
+const FAULT_ABORT: Shape = { use: ['http_status', 'grpc_status', 'header_abort', 'percentage'] }
+const FRACTIONAL_PERCENT: Shape = { use: ['numerator', 'denominator'] }
+const RUNTIME_FRACTION: Shape = { use: ['default_value'], why: { runtime_key: RUNTIME_OVERRIDE } }
+const MIRROR_POLICY: Shape = {
+  use: ['cluster', 'runtime_fraction'],
+  why: {
+    cluster_header: 'choosing the mirror cluster from a header is not supported',
+    trace_sampled: 'the copy follows the sampling of the original request',
+    disable_shadow_host_suffix_append: 'the -shadow suffix is always appended',
+    request_headers_mutations: 'per-mirror header mutations are not supported',
+  },
+}
+const DENOMINATORS = ['HUNDRED', 'TEN_THOUSAND', 'MILLION']
+
+/** An Envoy FractionalPercent as a 0–100 percentage (a numerator above the denominator is 100%, as in Envoy). */
+function importFractionalPercent(imp: Importer, f: Field | undefined): number | undefined {
+  const m = readField(imp, f, FRACTIONAL_PERCENT)
+  if (m === undefined) return undefined
+  const numerator = present(m.get('numerator')) ? asUint(imp, m.get('numerator'), 0, 0xffffffff) : 0
+  if (numerator === undefined) return undefined
+  const denominator = present(m.get('denominator')) ? asEnum(imp, m.get('denominator'), DENOMINATORS) : 'HUNDRED'
+  if (denominator === undefined) return undefined
+  const scale = denominator === 'HUNDRED' ? 100 : denominator === 'TEN_THOUSAND' ? 10_000 : 1_000_000
+  return Math.min(100, (numerator * 100) / scale)
+}
+
+/** Envoy `HTTPFault` (filter-level or per-route) as the mesh's fault config. */
+function importHttpFault(imp: Importer, f: Field): FaultConfig | undefined {
+  const m = readField(imp, f, HTTP_FAULT)
+  if (m === undefined) return undefined
+  for (const key of ['upstream_cluster', 'headers', 'downstream_nodes']) {
+    const scoped = m.get(key)
+    if (present(scoped) && !(Array.isArray(scoped.value) && scoped.value.length === 0)) {
+      imp.report(scoped.path, `unsupported field "${scoped.key}": ${FAULT_SCOPE}`)
+      return undefined
+    }
+  }
+  const fault: FaultConfig = {}
+  const delay = readField(imp, m.get('delay'), FAULT_DELAY)
+  if (delay !== undefined) {
+    const source = firstOf(imp, delay, ['fixed_delay', 'header_delay'])
+    const percentage = importFractionalPercent(imp, delay.get('percentage'))
+    if (source?.name === 'fixed_delay') {
+      const fixedDelay = asDuration(imp, source)
+      if (fixedDelay !== undefined) fault.delay = percentage === undefined ? { fixedDelay } : { fixedDelay, percentage }
+    } else if (source?.name === 'header_delay') {
+      fault.delay = percentage === undefined ? { headerDelay: true } : { headerDelay: true, percentage }
+    } else {
+      imp.report(m.get('delay')?.path ?? f.path, 'a delay needs fixed_delay or header_delay; dropped')
+    }
+  }
+  const abort = readField(imp, m.get('abort'), FAULT_ABORT)
+  if (abort !== undefined) {
+    const source = firstOf(imp, abort, ['http_status', 'grpc_status', 'header_abort'])
+    const percentage = importFractionalPercent(imp, abort.get('percentage'))
+    if (source?.name === 'http_status') {
+      const httpStatus = asUint(imp, source, 200, 599)
+      if (httpStatus !== undefined) fault.abort = percentage === undefined ? { httpStatus } : { httpStatus, percentage }
+    } else if (source?.name === 'header_abort') {
+      fault.abort = percentage === undefined ? { headerAbort: true } : { headerAbort: true, percentage }
+    } else if (source?.name === 'grpc_status') {
+      imp.report(source.path, 'unsupported field "grpc_status": gRPC aborts are not supported; dropped')
+    } else {
+      imp.report(m.get('abort')?.path ?? f.path, 'an abort needs http_status or header_abort; dropped')
+    }
+  }
+  put(fault, 'maxActiveFaults', asUint(imp, m.get('max_active_faults'), 0, 1e9))
+  if (fault.delay === undefined && fault.abort === undefined) return undefined
+  return fault
+}
+
+/**
+ * A route's fault: its `typed_per_filter_config` for the fault filter replaces the
+ * filter-level config (as in Envoy); either applies only when the connection manager has
+ * the fault filter. Any other per-filter config is reported.
+ */
+function importRouteFault(imp: Importer, routePath: string, f: Field | undefined, route: RouteConfig): void {
+  let fault = imp.httpFault ?? undefined
+  const perFilter = asObject(imp, f)
+  if (perFilter !== undefined && f !== undefined) {
+    for (const key of Object.keys(perFilter)) {
+      imp.step(f.path)
+      const here = seg(f.path, key)
+      const field: Field = { key, name: key, value: perFilter[key], path: here }
+      if (key !== FAULT_NAME && !typeName(field).endsWith(FAULT_TYPE)) {
+        imp.report(here, `per-filter config for "${clip(key)}" is not supported`)
+        continue
+      }
+      if (imp.httpFault === undefined) {
+        imp.report(here, `the connection manager has no ${FAULT_NAME} filter, so Envoy would not apply this fault either; ignored`)
+        continue
+      }
+      fault = importHttpFault(imp, field)
+    }
+  }
+  if (fault === undefined) return
+  if (route.route === undefined) {
+    imp.report(f?.path ?? routePath, 'fault injection on a redirect or direct response route is not imported')
+    return
+  }
+  route.fault = fault
+}
+
+/** Envoy `RouteAction.RequestMirrorPolicy`. */
+function importMirrorPolicy(imp: Importer, f: Field): RequestMirrorPolicy | undefined {
+  const m = readField(imp, f, MIRROR_POLICY)
+  if (m === undefined) return undefined
+  const cluster = nonEmpty(imp, m.get('cluster'))
+  if (cluster === undefined) {
+    imp.report(f.path, 'a mirror policy needs a cluster; dropped')
+    return undefined
+  }
+  const policy: RequestMirrorPolicy = { cluster }
+  const fraction = readField(imp, m.get('runtime_fraction'), RUNTIME_FRACTION)
+  if (fraction !== undefined) {
+    const value = fraction.get('default_value')
+    const percentage = present(value) ? importFractionalPercent(imp, value) : undefined
+    if (percentage === undefined) {
+      // Envoy requires default_value; guessing a share would mirror traffic nobody asked for.
+      imp.report(m.get('runtime_fraction')?.path ?? f.path, 'runtime_fraction needs a usable default_value; the mirror policy is dropped')
+      return undefined
+    }
+    policy.percentage = percentage
+  }
+  return policy
 }

@@ -110,6 +110,8 @@ const concurrencyLimit: Spec = {
   },
 }
 
+const percent: Spec = { t: 'number', min: 0, max: 100 }
+
 const headerMatcher: Spec = { t: 'object', fields: { ...stringMatchFields, invert: bool } }
 
 /** Retry conditions: Envoy's `x-envoy-retry-on` values the mesh implements. */
@@ -166,6 +168,16 @@ const circuitBreakers: Spec = {
   },
 }
 
+
+const fault: Spec = {
+  t: 'object',
+  fields: {
+    delay: { t: 'object', fields: { fixedDelay: { t: 'duration' }, headerDelay: bool, percentage: percent } },
+    abort: { t: 'object', fields: { httpStatus: { t: 'number', int: true, min: 200, max: 599 }, headerAbort: bool, percentage: percent } },
+    maxActiveFaults: { t: 'number', int: true, min: 0, max: 1e9 },
+  },
+}
+
 const routeAction: Spec = {
   t: 'object',
   fields: {
@@ -190,6 +202,7 @@ const routeAction: Spec = {
     retryPolicy,
     rateLimit,
     concurrencyLimit,
+    requestMirrorPolicies: { t: 'array', of: { t: 'object', fields: { cluster: reqStr, subset: str, percentage: percent } } },
     hashPolicy: {
       t: 'array',
       of: {
@@ -229,10 +242,10 @@ const route: Spec = {
       fields: { status: { t: 'number', required: true, int: true, min: 200, max: 599 }, body: str },
     },
     ...headerMutations,
+    fault,
   },
 }
 
-const percent: Spec = { t: 'number', min: 0, max: 100 }
 const count: Spec = { t: 'number', int: true, min: 0, max: 1e9 }
 const statusRanges: Spec = {
   t: 'array',
@@ -352,7 +365,7 @@ export const meshConfigFields: Fields = {
     t: 'object',
     fields: {
       rateLimit,
-      routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit } } },
+      routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit, fault } } },
     },
   },
   tracing: {

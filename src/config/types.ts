@@ -347,6 +347,12 @@ export interface RouteConfig {
   responseHeadersToAdd?: HeaderValueOption[]
   /** Header names removed from the response. */
   responseHeadersToRemove?: string[]
+  /**
+   * Fault injection on this route's requests (Istio `HTTPRoute.fault`, Envoy's HTTP fault
+   * filter); only on routes that forward (`route`). A delay holds the request before it is
+   * sent; an abort answers it locally (`x-sidecarless-response-flags: FI`).
+   */
+  fault?: FaultConfig
 }
 
 /**
@@ -429,6 +435,23 @@ export interface RouteAction {
   concurrencyLimit?: ConcurrencyLimitConfig
   /** When and how a failed request is tried again (overrides the virtual host's). */
   retryPolicy?: RetryPolicyConfig
+  /**
+   * Copies of a share of this route's requests, sent fire-and-forget to other clusters
+   * (Envoy `request_mirror_policies`, Istio `mirror`). The copy's Host gets `-shadow`
+   * appended to its host part (`reviews:9080` → `reviews-shadow:9080`); its response is
+   * discarded and never affects the original request.
+   */
+  requestMirrorPolicies?: RequestMirrorPolicy[]
+}
+
+/** One mirror destination (Envoy `RouteAction.RequestMirrorPolicy`). */
+export interface RequestMirrorPolicy {
+  /** The shadow cluster. */
+  cluster: string
+  /** A subset of `cluster`. */
+  subset?: string
+  /** Percent (0–100, fractions allowed) of the route's requests that are mirrored; default 100 (Envoy `runtime_fraction`). */
+  percentage?: number
 }
 
 /**
@@ -570,6 +593,12 @@ export interface ListenerRouteConfig {
   rateLimit?: RateLimitConfig
   /** At most this many of this route's requests run at once; the rest queue or are refused. */
   concurrencyLimit?: ConcurrencyLimitConfig
+  /**
+   * Fault injection on this route's inbound requests, after the limits and right before the
+   * app: a delay holds the request before the app sees it; an abort answers it without
+   * calling the app (`x-sidecarless-response-flags: FI`).
+   */
+  fault?: FaultConfig
 }
 
 /**
@@ -639,4 +668,55 @@ export interface ConcurrencyLimitConfig {
   maxQueue?: number
   /** Default 1s. */
   queueTimeout?: Duration
+}
+
+/**
+ * Fault injection (Istio `HTTPFaultInjection`, Envoy `HTTPFault`). At least one of `delay`
+ * and `abort`. When both apply to a request, the delay comes first, then the abort.
+ */
+export interface FaultConfig {
+  /** Hold the request for a while before it goes on. */
+  delay?: FaultDelayConfig
+  /** Answer the request with an error status instead of forwarding it. */
+  abort?: FaultAbortConfig
+  /**
+   * At most this many requests of this route held by a fault delay at once (Envoy
+   * `max_active_faults`); beyond it, requests pass without a fault. Unset: no bound.
+   */
+  maxActiveFaults?: number
+}
+
+/**
+ * A fault delay: exactly one of `fixedDelay` and `headerDelay: true` (Envoy's
+ * `fixed_delay` / `header_delay` oneof).
+ */
+export interface FaultDelayConfig {
+  /** How long the request is held (at most 1h). */
+  fixedDelay?: Duration
+  /**
+   * Take the delay from the request's `x-envoy-fault-delay-request` header (milliseconds,
+   * capped at 60s) and, when present, `x-envoy-fault-delay-request-percentage` (0–100, the
+   * lower of it and `percentage` applies). Requests without a valid header are not delayed.
+   * Only set this where callers may be trusted to slow their own requests.
+   */
+  headerDelay?: boolean
+  /** Percent (0–100, fractions allowed) of requests delayed; default 100. */
+  percentage?: number
+}
+
+/**
+ * A fault abort: exactly one of `httpStatus` and `headerAbort: true` (Envoy's
+ * `http_status` / `header_abort` oneof).
+ */
+export interface FaultAbortConfig {
+  /** The status answered, 200–599. */
+  httpStatus?: number
+  /**
+   * Take the status from the request's `x-envoy-fault-abort-request` header (200–599) and,
+   * when present, `x-envoy-fault-abort-request-percentage` (0–100, the lower of it and
+   * `percentage` applies). Requests without a valid header are not aborted.
+   */
+  headerAbort?: boolean
+  /** Percent (0–100, fractions allowed) of requests aborted; default 100. */
+  percentage?: number
 }

@@ -220,8 +220,6 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
 
 /** Envoy/Istio fields the model will take in later releases, and what they will do. */
 const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = Object.freeze({
-  fault: 'fault injection: planned with resilience policies',
-  requestMirrorPolicies: 'mirroring: planned with resilience policies',
   tls: 'upstream TLS and mTLS: planned with security',
   mtls: 'inbound mTLS: planned with security',
 })
@@ -337,6 +335,58 @@ function checkSemantics(config: Obj, issues: Issues): void {
     for (const [r, j] of items(listener['routes'])) {
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
+    }
+  }
+  checkFaultsAndMirrors(config, clusters, issues)
+}
+
+/** Fault injection (outbound and inbound routes) and request mirror policies. */
+function checkFaultsAndMirrors(config: Obj, clusters: Map<string, ClusterInfo>, issues: Issues): void {
+  for (const [vh, i] of items(config['virtualHosts'])) {
+    for (const [r, j] of items(vh['routes'])) {
+      const path = `virtualHosts[${i}].routes[${j}]`
+      if (present(r['fault'])) {
+        checkFault(r['fault'], `${path}.fault`, issues)
+        if (!present(r['route']) && (present(r['redirect']) || present(r['directResponse']))) {
+          issues.add(`${path}.fault`, 'INVALID_ACTION', 'fault applies to routes that forward (route), not to redirect or directResponse')
+        }
+      }
+      const action = r['route']
+      if (!isObject(action)) continue
+      for (const [m, k] of items(action['requestMirrorPolicies'])) {
+        const c = str(m['cluster'])
+        const here = `${path}.route.requestMirrorPolicies[${k}]`
+        if (c !== undefined) checkDestination(c, str(m['subset']), `${here}.cluster`, `${here}.subset`, clusters, issues)
+      }
+    }
+  }
+  const listener = config['listener']
+  if (isObject(listener)) {
+    for (const [r, j] of items(listener['routes'])) checkFault(r['fault'], `listener.routes[${j}].fault`, issues)
+  }
+}
+
+function checkFault(value: unknown, path: string, issues: Issues): void {
+  if (!isObject(value)) return
+  const delay = value['delay']
+  const abort = value['abort']
+  if (!present(delay) && !present(abort)) issues.add(path, 'REQUIRED', 'a fault needs delay, abort or both')
+  if (isObject(delay)) {
+    const fixed = present(delay['fixedDelay'])
+    const header = delay['headerDelay'] === true
+    if (fixed === header) {
+      issues.add(`${path}.delay`, 'INVALID_VALUE', fixed ? 'a delay has fixedDelay or headerDelay: true, not both' : 'a delay needs fixedDelay, or headerDelay: true to take it from x-envoy-fault-delay-request')
+    }
+    const ms = parseDuration(delay['fixedDelay'])
+    if (ms !== undefined && ms > limits.faultFixedDelayMs) {
+      issues.add(`${path}.delay.fixedDelay`, 'INVALID_DURATION', `${ms}ms is above the ${limits.faultFixedDelayMs}ms maximum fault delay`)
+    }
+  }
+  if (isObject(abort)) {
+    const status = present(abort['httpStatus'])
+    const header = abort['headerAbort'] === true
+    if (status === header) {
+      issues.add(`${path}.abort`, 'INVALID_VALUE', status ? 'an abort has httpStatus or headerAbort: true, not both' : 'an abort needs httpStatus, or headerAbort: true to take it from x-envoy-fault-abort-request')
     }
   }
 }

@@ -17,6 +17,7 @@ import { peerOf } from './server.js'
 import { applyInboundLimits } from './limits-filter.js'
 import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
+import { applyInboundFault } from '../policy/fault.js'
 
 
 /** Runs wrapped servers' requests through the mesh. */
@@ -76,12 +77,15 @@ export class InboundPipeline {
     })
     const listenerLimits = snapshot.listenerLimits
     const routeLimits = entry?.limits ?? null
+    // Seam: JWT authn and authorization go between the limits and the fault filter.
+    const fault = entry?.fault ?? null
+    const app = fault === null ? () => runWithContext(ctx, next) : () => applyInboundFault(fault, req, res, () => runWithContext(ctx, next))
     if (listenerLimits === null && routeLimits === null) {
-      runWithContext(ctx, next)
+      app()
       return
     }
     const sets = routeLimits === null ? [listenerLimits as LimitSet] : listenerLimits === null ? [routeLimits] : [listenerLimits, routeLimits]
-    applyInboundLimits(req, res, peer?.identity, sets, () => runWithContext(ctx, next))
+    applyInboundLimits(req, res, peer?.identity, sets, app)
   }
 }
 

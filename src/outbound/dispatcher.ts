@@ -31,6 +31,8 @@ import { replayableBody } from './replayable-body.js'
 import { RetryingRequest, type StartTry } from './retrying-request.js'
 import { Admission } from '../policy/error-rate-breaker.js'
 import type { OverflowReason } from '../policy/cluster-resources.js'
+import { injectFault } from '../policy/fault.js' // fault/mirror
+import { MirrorSender } from '../policy/mirror.js' // fault/mirror
 
 type DispatchOptions = Dispatcher.DispatchOptions
 
@@ -77,6 +79,7 @@ export class MeshDispatcher extends Dispatcher {
   /** Recorder per target and endpoint, resolved once: the hot path does two WeakMap reads. */
   readonly #recorders = new WeakMap<Target, WeakMap<Host, Recorder>>()
   readonly #deadlines = new Deadlines()
+  readonly #mirrors: MirrorSender // fault/mirror
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -88,6 +91,7 @@ export class MeshDispatcher extends Dispatcher {
     this.#onClose = options.onClose
     this.#tracer = options.tracer
     this.#metrics = options.metrics
+    this.#mirrors = new MirrorSender(options.metrics, options.tracer) // fault/mirror
   }
 
   /** True once `close()` or `destroy()` was called. */
@@ -146,7 +150,11 @@ export class MeshDispatcher extends Dispatcher {
     }
   }
 
-  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, authority: string, tracing: TracingSettings): boolean {
+  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, authority: string, tracing: TracingSettings, faulted = false): boolean {
+    // fault/mirror (policy/fault.ts, policy/mirror.ts): the fault filter first, then the copy.
+    if (action.fault !== null && !faulted) return injectFault(action.fault, opts, h, (name) => view.header(name), (next) => this.#dispatchToCluster(opts, next, view, action, authority, tracing, true))
+    if (action.mirror !== null) this.#mirrors.copy(action.mirror, opts, view, action.hostRewrite ?? authority, action.rewritePath === null ? opts.path : action.rewritePath(view), action.timeoutMs, tracing)
+    // fault/mirror end
     const hash = action.hash === null ? undefined : action.hash(view)
     const target = pickTarget(action, hash)
     if (action.limits === null && target.clusterLimits === null) {
@@ -361,6 +369,7 @@ export class MeshDispatcher extends Dispatcher {
 
   #shutdown(force: boolean): Promise<void> {
     this.#closed = true
+    this.#mirrors.abortAll() // fault/mirror: copies are fire-and-forget; nobody waits for them
     this.#closing ??= this.#onClose(force)
     return this.#closing
   }

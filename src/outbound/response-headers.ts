@@ -14,7 +14,9 @@ export const ENDPOINT_HEADER = 'x-sidecarless-endpoint'
  * `UH` no healthy upstream, `UF` upstream connection failure, `UC` upstream connection
  * termination, `UT` upstream request timeout, `NR` no route, `RL` rate limited (inbound 429), `UO` overflow (a concurrency
  * limit refused it), `DR` direct response or
- * redirect configured on the route (ours: Envoy has no flag for it).
+ * redirect configured on the route (ours: Envoy has no flag for it), `FI` aborted by fault
+ * injection. `DI` (delayed by fault injection) is added to any response, the upstream's
+ * included; several flags are comma-separated (`DI,FI`).
  */
 export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
 
@@ -25,4 +27,4 @@ export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
 export const OVERFLOW_HEADER = 'x-sidecarless-overflow'
 
 /** Envoy's response flags, as the mesh uses them. */
-export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO'
+export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO' | 'FI' | 'DI'

@@ -11,6 +11,8 @@ import type { RequestView } from './request-view.js'
 import type { RouteIndex } from './route-index.js'
 import type { LimitSet } from '../policy/limits.js'
 import type { RetryPolicy } from '../policy/retry-policy.js'
+import type { CompiledFault } from '../policy/fault.js'
+import type { MirrorPolicy } from '../policy/mirror.js'
 
 /** One destination of a route: a cluster, optionally narrowed to a subset. */
 export interface Target {
@@ -44,6 +46,10 @@ export interface ClusterAction {
   readonly limits: LimitSet | null
   /** The route's retry policy (or its virtual host's); null: one try. */
   readonly retry: RetryPolicy | null
+  /** The route's fault injection (`fault`), or `null`. */
+  readonly fault: CompiledFault | null
+  /** The route's mirror policies (`route.requestMirrorPolicies`), or `null`. */
+  readonly mirror: MirrorPolicy | null
 }
 
 /** Answer with a redirect. */

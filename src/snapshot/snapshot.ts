@@ -5,6 +5,7 @@ import type { Cluster } from '../upstream/cluster.js'
 import type { CompiledMatch } from '../router/matcher.js'
 import type { LimitSet } from '../policy/limits.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import type { CompiledFault } from '../policy/fault.js'
 
 /** Read-only view of a value, all the way down. */
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -33,6 +34,6 @@ export interface Snapshot {
   readonly tracing: TracingSettings
   /** Limits of every inbound request (`listener.rateLimit`). */
   readonly listenerLimits: LimitSet | null
-  /** Inbound routes (`listener.routes`): the name of each inbound request's route, and its limits. */
-  readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch; readonly limits: LimitSet | null }[]
+  /** Inbound routes (`listener.routes`): the name of each inbound request's route, its limits and its fault. */
+  readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch; readonly limits: LimitSet | null; readonly fault: CompiledFault | null }[]
 }
