@@ -23,11 +23,13 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
-import type { ClusterConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import type { ClusterConfig, ListenerMtlsConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
+import type { UpstreamTls } from '../upstream/tls-connector.js'
 
 /** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
 export interface CompileResult {
@@ -49,17 +51,27 @@ export function compileConfig(
   const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
+  // Security next: it reads files and may throw; a store it created is closed if anything below throws.
+  const identity = compileIdentity(config.identity as MeshConfig['identity'], previous === undefined ? undefined : { store: previous.identity, key: previous.identityKey })
+  const upstreamTls = new Map<string, UpstreamTls | undefined>()
+  try {
+    ;(config.clusters ?? []).forEach((c, i) => upstreamTls.set(c.name, compileUpstreamTls(c as ClusterConfig, i, identity)))
+  } catch (err) {
+    if (identity.created) identity.store?.close()
+    throw err
+  }
   const clusters = new Map<string, Cluster>()
   const created: Cluster[] = []
   const reused = new Set<Cluster>()
   for (const c of config.clusters ?? []) {
-    const key = JSON.stringify(c)
+    const tls = upstreamTls.get(c.name)
+    const key = tls === undefined ? JSON.stringify(c) : `${JSON.stringify(c)}|${tls.key}`
     const old = previous?.clusters.get(c.name)
     if (old !== undefined && old.configKey === key) {
       clusters.set(c.name, old)
       reused.add(old)
     } else {
-      const cluster = new Cluster(c as ClusterConfig, key, registry)
+      const cluster = new Cluster(c as ClusterConfig, key, registry, tls)
       clusters.set(c.name, cluster)
       created.push(cluster)
     }
@@ -95,6 +107,9 @@ export function compileConfig(
         limits: limits.build(`listener.route[${name}]`, r.rateLimit as RateLimitConfig | undefined, r.concurrencyLimit),
       })
     })),
+    identity: identity.store,
+    identityKey: identity.key,
+    inboundTls: compileInboundTls(config.listener?.mtls as ListenerMtlsConfig | undefined, identity.store),
   })
   return { snapshot, created, retired }
 }

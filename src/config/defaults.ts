@@ -53,6 +53,14 @@ export const defaults = Object.freeze({
   concurrencyQueueTimeoutMs: 1_000,
   /** Envoy `HeaderValueOption.append_action`: APPEND_IF_EXISTS_OR_ADD. */
   headerAppendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
+  /** Istio `PeerAuthentication.mtls.mode` when unset: PERMISSIVE. */
+  mtlsMode: 'PERMISSIVE' as const,
+  /** Envoy `listener_filters_timeout` (time to the first byte and through the TLS handshake): 15s. */
+  handshakeTimeoutMs: 15_000,
+  /** Istio `DEFAULT_WORKLOAD_CERT_TTL`: 24h (lifetime of certificates `sidecarless ca issue` makes). */
+  workloadCertTtlMs: 24 * 3600_000,
+  /** Poll interval of watched credential files, beside fs.watch (our choice). */
+  credentialPollMs: 5_000,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -69,4 +77,6 @@ export const limits = Object.freeze({
   directResponseBody: 4_096,
   /** Maximum `ringHash.maximumRingSize` we accept. */
   ringSize: 8_388_608,
+  /** Characters of an inline PEM value (certificate, key, trust bundle) or of a credential file. */
+  pemLength: 1024 * 1024,
 })

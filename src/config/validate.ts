@@ -14,6 +14,7 @@ import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import { unsafeRegexReason } from './regex.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
+import { checkSecurity } from './validate-security.js'
 
 type Obj = Record<string, unknown>
 
@@ -181,6 +182,27 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
       }
       return
     }
+    case 'pem':
+      if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected PEM text or a file path, got ${describe(value)}`)
+      else if (value.length > limits.pemLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.pemLength} characters`)
+      return
+    case 'map': {
+      if (!isObject(value)) {
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a map, got ${describe(value)}`)
+        return
+      }
+      const here = pathOf(parent, key)
+      const entries = Object.entries(value)
+      if (entries.length > MAX_LABELS) {
+        issues.add(here, 'TOO_LARGE', `${entries.length} entries; at most ${MAX_LABELS} are accepted`)
+        return
+      }
+      for (const [k, v] of entries) {
+        if (v === undefined || v === null) issues.add(join(here, k), 'INVALID_TYPE', 'an entry is empty')
+        else checkValue(v, spec.of, here, k, issues)
+      }
+      return
+    }
     case 'object':
       if (!isObject(value)) issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
       else checkFields(value, spec.fields, pathOf(parent, key), issues)
@@ -213,8 +235,6 @@ const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = Object.freeze({
   retryPolicy: 'retries: planned with resilience policies',
   fault: 'fault injection: planned with resilience policies',
   requestMirrorPolicies: 'mirroring: planned with resilience policies',
-  tls: 'upstream TLS and mTLS: planned with security',
-  mtls: 'inbound mTLS: planned with security',
 })
 
 /** Labels on one endpoint or subset (Kubernetes objects rarely carry more than a few dozen). */
@@ -321,6 +341,7 @@ function checkSemantics(config: Obj, issues: Issues): void {
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
     }
   }
+  checkSecurity(config, (path, code, message) => issues.add(path, code, message))
 }
 
 function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {

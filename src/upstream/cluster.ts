@@ -10,6 +10,7 @@ import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import type { ClusterConfig } from '../config/types.js'
 import type { ConnectionOptions, Host, HostRegistry } from './host.js'
+import type { UpstreamTls } from './tls-connector.js'
 import { EMPTY_LB, type Endpoint, type LoadBalancer } from './lb/load-balancer.js'
 import { LeastRequestLoadBalancer } from './lb/least-request.js'
 import { MaglevLoadBalancer } from './lb/maglev.js'
@@ -46,7 +47,7 @@ export class Cluster {
   #disposed = false
   #resolving: Promise<void> | undefined
 
-  constructor(config: Readonly<ClusterConfig>, configKey: string, registry: HostRegistry) {
+  constructor(config: Readonly<ClusterConfig>, configKey: string, registry: HostRegistry, tls?: UpstreamTls) {
     this.name = config.name
     this.config = config
     this.configKey = configKey
@@ -55,6 +56,7 @@ export class Cluster {
     this.#options = {
       connectTimeoutMs: parseDuration(config.connectTimeout) ?? defaults.connectTimeoutMs,
       idleTimeoutMs: parseDuration(config.idleTimeout),
+      tls,
     }
     const lb = config.loadBalancer ?? defaults.loadBalancer
     this.usesHash = lb === 'ring_hash' || lb === 'maglev'

@@ -6,11 +6,14 @@
  */
 import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
+import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
   readonly connectTimeoutMs: number
   readonly idleTimeoutMs: number | undefined
+  /** The cluster's TLS (`ClusterConfig.tls`), when it is not `disable`. */
+  readonly tls?: UpstreamTls | undefined
 }
 
 /** One upstream address and its pool. */
@@ -31,7 +34,9 @@ export class Host {
 
   constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions) {
     this.#options = options
-    this.servername = address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
+    // With cluster TLS the connector picks SNI itself; a fixed value here only keeps undici
+    // from deriving one per request (and from reconnecting when two requests' differ).
+    this.servername = options.tls !== undefined ? (options.tls.sni ?? address.hostname) : address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
   }
 
   /**
@@ -39,8 +44,9 @@ export class Host {
    * endpoints a process may never call, and an undici Pool costs ~18 KB up front.
    */
   get pool(): Pool {
+    const tls = this.#options.tls
     this.#pool ??= new Pool(this.address.origin, {
-      connect: { timeout: this.#options.connectTimeoutMs },
+      connect: tls === undefined ? { timeout: this.#options.connectTimeoutMs } : createTlsConnector(tls, this.#options.connectTimeoutMs),
       ...(this.#options.idleTimeoutMs === undefined
         ? {}
         : { keepAliveTimeout: this.#options.idleTimeoutMs, keepAliveMaxTimeout: this.#options.idleTimeoutMs }),
@@ -67,7 +73,7 @@ export class HostRegistry {
 
   /** Takes a reference on the host for `address` with `options`, creating it if needed. */
   acquire(address: ParsedAddress, options: ConnectionOptions): Host {
-    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}`
+    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.tls?.key ?? ''}`
     let host = this.#hosts.get(key)
     if (host === undefined) {
       host = new Host(key, address, options)
