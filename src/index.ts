@@ -38,3 +38,16 @@ export { parseDuration } from './config/duration.js'
 export { defaults } from './config/defaults.js'
 export type { DeepReadonly } from './snapshot/snapshot.js'
 export type * from './config/types.js'
+export { CertificateAuthority, createCertificateAuthority, loadCertificateAuthority } from './security/ca.js'
+export type { CertificateAuthorityOptions, IssueRequest, IssuedCertificate } from './security/ca.js'
+export {
+  compileIdentityMatcher,
+  isSpiffeId,
+  parseSpiffeId,
+  spiffeIdOfCertificate,
+  SpiffeIdError,
+  workloadSpiffeId,
+} from './security/identity.js'
+export type { SpiffeId, SpiffeIdReason } from './security/identity.js'
+export { CredentialsError, CredentialStore, loadCredentials } from './security/tls.js'
+export type { CredentialSources, Credentials, CredentialStoreEvents, CredentialStoreOptions } from './security/tls.js'

@@ -1226,18 +1226,15 @@ virtualHosts:
 })
 
 describe('validateConfig: fields of later releases', () => {
-  it('refuses circuitBreakers, outlierDetection, retryPolicy, tls and mtls with a sentence saying they are not supported yet', () => {
+  it('refuses circuitBreakers, outlierDetection and retryPolicy with a sentence saying they are not supported yet', () => {
     const issues = validateConfig({
-      clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }], circuitBreakers: { maxRequests: 1 }, outlierDetection: {}, tls: { mode: 'mutual' } }],
+      clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }], circuitBreakers: { maxRequests: 1 }, outlierDetection: {} }],
       virtualHosts: [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c', retryPolicy: { numRetries: 2 } } }] }],
-      listener: { mtls: { mode: 'STRICT' } },
     })
     assert.deepEqual(issues.map((i) => [i.path, i.code]), [
       ['clusters[0].circuitBreakers', 'UNKNOWN_FIELD'],
       ['clusters[0].outlierDetection', 'UNKNOWN_FIELD'],
-      ['clusters[0].tls', 'UNKNOWN_FIELD'],
       ['virtualHosts[0].routes[0].route.retryPolicy', 'UNKNOWN_FIELD'],
-      ['listener.mtls', 'UNKNOWN_FIELD'],
     ])
     for (const i of issues) assert.match(i.message, /not supported by this version yet/)
   })

@@ -142,6 +142,10 @@ export function parseSpiffeId(s: string): SpiffeId {
 
 /** The Istio-form SPIFFE ID of a Kubernetes service account: `spiffe://<td>/ns/<ns>/sa/<sa>`. */
 export function workloadSpiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  for (const part of [namespace, serviceAccount]) {
+    // Each is one path segment: a "/" would shift the ns/sa positions.
+    if (typeof part !== 'string' || part.includes('/')) throw new SpiffeIdError('BAD_PATH_CHAR', 'a namespace or service account is one path segment (no "/")')
+  }
   const id = `${SCHEME}${trustDomain}/ns/${namespace}/sa/${serviceAccount}`
   parseSpiffeId(id)
   return id
