@@ -68,7 +68,9 @@ export function checkSecurity(config: Obj, add: Add): void {
     if (mode === 'istio_mutual' && (hasCert || hasKey || typeof tls['trustBundle'] === 'string')) {
       add(path, 'INVALID_VALUE', 'ISTIO_MUTUAL uses the workload identity; certificate, privateKey and trustBundle are for MUTUAL')
     }
-    if ((mode === 'mutual' || mode === 'istio_mutual') && !hasCert && !hasIdentity) {
+    if (mode === 'istio_mutual' && !hasIdentity) {
+      add(`${path}.mode`, 'REQUIRED', 'ISTIO_MUTUAL presents the workload identity: set the top-level identity')
+    } else if (mode === 'mutual' && !hasCert && !hasIdentity) {
       add(`${path}.certificate`, 'REQUIRED', `mode ${String(tls['mode'])} presents a client certificate: set this cluster's certificate and privateKey, or the top-level identity`)
     }
     if (mode === 'disable' && (hasCert || typeof tls['trustBundle'] === 'string' || tls['sni'] !== undefined)) {

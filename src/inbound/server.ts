@@ -51,6 +51,15 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
     return true
   }
   server.emit = meshEmit as typeof server.emit
+  if (plain) {
+    // close() waits for every accepted socket; those still in their first byte or handshake
+    // are not the http server's yet, so close ends them itself.
+    const close = server.close.bind(server)
+    server.close = ((callback?: (err?: Error) => void) => {
+      front.closePending()
+      return close(callback)
+    }) as typeof server.close
+  }
   return server
 }
 

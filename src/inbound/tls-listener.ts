@@ -15,12 +15,11 @@
  * rotation needs no `setSecureContext`: open connections keep theirs.
  */
 import type { Socket } from 'node:net'
-import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
+import { createServer, TLSSocket, type Server as TlsServer } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import type { InboundTls } from '../security/compile.js'
 import { peerIdentity } from '../security/identity.js'
 import type { MtlsMode } from '../config/types.js'
-import type { CredentialStore } from '../security/tls.js'
 
 /** The first byte of a TLS handshake record (ContentType handshake, RFC 8446 §5.1). */
 const TLS_HANDSHAKE = 0x16
@@ -31,16 +30,27 @@ export function modeFor(inbound: InboundTls, localPort: number | undefined): Mtl
 }
 
 /**
- * The TLS side of one wrapped server: a node:tls Server that never listens, to which
- * mTLS connections are handed. node:tls does the handshake, the handshake timeout and the
- * client chain verification (`authorized`, which only a tls.Server computes); we add the
- * SPIFFE ID check. Its credentials follow the store: a new generation, a new context.
+ * Whether the client chain of a server-side TLS socket failed verification. node:tls
+ * computes `authorized` only for sockets a listening tls.Server made; ours are made here,
+ * so we ask the handle as node:tls itself does. Fails closed if that ever goes away.
+ */
+function chainError(tls: TLSSocket): unknown {
+  const ssl = (tls as unknown as { ssl?: { verifyError?: () => unknown } }).ssl
+  if (typeof ssl?.verifyError !== 'function') return new Error('client certificate cannot be verified')
+  return ssl.verifyError() ?? null
+}
+
+/**
+ * The TLS side of one wrapped server. Each mTLS connection gets a server-side TLSSocket
+ * over the raw socket; after the handshake the client chain must verify against the trust
+ * bundle and carry a SPIFFE ID. On any failure both sockets are closed (the raw socket is
+ * the one the http server counts; its close() waits for it). Connections still sniffing or
+ * in their handshake are tracked, so `closePending()` can end them when the server closes.
  */
 export class MtlsFront {
   readonly #deliver: (s: Duplex) => void
   #server: TlsServer | undefined
-  #inbound: InboundTls | undefined
-  #generation = -1
+  readonly #pending = new Set<Socket>()
 
   constructor(deliver: (s: Duplex) => void) {
     this.#deliver = deliver
@@ -56,14 +66,25 @@ export class MtlsFront {
       this.#deliver(socket)
       return
     }
+    const store = inbound.identity
     // Until a server owns the socket, errors (resets, garbage) are ours to swallow.
     const onError = (): void => {
       socket.destroy()
     }
     socket.on('error', onError)
-    const timer = setTimeout(() => socket.destroy(), inbound.handshakeTimeoutMs)
+    let tls: TLSSocket | undefined
+    const timer = setTimeout(() => {
+      // Silence, a slow handshake, or one node:tls left hanging: close both.
+      tls?.destroy()
+      socket.destroy()
+    }, inbound.handshakeTimeoutMs)
     timer.unref()
-    socket.once('close', () => clearTimeout(timer))
+    this.#pending.add(socket)
+    const settled = (): void => {
+      clearTimeout(timer)
+      this.#pending.delete(socket)
+    }
+    socket.once('close', settled)
     socket.once('data', (chunk: Buffer) => {
       socket.pause()
       socket.unshift(chunk)
@@ -72,7 +93,7 @@ export class MtlsFront {
           socket.destroy()
           return
         }
-        clearTimeout(timer)
+        settled()
         socket.removeListener('error', onError)
         this.#deliver(socket)
         // The server may read the socket's handle directly; the bytes we read and unshifted
@@ -80,41 +101,45 @@ export class MtlsFront {
         socket.resume()
         return
       }
-      // The timer stays: it bounds the handshake too (tls.Server's own timeout is longer).
-      this.#tlsServer(inbound).emit('connection', socket)
-    })
-  }
-
-  #tlsServer(inbound: InboundTls): TlsServer {
-    const store = inbound.identity as CredentialStore
-    const creds = store.current
-    if (this.#server === undefined || this.#inbound !== inbound) {
-      const server = createServer({
-        cert: creds.certificate,
-        key: creds.privateKey,
-        ca: creds.trustBundle,
+      // The timer stays: it bounds the handshake too.
+      this.#server ??= createServer()
+      tls = new TLSSocket(socket, {
+        isServer: true,
+        server: this.#server,
+        secureContext: store.current.secureContext,
         requestCert: true,
         rejectUnauthorized: true,
         ALPNProtocols: ['http/1.1'],
-        handshakeTimeout: inbound.handshakeTimeoutMs,
       })
-      server.on('secureConnection', (tls: TLSSocket) => {
-        // The chain is verified (rejectUnauthorized); now the identity: exactly one SPIFFE ID.
-        if (!tls.authorized || peerIdentity(tls) === undefined) {
-          tls.destroy()
+      const t = tls
+      const drop = (): void => {
+        t.destroy()
+        socket.destroy()
+      }
+      t.on('error', drop)
+      t.once('close', () => socket.destroy())
+      t.once('secure', () => {
+        if (chainError(t) !== null) {
+          drop()
           return
         }
-        this.#deliver(tls)
-        tls.resume()
+        // `peerIdentity` reads `authorized`, which only a listening tls.Server would set.
+        t.authorized = true
+        if (peerIdentity(t) === undefined) {
+          // A trusted chain without a (single, valid) SPIFFE ID: no identity, no mTLS.
+          drop()
+          return
+        }
+        settled()
+        this.#deliver(t)
+        t.resume()
       })
-      server.on('tlsClientError', (_err, tls) => tls.destroy())
-      this.#server = server
-      this.#inbound = inbound
-      this.#generation = creds.generation
-    } else if (this.#generation !== creds.generation) {
-      this.#server.setSecureContext({ cert: creds.certificate, key: creds.privateKey, ca: creds.trustBundle })
-      this.#generation = creds.generation
-    }
-    return this.#server
+    })
+  }
+
+  /** Closes connections not yet handed to the http server (called when it closes). */
+  closePending(): void {
+    for (const s of this.#pending) s.destroy()
+    this.#pending.clear()
   }
 }
