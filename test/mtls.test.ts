@@ -38,7 +38,7 @@ async function serve(config: MeshConfig, wrap = false): Promise<Served> {
     seen.push(id)
     res.end(`hello ${id ?? 'anonymous'}`)
   }
-  const server = wrap ? mesh.wrap(http.createServer(handler)) : mesh.createServer(handler) as http.Server
+  const server = wrap ? mesh.wrap(http.createServer(handler)) : mesh.createServer(handler)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as net.AddressInfo).port
   return {

@@ -23,7 +23,7 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
-import type { ClusterConfig, ListenerMtlsConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import type { ClusterConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
@@ -52,7 +52,7 @@ export function compileConfig(
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
   // Security next: it reads files and may throw; a store it created is closed if anything below throws.
-  const identity = compileIdentity(config.identity as MeshConfig['identity'], previous === undefined ? undefined : { store: previous.identity, key: previous.identityKey })
+  const identity = compileIdentity(config.identity, previous === undefined ? undefined : { store: previous.identity, key: previous.identityKey })
   const upstreamTls = new Map<string, UpstreamTls | undefined>()
   try {
     ;(config.clusters ?? []).forEach((c, i) => upstreamTls.set(c.name, compileUpstreamTls(c as ClusterConfig, i, identity)))
@@ -109,7 +109,7 @@ export function compileConfig(
     })),
     identity: identity.store,
     identityKey: identity.key,
-    inboundTls: compileInboundTls(config.listener?.mtls as ListenerMtlsConfig | undefined, identity.store),
+    inboundTls: compileInboundTls(config.listener?.mtls, identity.store),
   })
   return { snapshot, created, retired }
 }

@@ -58,7 +58,7 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
     server.close = ((callback?: (err?: Error) => void) => {
       front.closePending()
       return close(callback)
-    }) as typeof server.close
+    })
   }
   return server
 }

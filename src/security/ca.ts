@@ -317,7 +317,7 @@ export async function loadCertificateAuthority(dir: string, options: { ttl?: Dur
   if (!cert.ca) throw new MeshError('SIDECARLESS_ERR_CA', `${certPath} is not a CA certificate (basicConstraints CA:true)`)
   if (!cert.checkPrivateKey(key)) throw new MeshError('SIDECARLESS_ERR_CA', `${keyPath} does not match ${certPath}`)
   const uris = subjectAltNames(cert.raw).uris
-  const td = uris.length === 1 && isSpiffeId(uris[0]) ? parseSpiffeId(uris[0] as string) : undefined
+  const td = uris.length === 1 && isSpiffeId(uris[0]) ? parseSpiffeId(uris[0]) : undefined
   if (td === undefined || td.path !== '') throw new MeshError('SIDECARLESS_ERR_CA', `${certPath} has no trust domain (a single URI SAN spiffe://<trust domain>)`)
   const ttl = ttlMs(options.ttl, DEFAULT_WORKLOAD_TTL_MS, MAX_WORKLOAD_TTL_MS, 'ttl')
   return new CertificateAuthority(td.trustDomain, cert.toString(), key, ttl)

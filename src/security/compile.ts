@@ -108,7 +108,7 @@ export function compileUpstreamTls(c: ClusterConfig, index: number, identity: Co
   const verify = tls.verifyIdentities !== undefined && tls.verifyIdentities.length > 0 ? compileIdentityMatcher(tls.verifyIdentities) : null
   let cached: { generation: number; context: SecureContext } | undefined
   const context = (): SecureContext => {
-    const current = usesIdentity ? (store as CredentialStore).current : undefined
+    const current = usesIdentity ? (store).current : undefined
     const generation = current?.generation ?? 0
     if (cached !== undefined && cached.generation === generation) return cached.context
     const cert = mutual ? (ownCert ?? current?.certificate) : undefined

@@ -72,6 +72,6 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number): buildCo
       finish(null, socket)
     })
     // Kept for the socket's life: once undici has the socket it handles errors itself.
-    socket.on('error', (err) => finish(err))
+    socket.on('error', (err: Error) => finish(err))
   }
 }
