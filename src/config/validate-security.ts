@@ -6,6 +6,7 @@
  */
 import type { ConfigIssueCode } from '../errors.js'
 import { identityPatternProblem } from '../security/identity.js'
+import { limits } from './defaults.js'
 
 type Obj = Record<string, unknown>
 type Add = (path: string, code: ConfigIssueCode, message: string) => void
@@ -46,20 +47,23 @@ export function checkSecurity(config: Obj, add: Add): void {
   }
 
   const clusters = config['clusters']
-  if (!Array.isArray(clusters)) return
-  clusters.forEach((c: unknown, i: number) => {
-    if (!isObject(c) || !isObject(c['tls'])) return
+  // A list over the bound was reported by the structural pass; never walk it (it may be sparse and huge).
+  if (!Array.isArray(clusters) || clusters.length > limits.listItems) return
+  for (let i = 0; i < clusters.length; i++) {
+    const c: unknown = clusters[i]
+    if (!isObject(c) || !isObject(c['tls'])) continue
     const tls = c['tls']
     const path = `clusters[${i}].tls`
     const mode = upstreamTlsMode(tls['mode'])
-    if (mode === undefined) return // the structural pass reported it
+    if (mode === undefined) continue // the structural pass reported it
     const ids = tls['verifyIdentities']
-    if (Array.isArray(ids)) {
-      ids.forEach((id: unknown, j: number) => {
-        if (typeof id !== 'string') return
+    if (Array.isArray(ids) && ids.length <= limits.listItems) {
+      for (let j = 0; j < ids.length; j++) {
+        const id: unknown = ids[j]
+        if (typeof id !== 'string') continue
         const problem = identityPatternProblem(id)
         if (problem !== undefined) add(`${path}.verifyIdentities[${j}]`, 'INVALID_VALUE', `not a SPIFFE ID, nor one ending in "/*": ${problem.message} (${problem.reason})`)
-      })
+      }
       if (mode === 'disable' && ids.length > 0) add(`${path}.verifyIdentities`, 'INVALID_VALUE', 'identities are verified only over TLS (mode simple or mutual)')
     }
     const hasCert = typeof tls['certificate'] === 'string'
@@ -80,5 +84,5 @@ export function checkSecurity(config: Obj, add: Add): void {
     if (typeof sni === 'string' && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/.test(sni)) {
       add(`${path}.sni`, 'INVALID_VALUE', `"${sni.slice(0, 64)}" is not a DNS name`)
     }
-  })
+  }
 }
