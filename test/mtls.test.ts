@@ -60,11 +60,12 @@ async function waitFor(test: () => boolean | Promise<boolean>, ms = 5_000): Prom
 }
 
 /** Opens a raw connection, optionally writes `bytes`, and resolves when the server closes it (ms taken). */
-function closedAfter(port: number, bytes?: Buffer): Promise<number> {
+function closedAfter(port: number, bytes?: Buffer, halfClose = false): Promise<number> {
   return new Promise((resolve) => {
     const start = Date.now()
     const s = net.connect(port, '127.0.0.1', () => {
       if (bytes !== undefined) s.write(bytes)
+      if (halfClose) s.end()
     })
     s.on('error', () => undefined)
     s.on('close', () => resolve(Date.now() - start))
@@ -167,6 +168,8 @@ describe('inbound mTLS', () => {
     try {
       const silent = await closedAfter(s.port)
       assert.ok(silent >= 250 && silent < 3_000, `silent connection closed after ${silent} ms`)
+      const ended = await closedAfter(s.port, undefined, true)
+      assert.ok(ended < 200, `a connection that ended without a byte was closed after ${ended} ms`)
       assert.ok(await closedAfter(s.port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')) < 3_000)
       assert.ok(await closedAfter(s.port, Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4])) < 3_000)
       assert.ok(await closedAfter(s.port, Buffer.from([0x16])) < 3_000)

@@ -65,7 +65,8 @@ export function compileConfig(
   const reused = new Set<Cluster>()
   for (const c of config.clusters ?? []) {
     const tls = upstreamTls.get(c.name)
-    const key = tls === undefined ? JSON.stringify(c) : `${JSON.stringify(c)}|${tls.key}`
+    // With TLS, the key also changes when the workload identity the cluster presents changes.
+    const key = tls === undefined ? JSON.stringify(c) : `${JSON.stringify(c)}|tls:${tls.key}`
     const old = previous?.clusters.get(c.name)
     if (old !== undefined && old.configKey === key) {
       clusters.set(c.name, old)

@@ -85,7 +85,13 @@ export class MtlsFront {
       this.#pending.delete(socket)
     }
     socket.once('close', settled)
+    // http servers allow half-open sockets: one that ends before its first byte is done with.
+    const onEnd = (): void => {
+      socket.destroy()
+    }
+    socket.once('end', onEnd)
     socket.once('data', (chunk: Buffer) => {
+      socket.removeListener('end', onEnd)
       socket.pause()
       socket.unshift(chunk)
       if (chunk[0] !== TLS_HANDSHAKE) {

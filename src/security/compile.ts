@@ -5,6 +5,7 @@
  * and the listener's mTLS modes. File problems become {@link ConfigError}s with the path of
  * the field, so a config naming a missing file is rejected like any other bad config.
  */
+import { createHash } from 'node:crypto'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { ConfigError, MeshError } from '../errors.js'
 import { defaults } from '../config/defaults.js'
@@ -119,7 +120,8 @@ export function compileUpstreamTls(c: ClusterConfig, index: number, identity: Co
     return ctx
   }
   return Object.freeze({
-    key: `${JSON.stringify(tls)}${usesIdentity ? `|${identity.key}` : ''}`,
+    // Hashed: the settings may hold inline PEM (a private key), and host keys are shown in admin views.
+    key: createHash('sha256').update(`${JSON.stringify(tls)}${usesIdentity ? `|${identity.key}` : ''}`).digest('base64url').slice(0, 22),
     sni: tls.sni,
     verify,
     // Mesh certificates name workloads, not hosts: with identities to verify, or in mutual
