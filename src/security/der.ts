@@ -22,10 +22,15 @@ export function tlv(tag: number, contents: Buffer): Der {
   return Buffer.concat([Buffer.from([tag]), length(contents.length), contents])
 }
 
+/** SEQUENCE of the given elements. */
 export const sequence = (...items: Der[]): Der => tlv(0x30, Buffer.concat(items))
+/** SET of the given elements (callers pass them in DER order). */
 export const set = (...items: Der[]): Der => tlv(0x31, Buffer.concat(items))
+/** OCTET STRING. */
 export const octetString = (b: Buffer): Der => tlv(0x04, b)
+/** UTF8String. */
 export const utf8String = (s: string): Der => tlv(0x0c, Buffer.from(s, 'utf8'))
+/** BOOLEAN (DER: true is 0xff). */
 export const boolean = (v: boolean): Der => tlv(0x01, Buffer.from([v ? 0xff : 0]))
 /** Context-specific constructed tag `[n]` (EXPLICIT). */
 export const explicit = (n: number, inner: Der): Der => tlv(0xa0 | n, inner)
@@ -41,6 +46,7 @@ export function unsignedInteger(bytes: Buffer): Der {
   return tlv(0x02, b.length === 0 ? Buffer.from([0]) : b)
 }
 
+/** A small non-negative INTEGER. */
 export const smallInteger = (n: number): Der => unsignedInteger(Buffer.from([n]))
 
 /** A BIT STRING holding whole bytes. */

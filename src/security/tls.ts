@@ -173,6 +173,7 @@ export interface CredentialStoreEvents {
  * `close()` to stop watching.
  */
 export class CredentialStore extends EventEmitter<CredentialStoreEvents> {
+  /** Where the credentials come from (paths or inline PEM), as given. */
   readonly sources: CredentialSources
   #current: Credentials
   readonly #names: Partial<Record<keyof CredentialSources, string>>
