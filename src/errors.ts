@@ -30,6 +30,14 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_UNKNOWN_TARGET: 'no virtual host or cluster has that name',
   /** An argument to a public function is of the wrong type or out of range. */
   SIDECARLESS_ERR_INVALID_ARGUMENT: 'an argument is invalid',
+  /** A string is not a valid SPIFFE ID; the error's `reason` names the broken rule. */
+  SIDECARLESS_ERR_INVALID_SPIFFE_ID: 'the SPIFFE ID is invalid',
+  /** An upstream's certificate did not carry an identity the cluster's `tls.verifyIdentities` allows; no request byte was sent. */
+  SIDECARLESS_ERR_PEER_IDENTITY: "the upstream's identity is not allowed",
+  /** TLS credentials (certificate, private key, trust bundle) could not be read or do not fit together. */
+  SIDECARLESS_ERR_TLS_CREDENTIALS: 'TLS credentials could not be loaded',
+  /** A saved certificate authority could not be loaded. */
+  SIDECARLESS_ERR_CA: 'the certificate authority could not be loaded',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */

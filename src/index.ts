@@ -45,3 +45,16 @@ export type { ClusterHealthStats, EjectionReason, EndpointHealthEvent, OutlierEj
 export { FAULT_ABORT_BODY, FAULT_HEADERS } from './policy/fault.js'
 export type { FaultStats } from './policy/fault.js'
 export type { MirrorStats } from './policy/mirror.js'
+export { CertificateAuthority, createCertificateAuthority, loadCertificateAuthority } from './security/ca.js'
+export type { CertificateAuthorityOptions, IssueRequest, IssuedCertificate } from './security/ca.js'
+export {
+  compileIdentityMatcher,
+  isSpiffeId,
+  parseSpiffeId,
+  spiffeIdOfCertificate,
+  SpiffeIdError,
+  workloadSpiffeId,
+} from './security/identity.js'
+export type { SpiffeId, SpiffeIdReason } from './security/identity.js'
+export { CredentialsError, CredentialStore, loadCredentials } from './security/tls.js'
+export type { CredentialSources, Credentials, CredentialStoreEvents, CredentialStoreOptions } from './security/tls.js'

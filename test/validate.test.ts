@@ -1224,18 +1224,3 @@ virtualHosts:
     assert.ok(performance.now() - start < 20_000, `took ${performance.now() - start} ms`)
   })
 })
-
-describe('validateConfig: fields of later releases', () => {
-  it('refuses tls and mtls with a sentence saying they are not supported yet', () => {
-    const issues = validateConfig({
-      clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }], outlierDetection: {}, tls: { mode: 'mutual' } }],
-      virtualHosts: [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }],
-      listener: { mtls: { mode: 'STRICT' } },
-    })
-    assert.deepEqual(issues.map((i) => [i.path, i.code]), [
-      ['clusters[0].tls', 'UNKNOWN_FIELD'],
-      ['listener.mtls', 'UNKNOWN_FIELD'],
-    ])
-    for (const i of issues) assert.match(i.message, /not supported by this version yet/)
-  })
-})

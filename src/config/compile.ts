@@ -31,6 +31,8 @@ import { collectorUrl, collectorUrlProblem } from '../observability/exporters/co
 import type { TracingSettings } from '../observability/tracing.js'
 import { compileFault } from '../policy/fault.js'
 import { compileMirror } from '../policy/mirror.js'
+import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
+import type { UpstreamTls } from '../upstream/tls-connector.js'
 
 /** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
 export interface CompileResult {
@@ -52,18 +54,29 @@ export function compileConfig(
   const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
+  // Security next: it reads files and may throw; a store it created is closed if anything below throws.
+  const identity = compileIdentity(config.identity, previous === undefined ? undefined : { store: previous.identity, key: previous.identityKey })
+  const upstreamTls = new Map<string, UpstreamTls | undefined>()
+  try {
+    ;(config.clusters ?? []).forEach((c, i) => upstreamTls.set(c.name, compileUpstreamTls(c as ClusterConfig, i, identity)))
+  } catch (err) {
+    if (identity.created) identity.store?.close()
+    throw err
+  }
   const clusters = new Map<string, Cluster>()
   const created: Cluster[] = []
   const reused = new Set<Cluster>()
   for (const c of config.clusters ?? []) {
-    const key = JSON.stringify(c)
+    const tls = upstreamTls.get(c.name)
+    // With TLS, the key also changes when the workload identity the cluster presents changes.
+    const key = tls === undefined ? JSON.stringify(c) : `${JSON.stringify(c)}|tls:${tls.key}`
     const old = previous?.clusters.get(c.name)
     if (old !== undefined && old.configKey === key) {
       clusters.set(c.name, old)
       reused.add(old)
     } else {
       // A changed cluster inherits its predecessor's endpoint health (Envoy keeps it across CDS updates).
-      const cluster = new Cluster(c as ClusterConfig, key, registry, old)
+      const cluster = new Cluster(c as ClusterConfig, key, registry, old, tls)
       clusters.set(c.name, cluster)
       created.push(cluster)
     }
@@ -100,6 +113,9 @@ export function compileConfig(
         fault: compileFault(r.fault),
       })
     })),
+    identity: identity.store,
+    identityKey: identity.key,
+    inboundTls: compileInboundTls(config.listener?.mtls, identity.store),
   })
   return { snapshot, created, retired }
 }

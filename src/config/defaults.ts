@@ -128,6 +128,14 @@ export const defaults = Object.freeze({
   mirrorPercentage: 100,
   /** Mirrors of one route in flight at once; beyond it copies are skipped, so a slow shadow cannot grow memory without bound. */
   mirrorMaxInFlight: 1024,
+  /** Istio `PeerAuthentication.mtls.mode` when unset: PERMISSIVE. */
+  mtlsMode: 'PERMISSIVE' as const,
+  /** Envoy `listener_filters_timeout` (time to the first byte and through the TLS handshake): 15s. */
+  handshakeTimeoutMs: 15_000,
+  /** Istio `DEFAULT_WORKLOAD_CERT_TTL`: 24h (lifetime of certificates `sidecarless ca issue` makes). */
+  workloadCertTtlMs: 24 * 3600_000,
+  /** Poll interval of watched credential files, beside fs.watch (our choice). */
+  credentialPollMs: 5_000,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -152,4 +160,6 @@ export const limits = Object.freeze({
   healthCheckBodyBytes: 64 * 1024,
   /** Longest `fault.delay.fixedDelay` (1h; Node timers misfire beyond ~24.8 days). */
   faultFixedDelayMs: 3_600_000,
+  /** Characters of an inline PEM value (certificate, key, trust bundle) or of a credential file. */
+  pemLength: 1024 * 1024,
 })

@@ -16,6 +16,10 @@ export type Spec =
   | { readonly t: 'labels'; readonly required?: boolean }
   /** A list of enum values, or the same as one comma-separated string (Envoy's `retry_on`). */
   | { readonly t: 'enumList'; readonly required?: boolean; readonly values: readonly string[] }
+  /** A string that may be long inline PEM (bounded by `limits.pemLength`, not `stringLength`). */
+  | { readonly t: 'pem'; readonly required?: boolean }
+  /** An object whose keys are free-form (checked by the semantic pass) and whose values are `of`. */
+  | { readonly t: 'map'; readonly required?: boolean; readonly of: Spec }
 
 /** The fields of one object type. */
 export type Fields = { readonly [name: string]: Spec }
@@ -24,6 +28,7 @@ const str: Spec = { t: 'string' }
 const reqStr: Spec = { t: 'string', required: true }
 const bool: Spec = { t: 'boolean' }
 const strList: Spec = { t: 'array', of: str }
+const mtlsMode = { t: 'enum', values: ['STRICT', 'PERMISSIVE', 'DISABLE'] } as const
 
 const headerValueOption: Spec = {
   t: 'object',
@@ -345,6 +350,17 @@ export const meshConfigFields: Fields = {
         outlierDetection,
         healthChecks: { t: 'array', of: healthCheck },
         commonLbConfig: { t: 'object', fields: { healthyPanicThreshold: percent } },
+        tls: {
+          t: 'object',
+          fields: {
+            mode: { t: 'enum', required: true, values: ['disable', 'simple', 'mutual', 'DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] },
+            sni: str,
+            verifyIdentities: strList,
+            trustBundle: { t: 'pem' },
+            certificate: { t: 'pem' },
+            privateKey: { t: 'pem' },
+          },
+        },
       },
     },
   },
@@ -366,6 +382,14 @@ export const meshConfigFields: Fields = {
     fields: {
       rateLimit,
       routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit, fault } } },
+      mtls: {
+        t: 'object',
+        fields: {
+          mode: mtlsMode,
+          portLevelMtls: { t: 'map', of: { t: 'object', fields: { mode: { ...mtlsMode, required: true } } } },
+          handshakeTimeout: { t: 'duration' },
+        },
+      },
     },
   },
   tracing: {
@@ -382,5 +406,14 @@ export const meshConfigFields: Fields = {
   outboundTrafficPolicy: {
     t: 'object',
     fields: { mode: { t: 'enum', required: true, values: ['ALLOW_ANY', 'REGISTRY_ONLY'] } },
+  },
+  identity: {
+    t: 'object',
+    fields: {
+      certificate: { t: 'pem', required: true },
+      privateKey: { t: 'pem', required: true },
+      trustBundle: { t: 'pem', required: true },
+      watch: bool,
+    },
   },
 }

@@ -23,6 +23,82 @@ export interface MeshConfig {
   outboundTrafficPolicy?: OutboundTrafficPolicy
   /** Trace propagation and sampling. */
   tracing?: TracingConfig
+  /**
+   * This workload's own certificate, key and trust bundle (Istio: one workload certificate
+   * per proxy). Inbound mTLS serves it; upstream `mutual` TLS presents it unless a cluster
+   * names its own.
+   */
+  identity?: IdentityConfig
+}
+
+/**
+ * A workload's TLS credentials. Each value is inline PEM (it starts with `-----BEGIN`) or a
+ * file path. Files are watched and reloaded when they change; a bad or half-written file
+ * keeps the last good credentials (and raises a `SIDECARLESS_TLS_RELOAD_FAILED` warning).
+ */
+export interface IdentityConfig {
+  /** The workload certificate (leaf first, then any intermediates); its URI SAN is the workload's SPIFFE ID. */
+  certificate: string
+  /** The certificate's private key. Never logged. */
+  privateKey: string
+  /** The CA certificates peers' certificates are verified against. */
+  trustBundle: string
+  /** Reload the files when they change (default true; inline PEM is never watched). */
+  watch?: boolean
+}
+
+/**
+ * Inbound mutual TLS (Istio `PeerAuthentication`). `STRICT`: only mTLS connections, with a
+ * client certificate that chains to the trust bundle and carries a SPIFFE ID. `PERMISSIVE`
+ * (Istio's default): mTLS and plain HTTP on the same port, told apart by the first byte.
+ * `DISABLE`: plain HTTP only.
+ */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE'
+
+/** Inbound mTLS of the listener (Istio `PeerAuthentication.mtls` and `portLevelMtls`). */
+export interface ListenerMtlsConfig {
+  /** The mode for every port not in `portLevelMtls` (default PERMISSIVE, as Istio's). */
+  mode?: MtlsMode
+  /** Per-port modes, keyed by the server's local port (`"8080"`). */
+  portLevelMtls?: Record<string, { mode: MtlsMode }>
+  /**
+   * How long a new connection may take to send its first byte and finish the TLS handshake
+   * before it is closed (Envoy `listener_filters_timeout`: 15s).
+   */
+  handshakeTimeout?: Duration
+}
+
+/**
+ * How a cluster's connections are secured (Istio `DestinationRule.trafficPolicy.tls`, Envoy
+ * `UpstreamTlsContext`). Istio's upper-case modes are accepted too; `ISTIO_MUTUAL` is
+ * `mutual` with the workload identity.
+ */
+export type UpstreamTlsMode = 'disable' | 'simple' | 'mutual' | 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL'
+
+/** Upstream TLS of a cluster. */
+export interface ClusterTlsConfig {
+  /**
+   * `disable`: plain (or whatever the endpoint URL says). `simple`: TLS, the server verified
+   * against the trust bundle (by host name unless `verifyIdentities` is set). `mutual`: TLS
+   * presenting a client certificate; the server verified against the trust bundle and, when
+   * set, `verifyIdentities`. Endpoints are dialed with TLS whatever their URL scheme.
+   */
+  mode: UpstreamTlsMode
+  /** The SNI sent (Istio `sni`); default: the endpoint's host name when it is not an IP. */
+  sni?: string
+  /**
+   * SPIFFE IDs the server's certificate may carry (Istio `subjectAltNames`): exact, or a
+   * prefix ending in `/*` (`spiffe://cluster.local/ns/prod/*`). Checked after the handshake
+   * and before any request byte is written; a mismatch fails the request with a 503 whose
+   * response flag is `UF` and whose body names `SIDECARLESS_ERR_PEER_IDENTITY`.
+   */
+  verifyIdentities?: string[]
+  /** CA certificates to verify the server against (PEM or path); default: the workload identity's trust bundle, else Node's root CAs. */
+  trustBundle?: string
+  /** Client certificate for `mutual` (PEM or path); default: the workload identity's. */
+  certificate?: string
+  /** Its private key (PEM or path); required with `certificate`. */
+  privateKey?: string
 }
 
 /** A trace header format: W3C Trace Context, B3 single header, or B3 multi-header. */
@@ -126,6 +202,8 @@ export interface ClusterConfig {
   healthChecks?: HealthCheckConfig[]
   /** Load-balancing settings common to every policy (Envoy `common_lb_config`). */
   commonLbConfig?: CommonLbConfig
+  /** TLS / mTLS towards the endpoints (Istio `DestinationRule.trafficPolicy.tls`). */
+  tls?: ClusterTlsConfig
 }
 
 /**
@@ -582,6 +660,8 @@ export interface ListenerConfig {
   rateLimit?: RateLimitConfig
   /** Per-path inbound policy, with the same match objects as outbound routes. */
   routes?: ListenerRouteConfig[]
+  /** Inbound mutual TLS (Istio `PeerAuthentication`); needs `identity`. Unset: plain HTTP. */
+  mtls?: ListenerMtlsConfig
 }
 
 /** An inbound route: names a class of inbound requests and carries its policy. */

@@ -14,6 +14,7 @@ import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import { unsafeRegexReason } from './regex.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
+import { checkSecurity } from './validate-security.js'
 
 type Obj = Record<string, unknown>
 
@@ -106,12 +107,6 @@ function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): vo
         issues.add(join(path, key), 'UNKNOWN_FIELD', '')
         continue
       }
-      const planned = Object.hasOwn(NOT_YET_SUPPORTED, key) ? NOT_YET_SUPPORTED[key] : undefined
-      if (planned !== undefined) {
-        // Refused rather than ignored: a breaker or mTLS that silently does nothing is worse than an error.
-        issues.add(join(path, key), 'UNKNOWN_FIELD', `"${key}" is not supported by this version yet (${planned}); remove it until it is`)
-        continue
-      }
       const hint = didYouMean(key, Object.keys(fields))
       issues.add(join(path, key), 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       continue
@@ -194,6 +189,27 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
       }
       return
     }
+    case 'pem':
+      if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected PEM text or a file path, got ${describe(value)}`)
+      else if (value.length > limits.pemLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.pemLength} characters`)
+      return
+    case 'map': {
+      if (!isObject(value)) {
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a map, got ${describe(value)}`)
+        return
+      }
+      const here = pathOf(parent, key)
+      const entries = Object.entries(value)
+      if (entries.length > MAX_LABELS) {
+        issues.add(here, 'TOO_LARGE', `${entries.length} entries; at most ${MAX_LABELS} are accepted`)
+        return
+      }
+      for (const [k, v] of entries) {
+        if (v === undefined || v === null) issues.add(join(here, k), 'INVALID_TYPE', 'an entry is empty')
+        else checkValue(v, spec.of, here, k, issues)
+      }
+      return
+    }
     case 'object':
       if (!isObject(value)) issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
       else checkFields(value, spec.fields, pathOf(parent, key), issues)
@@ -218,11 +234,6 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
   }
 }
 
-/** Envoy/Istio fields the model will take in later releases, and what they will do. */
-const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = Object.freeze({
-  tls: 'upstream TLS and mTLS: planned with security',
-  mtls: 'inbound mTLS: planned with security',
-})
 
 /** Labels on one endpoint or subset (Kubernetes objects rarely carry more than a few dozen). */
 const MAX_LABELS = 256
@@ -338,6 +349,7 @@ function checkSemantics(config: Obj, issues: Issues): void {
     }
   }
   checkFaultsAndMirrors(config, clusters, issues)
+  checkSecurity(config, (path, code, message) => issues.add(path, code, message))
 }
 
 /** Fault injection (outbound and inbound routes) and request mirror policies. */

@@ -18,6 +18,7 @@ import { applyInboundLimits } from './limits-filter.js'
 import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
 import { applyInboundFault } from '../policy/fault.js'
+import type { InboundTls } from '../security/compile.js'
 
 
 /** Runs wrapped servers' requests through the mesh. */
@@ -30,6 +31,11 @@ export class InboundPipeline {
     this.#snapshot = snapshot
     this.#tracer = tracer
     this.#metrics = metrics
+  }
+
+  /** The listener's mTLS in the snapshot in force (null: plain HTTP). */
+  inboundTls(): InboundTls | null {
+    return this.#snapshot().inboundTls
   }
 
   handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void): void {

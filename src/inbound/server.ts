@@ -8,9 +8,12 @@
  */
 import http from 'node:http'
 import https from 'node:https'
-import type { TLSSocket } from 'node:tls'
+import type { Socket } from 'node:net'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { MeshError } from '../errors.js'
+import { peerIdentity } from '../security/identity.js'
 import type { InboundPipeline } from './pipeline.js'
+import { MtlsFront } from './tls-listener.js'
 
 const WRAPPED = Symbol.for('sidecarless.wrapped')
 
@@ -31,7 +34,16 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   }
   marked[WRAPPED] = pipeline
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
+  // node:https servers keep their own TLS; listener.mtls applies to plain http servers.
+  const plain = !((server as unknown) instanceof TlsServer)
+  const front = new MtlsFront((s) => emit('connection', s))
   const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === 'connection' && plain) {
+      const inbound = pipeline.inboundTls()
+      if (inbound === null) return emit(event, ...args)
+      front.accept(args[0] as Socket, inbound)
+      return true
+    }
     if (event !== 'request') return emit(event, ...args)
     const req = args[0] as http.IncomingMessage
     const res = args[1] as http.ServerResponse
@@ -39,6 +51,15 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
     return true
   }
   server.emit = meshEmit as typeof server.emit
+  if (plain) {
+    // close() waits for every accepted socket; those still in their first byte or handshake
+    // are not the http server's yet, so close ends them itself.
+    const close = server.close.bind(server)
+    server.close = ((callback?: (err?: Error) => void) => {
+      front.closePending()
+      return close(callback)
+    })
+  }
   return server
 }
 
@@ -51,9 +72,13 @@ export function createWrappedServer(pipeline: InboundPipeline, optionsOrHandler?
   return wrapServer(server, pipeline)
 }
 
-/** The peer of a request's connection. */
+/**
+ * The peer of a request's connection: address, port and, over verified (m)TLS, the SPIFFE ID
+ * of the client certificate (read once per connection and cached on the socket).
+ */
 export function peerOf(req: http.IncomingMessage): { address: string; port: number; identity?: string } | undefined {
   const s = req.socket as TLSSocket | undefined
   if (s?.remoteAddress === undefined) return undefined
-  return { address: s.remoteAddress, port: s.remotePort ?? 0 }
+  const identity = s.encrypted === true ? peerIdentity(s) : undefined
+  return identity === undefined ? { address: s.remoteAddress, port: s.remotePort ?? 0 } : { address: s.remoteAddress, port: s.remotePort ?? 0, identity }
 }

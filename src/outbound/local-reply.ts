@@ -79,6 +79,15 @@ export class LocalController implements Controller {
 /** Envoy's wording for a request that could not reach or lost its upstream. */
 export function upstreamFailureText(err: unknown): { flag: ResponseFlag; body: string } {
   const code = (err as { code?: string } | null)?.code
+  if (code !== undefined && isTlsFailure(code)) {
+    // Envoy: `transport failure reason: TLS_error: ... CERTIFICATE_VERIFY_FAILED`; a peer
+    // identity outside tls.verifyIdentities names our code, so callers can tell it apart.
+    const reason = code === 'SIDECARLESS_ERR_PEER_IDENTITY' ? `${code}: ${(err as Error).message}` : `TLS_error: ${code}`
+    return {
+      flag: 'UF',
+      body: `upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: ${reason}`,
+    }
+  }
   const connectFailure = code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND' ||
     code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET_CONNECT'
   if (connectFailure) {
@@ -94,4 +103,11 @@ export function upstreamFailureText(err: unknown): { flag: ResponseFlag; body: s
     flag: 'UC',
     body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   }
+}
+
+/** Whether an error code is a TLS handshake or verification failure (Node's, OpenSSL's, or our identity check). */
+function isTlsFailure(code: string): boolean {
+  return code === 'SIDECARLESS_ERR_PEER_IDENTITY' || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') ||
+    code.startsWith('CERT_') || code.startsWith('UNABLE_TO_') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'HOSTNAME_MISMATCH'
 }

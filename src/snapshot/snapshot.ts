@@ -6,6 +6,8 @@ import type { CompiledMatch } from '../router/matcher.js'
 import type { LimitSet } from '../policy/limits.js'
 import type { TracingSettings } from '../observability/tracing.js'
 import type { CompiledFault } from '../policy/fault.js'
+import type { CredentialStore } from '../security/tls.js'
+import type { InboundTls } from '../security/compile.js'
 
 /** Read-only view of a value, all the way down. */
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -36,4 +38,10 @@ export interface Snapshot {
   readonly listenerLimits: LimitSet | null
   /** Inbound routes (`listener.routes`): the name of each inbound request's route, its limits and its fault. */
   readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch; readonly limits: LimitSet | null; readonly fault: CompiledFault | null }[]
+  /** The workload's credentials (`identity`), shared by snapshots while `identity` is unchanged. */
+  readonly identity: CredentialStore | null
+  /** Canonical JSON of `identity` ('' when unset): tells whether the next snapshot may reuse the store. */
+  readonly identityKey: string
+  /** Inbound mTLS (`listener.mtls`), or null for plain HTTP. */
+  readonly inboundTls: InboundTls | null
 }

@@ -69,9 +69,11 @@ export class SnapshotStore {
       throw err
     }
     const { snapshot, created, retired } = result
+    const previous = this.#current
     await Promise.all(created.map((c) => c.start()))
     if (this.#closed) {
       for (const c of created) c.dispose()
+      if (snapshot.identity !== this.#current.identity) snapshot.identity?.close()
       this.#limits.abort()
       throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh closed while the config was being applied')
     }
@@ -79,6 +81,8 @@ export class SnapshotStore {
     this.#current = snapshot
     this.#limits.commit()
     for (const c of retired) c.dispose()
+    // Connections already made keep their credentials; only the watcher stops.
+    if (previous.identity !== snapshot.identity) previous.identity?.close()
     return snapshot
   }
 
@@ -87,5 +91,6 @@ export class SnapshotStore {
     this.#closed = true
     await this.#queue
     for (const c of this.#current.clusters.values()) c.dispose()
+    this.#current.identity?.close()
   }
 }

@@ -15,6 +15,7 @@ import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import type { ClusterConfig } from '../config/types.js'
 import type { ConnectionOptions, Host, HostRegistry } from './host.js'
+import type { UpstreamTls } from './tls-connector.js'
 import { EMPTY_LB, type Endpoint, type LoadBalancer } from './lb/load-balancer.js'
 import { LeastRequestLoadBalancer } from './lb/least-request.js'
 import { MaglevLoadBalancer } from './lb/maglev.js'
@@ -88,7 +89,7 @@ export class Cluster {
    * @param previous the runtime of the same cluster in the snapshot being replaced (its
    *   config changed): endpoint health and health counters carry over, as in Envoy
    */
-  constructor(config: Readonly<ClusterConfig>, configKey: string, registry: HostRegistry, previous?: Cluster) {
+  constructor(config: Readonly<ClusterConfig>, configKey: string, registry: HostRegistry, previous?: Cluster, tls?: UpstreamTls) {
     this.name = config.name
     this.config = config
     this.configKey = configKey
@@ -98,6 +99,7 @@ export class Cluster {
       connectTimeoutMs: parseDuration(config.connectTimeout) ?? defaults.connectTimeoutMs,
       idleTimeoutMs: parseDuration(config.idleTimeout),
       maxConnections: config.circuitBreakers?.maxConnections,
+      tls,
     }
     this.resources = new ClusterResources(config.circuitBreakers)
     const errorRate = config.circuitBreakers?.errorRate

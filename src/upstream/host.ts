@@ -8,6 +8,7 @@ import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
 import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
 import type { HealthEventSink } from './host-health.js'
+import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
@@ -15,6 +16,8 @@ export interface ConnectionOptions {
   readonly idleTimeoutMs: number | undefined
   /** Connections the pool may open (`circuitBreakers.maxConnections`); undefined: no cap. */
   readonly maxConnections: number | undefined
+  /** The cluster's TLS (`ClusterConfig.tls`), when it is not `disable`. */
+  readonly tls?: UpstreamTls | undefined
 }
 
 /** One upstream address and its pool. */
@@ -35,7 +38,9 @@ export class Host {
 
   constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions) {
     this.#options = options
-    this.servername = address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
+    // With cluster TLS the connector picks SNI itself; a fixed value here only keeps undici
+    // from deriving one per request (and from reconnecting when two requests' differ).
+    this.servername = options.tls !== undefined ? (options.tls.sni ?? address.hostname) : address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
   }
 
   /**
@@ -43,8 +48,9 @@ export class Host {
    * endpoints a process may never call, and an undici Pool costs ~18 KB up front.
    */
   get pool(): Pool {
+    const tls = this.#options.tls
     this.#pool ??= new Pool(this.address.origin, {
-      connect: { timeout: this.#options.connectTimeoutMs },
+      connect: tls === undefined ? { timeout: this.#options.connectTimeoutMs } : createTlsConnector(tls, this.#options.connectTimeoutMs),
       ...(this.#options.maxConnections === undefined ? {} : { connections: this.#options.maxConnections }),
       ...(this.#options.idleTimeoutMs === undefined
         ? {}
@@ -77,7 +83,7 @@ export class HostRegistry {
 
   /** Takes a reference on the host for `address` with `options`, creating it if needed. */
   acquire(address: ParsedAddress, options: ConnectionOptions): Host {
-    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}`
+    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
     let host = this.#hosts.get(key)
     if (host === undefined) {
       host = new Host(key, address, options)
