@@ -173,6 +173,60 @@ const route: Spec = {
   },
 }
 
+const requestAuthentication: Spec = {
+  t: 'object',
+  fields: {
+    jwtRules: {
+      t: 'array',
+      required: true,
+      of: {
+        t: 'object',
+        fields: {
+          issuer: reqStr,
+          audiences: strList,
+          jwksUri: str,
+          jwks: { t: 'string' },
+          fromHeaders: { t: 'array', of: { t: 'object', fields: { name: reqStr, prefix: str } } },
+          fromParams: strList,
+          forwardOriginalToken: bool,
+          outputClaimToHeaders: { t: 'array', of: { t: 'object', fields: { header: reqStr, claim: reqStr } } },
+          outputPayloadToHeader: str,
+          clockSkew: { t: 'duration' },
+          jwksTimeout: { t: 'duration' },
+          jwksCacheDuration: { t: 'duration' },
+        },
+      },
+    },
+  },
+}
+
+const sourceFields: Fields = Object.fromEntries(
+  ['principals', 'requestPrincipals', 'namespaces', 'ipBlocks', 'remoteIpBlocks']
+    .flatMap((k) => [[k, strList], [`not${k[0]?.toUpperCase()}${k.slice(1)}`, strList]]),
+) as Fields
+const operationFields: Fields = Object.fromEntries(
+  ['hosts', 'ports', 'methods', 'paths'].flatMap((k) => [[k, strList], [`not${k[0]?.toUpperCase()}${k.slice(1)}`, strList]]),
+) as Fields
+
+const authorizationPolicy: Spec = {
+  t: 'object',
+  fields: {
+    name: str,
+    action: { t: 'enum', values: ['ALLOW', 'DENY', 'AUDIT'] },
+    rules: {
+      t: 'array',
+      of: {
+        t: 'object',
+        fields: {
+          from: { t: 'array', of: { t: 'object', fields: { source: { t: 'object', required: true, fields: sourceFields } } } },
+          to: { t: 'array', of: { t: 'object', fields: { operation: { t: 'object', required: true, fields: operationFields } } } },
+          when: { t: 'array', of: { t: 'object', fields: { key: reqStr, values: strList, notValues: strList } } },
+        },
+      },
+    },
+  },
+}
+
 /** The root of the config. */
 export const meshConfigFields: Fields = {
   clusters: {
@@ -229,6 +283,8 @@ export const meshConfigFields: Fields = {
     fields: {
       rateLimit,
       routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit } } },
+      requestAuthentication,
+      authorization: { t: 'array', of: authorizationPolicy },
     },
   },
   tracing: {

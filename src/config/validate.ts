@@ -14,6 +14,7 @@ import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import { unsafeRegexReason } from './regex.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
+import { checkAuthorization, checkRequestAuthentication } from './validate-security.js'
 
 type Obj = Record<string, unknown>
 
@@ -320,6 +321,10 @@ function checkSemantics(config: Obj, issues: Issues): void {
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
     }
+    // [security-auth] JWT rules and authorization policies.
+    const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
+    checkRequestAuthentication(listener['requestAuthentication'], 'listener.requestAuthentication', add)
+    checkAuthorization(listener['authorization'], 'listener.authorization', add)
   }
 }
 

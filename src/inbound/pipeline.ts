@@ -17,6 +17,8 @@ import { peerOf } from './server.js'
 import { applyInboundLimits } from './limits-filter.js'
 import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
+import { applySecurity } from './security-filter.js'
+import { denialOf } from './local-denial.js'
 
 
 /** Runs wrapped servers' requests through the mesh. */
@@ -61,7 +63,13 @@ export class InboundPipeline {
       const received = socket.bytesRead - readBefore
       const sent = socket.bytesWritten - writtenBefore
       const flag = res.getHeader(RESPONSE_FLAGS_HEADER)
-      if (flag === 'RL' || flag === 'UO') {
+      // [security-auth] 401/403 made by the JWT and authorization filters.
+      const denial = denialOf(res)
+      if (denial !== undefined) {
+        recorder.fail(denial, ms)
+        // A 4xx is not a server error (OTel HTTP conventions): the span keeps an unset status.
+        MeshTracer.end(s.span, res.statusCode, undefined, 'server')
+      } else if (flag === 'RL' || flag === 'UO') {
         // Answered by the mesh's own limits: an error of that kind, not an app response.
         recorder.fail(flag === 'RL' ? 'rate_limited' : 'overflow', ms)
         MeshTracer.end(s.span, res.statusCode, flag === 'RL' ? 'rate_limited' : 'overflow', 'server')
@@ -74,14 +82,18 @@ export class InboundPipeline {
         MeshTracer.end(s.span, res.headersSent ? res.statusCode : undefined, 'aborted', 'server')
       }
     })
+    // [security-auth] JWT authn → authorization run after the limits, before the app.
+    const secured = snapshot.requestAuthentication !== null || snapshot.authorization !== null
+    const app = secured ? () => applySecurity(req, res, snapshot, ctx, this.#metrics.security, () => runWithContext(ctx, next)) : undefined
     const listenerLimits = snapshot.listenerLimits
     const routeLimits = entry?.limits ?? null
     if (listenerLimits === null && routeLimits === null) {
-      runWithContext(ctx, next)
+      if (app === undefined) runWithContext(ctx, next)
+      else app()
       return
     }
     const sets = routeLimits === null ? [listenerLimits as LimitSet] : listenerLimits === null ? [routeLimits] : [listenerLimits, routeLimits]
-    applyInboundLimits(req, res, peer?.identity, sets, () => runWithContext(ctx, next))
+    applyInboundLimits(req, res, peer?.identity, sets, app ?? (() => runWithContext(ctx, next)))
   }
 }
 

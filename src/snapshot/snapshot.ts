@@ -5,6 +5,8 @@ import type { Cluster } from '../upstream/cluster.js'
 import type { CompiledMatch } from '../router/matcher.js'
 import type { LimitSet } from '../policy/limits.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import type { RequestAuthentication } from '../security/jwt.js'
+import type { Authorizer } from '../security/authz.js'
 
 /** Read-only view of a value, all the way down. */
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -35,4 +37,8 @@ export interface Snapshot {
   readonly listenerLimits: LimitSet | null
   /** Inbound routes (`listener.routes`): the name of each inbound request's route, and its limits. */
   readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch; readonly limits: LimitSet | null }[]
+  /** `listener.requestAuthentication`, compiled; `null` when absent. Shared with the previous snapshot when unchanged (token cache, JWKS). */
+  readonly requestAuthentication: RequestAuthentication | null
+  /** `listener.authorization`, compiled; `null` when absent. */
+  readonly authorization: Authorizer | null
 }
