@@ -145,6 +145,15 @@ describe('JWT authentication', () => {
     assert.equal(s.mesh.snapshot.requestAuthentication?.counters.verifications, end.cacheMisses)
   })
 
+  test('concurrent requests with one new token share one signature check', async () => {
+    const token = await sign(rsa, good({ sub: 'grace' }))
+    const authn = s.mesh.snapshot.requestAuthentication
+    const before = authn?.counters.verifications ?? 0
+    const all = await Promise.all(Array.from({ length: 20 }, () => get(`${s.url}/x`, { authorization: `Bearer ${token}` })))
+    assert.ok(all.every((r) => r.status === 200))
+    assert.equal((authn?.counters.verifications ?? 0) - before, 1)
+  })
+
   describe('attacks: every one gets 401 with an RFC 6750 challenge, none crashes the server', () => {
     const HOUR = 3600
     const cases: [string, () => Promise<Record<string, string>> | Record<string, string>, string][] = [

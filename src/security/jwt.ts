@@ -166,6 +166,8 @@ export class RequestAuthentication {
   /** Headers the mesh sets from claims: removed from every request first, so clients cannot forge them. */
   readonly #owned: readonly string[]
   readonly #cache = new TokenCache<Verified>(defaults.jwtCacheSize)
+  /** Verifications in flight: concurrent requests with one new token share one check (no stampede). */
+  readonly #pending = new Map<string, { readonly location: Location; readonly outcome: Promise<AuthnOutcome> }>()
 
   constructor(config: DeepReadonly<RequestAuthenticationConfig>, configKey: string) {
     this.configKey = configKey
@@ -241,7 +243,14 @@ export class RequestAuthentication {
       this.counters.cacheHits++
       return { kind: 'verified', verified: hit, location }
     }
-    return this.#verify(token, location)
+    const pending = this.#pending.get(token)
+    if (pending !== undefined && pending.location === location) return pending.outcome
+    const outcome = this.#verify(token, location)
+    if (this.#pending.size < defaults.jwtCacheSize) {
+      this.#pending.set(token, { location, outcome })
+      void outcome.then(() => this.#pending.delete(token))
+    }
+    return outcome
   }
 
   async #verify(token: string, location: Location): Promise<AuthnOutcome> {
