@@ -28,7 +28,6 @@
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, pairedRatio, rotate, verdict } from './lib/common.mjs'

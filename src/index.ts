@@ -13,6 +13,8 @@
 export { createMesh, Mesh } from './mesh.js'
 export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
 export type { Peer, RequestContext } from './observability/context.js'
+export type { RequestAuth, JwtFailure } from './security/jwt.js'
+export type { SecurityStats } from './security/stats.js'
 export type { ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export type { FinishedSpan } from './observability/tracing.js'
 export type { ExporterStats } from './observability/exporters/batch-exporter.js'

@@ -43,7 +43,7 @@ async function start(config: MeshConfig, tls?: https.ServerOptions): Promise<{ m
   }
 }
 
-const policies = (authorization: AuthorizationPolicyConfig[], extra: Record<string, unknown> = {}): MeshConfig => ({ listener: { authorization, ...extra } }) as MeshConfig
+const policies = (authorization: AuthorizationPolicyConfig[], extra: Record<string, unknown> = {}): MeshConfig => ({ listener: { authorization, ...extra } })
 
 async function status(url: string, init: { method?: string; headers?: Record<string, string>; dispatcher?: Agent } = {}): Promise<number> {
   const res = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers ?? {}, dispatcher: init.dispatcher ?? client })

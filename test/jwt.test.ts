@@ -55,7 +55,7 @@ function ruleConfig(extra: Record<string, unknown> = {}): MeshConfig {
         jwtRules: [{ issuer: ISS, audiences: ['api'], jwksUri: jwks.url, jwksTimeout: '400ms', outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }, { header: 'x-tier', claim: 'plan.tier' }], ...extra }],
       },
     },
-  } as MeshConfig
+  }
 }
 
 /** The test's own client: never the global dispatcher, which a test installs the mesh as. */

@@ -203,10 +203,10 @@ const requestAuthentication: Spec = {
 const sourceFields: Fields = Object.fromEntries(
   ['principals', 'requestPrincipals', 'namespaces', 'ipBlocks', 'remoteIpBlocks']
     .flatMap((k) => [[k, strList], [`not${k[0]?.toUpperCase()}${k.slice(1)}`, strList]]),
-) as Fields
+)
 const operationFields: Fields = Object.fromEntries(
   ['hosts', 'ports', 'methods', 'paths'].flatMap((k) => [[k, strList], [`not${k[0]?.toUpperCase()}${k.slice(1)}`, strList]]),
-) as Fields
+)
 
 const authorizationPolicy: Spec = {
   t: 'object',

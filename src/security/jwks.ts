@@ -8,12 +8,13 @@
  * jose is passed in by the caller, which imports it on first use: loading it costs ~150 ms,
  * which a mesh without JWT rules should not pay.
  */
+import type * as JoseModule from 'jose'
 import type { FetchImplementation, JSONWebKeySet, JWTVerifyGetKey } from 'jose'
 import { Agent, request, type Dispatcher } from 'undici'
 import { defaults, limits } from '../config/defaults.js'
 
 /** The jose module. */
-export type Jose = typeof import('jose')
+export type Jose = typeof JoseModule
 
 /** A key resolver for `jwtVerify`, with fetch counters when it is remote. */
 export interface KeySource {

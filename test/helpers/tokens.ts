@@ -56,7 +56,7 @@ export interface JwksServer {
 
 export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
   const sockets = new Set<Socket>()
-  const state = { url: '', mode: 'ok' as JwksMode, keys, fetches: 0 } as JwksServer
+  const state = { url: '', mode: 'ok', keys, fetches: 0 } as JwksServer
   const server = http.createServer((req, res) => {
     state.fetches++
     switch (state.mode) {
