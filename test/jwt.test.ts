@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import http from 'node:http'
+import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { Agent, request } from 'undici'
@@ -352,16 +352,5 @@ describe('JWKS endpoint failures: 401 for tokens that need it, never a hang, and
       await s.close()
       await server.close()
     }
-  })
-})
-
-describe('a plain http.Server without a mesh is untouched', () => {
-  test('sanity: the test server helper', async () => {
-    const server = http.createServer((_req, res) => res.end('ok'))
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const r = await get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { authorization: 'Bearer x' })
-    assert.equal(r.status, 200)
-    await new Promise<void>((resolve) => server.close(() => resolve()))
   })
 })

@@ -29,6 +29,18 @@ export function namespaceOf(spiffeId: string | undefined): string | undefined {
 export function spiffeIdOfSocket(socket: unknown): string | undefined {
   const s = socket as Partial<TLSSocket> | undefined
   if (s === undefined || s.encrypted !== true || s.authorized !== true || typeof s.getPeerCertificate !== 'function') return undefined
+  // One connection has one peer certificate: read it once, not per request.
+  const known = bySocket.get(s)
+  if (known !== undefined) return known === NONE ? undefined : known
+  const id = readSpiffeId(s as TLSSocket)
+  bySocket.set(s, id ?? NONE)
+  return id
+}
+
+const NONE = ''
+const bySocket = new WeakMap<object, string>()
+
+function readSpiffeId(s: TLSSocket): string | undefined {
   const cert = s.getPeerCertificate(false)
   const san = cert?.subjectaltname
   if (typeof san !== 'string' || san.length > 65_536) return undefined
