@@ -550,7 +550,7 @@ describe('MetricsRegistry: snapshot', () => {
     const before = Date.now()
     const s = m.snapshot()
     assert.ok(s.takenAt >= before && s.takenAt <= Date.now())
-    assert.deepEqual(Object.keys(s), ['takenAt', 'inbound', 'outbound', 'limits', 'resilience'])
+    assert.deepEqual(Object.keys(s), ['takenAt', 'inbound', 'outbound', 'limits', 'resilience', 'security'])
     assert.deepEqual(s.limits, {}, 'no limiter without a limit source')
     assert.deepEqual(Object.keys(s.inbound.routes), [DEFAULT_ROUTE])
     const c: ClusterStats = s.outbound.clusters.reviews!

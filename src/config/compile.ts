@@ -23,7 +23,7 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
-import type { ClusterConfig, MeshConfig, RateLimitConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
@@ -33,6 +33,8 @@ import { compileFault } from '../policy/fault.js'
 import { compileMirror } from '../policy/mirror.js'
 import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
 import type { UpstreamTls } from '../upstream/tls-connector.js'
+import { RequestAuthentication } from '../security/jwt.js'
+import { Authorizer } from '../security/authz.js'
 
 /** The result of a compile: the snapshot, and which cluster runtimes it created and retired. */
 export interface CompileResult {
@@ -116,8 +118,18 @@ export function compileConfig(
     identity: identity.store,
     identityKey: identity.key,
     inboundTls: compileInboundTls(config.listener?.mtls, identity.store),
+    // [security-auth] JWT rules and authorization policies.
+    requestAuthentication: compileRequestAuthentication(config.listener?.requestAuthentication, previous?.requestAuthentication ?? null),
+    authorization: config.listener?.authorization === undefined ? null : new Authorizer(config.listener.authorization),
   })
   return { snapshot, created, retired }
+}
+
+/** The compiled JWT rules; the previous snapshot's object when the config is the same, so its token cache and fetched keys survive a swap. */
+function compileRequestAuthentication(ra: DeepReadonly<RequestAuthenticationConfig> | undefined, previous: RequestAuthentication | null): RequestAuthentication | null {
+  if (ra === undefined) return null
+  const key = JSON.stringify(ra)
+  return previous !== null && previous.configKey === key ? previous : new RequestAuthentication(ra, key)
 }
 
 function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSettings {

@@ -136,6 +136,21 @@ export const defaults = Object.freeze({
   workloadCertTtlMs: 24 * 3600_000,
   /** Poll interval of watched credential files, beside fs.watch (our choice). */
   credentialPollMs: 5_000,
+  /** Envoy `JwtProvider.clock_skew_seconds`: 60s. */
+  jwtClockSkewMs: 60_000,
+  /** Istio `JWTRule.timeout` of the JWKS fetch: 5s. */
+  jwksTimeoutMs: 5_000,
+  /** Envoy `RemoteJwks.cache_duration` as Istio sets it: 20m. */
+  jwksCacheDurationMs: 20 * 60_000,
+  /** After a failed JWKS fetch, the next one waits this long (Envoy `JwksAsyncFetch.failed_refetch_duration`: 1s). */
+  jwksFailedRefetchMs: 1_000,
+  /** A token with an unknown `kid` refetches the JWKS at most this often (jose's `cooldownDuration`: 30s). */
+  jwksCooldownMs: 30_000,
+  /** Verified tokens kept until their expiry, least recently used evicted beyond (Envoy `JwtCacheConfig.jwt_cache_size`: 100; ours is larger). */
+  jwtCacheSize: 10_000,
+  /** Istio's default token locations: `Authorization: Bearer <token>`, then `?access_token=`. */
+  jwtDefaultHeader: Object.freeze({ name: 'authorization', prefix: 'Bearer ' }),
+  jwtDefaultParam: 'access_token',
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -162,4 +177,8 @@ export const limits = Object.freeze({
   faultFixedDelayMs: 3_600_000,
   /** Characters of an inline PEM value (certificate, key, trust bundle) or of a credential file. */
   pemLength: 1024 * 1024,
+  /** Characters of a JWT; longer tokens are refused with 401 before any parsing. */
+  jwtLength: 16_384,
+  /** Bytes of a fetched JWKS document. */
+  jwksBytes: 512 * 1024,
 })

@@ -310,6 +310,60 @@ const healthCheck: Spec = {
   },
 }
 
+const requestAuthentication: Spec = {
+  t: 'object',
+  fields: {
+    jwtRules: {
+      t: 'array',
+      required: true,
+      of: {
+        t: 'object',
+        fields: {
+          issuer: reqStr,
+          audiences: strList,
+          jwksUri: str,
+          jwks: { t: 'string' },
+          fromHeaders: { t: 'array', of: { t: 'object', fields: { name: reqStr, prefix: str } } },
+          fromParams: strList,
+          forwardOriginalToken: bool,
+          outputClaimToHeaders: { t: 'array', of: { t: 'object', fields: { header: reqStr, claim: reqStr } } },
+          outputPayloadToHeader: str,
+          clockSkew: { t: 'duration' },
+          jwksTimeout: { t: 'duration' },
+          jwksCacheDuration: { t: 'duration' },
+        },
+      },
+    },
+  },
+}
+
+const sourceFields: Fields = Object.fromEntries(
+  ['principals', 'requestPrincipals', 'namespaces', 'ipBlocks', 'remoteIpBlocks']
+    .flatMap((k) => [[k, strList], [`not${k[0]?.toUpperCase()}${k.slice(1)}`, strList]]),
+)
+const operationFields: Fields = Object.fromEntries(
+  ['hosts', 'ports', 'methods', 'paths'].flatMap((k) => [[k, strList], [`not${k[0]?.toUpperCase()}${k.slice(1)}`, strList]]),
+)
+
+const authorizationPolicy: Spec = {
+  t: 'object',
+  fields: {
+    name: str,
+    action: { t: 'enum', values: ['ALLOW', 'DENY', 'AUDIT'] },
+    rules: {
+      t: 'array',
+      of: {
+        t: 'object',
+        fields: {
+          from: { t: 'array', of: { t: 'object', fields: { source: { t: 'object', required: true, fields: sourceFields } } } },
+          to: { t: 'array', of: { t: 'object', fields: { operation: { t: 'object', required: true, fields: operationFields } } } },
+          when: { t: 'array', of: { t: 'object', fields: { key: reqStr, values: strList, notValues: strList } } },
+        },
+      },
+    },
+  },
+}
+
 /** The root of the config. */
 export const meshConfigFields: Fields = {
   clusters: {
@@ -390,6 +444,8 @@ export const meshConfigFields: Fields = {
           handshakeTimeout: { t: 'duration' },
         },
       },
+      requestAuthentication,
+      authorization: { t: 'array', of: authorizationPolicy },
     },
   },
   tracing: {

@@ -654,7 +654,7 @@ export type HeaderAppendAction =
   | 'OVERWRITE_IF_EXISTS_OR_ADD'
   | 'OVERWRITE_IF_EXISTS'
 
-/** The inbound side of this workload; later parts add mTLS and authorization. */
+/** The inbound side of this workload; later parts add mTLS. */
 export interface ListenerConfig {
   /** Rate limit of every inbound request (Envoy `local_ratelimit` on the listener). */
   rateLimit?: RateLimitConfig
@@ -662,6 +662,144 @@ export interface ListenerConfig {
   routes?: ListenerRouteConfig[]
   /** Inbound mutual TLS (Istio `PeerAuthentication`); needs `identity`. Unset: plain HTTP. */
   mtls?: ListenerMtlsConfig
+  /**
+   * JWT authentication of inbound requests (Istio `RequestAuthentication`). A request
+   * without a token passes (authorization decides); one with an invalid token gets 401.
+   */
+  requestAuthentication?: RequestAuthenticationConfig
+  /**
+   * Authorization policies of inbound requests (Istio `AuthorizationPolicy`, one entry per
+   * policy): DENY policies first, then ALLOW; refused requests get 403 `RBAC: access denied`.
+   */
+  authorization?: AuthorizationPolicyConfig[]
+}
+
+/** Istio `RequestAuthentication` of this workload. */
+export interface RequestAuthenticationConfig {
+  /** Istio `jwtRules`: one per accepted issuer. */
+  jwtRules: JwtRule[]
+}
+
+/** Istio `JWTRule`: how tokens of one issuer are found and verified. */
+export interface JwtRule {
+  /** Istio `issuer`: the `iss` a token must carry to be verified by this rule. */
+  issuer: string
+  /** Istio `audiences`: a token must carry one of these in `aud` (not checked when absent). */
+  audiences?: string[]
+  /** Istio `jwksUri`: an http(s) URL of the issuer's JSON Web Key Set. Exactly one of `jwksUri` and `jwks`. */
+  jwksUri?: string
+  /** Istio `jwks`: the JSON Web Key Set itself, as a JSON string of public keys. */
+  jwks?: string
+  /**
+   * Istio `fromHeaders`: headers the token is read from, after `prefix`. Default (with
+   * `fromParams` also absent): `Authorization: Bearer <token>`, then the `access_token` query parameter.
+   */
+  fromHeaders?: JwtHeader[]
+  /** Istio `fromParams`: query parameters the token is read from. */
+  fromParams?: string[]
+  /** Istio `forwardOriginalToken` (default false): keep the token header for the app instead of removing it once verified. */
+  forwardOriginalToken?: boolean
+  /** Istio `outputClaimToHeaders`: request headers set from claims of a verified token (client-sent copies are removed). */
+  outputClaimToHeaders?: ClaimToHeader[]
+  /** Istio `outputPayloadToHeader`: a request header that receives the verified payload, base64url-encoded. */
+  outputPayloadToHeader?: string
+  /** Envoy `JwtProvider.clock_skew_seconds` (default 60s): tolerance on `exp` and `nbf`. */
+  clockSkew?: Duration
+  /** Istio `timeout` of the JWKS fetch (default 5s). */
+  jwksTimeout?: Duration
+  /** Envoy `RemoteJwks.cache_duration` (Istio's default 20m): how long fetched keys are used before a refetch. */
+  jwksCacheDuration?: Duration
+}
+
+/** Istio `JWTHeader`: a header that carries a token. */
+export interface JwtHeader {
+  /** Header name. */
+  name: string
+  /** Text before the token, e.g. `Bearer ` (matched case-insensitively). */
+  prefix?: string
+}
+
+/** Istio `ClaimToHeader`. */
+export interface ClaimToHeader {
+  /** The request header to set. */
+  header: string
+  /** The claim to copy (`a.b` for a nested one); strings, numbers and booleans only. */
+  claim: string
+}
+
+/** Istio `AuthorizationPolicy.Action`. */
+export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT'
+
+/** Istio `AuthorizationPolicy` (the selector is this workload). */
+export interface AuthorizationPolicyConfig {
+  /** Shown in metrics (`policy` label); default `authorization[<index>]`. */
+  name?: string
+  /** Istio `action` (default ALLOW). AUDIT only counts matches. */
+  action?: AuthorizationAction
+  /** Istio `rules`: the policy matches when any rule matches; no rules match nothing, `[{}]` matches everything. */
+  rules?: AuthorizationRule[]
+}
+
+/** Istio `Rule`: one source, one operation and every condition must match. */
+export interface AuthorizationRule {
+  /** Istio `from`: any entry matches (absent: any source). */
+  from?: { source: AuthorizationSource }[]
+  /** Istio `to`: any entry matches (absent: any operation). */
+  to?: { operation: AuthorizationOperation }[]
+  /** Istio `when`: every condition matches (absent: no condition). */
+  when?: AuthorizationCondition[]
+}
+
+/**
+ * Istio `Source`. Every field set must match (a field and its `not` form both); within a
+ * list, any value. Strings match exactly, by prefix `abc*`, by suffix `*abc`, or `*` (present).
+ */
+export interface AuthorizationSource {
+  /** Peer identities from mutual TLS, as Istio writes them: the SPIFFE ID without `spiffe://` (`cluster.local/ns/default/sa/sleep`). */
+  principals?: string[]
+  notPrincipals?: string[]
+  /** `<iss>/<sub>` of the verified JWT. */
+  requestPrincipals?: string[]
+  notRequestPrincipals?: string[]
+  /** The peer's namespace, from its SPIFFE ID (`.../ns/<namespace>/...`). */
+  namespaces?: string[]
+  notNamespaces?: string[]
+  /** The connection's source address: IPs or CIDRs, IPv4 or IPv6. */
+  ipBlocks?: string[]
+  notIpBlocks?: string[]
+  /** The client's address; the mesh trusts no proxy (Istio `numTrustedProxies: 0`), so it is the connection's source address. */
+  remoteIpBlocks?: string[]
+  notRemoteIpBlocks?: string[]
+}
+
+/** Istio `Operation`: every field set must match; within a list, any value. */
+export interface AuthorizationOperation {
+  /** `Host` header, case-insensitive, with or without its port. */
+  hosts?: string[]
+  notHosts?: string[]
+  /** The local port the request arrived on. */
+  ports?: string[]
+  notPorts?: string[]
+  /** HTTP methods, upper case. */
+  methods?: string[]
+  notMethods?: string[]
+  /** Request path without the query, normalised (dot segments resolved, slashes merged). */
+  paths?: string[]
+  notPaths?: string[]
+}
+
+/**
+ * Istio `Condition`: `key` is one of `request.headers[<name>]`, `source.ip`, `remote.ip`,
+ * `source.namespace`, `source.principal`, `request.auth.principal`, `request.auth.audiences`,
+ * `request.auth.presenter`, `request.auth.claims[<name>]` (nested: `[a][b]`),
+ * `destination.port`, `destination.ip`, `connection.sni`.
+ */
+export interface AuthorizationCondition {
+  key: string
+  /** Any of these matches (IPs and CIDRs for the `.ip` keys). */
+  values?: string[]
+  /** None of these matches. */
+  notValues?: string[]
 }
 
 /** An inbound route: names a class of inbound requests and carries its policy. */

@@ -15,6 +15,7 @@ import { collectorUrlProblem } from '../observability/exporters/collector-url.js
 import { unsafeRegexReason } from './regex.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 import { checkSecurity } from './validate-security.js'
+import { checkAuthorization, checkRequestAuthentication } from './validate-auth.js'
 
 type Obj = Record<string, unknown>
 
@@ -347,6 +348,10 @@ function checkSemantics(config: Obj, issues: Issues): void {
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
     }
+    // [security-auth] JWT rules and authorization policies.
+    const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
+    checkRequestAuthentication(listener['requestAuthentication'], 'listener.requestAuthentication', add)
+    checkAuthorization(listener['authorization'], 'listener.authorization', add)
   }
   checkFaultsAndMirrors(config, clusters, issues)
   checkSecurity(config, (path, code, message) => issues.add(path, code, message))

@@ -19,6 +19,8 @@ import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
 import { applyInboundFault } from '../policy/fault.js'
 import type { InboundTls } from '../security/compile.js'
+import { applySecurity } from './security-filter.js'
+import { denialOf } from './local-denial.js'
 
 
 /** Runs wrapped servers' requests through the mesh. */
@@ -68,7 +70,13 @@ export class InboundPipeline {
       const received = socket.bytesRead - readBefore
       const sent = socket.bytesWritten - writtenBefore
       const flag = res.getHeader(RESPONSE_FLAGS_HEADER)
-      if (flag === 'RL' || flag === 'UO') {
+      // [security-auth] 401/403 made by the JWT and authorization filters.
+      const denial = denialOf(res)
+      if (denial !== undefined) {
+        recorder.fail(denial, ms)
+        // A 4xx is not a server error (OTel HTTP conventions): the span keeps an unset status.
+        MeshTracer.end(s.span, res.statusCode, undefined, 'server')
+      } else if (flag === 'RL' || flag === 'UO') {
         // Answered by the mesh's own limits: an error of that kind, not an app response.
         recorder.fail(flag === 'RL' ? 'rate_limited' : 'overflow', ms)
         MeshTracer.end(s.span, res.statusCode, flag === 'RL' ? 'rate_limited' : 'overflow', 'server')
@@ -81,11 +89,14 @@ export class InboundPipeline {
         MeshTracer.end(s.span, res.headersSent ? res.statusCode : undefined, 'aborted', 'server')
       }
     })
+    // After the limits: JWT authn → authorization → fault → the app, in its request context.
+    const fault = entry?.fault ?? null
+    const run = (): void => runWithContext(ctx, next)
+    const faulted = fault === null ? run : () => applyInboundFault(fault, req, res, run)
+    const secured = snapshot.requestAuthentication !== null || snapshot.authorization !== null
+    const app = secured ? () => applySecurity(req, res, snapshot, ctx, this.#metrics.security, faulted) : faulted
     const listenerLimits = snapshot.listenerLimits
     const routeLimits = entry?.limits ?? null
-    // Seam: JWT authn and authorization go between the limits and the fault filter.
-    const fault = entry?.fault ?? null
-    const app = fault === null ? () => runWithContext(ctx, next) : () => applyInboundFault(fault, req, res, () => runWithContext(ctx, next))
     if (listenerLimits === null && routeLimits === null) {
       app()
       return

@@ -24,7 +24,8 @@ export type WrappableServer = http.Server | https.Server
 
 /** Wraps `server` so its requests run through `pipeline`. Idempotent per server. */
 export function wrapServer<S extends WrappableServer>(server: S, pipeline: InboundPipeline): S {
-  if (!((server as unknown) instanceof http.Server)) {
+  // https.Server is a tls.Server, not an http.Server: both are accepted.
+  if (!((server as unknown) instanceof http.Server) && !((server as unknown) instanceof https.Server)) {
     throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'mesh.wrap() takes a node:http or node:https server')
   }
   const marked = server as S & { [WRAPPED]?: InboundPipeline }

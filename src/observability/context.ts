@@ -6,6 +6,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { context as otelContext, createContextKey, trace, type Context, type Span } from '@opentelemetry/api'
+import type { RequestAuth } from '../security/jwt.js'
 
 /** The other end of an inbound connection. */
 export interface Peer {
@@ -35,6 +36,12 @@ export interface RequestContext {
   readonly route: string | undefined
   /** The caller's address (and identity under mTLS). */
   readonly peer: Peer | undefined
+  /**
+   * The request's verified JWT (`listener.requestAuthentication`): `{ principal, claims,
+   * audiences, presenter }`, principal being `<iss>/<sub>`; `undefined` when the request
+   * carried no token or no JWT rules are configured.
+   */
+  readonly auth?: RequestAuth | undefined
 }
 
 /** The context with the mesh's private parts (the server span). */
@@ -52,10 +59,13 @@ export class MeshRequestContext implements RequestContext {
     readonly span: Span | undefined,
   ) {}
 
+  /** Set by the JWT filter before the app runs; read-only to callers. */
+  auth: RequestAuth | undefined = undefined
+
   /** A plain copy for callers (logs, JSON): the span stays inside the mesh. */
   toJSON(): RequestContext {
-    const { traceId, spanId, parentSpanId, sampled, traceState, requestId, route, peer } = this
-    return { traceId, spanId, parentSpanId, sampled, traceState, requestId, route, peer }
+    const { traceId, spanId, parentSpanId, sampled, traceState, requestId, route, peer, auth } = this
+    return { traceId, spanId, parentSpanId, sampled, traceState, requestId, route, peer, ...(auth === undefined ? {} : { auth }) }
   }
 }
 

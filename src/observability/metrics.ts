@@ -32,6 +32,7 @@ export interface ClusterResilienceStats extends ResilienceStats {
   readonly breakers?: Readonly<Record<string, BreakerStats>>
 }
 import { EJECTION_REASONS, type ClusterHealthStats } from '../upstream/host-health.js'
+import { SecurityCounters, type SecurityStats } from '../security/stats.js'
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
 
 /** Why a request ended without an upstream response, or with one the mesh made itself. */
@@ -46,11 +47,16 @@ export type ErrorKind =
   | 'rate_limited'
   | 'registry_only'
   | 'other'
+  /** Inbound: refused with 401 by JWT authentication (`listener.requestAuthentication`). */
+  | 'unauthenticated'
+  /** Inbound: refused with 403 by authorization (`listener.authorization`). */
+  | 'denied'
 
 /** Every {@link ErrorKind}, in the order snapshots and the exposition list them. */
 export const ERROR_KINDS: readonly ErrorKind[] = Object.freeze([
   'connect_failure', 'reset', 'timeout', 'no_healthy_upstream', 'no_route',
   'aborted', 'overflow', 'rate_limited', 'registry_only', 'other',
+  'unauthenticated', 'denied',
 ] as const)
 
 /** Classes of HTTP response status, as counted. */
@@ -132,6 +138,8 @@ export interface MetricsSnapshot {
    * ejections, health-check results, panic mode. Absent when no cluster has either.
    */
   readonly health?: Readonly<Record<string, ClusterHealthStats>>
+  /** JWT authentication and authorization of inbound requests. */
+  readonly security: SecurityStats
 }
 
 /**
@@ -194,6 +202,8 @@ function kindIndex(kind: ErrorKind): number {
     case 'overflow': return 6
     case 'rate_limited': return 7
     case 'registry_only': return 8
+    case 'unauthenticated': return 10
+    case 'denied': return 11
     default: return 9
   }
 }
@@ -302,6 +312,8 @@ export class MetricsRegistry {
     this.#healthSource = source
   }
   readonly #maxEndpoints: number
+  /** Counters of inbound JWT authentication and authorization (the inbound pipeline records them). */
+  readonly security = new SecurityCounters()
   readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
   readonly #clusters = new Map<string, ClusterPlace>()
 
@@ -417,7 +429,7 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {} }
+    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {}, security: this.security.snapshot() }
     const health = this.#healthSource?.()
     return health === undefined || Object.keys(health).length === 0 ? snap : { ...snap, health }
   }
@@ -446,6 +458,7 @@ export class MetricsRegistry {
     if (resilience !== undefined) writeResilience(out, this.#serviceLabel, resilience)
     const health = this.#healthSource?.()
     if (health !== undefined) writeHealth(out, this.#serviceLabel, health)
+    if (this.security.used) writeSecurity(out, this.#serviceLabel, this.security.snapshot())
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 
@@ -557,6 +570,27 @@ const INBOUND_LEVEL: Level = {
   tx: 'response',
   histogram: true,
   aliases: [TIMEOUT, RX_RESET],
+}
+
+/** JWT authentication and authorization series (Envoy's `jwt_authn.*` and `rbac.*` stats). */
+function writeSecurity(out: string[], serviceLabel: string, s: SecurityStats): void {
+  const svc = serviceLabel === '' ? '' : serviceLabel.slice(0, -1)
+  const one = (name: string, help: string, value: number): void => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name}${svc === '' ? '' : `{${svc}}`} ${formatValue(value)}`)
+  }
+  const labelled = (name: string, help: string, label: string, values: Readonly<Record<string, number>>): void => {
+    const keys = Object.keys(values).filter((k) => values[k] !== 0).sort()
+    if (keys.length === 0) return
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`)
+    for (const k of keys) out.push(`${name}{${serviceLabel}${label}="${escapeLabelValue(k)}"} ${formatValue(values[k] as number)}`)
+  }
+  one('sidecarless_jwt_authn_allowed_total', 'Inbound requests whose JWT was verified.', s.jwt.allowed)
+  labelled('sidecarless_jwt_authn_denied_total', 'Inbound requests refused with 401 by JWT authentication, by reason.', 'reason', s.jwt.denied)
+  one('sidecarless_jwt_authn_jwt_cache_hit_total', 'Verified JWTs found in the token cache.', s.jwt.cacheHits)
+  one('sidecarless_jwt_authn_jwt_cache_miss_total', 'JWTs verified with a signature check (not in the token cache).', s.jwt.cacheMisses)
+  one('sidecarless_rbac_allowed_total', 'Inbound requests authorization allowed.', s.rbac.allowed)
+  labelled('sidecarless_rbac_denied_total', 'Inbound requests refused with 403 by authorization, by policy.', 'policy', s.rbac.denied)
+  labelled('sidecarless_rbac_audited_total', 'Inbound requests an AUDIT authorization policy matched, by policy.', 'policy', s.rbac.audited)
 }
 
 /** Rate and concurrency limit series, one `limiter` label per place. */

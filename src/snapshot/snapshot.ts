@@ -8,6 +8,8 @@ import type { TracingSettings } from '../observability/tracing.js'
 import type { CompiledFault } from '../policy/fault.js'
 import type { CredentialStore } from '../security/tls.js'
 import type { InboundTls } from '../security/compile.js'
+import type { RequestAuthentication } from '../security/jwt.js'
+import type { Authorizer } from '../security/authz.js'
 
 /** Read-only view of a value, all the way down. */
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -44,4 +46,8 @@ export interface Snapshot {
   readonly identityKey: string
   /** Inbound mTLS (`listener.mtls`), or null for plain HTTP. */
   readonly inboundTls: InboundTls | null
+  /** `listener.requestAuthentication`, compiled; `null` when absent. Shared with the previous snapshot when unchanged (token cache, JWKS). */
+  readonly requestAuthentication: RequestAuthentication | null
+  /** `listener.authorization`, compiled; `null` when absent. */
+  readonly authorization: Authorizer | null
 }
