@@ -30,6 +30,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_UNKNOWN_TARGET: 'no virtual host or cluster has that name',
   /** An argument to a public function is of the wrong type or out of range. */
   SIDECARLESS_ERR_INVALID_ARGUMENT: 'an argument is invalid',
+  /** `sidecarless/register` or `sidecarless/fetch` found `SIDECARLESS_CONFIG` unset, or a `SIDECARLESS_*` variable invalid. */
+  SIDECARLESS_ERR_ENVIRONMENT: 'the SIDECARLESS_* environment is missing or invalid',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */

@@ -229,6 +229,7 @@ export const meshConfigFields: Fields = {
     fields: {
       rateLimit,
       routes: { t: 'array', of: { t: 'object', fields: { name: str, match: routeMatch, rateLimit, concurrencyLimit } } },
+      address: str,
     },
   },
   tracing: {
@@ -246,4 +247,5 @@ export const meshConfigFields: Fields = {
     t: 'object',
     fields: { mode: { t: 'enum', required: true, values: ['ALLOW_ANY', 'REGISTRY_ONLY'] } },
   },
+  admin: { t: 'object', fields: { address: reqStr } },
 }

@@ -7,6 +7,7 @@
  */
 import type { ConfigIssue, ConfigIssueCode } from '../errors.js'
 import { parseAddress } from './address.js'
+import { parseListenAddress } from './listen-address.js'
 import { defaults, limits } from './defaults.js'
 import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
@@ -320,7 +321,18 @@ function checkSemantics(config: Obj, issues: Issues): void {
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
     }
+    checkListenAddress(listener['address'], 'listener.address', issues)
   }
+  const admin = config['admin']
+  if (isObject(admin)) checkListenAddress(admin['address'], 'admin.address', issues)
+}
+
+/** A `host:port` to listen on (the proxy's listener and admin endpoint). */
+function checkListenAddress(value: unknown, path: string, issues: Issues): void {
+  const address = str(value)
+  if (address === undefined) return
+  const parsed = parseListenAddress(address)
+  if (typeof parsed === 'string') issues.add(path, 'INVALID_ADDRESS', parsed)
 }
 
 function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
