@@ -47,7 +47,7 @@ function register(): void {
     try {
       mesh.wrap(server)
     } catch (err) {
-      // A server the app wrapped in its own mesh first: leave it to that mesh.
+      // The server still works, without the inbound side; say so once rather than fail the app.
       if (!warned) process.emitWarning(`sidecarless/register: a server was not wrapped: ${(err as Error).message}`, { code: 'SIDECARLESS_REGISTER_NOT_WRAPPED' })
       warned = true
     }
