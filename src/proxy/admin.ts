@@ -96,7 +96,8 @@ function stats(mesh: Mesh): string {
       for (const [k, v] of Object.entries(value)) walk(v, name === '' ? k : `${name}.${k}`)
     }
   }
-  const { takenAt: _takenAt, ...snapshot } = mesh.metrics.snapshot()
+  const snapshot: Record<string, unknown> = { ...mesh.metrics.snapshot() }
+  delete snapshot['takenAt']
   walk(snapshot, '')
   return `${lines.join('\n')}\n`
 }

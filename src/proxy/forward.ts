@@ -46,9 +46,9 @@ export function createForwarder(mesh: Mesh, options: ForwarderOptions): (req: ht
       if (!res.writableFinished) abort.abort()
     })
     mesh.dispatcher.stream(
-      { origin: target.origin, path: target.path, method: method as 'GET', headers, body: hasBody ? req : null, signal: abort.signal },
+      { origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null, signal: abort.signal },
       ({ statusCode, headers: upstream }) => {
-        const out = responseHeaders(upstream as HeaderObject)
+        const out = responseHeaders(upstream)
         if (options.draining()) out['connection'] = 'close'
         res.writeHead(statusCode, out)
         return res
@@ -101,7 +101,8 @@ function requestHeaders(req: http.IncomingMessage): HeaderObject {
   // Envoy keeps `te: trailers` (gRPC needs it).
   if (typeof req.headers.te === 'string' && req.headers.te.toLowerCase() === 'trailers') out['te'] = 'trailers'
   const peer = req.socket.remoteAddress
-  const xff = req.headers['x-forwarded-for']
+  const header = req.headers['x-forwarded-for']
+  const xff = Array.isArray(header) ? header.join(', ') : header
   if (peer !== undefined) out['x-forwarded-for'] = xff === undefined || xff === '' ? peer : `${xff}, ${peer}`
   out['x-forwarded-proto'] = (req.socket as TLSSocket).encrypted === true ? 'https' : 'http'
   return out

@@ -18,7 +18,7 @@ const PATCHED = Symbol.for('sidecarless.httpPatched')
 
 type AnyServer = http.Server | https.Server
 type Constructor = new (...args: unknown[]) => AnyServer
-type Mutable = { createServer: (...args: unknown[]) => AnyServer; Server: Constructor }
+type Mutable = { createServer: (this: void, ...args: unknown[]) => AnyServer; Server: Constructor }
 
 /**
  * Patches node:http and node:https once per process so that `wrap` sees every server
@@ -29,16 +29,15 @@ export function patchHttpServers(wrap: (server: AnyServer) => void): boolean {
   if (holder[PATCHED] === true) return false
   holder[PATCHED] = true
   for (const mod of [http, https] as unknown as Mutable[]) {
+    // node:http's createServer does not use `this`.
     const create = mod.createServer
     const Server = mod.Server
     // Named after the original, so stack traces and `createServer.name` read the same.
-    mod.createServer = {
-      createServer(this: unknown, ...args: unknown[]): AnyServer {
-        const server = create.apply(this, args)
-        wrap(server)
-        return server
-      },
-    }.createServer
+    mod.createServer = function createServer(...args: unknown[]): AnyServer {
+      const server = create(...args)
+      wrap(server)
+      return server
+    }
     mod.Server = new Proxy(Server, {
       construct(target, args, newTarget): object {
         const server = Reflect.construct(target, args, newTarget) as AnyServer
@@ -47,7 +46,7 @@ export function patchHttpServers(wrap: (server: AnyServer) => void): boolean {
       },
       // `http.Server()` without `new` constructs too.
       apply(target, _this, args): AnyServer {
-        const server = Reflect.construct(target, args) as AnyServer
+        const server = Reflect.construct(target, args)
         wrap(server)
         return server
       },
