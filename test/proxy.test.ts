@@ -236,3 +236,28 @@ test('usage errors exit 2; a config without a listener address exits 1 saying wh
   assert.equal((await none.exited()).code, 1)
   assert.match(none.stderr(), /no listener address: give --listen host:port/)
 })
+
+test('the config file is watched: a change is applied, a bad one rejected with its issues, the old one kept', async () => {
+  const a = await upstream('a')
+  const b = await upstream('b')
+  const ours = (up: Upstream, cluster: string): string => `clusters:
+  - name: ${cluster}
+    endpoints: [ { address: "${up.address}" } ]
+virtualHosts:
+  - name: svc
+    domains: [ "*" ]
+    routes: [ { match: { prefix: / }, route: { cluster: ${cluster} } } ]
+`
+  const file = write('watched.yaml', ours(a, 'a'))
+  const { p, address } = await proxy(file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0')
+  assert.equal(await curl(`http://${address}/x`), 'a /x')
+  writeFileSync(file, ours(b, 'b'))
+  await p.waitFor(/config .*watched\.yaml applied \(version 2\)/, 20_000, 'stderr')
+  assert.equal(await curl(`http://${address}/x`), 'b /x')
+  writeFileSync(file, ours(b, 'b').replace('cluster: b }', 'cluster: c }'))
+  await p.waitFor(/rejected; the previous config stays in force/, 20_000, 'stderr')
+  assert.match(p.stderr(), /virtualHosts\[0\]\.routes\[0\]\.route\.cluster: UNKNOWN_CLUSTER/)
+  assert.equal(await curl(`http://${address}/x`), 'b /x')
+  p.child.kill('SIGTERM')
+  assert.equal((await p.exited()).code, 0)
+})
