@@ -38,6 +38,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_TLS_CREDENTIALS: 'TLS credentials could not be loaded',
   /** A saved certificate authority could not be loaded. */
   SIDECARLESS_ERR_CA: 'the certificate authority could not be loaded',
+  /** `sidecarless/register` or `sidecarless/fetch` found `SIDECARLESS_CONFIG` unset, or a `SIDECARLESS_*` variable invalid. */
+  SIDECARLESS_ERR_ENVIRONMENT: 'the SIDECARLESS_* environment is missing or invalid',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */

@@ -118,9 +118,11 @@ test('50/50 split, v2 refuses connections: half v1, half 503 upstream connect er
 
 test('fromEnvoy returns our model and what it could not translate', () => {
   const { config, unsupported } = fromEnvoy({
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
+    admin: { access_log_path: '/dev/null', address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
     static_resources: { clusters: [{ name: 'a', type: 'STATIC', circuit_breakers: {} }] },
   })
   assert.equal(config.clusters?.[0]?.name, 'a')
-  assert.deepEqual(unsupported.map((u) => u.path).sort(), ['admin', 'static_resources.clusters[0].circuit_breakers'])
+  // The admin address is kept for `sidecarless proxy`'s admin endpoint.
+  assert.deepEqual(config.admin, { address: '127.0.0.1:9901' })
+  assert.deepEqual(unsupported.map((u) => u.path).sort(), ['admin.access_log_path', 'static_resources.clusters[0].circuit_breakers'])
 })

@@ -4,8 +4,8 @@
  * The importer is a translator, not a validator: it reads what it understands, and lists
  * everything else (with the path as the user wrote it) instead of failing, so a user
  * pasting a real Envoy config sees at once what carried over and what did not. Nothing is
- * dropped without a report, except fields that have no meaning in-process (listener
- * addresses, stat prefixes, the router filter) or that restate a default.
+ * dropped without a report, except fields that have no meaning in-process (stat prefixes,
+ * the router filter) or that restate a default.
  *
  * Work is bounded by the shape of Envoy's model: the importer descends only into fields it
  * knows, never into arbitrary nesting, and a global budget stops it on inputs built from
@@ -14,6 +14,7 @@
  * @module
  */
 import { parseAddress } from './address.js'
+import { formatListenAddress, parseListenAddress } from './listen-address.js'
 import { limits } from './defaults.js'
 import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
@@ -68,7 +69,9 @@ export interface EnvoyImport {
  *
  * Clusters become `clusters` (endpoints from `load_assignment`, labels from the
  * `envoy.lb` metadata); the route configs of every listener's `http_connection_manager`
- * become `virtualHosts`. Field names may be snake_case (Envoy YAML) or proto3-JSON
+ * become `virtualHosts`; the first listener's `address.socket_address` becomes
+ * `listener.address` and the bootstrap's `admin.address` becomes `admin.address` (both
+ * used by `sidecarless proxy`). Field names may be snake_case (Envoy YAML) or proto3-JSON
  * camelCase. Virtual hosts whose names repeat across listeners get a `-2`, `-3`, ...
  * suffix (not reported: Envoy allows it, our model needs unique names); a domain already
  * claimed by an earlier virtual host is dropped and reported, as the mesh has one domain
@@ -95,6 +98,8 @@ export function fromEnvoy(bootstrap: unknown): EnvoyImport {
   const config: MeshConfig = {}
   if (imp.clusters.length > 0) config.clusters = imp.clusters
   if (imp.virtualHosts.length > 0) config.virtualHosts = imp.virtualHosts
+  if (imp.listenerAddress !== undefined) config.listener = { address: imp.listenerAddress }
+  if (imp.adminAddress !== undefined) config.admin = { address: imp.adminAddress }
   return { config, unsupported: imp.finish() }
 }
 
@@ -138,6 +143,10 @@ class Importer {
    * present with no usable default (`null`), or its filter-level config.
    */
   httpFault: FaultConfig | null | undefined = undefined
+  /** The first listener's `host:port` (where `sidecarless proxy` listens). */
+  listenerAddress: string | undefined
+  /** The admin endpoint's `host:port`. */
+  adminAddress: string | undefined
   readonly #reports: UnsupportedField[] = []
   #omitted = 0
   #work = 0
@@ -349,7 +358,7 @@ function unwrap(v: unknown): unknown {
 // ---------------------------------------------------------------- bootstrap
 
 const BOOTSTRAP: Shape = {
-  use: ['static_resources'],
+  use: ['static_resources', 'admin'],
   why: { dynamic_resources: 'xDS is configured on the mesh, not imported from a bootstrap' },
   other: 'only static_resources is imported',
 }
@@ -378,6 +387,53 @@ function importBootstrap(imp: Importer, input: unknown): void {
     if (cluster !== undefined) imp.clusters.push(cluster)
   }
   for (const item of asList(imp, res.get('listeners'))) importListener(imp, item)
+  importAdmin(imp, top.get('admin'))
+}
+
+const ADMIN: Shape = {
+  use: ['address'],
+  why: {
+    access_log_path: 'admin access logs are not imported',
+    access_log: 'admin access logs are not imported',
+    profile_path: 'profiling is not supported',
+    socket_options: 'socket options are not supported',
+    ignore_global_conn_limit: 'connection limits are not supported',
+  },
+}
+
+/** Envoy's `admin.address`, for the admin endpoint of `sidecarless proxy`. */
+function importAdmin(imp: Importer, f: Field | undefined): void {
+  const m = readField(imp, f, ADMIN)
+  if (m === undefined || f === undefined) return
+  const address = listenAddress(imp, m.get('address'))
+  if (address === undefined) imp.report(f.path, 'no usable address.socket_address; the admin endpoint is not imported')
+  else imp.adminAddress = address
+}
+
+/**
+ * `host:port` of an Envoy Address to listen on (port 0 allowed), IPv6 bracketed;
+ * `undefined` (reported) otherwise.
+ */
+function listenAddress(imp: Importer, f: Field | undefined): string | undefined {
+  const a = readField(imp, f, ADDRESS)
+  const s = readField(imp, a?.get('socket_address'), SOCKET_ADDRESS)
+  if (s === undefined || f === undefined) return undefined
+  const protocol = asEnum(imp, s.get('protocol'), ['TCP', 'UDP'])
+  if (protocol === 'UDP') {
+    imp.report((s.get('protocol') as Field).path, 'UDP listeners are not supported')
+    return undefined
+  }
+  const host = asString(imp, s.get('address'))
+  // An unset port_value is 0 in protobuf: any free port.
+  const port = present(s.get('port_value')) ? asUint(imp, s.get('port_value'), 0, 65535) : 0
+  if (host === undefined || host === '' || port === undefined) return undefined
+  const address = formatListenAddress(host, port)
+  const parsed = parseListenAddress(address)
+  if (typeof parsed === 'string') {
+    imp.report(f.path, `${parsed}; dropped`)
+    return undefined
+  }
+  return address
 }
 
 // ---------------------------------------------------------------- clusters
@@ -811,11 +867,12 @@ function importLabels(imp: Importer, f: Field | undefined): Record<string, strin
 // ---------------------------------------------------------------- listeners
 
 const LISTENER: Shape = {
-  use: ['filter_chains'],
-  // The address is where Envoy listens; in-process the app owns its sockets. The standalone
-  // proxy (a later part) will read it; the route tables are what carries over here.
-  drop: ['name', 'address', 'additional_addresses'],
+  use: ['filter_chains', 'address'],
+  // The first listener's address becomes `listener.address`, where `sidecarless proxy`
+  // listens (the in-process mesh ignores it: the app owns its sockets).
+  drop: ['name'],
   why: {
+    additional_addresses: 'additional listener addresses are not supported; the proxy listens on one address',
     listener_filters: 'listener filters are not supported',
     default_filter_chain: 'the default filter chain is not imported',
   },
@@ -846,6 +903,14 @@ const ROUTER: Shape = { use: [], drop: ['@type'] }
 
 function importListener(imp: Importer, f: Field): void {
   const m = readField(imp, f, LISTENER)
+  const address = m?.get('address')
+  if (present(address)) {
+    if (imp.listenerAddress !== undefined) {
+      imp.report(address.path, `sidecarless proxy serves one listener, on ${imp.listenerAddress}; this address is not used (its routes are imported)`)
+    } else {
+      imp.listenerAddress = listenAddress(imp, address)
+    }
+  }
   for (const chain of asList(imp, m?.get('filter_chains'))) {
     const c = readField(imp, chain, FILTER_CHAIN)
     for (const filter of asList(imp, c?.get('filters'))) importNetworkFilter(imp, filter)

@@ -446,6 +446,7 @@ export const meshConfigFields: Fields = {
       },
       requestAuthentication,
       authorization: { t: 'array', of: authorizationPolicy },
+      address: str,
     },
   },
   tracing: {
@@ -472,4 +473,5 @@ export const meshConfigFields: Fields = {
       watch: bool,
     },
   },
+  admin: { t: 'object', fields: { address: reqStr } },
 }

@@ -29,6 +29,12 @@ export interface MeshConfig {
    * names its own.
    */
   identity?: IdentityConfig
+  /**
+   * The admin endpoint of `sidecarless proxy` (Envoy's bootstrap `admin`): `/ready`,
+   * `/stats`, `/stats/prometheus`, `/clusters`, `/config_dump`, `/server_info`. Unset: no
+   * admin endpoint. The in-process mesh (`createMesh`) ignores it.
+   */
+  admin?: AdminConfig
 }
 
 /**
@@ -660,6 +666,13 @@ export interface ListenerConfig {
   rateLimit?: RateLimitConfig
   /** Per-path inbound policy, with the same match objects as outbound routes. */
   routes?: ListenerRouteConfig[]
+  /**
+   * Where `sidecarless proxy` listens: `host:port` (IPv6 bracketed, `[::]:8080`; port 0 takes
+   * a free port). Envoy's listener `address.socket_address`, which the Envoy import
+   * translates into this field. The in-process mesh (`mesh.createServer`, `mesh.wrap`)
+   * ignores it: there the app owns its sockets. Unset: the proxy needs `--listen`.
+   */
+  address?: string
   /** Inbound mutual TLS (Istio `PeerAuthentication`); needs `identity`. Unset: plain HTTP. */
   mtls?: ListenerMtlsConfig
   /**
@@ -886,6 +899,17 @@ export interface ConcurrencyLimitConfig {
   maxQueue?: number
   /** Default 1s. */
   queueTimeout?: Duration
+}
+
+/**
+ * The admin endpoint of `sidecarless proxy` (Envoy's bootstrap `admin`). It is bound to a
+ * loopback address whatever `address` says: a non-loopback host is replaced by
+ * `127.0.0.1` with a warning, since the endpoint shows the config and has no
+ * authentication.
+ */
+export interface AdminConfig {
+  /** `host:port`, e.g. `127.0.0.1:9901` (Envoy's usual admin port); port 0 takes a free port. */
+  address: string
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import type { ConfigIssue, ConfigIssueCode } from '../errors.js'
 import { parseAddress } from './address.js'
+import { parseListenAddress } from './listen-address.js'
 import { defaults, limits } from './defaults.js'
 import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
@@ -348,6 +349,7 @@ function checkSemantics(config: Obj, issues: Issues): void {
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
     }
+    checkListenAddress(listener['address'], 'listener.address', issues)
     // [security-auth] JWT rules and authorization policies.
     const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
     checkRequestAuthentication(listener['requestAuthentication'], 'listener.requestAuthentication', add)
@@ -355,6 +357,8 @@ function checkSemantics(config: Obj, issues: Issues): void {
   }
   checkFaultsAndMirrors(config, clusters, issues)
   checkSecurity(config, (path, code, message) => issues.add(path, code, message))
+  const admin = config['admin']
+  if (isObject(admin)) checkListenAddress(admin['address'], 'admin.address', issues)
 }
 
 /** Fault injection (outbound and inbound routes) and request mirror policies. */
@@ -406,6 +410,14 @@ function checkFault(value: unknown, path: string, issues: Issues): void {
       issues.add(`${path}.abort`, 'INVALID_VALUE', status ? 'an abort has httpStatus or headerAbort: true, not both' : 'an abort needs httpStatus, or headerAbort: true to take it from x-envoy-fault-abort-request')
     }
   }
+}
+
+/** A `host:port` to listen on (the proxy's listener and admin endpoint). */
+function checkListenAddress(value: unknown, path: string, issues: Issues): void {
+  const address = str(value)
+  if (address === undefined) return
+  const parsed = parseListenAddress(address)
+  if (typeof parsed === 'string') issues.add(path, 'INVALID_ADDRESS', parsed)
 }
 
 function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {

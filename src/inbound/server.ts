@@ -17,6 +17,13 @@ import { MtlsFront } from './tls-listener.js'
 
 const WRAPPED = Symbol.for('sidecarless.wrapped')
 
+// Taken when this module loads, before `sidecarless/register` patches node:http/https, so a
+// server made by `mesh.createServer()` is wrapped by that mesh only, never by the process mesh.
+const createHttpServer = http.createServer
+const createHttpsServer = https.createServer
+const HttpServer = http.Server
+const HttpsServer = https.Server
+
 type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void
 
 /** A server the mesh can wrap: node:http or node:https. */
@@ -25,7 +32,7 @@ export type WrappableServer = http.Server | https.Server
 /** Wraps `server` so its requests run through `pipeline`. Idempotent per server. */
 export function wrapServer<S extends WrappableServer>(server: S, pipeline: InboundPipeline): S {
   // https.Server is a tls.Server, not an http.Server: both are accepted.
-  if (!((server as unknown) instanceof http.Server) && !((server as unknown) instanceof https.Server)) {
+  if (!((server as unknown) instanceof HttpServer) && !((server as unknown) instanceof HttpsServer)) {
     throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'mesh.wrap() takes a node:http or node:https server')
   }
   const marked = server as S & { [WRAPPED]?: InboundPipeline }
@@ -69,7 +76,7 @@ export function createWrappedServer(pipeline: InboundPipeline, optionsOrHandler?
   const handler = typeof optionsOrHandler === 'function' ? optionsOrHandler : maybeHandler
   const options: https.ServerOptions = typeof optionsOrHandler === 'object' && optionsOrHandler !== null ? optionsOrHandler : {}
   const tls = options.key !== undefined || options.pfx !== undefined || options.cert !== undefined || options.SNICallback !== undefined
-  const server = tls ? https.createServer(options, handler) : http.createServer(options as http.ServerOptions, handler)
+  const server = tls ? createHttpsServer(options, handler) : createHttpServer(options as http.ServerOptions, handler)
   return wrapServer(server, pipeline)
 }
 
