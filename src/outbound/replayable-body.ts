@@ -20,13 +20,25 @@ export interface ReplayableBody {
   close(): void
 }
 
-const STATIC: Omit<ReplayableBody, 'forTry'> = { replayable: true, close() {} }
+/** A body sent as it is on every try: none, a string or bytes. */
+class StaticBody implements ReplayableBody {
+  readonly replayable = true
+  constructor(readonly body: Body) {}
+  forTry(): Body {
+    return this.body
+  }
+  close(): void {}
+}
+
+/** No body (most retried requests): one shared object. */
+const NO_BODY = new StaticBody(undefined)
+const NULL_BODY = new StaticBody(null)
 
 /** Wraps a request body for retries, or returns undefined when it can never be replayed. */
 export function replayableBody(body: Body, limit = defaults.retryBodyBufferBytes): ReplayableBody | undefined {
-  if (body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array) {
-    return { ...STATIC, forTry: () => body }
-  }
+  if (body === undefined) return NO_BODY
+  if (body === null) return NULL_BODY
+  if (typeof body === 'string' || body instanceof Uint8Array) return new StaticBody(body)
   if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
     return new RecordedBody(body as AsyncIterable<unknown>, limit)
   }

@@ -41,7 +41,9 @@ export class RetryingRequest implements Handler, Controller, Expirable {
   #held: readonly ConcurrencyLimiter[] | null
   #state = State.Trying
   #current: UpstreamRequest | null = null
-  readonly #tried: Host[] = []
+  /** Endpoints tried so far: the first alone, then a list once there is a retry. */
+  #first: Host | undefined
+  #tried: Host[] | null = null
   #retries = 0
   /** This request holds one of the cluster's in-flight retry slots. */
   #holdsRetrySlot = false
@@ -225,7 +227,8 @@ export class RetryingRequest implements Handler, Controller, Expirable {
   }
 
   #try(): boolean {
-    const avoid = this.#tried.length === 0 ? null : this.#tried
+    let avoid: readonly Host[] | null = null
+    if (this.#first !== undefined) avoid = this.#tried ??= [this.#first]
     const t = this.#start(this, avoid, this.#body.forTry(), this.#retries)
     if (!(t instanceof UpstreamRequest)) {
       this.#finish()
@@ -234,7 +237,10 @@ export class RetryingRequest implements Handler, Controller, Expirable {
     }
     this.#current = t
     const host = t.host
-    if (host !== undefined && !this.#tried.includes(host)) this.#tried.push(host)
+    if (host !== undefined) {
+      if (this.#first === undefined) this.#first = host
+      else if (this.#tried !== null && !this.#tried.includes(host)) this.#tried.push(host)
+    }
     if (this.#paused) t.pause()
     return t.dispatch()
   }
