@@ -72,7 +72,9 @@ export class ClusterResources {
   /** Whether one more retry may start now (Envoy: `max_retries`, or the retry budget). */
   mayRetry(): boolean {
     if (this.maxRetries >= 0) return this.activeRetries < this.maxRetries
-    const allowed = Math.max(this.minRetryConcurrency, this.budgetRatio * (this.active + this.pending))
+    // Envoy: a share of the active and pending requests. `active` counts every try in flight,
+    // those still waiting for a connection included (Envoy counts those apart, as pending).
+    const allowed = Math.max(this.minRetryConcurrency, this.budgetRatio * this.active)
     return this.activeRetries < allowed
   }
 
