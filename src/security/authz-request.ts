@@ -6,7 +6,7 @@ import type http from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { RequestAuth } from './jwt.js'
 import { normalizePath } from './path-normalize.js'
-import { namespaceOf, principalOf, spiffeIdOfSocket } from './spiffe.js'
+import { namespaceOf, principalOf } from './spiffe.js'
 import { unmapped } from './ip-block.js'
 
 /** One inbound request as authorization policies see it. */
@@ -88,7 +88,8 @@ export class AuthzRequest {
   #resolvePeer(): void {
     if (this.#peerResolved) return
     this.#peerResolved = true
-    const id = this.#identity ?? spiffeIdOfSocket(this.#req.socket)
+    // The peer's SPIFFE ID as peerOf() read it (src/security/identity.ts: verified peers only).
+    const id = this.#identity
     this.#principal = principalOf(id)
     this.#namespace = namespaceOf(id)
   }
