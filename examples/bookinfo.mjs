@@ -6,7 +6,7 @@
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createCertificateAuthority } from 'sidecarless'
-import { startBookinfo } from './bookinfo/services.mjs'
+import { probeServerIdentity, startBookinfo } from './bookinfo/services.mjs'
 import { drawTrace, shares, tally, versionTable } from './bookinfo/report.mjs'
 
 const N = Number(process.env.BOOKINFO_REQUESTS ?? 200)
@@ -67,6 +67,8 @@ try {
 
   console.log('\n== 2. mTLS: identities from the CA (trust domain cluster.local) ==')
   for (const [who, identity] of [...peers].sort()) console.log(`  ${who.padEnd(11)} saw caller ${identity}`)
+  const probe = await probeServerIdentity(ca, bookinfo.reviewsPort('v1'))
+  console.log(`  a client that expects ratings at reviews v1's address: ${probe.status} ${probe.flags}: ${probe.body}`)
   try {
     await fetch(`http://127.0.0.1:${bookinfo.reviewsPort('v1')}/reviews/0`)
     console.log('  plain HTTP to reviews v1: answered (STRICT did not hold!)')
@@ -109,7 +111,12 @@ try {
 
   console.log(`\n== 7. metrics: ${statsUrl} ==`)
   const text = await (await fetch(statsUrl)).text()
-  for (const line of text.split('\n').filter((l) => l.startsWith('sidecarless_cluster_upstream_rq_total{') || l.startsWith('sidecarless_cluster_breaker_')).slice(0, 8)) console.log(`  ${line}`)
+  const shown = [
+    /^sidecarless_cluster_subset_rq_total\{/,
+    /^sidecarless_cluster_upstream_rq_overflow_total\{.*reason="breaker_open"/,
+    /^sidecarless_cluster_breaker_opened_total\{.*subset="v2"/,
+  ]
+  for (const line of text.split('\n').filter((l) => shown.some((re) => re.test(l)))) console.log(`  ${line}`)
 } finally {
   await new Promise((resolve) => stats.close(resolve))
   await bookinfo.close()

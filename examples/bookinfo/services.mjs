@@ -166,3 +166,26 @@ export async function startBookinfo(ca) {
     },
   }
 }
+
+/**
+ * What productpage's side of mTLS sees: a throwaway mesh with productpage's identity whose
+ * cluster expects ratings' SPIFFE ID at `port` (a reviews server). The handshake succeeds,
+ * the identity check refuses, and the 503 names the identity the server presented.
+ */
+export async function probeServerIdentity(ca, port) {
+  const { certificate, privateKey, trustBundle } = ca.issue({ namespace: 'default', serviceAccount: 'productpage', ttl: '1h' })
+  const probe = createMesh({
+    service: 'productpage',
+    config: {
+      identity: { certificate, privateKey, trustBundle },
+      clusters: [{ name: 'ratings', endpoints: [{ address: `127.0.0.1:${port}` }], tls: { mode: 'mutual', verifyIdentities: [spiffe('ratings')] } }],
+      virtualHosts: [{ name: 'ratings', domains: ['ratings'], routes: [{ match: { prefix: '/' }, route: { cluster: 'ratings' } }] }],
+    },
+  })
+  try {
+    const res = await probe.fetch('http://ratings/ratings/0')
+    return { status: res.status, flags: res.headers.get('x-sidecarless-response-flags'), body: await res.text() }
+  } finally {
+    await probe.close()
+  }
+}
