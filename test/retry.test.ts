@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { createMesh, validateConfig, OVERFLOW_HEADER, RESPONSE_FLAGS_HEADER, type MeshConfig, type RetryPolicyConfig, type CircuitBreakersConfig } from '../src/index.js'
 import { RetryPolicy, retryAfterMs } from '../src/policy/retry-policy.js'
+import { ClusterResources } from '../src/policy/cluster-resources.js'
 import { closedPort, startUpstream, type Behaviour, type Upstream } from './helpers/upstream.js'
 
 const ok: Behaviour = (_req, res, name) => res.end(name)
@@ -312,6 +313,19 @@ describe('retry budget', () => {
     assert.ok(budget.attempts < budget.requests * 1.5, `${budget.attempts} attempts for ${budget.requests} requests`)
     const unbounded = await outage({ maxRetries: 1_000_000 }, 20, 100)
     assert.equal(unbounded.attempts, unbounded.requests * 4, 'without a bound every request tries 1 + numRetries times')
+  })
+})
+
+describe('retry budget accounting', () => {
+  test('a try waiting for a connection counts once (it is both active and pending)', () => {
+    const r = new ClusterResources({ retryBudget: { budgetPercent: 50, minRetryConcurrency: 0 } })
+    // Four tries in flight, all still waiting for a connection.
+    r.active = 4
+    r.pending = 4
+    r.activeRetries = 1
+    assert.equal(r.mayRetry(), true)
+    r.activeRetries = 2
+    assert.equal(r.mayRetry(), false, 'retries in flight may be 50% of 4 tries: 2')
   })
 })
 

@@ -33,7 +33,7 @@ export interface ResilienceStats {
 export class ClusterResources {
   /** Tries in flight. */
   active = 0
-  /** Tries handed to a pool that have not started writing (waiting for a connection). */
+  /** Tries handed to a pool that have not started writing (waiting for a connection); each is also counted in `active`. */
   pending = 0
   /** Retries in flight. */
   activeRetries = 0
@@ -69,11 +69,13 @@ export class ClusterResources {
     return null
   }
 
-  /** Whether one more retry may start now (Envoy: `max_retries`, or the retry budget). */
+  /**
+   * Whether one more retry may start now (Envoy: `max_retries`, or the retry budget). Envoy's
+   * budget is a share of its active plus pending requests, two disjoint sets; here every
+   * pending try is also counted in `active`, so `active` alone is that sum.
+   */
   mayRetry(): boolean {
     if (this.maxRetries >= 0) return this.activeRetries < this.maxRetries
-    // Envoy: a share of the active and pending requests. `active` counts every try in flight,
-    // those still waiting for a connection included (Envoy counts those apart, as pending).
     const allowed = Math.max(this.minRetryConcurrency, this.budgetRatio * this.active)
     return this.activeRetries < allowed
   }
