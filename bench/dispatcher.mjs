@@ -25,11 +25,9 @@
  * two diagnostics: pool2, two plain Pools alternated, one per port, the mesh's topology
  * without the mesh; mesh1, the mesh to one endpoint without a split, its code path alone).
  */
-import { fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Agent, Pool, fetch as undiciFetch, request } from 'undici'
 import { createMesh } from '../dist/index.js'
+import { addUp, runSlice, startUpstreamChild } from './lib/client-slices.mjs'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, pairedRatio, verdict } from './lib/common.mjs'
 
 const ROUNDS = envNumber('BENCH_ROUNDS', 11)
@@ -48,40 +46,8 @@ header('dispatcher: undici.request through mesh.dispatcher (50/50 split) vs a pl
 
 // ---------------------------------------------------------------- upstream child
 
-const child = fork(fileURLToPath(new URL('./lib/upstream-server.mjs', import.meta.url)), [], {
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-})
-const childExit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-let childGone = false
-void childExit.then(({ code, signal }) => {
-  childGone = true
-  if (!shuttingDown) {
-    console.error(`upstream child exited unexpectedly (code ${code}, signal ${signal})`)
-    process.exit(2)
-  }
-})
-let shuttingDown = false
-const [portA, portB] = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('upstream child did not report its ports within 10s')), 10_000)
-  child.once('message', (m) => {
-    clearTimeout(timer)
-    resolve(m.ports)
-  })
-})
-
-let cpuSeq = 0
-function serverCpu() {
-  const seq = ++cpuSeq
-  return new Promise((resolve) => {
-    const on = (m) => {
-      if (m?.seq !== seq) return
-      child.off('message', on)
-      resolve({ us: m.cpu.user + m.cpu.system, t: m.t, connections: m.connections })
-    }
-    child.on('message', on)
-    child.send({ cmd: 'cpu', seq })
-  })
-}
+const upstream = await startUpstreamChild()
+const [portA, portB] = upstream.ports
 
 // ---------------------------------------------------------------- clients
 
@@ -167,70 +133,9 @@ const calls = {
   },
 }
 
-/** Machine-wide busy CPU time (ms, all cores) from /proc/stat, to show what else ran; undefined off Linux. */
-function machineBusyMs() {
-  try {
-    const f = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number)
-    // user nice system idle iowait irq softirq steal
-    const [user, nice, system, , , irq, softirq, steal] = f
-    return { busy: ((user + nice + system + irq + softirq) * 1000) / CLK_TCK, steal: (steal * 1000) / CLK_TCK }
-  } catch {
-    return undefined
-  }
-}
-const CLK_TCK = 100
-
-/** One slice: `name` for `ms` at CONCURRENCY in flight. Returns raw sums, so slices can be added. */
-async function runFor(name, ms) {
-  const call = calls[name]
-  let n = 0
-  let bad = 0
-  const s0 = await serverCpu()
-  const m0 = machineBusyMs()
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  const deadline = t0 + ms
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const status = await call()
-      if (status !== 200) bad++
-      n++
-    }
-  }
-  const workers = []
-  for (let i = 0; i < CONCURRENCY; i++) workers.push(worker())
-  await Promise.all(workers)
-  const elapsed = performance.now() - t0
-  const cpu = process.cpuUsage(cpu0)
-  const m1 = machineBusyMs()
-  const s1 = await serverCpu()
-  const clientMs = (cpu.user + cpu.system) / 1000
-  const serverMs = (s1.us - s0.us) / 1000
-  return {
-    n,
-    bad,
-    elapsed,
-    clientMs,
-    serverMs,
-    serverElapsed: s1.t - s0.t,
-    // TCP connections the upstream accepted during the slice (a warm client opens none).
-    connects: s1.connections - s0.connections,
-    // CPU used by everything else on the machine meanwhile (other processes, steal), in ms.
-    othersMs: m0 === undefined ? NaN : Math.max(0, m1.busy - m0.busy - clientMs - serverMs) + (m1.steal - m0.steal),
-  }
-}
-
-function addUp(slices) {
-  const t = { n: 0, bad: 0, elapsed: 0, clientMs: 0, serverMs: 0, serverElapsed: 0, othersMs: 0, connects: 0 }
-  for (const s of slices) for (const k of Object.keys(t)) t[k] += s[k]
-  return {
-    ...t,
-    rps: (t.n * 1000) / t.elapsed,
-    cpuPerReq: (t.clientMs * 1000) / t.n,
-    clientCpuPct: (t.clientMs / t.elapsed) * 100,
-    serverCpuPct: (t.serverMs / t.serverElapsed) * 100,
-    othersPct: (t.othersMs / t.elapsed) * 100,
-  }
+/** One slice of variant `name` for `ms`. */
+function runFor(name, ms) {
+  return runSlice(calls[name], ms, CONCURRENCY, upstream.serverCpu)
 }
 
 // ---------------------------------------------------------------- sanity check of the split
@@ -328,11 +233,5 @@ emitResult('dispatcher', { medians: med, ratios, targets, knobs: { ROUNDS, DURAT
 
 // ---------------------------------------------------------------- teardown
 
-shuttingDown = true
 await Promise.all([mesh.close(), pool.close(), poolB.close(), agent.close()])
-if (!childGone) {
-  child.disconnect()
-  const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
-  await childExit
-  clearTimeout(timer)
-}
+await upstream.stop()
