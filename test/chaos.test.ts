@@ -11,6 +11,7 @@ import { describe, test } from 'node:test'
 import { request } from 'undici'
 import { createMesh, type CircuitBreakersConfig, type MeshConfig, type OutlierDetectionConfig, type RouteAction } from '../src/index.js'
 import { closedPort, startUpstream, type Behaviour, type Upstream } from './helpers/upstream.js'
+import { prng } from './helpers/prng.js'
 
 // ------------------------------------------------------------------ misbehaving servers
 
@@ -133,18 +134,6 @@ async function guarded<T>(run: () => Promise<T>): Promise<{ result: T; escaped: 
   } finally {
     process.off('unhandledRejection', onRejection)
     process.off('uncaughtException', onException)
-  }
-}
-
-/** A small deterministic PRNG (mulberry32), so every run draws the same mix. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
 

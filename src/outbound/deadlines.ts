@@ -40,10 +40,33 @@ export class DeadlineList {
     return this.#offset + index
   }
 
-  /** Makes the entry at `position` inert (it finished in time). */
+  /**
+   * Makes the entry at `position` inert (it finished in time). Requests of one timeout tend
+   * to finish in the order they started, so the head is usually what finishes: moving past
+   * it at once keeps the lists as short as the requests in flight, instead of growing for a
+   * whole timeout period (at 17k requests/s and 15s, half a million entries to collect).
+   */
   cancel(position: number): void {
     const index = position - this.#offset
-    if (index >= this.#head && index < this.#items.length) this.#items[index] = null
+    if (index < this.#head || index >= this.#items.length) return
+    this.#items[index] = null
+    if (index !== this.#head) return
+    const items = this.#items
+    let head = index + 1
+    while (head < items.length && items[head] === null) head++
+    if (head === items.length) {
+      this.#offset += items.length
+      this.#items = []
+      this.#deadlines = []
+      this.#head = 0
+    } else if (head > 1024 && head * 2 > items.length) {
+      this.#offset += head
+      this.#items = items.slice(head)
+      this.#deadlines = this.#deadlines.slice(head)
+      this.#head = 0
+    } else {
+      this.#head = head
+    }
   }
 
   #arm(deadline: number, now: number): void {
