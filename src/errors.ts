@@ -20,6 +20,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_ABORTED: 'the request was aborted by the caller',
   /** The route timeout fired after the response had started; the body was cut short. */
   SIDECARLESS_ERR_UPSTREAM_TIMEOUT: 'the route timeout expired while the response was streaming',
+  /** The upstream reset or closed the connection after the response headers; the body was cut short. */
+  SIDECARLESS_ERR_UPSTREAM_RESET: 'the upstream failed after the response started',
   /** An outbound request was refused by a rate limit (local bucket, or the shared quota). */
   SIDECARLESS_ERR_RATE_LIMITED: 'a rate limit refused the request',
   /** An outbound request was refused by a concurrency limit (full, or it waited past the queue timeout). */

@@ -349,6 +349,8 @@ describe('chaos', () => {
       assert.ok(summary.bodyError > 0, 'crashes and drips past the timeout ended bodies with a coded error')
       assert.ok(summary.aborted > 0, 'callers aborted')
       for (const code of Object.keys(rejectCodes)) assert.match(code, /^SIDECARLESS_ERR_/)
+      // Bodies cut short by the upstream or the route timeout end with the mesh's codes too.
+      for (const code of Object.keys(bodyCodes)) assert.match(code, /^SIDECARLESS_ERR_UPSTREAM_(RESET|TIMEOUT)$/)
 
       const stats = mesh.metrics.snapshot().resilience
       for (const c of clusters) {

@@ -289,9 +289,9 @@ describe('the mesh answers for the upstream', () => {
       assert.match(await res.text(), /reset reason: connection termination/)
       const mid = await mesh.fetch('http://r/mid')
       assert.equal(mid.status, 200)
-      await assert.rejects(mid.text())
+      await assert.rejects(mid.text(), (err: Error & { cause?: { code?: string } }) => err.cause?.code === 'SIDECARLESS_ERR_UPSTREAM_RESET')
       const { body } = await request('http://r/mid', { dispatcher: mesh.dispatcher })
-      await assert.rejects(body.text(), (err: Error & { code?: string }) => typeof err.code === 'string')
+      await assert.rejects(body.text(), (err: Error & { code?: string; cause?: unknown }) => err.code === 'SIDECARLESS_ERR_UPSTREAM_RESET' && err.cause !== undefined)
     } finally {
       await mesh.close()
       await resetting.close()

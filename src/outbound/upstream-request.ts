@@ -254,7 +254,11 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     }
     if (beforeHeaders) this.breaker?.release(this.trial)
     this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
-    this.#downstream.onResponseError?.(this, err)
+    // The upstream failed mid-body: the caller's body ends with our code, undici's error as the cause.
+    const reason = this.#aborted || beforeHeaders
+      ? err
+      : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.#endpoint} failed after the response started`, { cause: err })
+    this.#downstream.onResponseError?.(this, reason)
   }
 
   // ------------------------------------------------------------ internals
