@@ -207,6 +207,9 @@ describe('outbound mTLS', () => {
         await client.close()
       }
     }
+    // The caller's identity is in the server's metrics (Istio's source_principal).
+    assert.equal(s.mesh.metrics.snapshot().inbound.sources[clientId]?.requests, 3)
+    assert.ok(s.mesh.metrics.prometheus().includes(`sidecarless_http_downstream_source_rq_total{source_principal="${clientId}"} 3`))
     await s.close()
   })
 

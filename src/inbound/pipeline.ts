@@ -60,7 +60,7 @@ export class InboundPipeline {
     const s = this.#tracer.startServer(parent, snapshot.tracing, method, serverAttributes(req, peer?.address))
     const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span)
 
-    const recorder: Recorder = this.#metrics.inbound(route)
+    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity)
     recorder.start()
     const socket = req.socket
     const readBefore = socket.bytesRead

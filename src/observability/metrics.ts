@@ -120,6 +120,11 @@ export interface MetricsSnapshot {
   readonly inbound: {
     /** Per inbound route name, or {@link DEFAULT_ROUTE} for requests no named route took. */
     readonly routes: Readonly<Record<string, TrafficStats>>
+    /**
+     * Per caller SPIFFE ID (mTLS peers only; Istio's `source_principal`), every route
+     * together. Callers beyond `maxEndpointsPerCluster` (the same bound) share the entry {@link OTHER_ENDPOINT}.
+     */
+    readonly sources: Readonly<Record<string, TrafficStats>>
   }
   /** Requests this workload sent. */
   readonly outbound: {
@@ -314,7 +319,8 @@ export class MetricsRegistry {
   readonly #maxEndpoints: number
   /** Counters of inbound JWT authentication and authorization (the inbound pipeline records them). */
   readonly security = new SecurityCounters()
-  readonly #routes = new Map<string, { place: Place; recorder: Recorder }>()
+  readonly #routes = new Map<string, { place: Place; recorder: Recorder; bySource: Map<string, Recorder> }>()
+  readonly #sources = new Map<string, Place>()
   readonly #clusters = new Map<string, ClusterPlace>()
 
   constructor(options: MetricsOptions = {}) {
@@ -327,15 +333,36 @@ export class MetricsRegistry {
    * The recorder for inbound requests taken by `route` (`undefined` or `''`: no named
    * route, counted as {@link DEFAULT_ROUTE}). The same object for the same name: cache it.
    */
-  inbound(route: string | undefined): Recorder {
+  inbound(route: string | undefined, sourcePrincipal?: string): Recorder {
     const name = route === undefined || route === '' ? DEFAULT_ROUTE : route
     let entry = this.#routes.get(name)
     if (entry === undefined) {
       const place = new Place(`${this.#serviceLabel}route="${escapeLabelValue(name)}"`)
-      entry = { place, recorder: new PlaceRecorder([place]) }
+      entry = { place, recorder: new PlaceRecorder([place]), bySource: new Map() }
       this.#routes.set(name, entry)
     }
-    return entry.recorder
+    if (sourcePrincipal === undefined) return entry.recorder
+    let r = entry.bySource.get(sourcePrincipal)
+    if (r === undefined) {
+      r = new PlaceRecorder([entry.place, this.#source(sourcePrincipal)])
+      // Bounded like the places: a recorder per (route, caller) the registry tracks.
+      if (entry.bySource.size < this.#maxEndpoints) entry.bySource.set(sourcePrincipal, r)
+    }
+    return r
+  }
+
+  /** The caller's place, or the shared {@link OTHER_ENDPOINT} one past the limit. */
+  #source(principal: string): Place {
+    let place = this.#sources.get(principal)
+    if (place !== undefined) return place
+    const own = this.#sources.size - (this.#sources.has(OTHER_ENDPOINT) ? 1 : 0)
+    const key = own < this.#maxEndpoints ? principal : OTHER_ENDPOINT
+    place = this.#sources.get(key)
+    if (place === undefined) {
+      place = new Place(`${this.#serviceLabel}source_principal="${escapeLabelValue(key)}"`)
+      this.#sources.set(key, place)
+    }
+    return place
   }
 
   /**
@@ -420,6 +447,8 @@ export class MetricsRegistry {
   snapshot(): MetricsSnapshot {
     const routes: Record<string, TrafficStats> = {}
     for (const name of sortedKeys(this.#routes)) routes[name] = trafficStats(this.#routes.get(name)!.place)
+    const sources: Record<string, TrafficStats> = {}
+    for (const name of sortedKeys(this.#sources)) sources[name] = trafficStats(this.#sources.get(name)!)
     const clusters: Record<string, ClusterStats> = {}
     for (const name of sortedKeys(this.#clusters)) {
       const c = this.#clusters.get(name)!
@@ -429,7 +458,7 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {}, security: this.security.snapshot() }
+    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes, sources }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {}, security: this.security.snapshot() }
     const health = this.#healthSource?.()
     return health === undefined || Object.keys(health).length === 0 ? snap : { ...snap, health }
   }
@@ -452,6 +481,7 @@ export class MetricsRegistry {
     writeLevel(out, SUBSET_LEVEL, subsets)
     writeLevel(out, ENDPOINT_LEVEL, endpoints)
     writeLevel(out, INBOUND_LEVEL, routes)
+    writeLevel(out, SOURCE_LEVEL, sortedKeys(this.#sources).map((name) => this.#sources.get(name)!))
     const limits = this.#limitSource?.()
     if (limits !== undefined) writeLimits(out, this.#serviceLabel, limits)
     const resilience = this.#resilienceSource?.()
@@ -570,6 +600,12 @@ const INBOUND_LEVEL: Level = {
   tx: 'response',
   histogram: true,
   aliases: [TIMEOUT, RX_RESET],
+}
+const SOURCE_LEVEL: Level = {
+  ...INBOUND_LEVEL,
+  prefix: 'sidecarless_http_downstream_source_',
+  noun: 'downstream (inbound) requests from the mTLS caller (source_principal)',
+  histogram: false,
 }
 
 /** JWT authentication and authorization series (Envoy's `jwt_authn.*` and `rbac.*` stats). */
