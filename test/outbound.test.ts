@@ -320,7 +320,7 @@ describe('the mesh answers for the upstream', () => {
       const streaming = await request('http://s/headers-then-hang', { dispatcher: mesh.dispatcher })
       assert.equal(streaming.statusCode, 200)
       await assert.rejects(streaming.body.text(), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_UPSTREAM_TIMEOUT'))
-      for (let i = 0; i < 50 && closed < 2; i++) await new Promise((r) => setTimeout(r, 10))
+      for (let i = 0; i < 200 && closed < 2; i++) await new Promise((r) => setTimeout(r, 10))
       assert.equal(closed, 2, 'both upstream requests were aborted')
     } finally {
       await mesh.close()
@@ -402,21 +402,23 @@ describe('undici integration', () => {
 
   test('a caller abort rejects with a coded AbortError and frees the upstream request', async () => {
     let closed = 0
+    const ac = new AbortController()
     const hang = await startUpstream('hang', (_req, res) => {
       res.on('close', () => closed++)
+      // Abort once the upstream holds the request (on a loaded machine, a fixed delay could
+      // abort it while it still waits for a connection, and nothing upstream would close).
+      setTimeout(() => ac.abort(), 20)
     })
     const mesh = createMesh({
       config: { clusters: [{ name: 'h', endpoints: [{ address: hang.address }] }], virtualHosts: [{ name: 'h', domains: ['h'], routes: [{ match: { prefix: '/' }, route: { cluster: 'h', timeout: 0 } }] }] },
     })
     try {
-      const ac = new AbortController()
-      setTimeout(() => ac.abort(), 50)
       await assert.rejects(mesh.fetch('http://h/', { signal: ac.signal }), (err: unknown) => {
         assert.ok(isMeshError(err, 'SIDECARLESS_ERR_ABORTED'))
         assert.equal((err as Error).name, 'AbortError')
         return true
       })
-      for (let i = 0; i < 50 && closed < 1; i++) await new Promise((r) => setTimeout(r, 10))
+      for (let i = 0; i < 200 && closed < 1; i++) await new Promise((r) => setTimeout(r, 10))
       assert.equal(closed, 1)
     } finally {
       await mesh.close()
@@ -487,7 +489,7 @@ describe('snapshots and lifecycle', () => {
       assert.equal(pooled.connections, warm)
       // An endpoint that left the config has its pool closed.
       await mesh.update({ ...cfg('x10'), clusters: [{ name: 'p', endpoints: [{ address: other.address }] }, { name: 'x10', endpoints: [{ address: other.address }] }] })
-      for (let i = 0; i < 50 && pooled.openSockets > 0; i++) await new Promise((r) => setTimeout(r, 10))
+      for (let i = 0; i < 200 && pooled.openSockets > 0; i++) await new Promise((r) => setTimeout(r, 10))
       assert.equal(pooled.openSockets, 0, 'the removed endpoint\'s idle connections were closed')
     } finally {
       await mesh.close()
