@@ -42,6 +42,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_CA: 'the certificate authority could not be loaded',
   /** `sidecarless/register` or `sidecarless/fetch` found `SIDECARLESS_CONFIG` unset, or a `SIDECARLESS_*` variable invalid. */
   SIDECARLESS_ERR_ENVIRONMENT: 'the SIDECARLESS_* environment is missing or invalid',
+  /** The running Node.js is older than any the mesh can run on (it needs 22.12+; 22, 24 and 26 are supported). */
+  SIDECARLESS_ERR_UNSUPPORTED_RUNTIME: 'this Node.js version cannot run the mesh',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import './runtime-check.js'
 import type { Mesh } from './mesh.js'
 import type { MeshFetch } from './outbound/fetch.js'
 import { processMeshState } from './process-mesh.js'

@@ -10,6 +10,7 @@
  *
  * @packageDocumentation
  */
+import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
 export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
 export type { Peer, RequestContext } from './observability/context.js'

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import './runtime-check.js'
 import { processMeshState } from './process-mesh.js'
 import { patchHttpServers } from './zerocode/patch-http.js'
 import { describeProblem } from './zerocode/report.js'

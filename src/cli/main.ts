@@ -6,6 +6,7 @@
  * @module
  */
 import { Exit } from './args.js'
+import { runtimeSupport } from '../runtime.js'
 import { version } from './version.js'
 
 /** A subcommand module. */
@@ -51,6 +52,12 @@ Options:
 
 /** Runs the command line `argv` (without `node` and the script); resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  const support = runtimeSupport(process.versions.node)
+  if (support.level === 'unsupported') {
+    process.stderr.write(`sidecarless: ${support.message}\n`)
+    return Exit.FAILED
+  }
+  if (support.level === 'end-of-life') process.emitWarning(support.message, { code: 'SIDECARLESS_UNSUPPORTED_NODE' })
   const [first, ...rest] = argv
   if (first === undefined) {
     process.stderr.write(usage())

@@ -33,7 +33,12 @@ export function toNewStyle(handler: object): Handler {
 
 type HeaderObject = Record<string, string | string[] | undefined>
 
-function rawFrom(headers: HeaderObject | null | undefined): Buffer[] {
+/**
+ * The raw (name, value) list of a header object. A controller must always carry one that
+ * matches the headers it hands on: undici 8's fetch reads `controller.rawHeaders` and takes
+ * a missing list as "no headers at all".
+ */
+export function rawFrom(headers: HeaderObject | null | undefined): Buffer[] {
   const raw: Buffer[] = []
   if (headers === null || headers === undefined) return raw
   for (const key of Object.keys(headers)) {

@@ -3,7 +3,7 @@
  * failure, timeout, no route, redirects and direct responses. They are ordinary responses
  * to the caller, marked by the response-flags header.
  */
-import type { Controller, Handler } from './handler.js'
+import { rawFrom, type Controller, type Handler } from './handler.js'
 import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from './response-headers.js'
 
 type HeaderObject = Record<string, string | string[] | undefined>
@@ -35,7 +35,7 @@ export function sendLocalReply(handler: Handler, controller: Controller, reply: 
   } else {
     headers['content-length'] = '0'
   }
-  controller.rawHeaders = null
+  controller.rawHeaders = rawFrom(headers)
   handler.onResponseStart?.(controller, reply.status, headers, STATUS_TEXT[reply.status] ?? '')
   if (controller.aborted) return
   if (body !== undefined && body.length > 0) handler.onResponseData?.(controller, body)

@@ -14,7 +14,7 @@ import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import { retryAfterMs, type RetryPolicy } from '../policy/retry-policy.js'
 import type { Host } from '../upstream/host.js'
 import type { DeadlineList, Expirable } from './deadlines.js'
-import type { Controller, Handler } from './handler.js'
+import { rawFrom, type Controller, type Handler } from './handler.js'
 import { sendLocalReply, type LocalReply } from './local-reply.js'
 import type { ReplayableBody } from './replayable-body.js'
 import { CLUSTER_HEADER, SUBSET_HEADER } from './response-headers.js'
@@ -140,7 +140,7 @@ export class RetryingRequest implements Handler, Controller, Expirable {
     if (retriable && this.#retryAfter(attempt, failure === null ? headers : undefined)) return
     if (this.#retries > 0 && !retriable) this.#resources.retrySuccesses++
     this.#state = State.Streaming
-    this.rawHeaders = attempt.rawHeaders
+    this.rawHeaders = attempt.rawHeaders ?? rawFrom(headers)
     this.#downstream.onResponseStart?.(this, statusCode, headers, statusMessage)
   }
 

@@ -17,7 +17,7 @@ import type { Host } from '../upstream/host.js'
 import type { Cluster } from '../upstream/cluster.js' // outlier detection (issue #4)
 import type { DeadlineList, Expirable } from './deadlines.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
-import type { Controller, Handler } from './handler.js'
+import { rawFrom, type Controller, type Handler } from './handler.js'
 import { sendLocalReply, upstreamFailureText } from './local-reply.js'
 import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from './response-headers.js'
 import type { ClusterResources } from '../policy/cluster-resources.js'
@@ -214,12 +214,12 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     headers[ENDPOINT_HEADER] = this.#endpoint
     if (d.responseMutations !== null) {
       mutateHeaderObject(headers, d.responseMutations)
-      this.rawHeaders = null
+      this.rawHeaders = rawFrom(headers)
     } else {
       const raw = controller.rawHeaders
       this.rawHeaders = Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]))
         ? (raw as Buffer[]).concat(rawFor(d, this.#endpoint))
-        : null
+        : rawFrom(headers)
     }
     this.#downstream.onResponseStart?.(this, statusCode, headers, statusMessage)
   }

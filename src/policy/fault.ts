@@ -21,7 +21,7 @@ import type { FaultConfig } from '../config/types.js'
 import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import { MeshError } from '../errors.js'
-import type { Controller, Handler } from '../outbound/handler.js'
+import { rawFrom, type Controller, type Handler } from '../outbound/handler.js'
 import { LocalController, sendLocalReply } from '../outbound/local-reply.js'
 import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 
@@ -324,7 +324,7 @@ class DelayedRequest implements Controller, Handler {
 
   onResponseStart(_controller: Controller, statusCode: number, headers: HeaderObject, statusMessage?: string): void {
     if (statusCode >= 200) headers[RESPONSE_FLAGS_HEADER] = withFlag(headers[RESPONSE_FLAGS_HEADER], 'DI')
-    this.rawHeaders = null
+    this.rawHeaders = rawFrom(headers)
     this.#down.onResponseStart?.(this, statusCode, headers, statusMessage)
   }
 
