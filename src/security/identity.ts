@@ -256,3 +256,17 @@ export function peerIdentity(socket: TLSSocket): string | undefined {
   if (s.encrypted === true) s[PEER_IDENTITY] = id ?? null
   return id
 }
+
+/**
+ * Whether the peer certificate of a TLS socket is within its validity period now. A resumed
+ * session carries the certificate verified when the session was made; OpenSSL does not
+ * check it again, so a session made just before the certificate expired would outlive it.
+ */
+export function peerCertificateInForce(socket: TLSSocket, now = Date.now()): boolean {
+  const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined
+  if (cert === undefined) return false
+  const from = Date.parse(cert.validFrom)
+  const to = Date.parse(cert.validTo)
+  // An unparsable date fails closed.
+  return from <= now && now < to
+}
