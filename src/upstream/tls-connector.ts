@@ -17,7 +17,7 @@ import { checkServerIdentity } from 'node:tls'
 import type { buildConnector } from 'undici'
 import { defaults } from '../config/defaults.js'
 import { MeshError } from '../errors.js'
-import { peerIdentity } from '../security/identity.js'
+import { peerIdentity, spiffeIdOfCertificate } from '../security/identity.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { TlsSessionCache, type CachedSession } from './tls-session-cache.js'
 
@@ -62,13 +62,19 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: (
     const context = tls.context()
     const sessionKey = `${servername ?? ''}|${hostname}|${port}`
     const offered = sessions.get(context, sessionKey)
+    let certified: Omit<CachedSession, 'session'> | undefined
     const options: ConnectionOptions & { localAddress?: string } = {
       host: hostname,
       port,
       secureContext: context,
       rejectUnauthorized: true,
       ALPNProtocols: alpn,
-      checkServerIdentity: tls.checkHostname ? (host, cert) => checkServerIdentity(servername ?? host, cert) : () => undefined,
+      // Node calls this after a full handshake whose chain verified (not on resumption), with the
+      // certificate it has already decoded: what the handshake verified is taken from there.
+      checkServerIdentity: (host, cert) => {
+        certified = { identity: spiffeIdOfCertificate(cert.raw), notAfter: Date.parse(cert.valid_to) || 0 }
+        return tls.checkHostname ? checkServerIdentity(servername ?? host, cert) : undefined
+      },
     }
     if (servername !== undefined) options.servername = servername
     if (offered !== undefined) options.session = offered.session
@@ -113,9 +119,8 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: (
         id = offered.identity
         verified = { identity: id, notAfter: offered.notAfter }
       } else {
-        id = peerIdentity(socket)
-        const cert = socket.getPeerX509Certificate()
-        verified = { identity: id, notAfter: cert === undefined ? 0 : Date.parse(cert.validTo) || 0 }
+        verified = certified ?? { identity: peerIdentity(socket), notAfter: 0 }
+        id = verified.identity
       }
       if (tls.verify !== null) {
         if (id === undefined || !tls.verify(id)) {
