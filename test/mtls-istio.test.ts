@@ -16,6 +16,7 @@
 import assert from 'node:assert/strict'
 import https from 'node:https'
 import type net from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { describe, it } from 'node:test'
 import { createCertificateAuthority, createMesh, validateConfig, type IssuedCertificate, type MeshConfig } from '../src/index.js'
 import { RESPONSE_FLAGS_HEADER } from '../src/outbound/response-headers.js'
@@ -116,7 +117,7 @@ async function sidecarInbound(): Promise<{ port: number; hellos: { servername: s
       return protocols.includes('http/1.1') ? 'http/1.1' : protocols[0]
     },
   }, (req, res) => {
-    resumed.push((req.socket as import('node:tls').TLSSocket).isSessionReused())
+    resumed.push((req.socket as TLSSocket).isSessionReused())
     if (req.headers[CLOSE_HEADER] !== undefined) res.setHeader('connection', 'close')
     res.end('from the sidecar')
   })
@@ -185,6 +186,7 @@ describe('the mesh calling Istio sidecars', () => {
       assert.equal(res.headers.get(RESPONSE_FLAGS_HEADER), 'UF')
       assert.deepEqual(sidecar.hellos.map((h) => h.protocols), [['http/1.1']])
       assert.deepEqual(sidecar.resumed, [])
+      assert.deepEqual(client.metrics.snapshot().security.tls.upstream, { full: 0, resumed: 0, failed: 1 })
     } finally {
       await client.close()
       await sidecar.close()

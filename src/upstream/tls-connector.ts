@@ -82,9 +82,14 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: (
     const socket = tlsConnect(options)
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 60_000)
+    // A connection refused before TCP connected (refused, unreachable) is no TLS failure.
+    let connected = false
+    socket.once('connect', () => {
+      connected = true
+    })
     const failed = (): void => {
       const s = stats()
-      if (s !== undefined) s.upstream.failed++
+      if (s !== undefined && connected) s.upstream.failed++
       // A session from a connection that failed is not offered again.
       sessions.delete(sessionKey)
     }
