@@ -12,7 +12,7 @@ import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import { inspect } from 'node:util'
 import { Agent, request } from 'undici'
-import { createCertificateAuthority, createMesh, type IssuedCertificate, type MeshConfig } from '../src/index.js'
+import { createCertificateAuthority, createMesh, loadCredentials, type IssuedCertificate, type MeshConfig } from '../src/index.js'
 import { TicketKeyRing, ticketKeyCallbackSupported } from '../src/security/ticket-keys.js'
 import { CLOSE_HEADER, listenerConfig, serveMesh, tlsRequest } from './helpers/mtls.js'
 import { run, tempDir } from './helpers/pki.js'
@@ -229,7 +229,32 @@ describe('what a resumed session may carry', () => {
   })
 })
 
+/** A server making a TLS socket by hand over each connection, as the listener does, answering `ok`. */
+async function handBuiltServer(context: tls.SecureContext): Promise<{ server: net.Server; port: number }> {
+  const owner = tls.createServer()
+  const server = net.createServer((raw) => {
+    const socket = new tls.TLSSocket(raw, { isServer: true, server: owner, secureContext: context, requestCert: true, rejectUnauthorized: true })
+    socket.on('error', () => raw.destroy())
+    socket.once('secure', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { server, port: (server.address() as net.AddressInfo).port }
+}
+
 describe('ticket keys', () => {
+  it('the public Credentials.secureContext resumes verified clients when it serves', async () => {
+    const { server, port } = await handBuiltServer(loadCredentials(identityOf(serverCert)).secureContext)
+    try {
+      const first = await tlsRequest({ port, ...asClient(clientCert) })
+      const second = await tlsRequest({ port, ...asClient(clientCert), session: first.session })
+      assert.equal(second.error, undefined)
+      assert.equal(second.reused, true)
+      assert.equal(second.body, 'ok')
+    } finally {
+      server.close()
+    }
+  })
+
   it('this Node exposes the ticket-key hook the listener rotates keys with', () => {
     // If a Node release drops it, tickets still work (OpenSSL's key per context) but stop rotating hourly: this test says so.
     assert.equal(ticketKeyCallbackSupported(tls.createSecureContext({})), true)
@@ -240,15 +265,7 @@ describe('ticket keys', () => {
     const ring = new TicketKeyRing(1000, () => now)
     const context = tls.createSecureContext({ cert: serverCert.certificate, key: serverCert.privateKey, ca: ca.trustBundle, sessionIdContext: 'ticket-test' })
     assert.equal(ring.install(context), true)
-    // A TLS socket made by hand over each connection, as the listener makes them.
-    const owner = tls.createServer()
-    const server = net.createServer((raw) => {
-      const socket = new tls.TLSSocket(raw, { isServer: true, server: owner, secureContext: context, requestCert: true, rejectUnauthorized: true })
-      socket.on('error', () => raw.destroy())
-      socket.once('secure', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'))
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const port = (server.address() as net.AddressInfo).port
+    const { server, port } = await handBuiltServer(context)
     try {
       for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
         now = 10_000 * (maxVersion === 'TLSv1.3' ? 1 : 2)

@@ -12,31 +12,15 @@
  *   a certificate rotation that keeps the trust bundle keeps tickets valid too.
  * - A session lifetime (`sessionTimeout`): OpenSSL refuses older sessions, whatever the key.
  *
- * One context per credentials (and, where Node cannot run the key ring, per key period) is
- * built on first use and reused by every connection.
+ * One context per credentials is built on first use and reused by every connection.
  */
-import { createHash } from 'node:crypto'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { defaults } from '../config/defaults.js'
-import type { Credentials, CredentialStore } from './tls.js'
+import { sessionIdContextOf, type Credentials, type CredentialStore } from './tls.js'
 import { TicketKeyRing } from './ticket-keys.js'
 
-interface Built {
-  readonly context: SecureContext
-  /** The key period this context was made for, or -1 when the ring rotates its keys itself. */
-  readonly epoch: number
-}
-
 const rings = new WeakMap<CredentialStore, TicketKeyRing>()
-const contexts = new WeakMap<Credentials, Built>()
-
-/** OpenSSL's bound on a session id context (SSL_MAX_SID_CTX_LENGTH). */
-const SID_CTX_BYTES = 32
-
-/** The session id context for a trust bundle: 32 hex characters of its SHA-256. */
-export function sessionIdContextOf(trustBundle: string): string {
-  return createHash('sha256').update('sidecarless/mtls/v1\n').update(trustBundle).digest('hex').slice(0, SID_CTX_BYTES)
-}
+const contexts = new WeakMap<Credentials, SecureContext>()
 
 /** The ticket key ring of a credential store (made on first use). */
 export function ticketKeysOf(store: CredentialStore): TicketKeyRing {
@@ -51,9 +35,8 @@ export function ticketKeysOf(store: CredentialStore): TicketKeyRing {
 /** The secure context for a new inbound mTLS connection with the store's current credentials. */
 export function serverContextOf(store: CredentialStore): SecureContext {
   const credentials = store.current
-  const ring = ticketKeysOf(store)
   const built = contexts.get(credentials)
-  if (built !== undefined && (built.epoch === -1 || built.epoch === ring.epoch)) return built.context
+  if (built !== undefined) return built
   const context = createSecureContext({
     cert: credentials.certificate,
     key: credentials.privateKey,
@@ -61,7 +44,9 @@ export function serverContextOf(store: CredentialStore): SecureContext {
     sessionIdContext: sessionIdContextOf(credentials.trustBundle),
     sessionTimeout: defaults.tlsSessionTimeoutS,
   })
-  const epoch = ring.install(context) ? -1 : ring.epoch
-  contexts.set(credentials, { context, epoch })
+  // Without Node's ticket-key hook (a test watches for its removal), OpenSSL's own random key
+  // of this context encrypts tickets until the credentials rotate.
+  ticketKeysOf(store).install(context)
+  contexts.set(credentials, context)
   return context
 }

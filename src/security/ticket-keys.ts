@@ -14,10 +14,10 @@
  * Node has no public API for more than one ticket key. The TLS handle's secure context has
  * one (`enableTicketKeyCallback` / `onticketkeycallback`, present from Node 0.11 to 26, used by
  * Node's own tests), which this module uses when present. Its native side asserts on a
- * malformed answer, so {@link TicketKeyRing.answer} always returns a complete, well-typed
- * array and cannot throw. Without it, each key period gets a fresh secure context whose
- * OpenSSL-made key encrypts and decrypts alone (tickets from the previous period then take a
- * full handshake; nothing fails).
+ * malformed answer (a missing key aborts the process), so {@link TicketKeyRing.answer} always
+ * returns a complete, well-typed array and cannot throw. Without the hook, tickets are still
+ * issued, under the random key OpenSSL gives each secure context, which then changes only
+ * when the credentials do; a test fails on a Node without it.
  */
 import { randomBytes } from 'node:crypto'
 import type { SecureContext } from 'node:tls'
@@ -70,14 +70,9 @@ export class TicketKeyRing {
     this.#now = now
   }
 
-  /** The period number now: a new one starts when the current key is due for rotation. */
-  get epoch(): number {
-    return Math.floor(this.#now() / this.#rotationMs)
-  }
-
   /**
    * Makes `context` issue and accept tickets with this ring's keys. Returns false when this
-   * Node cannot (the caller then rotates contexts by {@link epoch} instead).
+   * Node has no ticket-key hook.
    */
   install(context: SecureContext): boolean {
     const native = (context as unknown as { context?: NativeContext }).context
