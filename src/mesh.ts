@@ -125,6 +125,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
     this.#metricsRegistry.setLimitSource(() => this.#limits.stats())
     this.#metricsRegistry.setResilienceSource(() => resilienceStats(this.#store.current.clusters))
+    this.#registry.tlsStats = this.#metricsRegistry.security.tls
     this.#registry.onBreakerChange = (change) => {
       if (this.listenerCount('circuitBreaker') > 0) this.emit('circuitBreaker', change)
     }

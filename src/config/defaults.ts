@@ -136,6 +136,12 @@ export const defaults = Object.freeze({
   workloadCertTtlMs: 24 * 3600_000,
   /** Poll interval of watched credential files, beside fs.watch (our choice). */
   credentialPollMs: 5_000,
+  /** How long a session ticket key encrypts; it decrypts for as long again (Go rotates daily, Envoy takes keys from config; hourly bounds a stolen key's reach). */
+  tlsTicketKeyRotationMs: 3600_000,
+  /** Lifetime of an inbound TLS session (OpenSSL `SSL_CTX_set_timeout`, the TLS 1.3 ticket lifetime hint). */
+  tlsSessionTimeoutS: 3600,
+  /** Resumable sessions the mesh keeps per upstream host (undici keeps 100 per origin; one host name per pool needs few). */
+  tlsClientSessionsPerHost: 8,
   /** Envoy `JwtProvider.clock_skew_seconds`: 60s. */
   jwtClockSkewMs: 60_000,
   /** Istio `JWTRule.timeout` of the JWKS fetch: 5s. */

@@ -87,10 +87,18 @@ export interface ClusterTlsConfig {
    * `disable`: plain (or whatever the endpoint URL says). `simple`: TLS, the server verified
    * against the trust bundle (by host name unless `verifyIdentities` is set). `mutual`: TLS
    * presenting a client certificate; the server verified against the trust bundle and, when
-   * set, `verifyIdentities`. Endpoints are dialed with TLS whatever their URL scheme.
+   * set, `verifyIdentities`. `ISTIO_MUTUAL`: `mutual` with the workload identity, offering
+   * the ALPN an Istio sidecar offers (`istio-http/1.1`, `istio`, then `http/1.1`), so a
+   * sidecar's inbound listener terminates the mTLS. Endpoints are dialed with TLS whatever
+   * their URL scheme.
    */
   mode: UpstreamTlsMode
-  /** The SNI sent (Istio `sni`); default: the endpoint's host name when it is not an IP. */
+  /**
+   * The SNI sent (Istio `sni`). Default: for `ISTIO_MUTUAL` with a cluster named in Istio's
+   * form (`outbound|9080|v1|reviews.default.svc.cluster.local`), Istio's SNI
+   * (`outbound_.9080_.v1_.reviews.default.svc.cluster.local`); otherwise the endpoint's host
+   * name when it is not an IP.
+   */
   sni?: string
   /**
    * SPIFFE IDs the server's certificate may carry (Istio `subjectAltNames`): exact, or a

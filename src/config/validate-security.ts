@@ -81,8 +81,9 @@ export function checkSecurity(config: Obj, add: Add): void {
       add(path, 'INVALID_VALUE', 'mode disable takes no certificate, privateKey, trustBundle or sni')
     }
     const sni = tls['sni']
-    if (typeof sni === 'string' && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/.test(sni)) {
-      add(`${path}.sni`, 'INVALID_VALUE', `"${sni.slice(0, 64)}" is not a DNS name`)
+    // Labels may hold "_": Istio's SNI names a cluster as `outbound_.9080_.v1_.reviews.default.svc.cluster.local`.
+    if (typeof sni === 'string' && (sni.length > 253 || !/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(sni))) {
+      add(`${path}.sni`, 'INVALID_VALUE', `"${sni.slice(0, 64)}" is not a DNS name (labels of letters, digits, "-" and "_", at most 253 characters)`)
     }
   }
 }

@@ -19,6 +19,7 @@ import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
 import { applyInboundFault } from '../policy/fault.js'
 import type { InboundTls } from '../security/compile.js'
+import type { TlsCounters } from '../security/tls-stats.js'
 import { applySecurity } from './security-filter.js'
 import { denialOf } from './local-denial.js'
 
@@ -38,6 +39,11 @@ export class InboundPipeline {
   /** The listener's mTLS in the snapshot in force (null: plain HTTP). */
   inboundTls(): InboundTls | null {
     return this.#snapshot().inboundTls
+  }
+
+  /** Where the listener counts its TLS handshakes. */
+  tlsCounters(): TlsCounters {
+    return this.#metrics.security.tls
   }
 
   handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void): void {

@@ -44,7 +44,7 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
   // node:https servers keep their own TLS; listener.mtls applies to plain http servers.
   const plain = !((server as unknown) instanceof TlsServer)
-  const front = new MtlsFront((s) => emit('connection', s))
+  const front = new MtlsFront((s) => emit('connection', s), pipeline.tlsCounters())
   const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
     if (event === 'connection' && plain) {
       const inbound = pipeline.inboundTls()

@@ -13,16 +13,29 @@
  * connection that sends nothing, or does not finish its handshake, is closed after the
  * handshake timeout. Each new connection takes the credentials current at that moment, so
  * rotation needs no `setSecureContext`: open connections keep theirs.
+ *
+ * Sessions resume (tickets, TLS 1.2 and 1.3): the secure context carries a session id context
+ * and rotating ticket keys (`security/server-context.ts`). A resumed session brings the
+ * client certificate verified when it was made, under the same trust bundle; it is refused
+ * if that certificate has expired since. ALPN follows `selectServerAlpn`: HTTP/1.1 for
+ * standard clients and for Istio sidecars (`istio-http/1.1`, `istio`). Handshakes are
+ * counted, full and resumed, in `snapshot().security.tls.downstream`.
  */
 import type { Socket } from 'node:net'
 import { createServer, TLSSocket, type Server as TlsServer } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import type { InboundTls } from '../security/compile.js'
-import { peerIdentity } from '../security/identity.js'
+import { peerCertificateInForce, peerIdentity } from '../security/identity.js'
+import { selectServerAlpn } from '../security/istio-tls.js'
+import { serverContextOf } from '../security/server-context.js'
+import { TlsCounters } from '../security/tls-stats.js'
 import type { MtlsMode } from '../config/types.js'
 
 /** The first byte of a TLS handshake record (ContentType handshake, RFC 8446 §5.1). */
 const TLS_HANDSHAKE = 0x16
+
+/** Node's ALPN hook: one function for every connection. */
+const alpnCallback = ({ protocols }: { protocols: string[] }): string | undefined => selectServerAlpn(protocols)
 
 /** The mode for a connection accepted on `localPort`. */
 export function modeFor(inbound: InboundTls, localPort: number | undefined): MtlsMode {
@@ -49,11 +62,17 @@ function chainError(tls: TLSSocket): unknown {
  */
 export class MtlsFront {
   readonly #deliver: (s: Duplex) => void
+  readonly #stats: TlsCounters
   #server: TlsServer | undefined
   readonly #pending = new Set<Socket>()
 
-  constructor(deliver: (s: Duplex) => void) {
+  /**
+   * @param deliver hands a connection (plain or verified TLS) to the http server
+   * @param stats where handshakes are counted (the mesh's metrics)
+   */
+  constructor(deliver: (s: Duplex) => void, stats: TlsCounters = new TlsCounters()) {
     this.#deliver = deliver
+    this.#stats = stats
   }
 
   /**
@@ -73,8 +92,10 @@ export class MtlsFront {
     }
     socket.on('error', onError)
     let tls: TLSSocket | undefined
+    const stats = this.#stats.downstream
     const timer = setTimeout(() => {
       // Silence, a slow handshake, or one node:tls left hanging: close both.
+      if (tls !== undefined) stats.failed++
       tls?.destroy()
       socket.destroy()
     }, inbound.handshakeTimeoutMs)
@@ -112,13 +133,18 @@ export class MtlsFront {
       tls = new TLSSocket(socket, {
         isServer: true,
         server: this.#server,
-        secureContext: store.current.secureContext,
+        secureContext: serverContextOf(store),
         requestCert: true,
         rejectUnauthorized: true,
-        ALPNProtocols: ['http/1.1'],
+        ALPNCallback: alpnCallback,
       })
       const t = tls
+      let delivered = false
+      let dropped = false
       const drop = (): void => {
+        // Errors after delivery are the http server's connection errors, not handshake failures.
+        if (!delivered && !dropped) stats.failed++
+        dropped = true
         t.destroy()
         socket.destroy()
       }
@@ -131,11 +157,20 @@ export class MtlsFront {
         }
         // `peerIdentity` reads `authorized`, which only a listening tls.Server would set.
         t.authorized = true
+        const resumed = t.isSessionReused()
+        // A resumed session skips verification: its certificate was verified under this trust
+        // bundle (the session id context says so), but may have expired since.
+        if (resumed && !peerCertificateInForce(t)) {
+          drop()
+          return
+        }
         if (peerIdentity(t) === undefined) {
           // A trusted chain without a (single, valid) SPIFFE ID: no identity, no mTLS.
           drop()
           return
         }
+        stats.handshake(resumed)
+        delivered = true
         settled()
         this.#deliver(t)
         t.resume()

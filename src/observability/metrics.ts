@@ -489,6 +489,7 @@ export class MetricsRegistry {
     const health = this.#healthSource?.()
     if (health !== undefined) writeHealth(out, this.#serviceLabel, health)
     if (this.security.used) writeSecurity(out, this.#serviceLabel, this.security.snapshot())
+    out.push(...this.security.tls.prometheus(this.#serviceLabel))
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 

@@ -14,6 +14,7 @@ import type { ClusterConfig, IdentityConfig, ListenerMtlsConfig, MtlsMode } from
 import { upstreamTlsMode } from '../config/validate-security.js'
 import type { UpstreamTls } from '../upstream/tls-connector.js'
 import { compileIdentityMatcher } from './identity.js'
+import { HTTP11_CLIENT_ALPN, ISTIO_MUTUAL_CLIENT_ALPN, istioSniOf } from './istio-tls.js'
 import { CredentialsError, CredentialStore, parseBundle, readPem } from './tls.js'
 
 /** The inbound mTLS of a snapshot. */
@@ -119,10 +120,16 @@ export function compileUpstreamTls(c: ClusterConfig, index: number, identity: Co
     cached = { generation, context: ctx }
     return ctx
   }
+  // ISTIO_MUTUAL talks to sidecars as a sidecar does: Istio's ALPN (what a sidecar's inbound
+  // filter chains match mTLS on) and, for a cluster named in Istio's form, Istio's SNI.
+  const istio = mode === 'istio_mutual'
+  const sni = tls.sni ?? (istio ? istioSniOf(c.name) : undefined)
   return Object.freeze({
     // Hashed: the settings may hold inline PEM (a private key), and host keys are shown in admin views.
-    key: createHash('sha256').update(`${JSON.stringify(tls)}${usesIdentity ? `|${identity.key}` : ''}`).digest('base64url').slice(0, 22),
-    sni: tls.sni,
+    // The SNI is in it because it may come from the cluster's name, not from `tls`.
+    key: createHash('sha256').update(`${JSON.stringify(tls)}|sni:${sni ?? ''}${usesIdentity ? `|${identity.key}` : ''}`).digest('base64url').slice(0, 22),
+    sni,
+    alpn: istio ? ISTIO_MUTUAL_CLIENT_ALPN : HTTP11_CLIENT_ALPN,
     verify,
     // Mesh certificates name workloads, not hosts: with identities to verify, or in mutual
     // mode (Envoy verifies only the chain when no SAN matcher is set), host names are not checked.

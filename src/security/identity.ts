@@ -237,6 +237,22 @@ export function spiffeIdOfCertificate(cert: X509Certificate | Buffer | string): 
 }
 
 const PEER_IDENTITY = Symbol('sidecarless.peerIdentity')
+const PEER_CERTIFICATE = Symbol('sidecarless.peerCertificate')
+
+/**
+ * The peer certificate of a TLS socket, read once and kept on the socket. On the client
+ * side, Node 20 to 24 hand the leaf out only once: `getPeerX509Certificate()` removes it from
+ * the chain it reads, so a second call returns the issuer or nothing (fixed in Node 26).
+ */
+export function peerCertificate(socket: TLSSocket): X509Certificate | undefined {
+  const s = socket as TLSSocket & { [PEER_CERTIFICATE]?: X509Certificate | null }
+  let cert = s[PEER_CERTIFICATE]
+  if (cert === undefined) {
+    cert = (typeof s.getPeerX509Certificate === 'function' ? s.getPeerX509Certificate() : undefined) ?? null
+    s[PEER_CERTIFICATE] = cert
+  }
+  return cert ?? undefined
+}
 
 /**
  * The SPIFFE ID of the peer of a TLS socket whose certificate chain was verified, cached on
@@ -248,11 +264,25 @@ export function peerIdentity(socket: TLSSocket): string | undefined {
   const cached = s[PEER_IDENTITY]
   if (cached !== undefined) return cached ?? undefined
   let id: string | undefined
-  if (s.encrypted === true && s.authorized && typeof s.getPeerX509Certificate === 'function') {
-    const cert = s.getPeerX509Certificate()
+  if (s.encrypted === true && s.authorized) {
+    const cert = peerCertificate(s)
     id = cert === undefined ? undefined : spiffeIdOfCertificate(cert)
   }
   // Requests are read only after the handshake, so `authorized` is final by now.
   if (s.encrypted === true) s[PEER_IDENTITY] = id ?? null
   return id
+}
+
+/**
+ * Whether the peer certificate of a TLS socket is within its validity period now. A resumed
+ * session carries the certificate verified when the session was made; OpenSSL does not
+ * check it again, so a session made just before the certificate expired would outlive it.
+ */
+export function peerCertificateInForce(socket: TLSSocket, now = Date.now()): boolean {
+  const cert = peerCertificate(socket)
+  if (cert === undefined) return false
+  const from = Date.parse(cert.validFrom)
+  const to = Date.parse(cert.validTo)
+  // An unparsable date fails closed.
+  return from <= now && now < to
 }

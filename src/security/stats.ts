@@ -4,6 +4,7 @@
  * names come from the config (plus one name for "no ALLOW policy matched").
  */
 import { JWT_FAILURES, type JwtFailure } from './jwt.js'
+import { TlsCounters, type TlsStats } from './tls-stats.js'
 
 /** What `mesh.metrics.snapshot().security` reports. */
 export interface SecurityStats {
@@ -25,6 +26,8 @@ export interface SecurityStats {
     /** Matches of AUDIT policies, by policy. */
     readonly audited: Readonly<Record<string, number>>
   }
+  /** TLS handshakes, full and resumed, of the inbound listener and of upstream connections. */
+  readonly tls: TlsStats
 }
 
 /** Most distinct policy names counted; further names share `(other)`. */
@@ -39,6 +42,8 @@ export class SecurityCounters {
   rbacAllowed = 0
   readonly #rbacDenied = new Map<string, number>()
   readonly #audited = new Map<string, number>()
+  /** TLS handshakes (their own exposition: see {@link TlsCounters.prometheus}). */
+  readonly tls = new TlsCounters()
 
   jwtDenied(reason: JwtFailure): void {
     this.#jwtDenied[JWT_FAILURES.indexOf(reason)]!++
@@ -63,6 +68,7 @@ export class SecurityCounters {
     return {
       jwt: { allowed: this.jwtAllowed, denied, cacheHits: this.jwtCacheHits, cacheMisses: this.jwtCacheMisses },
       rbac: { allowed: this.rbacAllowed, denied: Object.fromEntries(this.#rbacDenied), audited: Object.fromEntries(this.#audited) },
+      tls: this.tls.snapshot(),
     }
   }
 }

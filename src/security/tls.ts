@@ -12,7 +12,7 @@
  * finish on the credentials they started with.
  */
 import { EventEmitter } from 'node:events'
-import { X509Certificate, createPrivateKey } from 'node:crypto'
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto'
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { createSecureContext, type SecureContext } from 'node:tls'
@@ -46,7 +46,11 @@ export interface Credentials {
   readonly notAfter: Date
   /** Increases with every successful reload. */
   readonly generation: number
-  /** A secure context with certificate, key and trust bundle (for either side). */
+  /**
+   * A secure context with certificate, key and trust bundle (for either side). As a server
+   * context it resumes sessions of verified clients: it has a session id context, a digest of
+   * the trust bundle (OpenSSL refuses such resumptions without one).
+   */
   readonly secureContext: SecureContext
 }
 
@@ -60,6 +64,18 @@ export class CredentialsError extends MeshError {
     this.name = 'CredentialsError'
     this.field = field
   }
+}
+
+/** OpenSSL's bound on a session id context (SSL_MAX_SID_CTX_LENGTH). */
+const SID_CTX_CHARS = 32
+
+/**
+ * The session id context of a server that verifies clients against `trustBundle`: 32 hex
+ * characters of a digest of it. A session made while another bundle was trusted does not
+ * match, so OpenSSL does not resume it and verifies the client again.
+ */
+export function sessionIdContextOf(trustBundle: string): string {
+  return createHash('sha256').update('sidecarless/mtls/v1\n').update(trustBundle).digest('hex').slice(0, SID_CTX_CHARS)
 }
 
 /** Largest credential file read (a bundle of many roots is still far below this). */
@@ -132,7 +148,7 @@ export function loadCredentials(sources: CredentialSources, generation = 1, name
   }
   let secureContext: SecureContext
   try {
-    secureContext = createSecureContext({ cert: certificate, key: privateKey, ca: trustBundle })
+    secureContext = createSecureContext({ cert: certificate, key: privateKey, ca: trustBundle, sessionIdContext: sessionIdContextOf(trustBundle) })
   } catch (err) {
     throw new CredentialsError(certName, `OpenSSL refused the credentials (${(err as { code?: string }).code ?? 'error'})`)
   }

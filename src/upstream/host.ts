@@ -8,6 +8,7 @@ import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
 import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
 import type { HealthEventSink } from './host-health.js'
+import type { TlsCounters } from '../security/tls-stats.js'
 import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
 
 /** Connection options that make two pools to one address different. */
@@ -34,10 +35,12 @@ export class Host {
    */
   readonly servername: string | undefined
   readonly #options: ConnectionOptions
+  readonly #tlsStats: () => TlsCounters | undefined
   #pool: Pool | undefined
 
-  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions) {
+  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions, tlsStats: () => TlsCounters | undefined = () => undefined) {
     this.#options = options
+    this.#tlsStats = tlsStats
     // With cluster TLS the connector picks SNI itself; a fixed value here only keeps undici
     // from deriving one per request (and from reconnecting when two requests' differ).
     this.servername = options.tls !== undefined ? (options.tls.sni ?? address.hostname) : address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
@@ -50,7 +53,7 @@ export class Host {
   get pool(): Pool {
     const tls = this.#options.tls
     this.#pool ??= new Pool(this.address.origin, {
-      connect: tls === undefined ? { timeout: this.#options.connectTimeoutMs } : createTlsConnector(tls, this.#options.connectTimeoutMs),
+      connect: tls === undefined ? { timeout: this.#options.connectTimeoutMs } : createTlsConnector(tls, this.#options.connectTimeoutMs, this.#tlsStats),
       ...(this.#options.maxConnections === undefined ? {} : { connections: this.#options.maxConnections }),
       ...(this.#options.idleTimeoutMs === undefined
         ? {}
@@ -75,6 +78,8 @@ function isIp(hostname: string): boolean {
 export class HostRegistry {
   /** Where clusters report their breakers' state changes (the mesh emits them as events). */
   onBreakerChange: ((change: BreakerStateChange) => void) | undefined
+  /** Where upstream TLS handshakes are counted (the mesh's metrics). */
+  tlsStats: TlsCounters | undefined
   readonly #hosts = new Map<string, Host>()
   readonly #closing = new Set<Promise<void>>()
 
@@ -86,7 +91,7 @@ export class HostRegistry {
     const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
     let host = this.#hosts.get(key)
     if (host === undefined) {
-      host = new Host(key, address, options)
+      host = new Host(key, address, options, () => this.tlsStats)
       this.#hosts.set(key, host)
     }
     host.refs++

@@ -5,12 +5,21 @@
  * on theirs. After the handshake, and before undici gets the socket (so before any request
  * byte is written), the server's SPIFFE ID is checked against `verifyIdentities`; a
  * mismatch destroys the socket and fails the connect with `SIDECARLESS_ERR_PEER_IDENTITY`.
+ *
+ * Sessions resume: each connector (one per upstream host) keeps the newest session per
+ * server name, tied to the credentials it was made with ({@link TlsSessionCache}), and
+ * offers it on the next connection. A resumed connection has the server identity its
+ * session's full handshake verified (Node shows no peer certificate on a resumed client
+ * session), and `verifyIdentities` is checked against it as after a full handshake.
  */
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls'
 import { checkServerIdentity } from 'node:tls'
 import type { buildConnector } from 'undici'
+import { defaults } from '../config/defaults.js'
 import { MeshError } from '../errors.js'
-import { peerIdentity } from '../security/identity.js'
+import { peerIdentity, spiffeIdOfCertificate } from '../security/identity.js'
+import type { TlsCounters } from '../security/tls-stats.js'
+import { TlsSessionCache, type CachedSession } from './tls-session-cache.js'
 
 /** The TLS settings of a cluster's connections, compiled. */
 export interface UpstreamTls {
@@ -18,18 +27,26 @@ export interface UpstreamTls {
   readonly key: string
   /** SNI to send; undefined: the endpoint host name when it is not an IP. */
   readonly sni: string | undefined
+  /** ALPN protocols offered (Istio's values in ISTIO_MUTUAL mode); the mesh speaks HTTP/1.1 whatever the server selects. */
+  readonly alpn: readonly string[]
   /** Tests the server's SPIFFE ID; null: no identity check. */
   readonly verify: ((id: string) => boolean) | null
   /** Verify the server's host name (standard HTTPS); off when identities are verified instead, or for mutual. */
   readonly checkHostname: boolean
-  /** The secure context for a new connection (the current credentials). */
+  /** The secure context for a new connection (the current credentials; a new object when they rotate). */
   context(): SecureContext
 }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/
 
-/** An undici `connect` function for `tls`, with a connect (and handshake) timeout. */
-export function createTlsConnector(tls: UpstreamTls, timeoutMs: number): buildConnector.connector {
+/**
+ * An undici `connect` function for `tls`, with a connect (and handshake) timeout.
+ * `stats` gives where handshakes are counted (read per handshake: the mesh sets it after
+ * its pools may exist).
+ */
+export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: () => TlsCounters | undefined = () => undefined): buildConnector.connector {
+  const sessions = new TlsSessionCache(defaults.tlsClientSessionsPerHost)
+  const alpn = [...tls.alpn]
   return (opts, callback) => {
     let done = false
     const finish = (err: Error | null, socket?: TLSSocket): void => {
@@ -41,37 +58,95 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number): buildCo
     }
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname
     const servername = tls.sni ?? (IPV4.test(hostname) || hostname.includes(':') ? undefined : hostname)
+    const port = Number(opts.port) || 443
+    const context = tls.context()
+    const sessionKey = `${servername ?? ''}|${hostname}|${port}`
+    const offered = sessions.get(context, sessionKey)
+    let certified: Omit<CachedSession, 'session'> | undefined
     const options: ConnectionOptions & { localAddress?: string } = {
       host: hostname,
-      port: Number(opts.port) || 443,
-      secureContext: tls.context(),
+      port,
+      secureContext: context,
       rejectUnauthorized: true,
-      ALPNProtocols: ['http/1.1'],
-      checkServerIdentity: tls.checkHostname ? (host, cert) => checkServerIdentity(servername ?? host, cert) : () => undefined,
+      ALPNProtocols: alpn,
+      // Node calls this after a full handshake whose chain verified (not on resumption), with the
+      // certificate it has already decoded: what the handshake verified is taken from there.
+      checkServerIdentity: (host, cert) => {
+        certified = { identity: spiffeIdOfCertificate(cert.raw), notAfter: Date.parse(cert.valid_to) || 0 }
+        return tls.checkHostname ? checkServerIdentity(servername ?? host, cert) : undefined
+      },
     }
     if (servername !== undefined) options.servername = servername
+    if (offered !== undefined) options.session = offered.session
     if (opts.localAddress != null) options.localAddress = opts.localAddress
     const socket = tlsConnect(options)
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 60_000)
+    // A connection refused before TCP connected (refused, unreachable) is no TLS failure.
+    let connected = false
+    socket.once('connect', () => {
+      connected = true
+    })
+    const failed = (): void => {
+      const s = stats()
+      if (s !== undefined && connected) s.upstream.failed++
+      // A session from a connection that failed is not offered again.
+      sessions.delete(sessionKey)
+    }
     const timer = setTimeout(() => {
       socket.destroy()
+      failed()
       finish(Object.assign(new Error(`connect timeout (${timeoutMs}ms, TLS)`), { code: 'UND_ERR_CONNECT_TIMEOUT' }))
     }, timeoutMs)
+    // What this connection's handshake verified; sessions are stored only once it is known.
+    let verified: Omit<CachedSession, 'session'> | undefined
+    let pending: Buffer | undefined
+    const store = (session: Buffer): void => {
+      // Only while the credentials it was made with are still the current ones.
+      if (verified !== undefined && tls.context() === context) sessions.set(context, sessionKey, { session, ...verified })
+    }
+    // TLS 1.3 sends tickets after the handshake, TLS 1.2 during it (before it is verified).
+    socket.on('session', (session: Buffer) => {
+      if (verified === undefined) pending = session
+      else store(session)
+    })
     socket.once('secureConnect', () => {
-      if (tls.verify !== null) {
-        const id = peerIdentity(socket)
-        if (id === undefined || !tls.verify(id)) {
+      const resumed = socket.isSessionReused()
+      let id: string | undefined
+      if (resumed) {
+        // Node offered the session we gave it; its full handshake verified this identity.
+        if (offered === undefined) {
           socket.destroy()
+          failed()
+          finish(new MeshError('SIDECARLESS_ERR_PEER_IDENTITY', `the upstream ${hostname}:${opts.port} resumed a session the mesh did not offer`))
+          return
+        }
+        id = offered.identity
+        verified = { identity: id, notAfter: offered.notAfter }
+      } else {
+        verified = certified ?? { identity: peerIdentity(socket), notAfter: 0 }
+        id = verified.identity
+      }
+      if (tls.verify !== null) {
+        if (id === undefined || !tls.verify(id)) {
+          verified = undefined
+          socket.destroy()
+          failed()
           finish(new MeshError('SIDECARLESS_ERR_PEER_IDENTITY', id === undefined
             ? `the upstream ${hostname}:${opts.port} presented no SPIFFE ID`
             : `the upstream ${hostname}:${opts.port} is ${id}, not an identity tls.verifyIdentities allows`))
           return
         }
       }
+      stats()?.upstream.handshake(resumed)
+      if (pending !== undefined) store(pending)
+      pending = undefined
       finish(null, socket)
     })
     // Kept for the socket's life: once undici has the socket it handles errors itself.
-    socket.on('error', (err: Error) => finish(err))
+    socket.on('error', (err: Error) => {
+      if (!done) failed()
+      finish(err)
+    })
   }
 }
