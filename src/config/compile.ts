@@ -23,6 +23,7 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
+import { compileRegex } from './regex.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
@@ -236,10 +237,10 @@ function compileRewrite(
     return (req) => prefixRewrite + req.fullPath.slice(matched.length)
   }
   if (regexRewrite !== undefined) {
-    const re = new RegExp(regexRewrite.pattern, 'gu')
-    // Envoy (RE2) writes groups as \1; JavaScript as $1. Escape a literal $ first.
-    const substitution = regexRewrite.substitution.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1')
-    return (req) => req.path.replace(re, substitution) + req.fullPath.slice(req.path.length)
+    // RE2::GlobalReplace on the path without the query, as Envoy does.
+    const re = compileRegex(regexRewrite.pattern)
+    const substitution = regexRewrite.substitution
+    return (req) => re.replaceAll(req.path, substitution) + req.fullPath.slice(req.path.length)
   }
   return null
 }

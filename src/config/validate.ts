@@ -13,7 +13,7 @@ import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
 import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
-import { unsafeRegexReason } from './regex.js'
+import { regexProblem, rewriteProblem } from './regex.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 import { checkSecurity } from './validate-security.js'
 import { checkAuthorization, checkRequestAuthentication } from './validate-auth.js'
@@ -501,7 +501,11 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
 
   const regexRewrite = action['regexRewrite']
   if (isObject(regexRewrite)) {
-    checkRegex(str(regexRewrite['pattern']), `${path}.regexRewrite.pattern`, issues)
+    const pattern = str(regexRewrite['pattern'])
+    checkRegex(pattern, `${path}.regexRewrite.pattern`, issues)
+    const substitution = str(regexRewrite['substitution'])
+    const bad = pattern === undefined || substitution === undefined ? undefined : rewriteProblem(pattern, substitution)
+    if (bad !== undefined) issues.add(`${path}.regexRewrite.substitution`, 'INVALID_VALUE', bad)
     if (present(action['prefixRewrite'])) issues.add(path, 'INVALID_VALUE', 'prefixRewrite and regexRewrite cannot both be set')
   }
   const prefixRewrite = str(action['prefixRewrite'])
@@ -726,7 +730,7 @@ function isRedisUrl(value: string): boolean {
 /** Checks a regex unless the structural pass already refused it as too long. */
 function checkRegex(pattern: string | undefined, path: string, issues: Issues): void {
   if (pattern === undefined || pattern.length > limits.stringLength) return
-  const why = unsafeRegexReason(pattern)
+  const why = regexProblem(pattern)
   if (why !== undefined) issues.add(path, 'INVALID_REGEX', why)
 }
 

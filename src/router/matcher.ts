@@ -3,7 +3,7 @@
  * path test first and touches headers or the query only when the route has such matchers
  * (`null` lists mean "none", so the common route pays one comparison).
  */
-import { compileFullMatch } from '../config/regex.js'
+import { compileRegex, type CompiledRegex } from '../config/regex.js'
 import type { HeaderMatcher, QueryParameterMatcher, RouteMatch } from '../config/types.js'
 import type { RequestView } from './request-view.js'
 
@@ -42,8 +42,8 @@ function compileValueTest(m: HeaderMatcher | QueryParameterMatcher): (value: str
     return (v) => v !== undefined && fold(v).includes(want)
   }
   if (m.safeRegex !== undefined) {
-    const re = compileFullMatch(m.safeRegex, ic)
-    return (v) => v !== undefined && re.test(v)
+    const re = compileRegex(m.safeRegex, ic)
+    return (v) => v !== undefined && re.fullMatch(v)
   }
   if (m.present === false) return (v) => v === undefined
   return (v) => v !== undefined
@@ -65,7 +65,7 @@ export function compileHeaderMatchers(list: readonly HeaderMatcher[]): (header: 
 export class CompiledMatch {
   readonly #kind: PathKind
   readonly #value: string
-  readonly #regex: RegExp | undefined
+  readonly #regex: CompiledRegex | undefined
   readonly #caseInsensitive: boolean
   readonly #headers: readonly ValueMatcher[] | null
   readonly #query: readonly ValueMatcher[] | null
@@ -79,8 +79,9 @@ export class CompiledMatch {
       this.#value = fold(match.path)
     } else if (match.safeRegex !== undefined) {
       this.#kind = PathKind.Regex
-      this.#value = match.safeRegex
-      this.#regex = compileFullMatch(match.safeRegex)
+      this.#regex = compileRegex(match.safeRegex)
+      // The literal every match starts with pins a segment for route indexes, as a prefix does.
+      this.#value = this.#regex.literalPrefix
     } else if (match.pathSeparatedPrefix !== undefined) {
       this.#kind = PathKind.Separated
       this.#value = fold(match.pathSeparatedPrefix)
@@ -110,7 +111,8 @@ export class CompiledMatch {
     if (this.#caseInsensitive) return undefined
     const v = this.#value
     switch (this.#kind) {
-      case PathKind.Prefix: {
+      case PathKind.Prefix:
+      case PathKind.Regex: {
         const slash = v.indexOf('/', 1)
         const seg = v.startsWith('/') && slash > 1 ? v.slice(1, slash) : undefined
         return seg === undefined || /[?#]/.test(seg) ? undefined : seg
@@ -122,8 +124,6 @@ export class CompiledMatch {
         const seg = slash === -1 ? v.slice(1) : v.slice(1, slash)
         return /[?#]/.test(seg) || seg === '' ? undefined : seg
       }
-      case PathKind.Regex:
-        return undefined
     }
   }
 
@@ -158,7 +158,7 @@ export class CompiledMatch {
         return this.#caseInsensitive ? p.length === want.length && p.toLowerCase() === want : p === want
       }
       case PathKind.Regex:
-        return (this.#regex as RegExp).test(req.path)
+        return (this.#regex as CompiledRegex).fullMatch(req.path)
       case PathKind.Separated: {
         const p = req.path
         if (p.length < want.length) return false
