@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parse } from 'yaml'
-import { fromEnvoy, type EnvoyImport } from '../src/config/envoy.js'
+import { fromEnvoy, type EnvoyImport } from '../src/config/envoy/index.js'
 import { validateConfig } from '../src/config/validate.js'
 
 function bootstrap(routes: string, filters: string): EnvoyImport {

@@ -23,6 +23,22 @@ class ValueMatcher {
 }
 
 function compileValueTest(m: HeaderMatcher | QueryParameterMatcher): (value: string | undefined) => boolean {
+  const test = compileStringTest(m)
+  // Envoy treat_missing_header_as_empty: an absent header is matched as "".
+  return 'treatMissingHeaderAsEmpty' in m && m.treatMissingHeaderAsEmpty === true ? (v) => test(v ?? '') : test
+}
+
+/** Envoy Int64Range on a header value: a whole decimal integer within [start, end). */
+function compileRangeTest(range: { start: number; end: number }): (value: string | undefined) => boolean {
+  return (v) => {
+    if (v === undefined || !/^[+-]?\d{1,18}$/.test(v)) return false
+    const n = Number(v)
+    return n >= range.start && n < range.end
+  }
+}
+
+function compileStringTest(m: HeaderMatcher | QueryParameterMatcher): (value: string | undefined) => boolean {
+  if ('rangeMatch' in m && m.rangeMatch !== undefined) return compileRangeTest(m.rangeMatch)
   const ic = m.ignoreCase === true
   const fold = (s: string): string => (ic ? s.toLowerCase() : s)
   if (m.exact !== undefined) {

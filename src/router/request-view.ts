@@ -18,6 +18,13 @@ export class RequestView {
   readonly remoteAddress: string | undefined = undefined
   /** Outbound requests carry this workload's identity, which descriptors do not key on. */
   readonly identity: string | undefined = undefined
+  /**
+   * The caller's `address:port` and the local `address:port` it reached, when the request
+   * came over a socket the mesh saw (`%DOWNSTREAM_REMOTE_ADDRESS%` …); undefined for calls
+   * made in-process, which have no downstream connection.
+   */
+  downstreamRemoteAddress: string | undefined = undefined
+  downstreamLocalAddress: string | undefined = undefined
   readonly #raw: RawHeaders
   #headers: Map<string, string> | undefined
   #pathOnly: string | undefined
