@@ -20,6 +20,8 @@ export interface HeaderAdd {
   readonly value: string
   /** The formatter of a value with operators; `null` when `value` is final. */
   readonly format: HeaderValueFormat | null
+  /** The value as configured (with its operators). */
+  readonly source: string
   readonly action: HeaderAppendAction
   /** Add the header even when its formatted value is empty (Envoy `keep_empty_value`). */
   readonly keepEmpty: boolean
@@ -58,6 +60,7 @@ export function compileMutations(levels: readonly MutationSource[]): HeaderMutat
         name: a.header.key.toLowerCase(),
         value: typeof compiled === 'string' ? compiled : '',
         format: typeof compiled === 'string' ? null : compiled,
+        source: a.header.value,
         action: a.appendAction ?? defaults.headerAppendAction,
         keepEmpty: a.keepEmptyValue === true,
       }))

@@ -3,6 +3,7 @@
  * without copying: headers are indexed lazily, only when a matcher or hash policy asks.
  */
 import type { Dispatcher } from 'undici'
+import type { RequestFacts } from './header-format.js'
 
 type RawHeaders = Dispatcher.DispatchOptions['headers']
 
@@ -25,6 +26,11 @@ export class RequestView {
    */
   downstreamRemoteAddress: string | undefined = undefined
   downstreamLocalAddress: string | undefined = undefined
+  /** When the request started (ms since the epoch), for `%START_TIME%`. */
+  readonly startTime: number = Date.now()
+  /** Set by routing: the name of the route taken, and the virtual cluster matched. */
+  route: string | undefined = undefined
+  virtualCluster: string | undefined = undefined
   readonly #raw: RawHeaders
   #headers: Map<string, string> | undefined
   #pathOnly: string | undefined
@@ -36,6 +42,11 @@ export class RequestView {
     this.authority = authority
     this.scheme = scheme
     this.#raw = headers
+  }
+
+  /** What header formatters read of this request, sent to `cluster`. */
+  facts(cluster: string | undefined): RequestFacts {
+    return { view: this, startTime: this.startTime, cluster, route: this.route, virtualCluster: this.virtualCluster }
   }
 
   /** The path without query string or fragment. */
