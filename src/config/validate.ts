@@ -483,7 +483,7 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
     issues.add(path, 'INVALID_ACTION', 'a route action needs cluster, weightedClusters or clusterHeader')
   }
   const clusterHeader = str(action['clusterHeader'])
-  if (clusterHeader !== undefined && (!isHeaderName(clusterHeader) || clusterHeader.startsWith(':'))) {
+  if (clusterHeader !== undefined && !isHeaderName(clusterHeader) && !/^:(authority|method|path|scheme)$/i.test(clusterHeader)) {
     issues.add(`${path}.clusterHeader`, 'INVALID_HEADER', `"${clusterHeader}" is not a header name`)
   }
   const notFound = action['clusterNotFoundResponseCode']

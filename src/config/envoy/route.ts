@@ -399,7 +399,7 @@ function translateRouteAction(p: Problems, f: Field, match: RouteMatch): RouteAc
 function clusterHeader(p: Problems, f: Field): string | undefined {
   const name = nonEmpty(p, f)
   if (name === undefined) return undefined
-  if (!isHeaderName(name)) {
+  if (!isHeaderName(name) && !/^:(authority|method|path|scheme)$/i.test(name)) {
     p.report(f.path, `"${clip(name)}" is not a header name`)
     return undefined
   }
