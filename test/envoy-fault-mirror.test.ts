@@ -61,7 +61,7 @@ describe('Envoy import: fault filter', () => {
     max_active_faults: 100
 ${ROUTER}`)
     assert.deepEqual(r.unsupported, [])
-    assert.deepEqual(routes(r)[0]?.['fault'], { delay: { fixedDelay: '0.5s', percentage: 10 }, abort: { httpStatus: 503, percentage: 0.0001 }, maxActiveFaults: 100 })
+    assert.deepEqual(routes(r)[0]?.['fault'], { delay: { fixedDelay: '500ms', percentage: 10 }, abort: { httpStatus: 503, percentage: 0.0001 }, maxActiveFaults: 100 })
     assert.deepEqual(routes(r)[1]?.['fault'], { abort: { headerAbort: true, percentage: 0.05 } })
     assert.deepEqual(validateConfig(r.config), [])
   })

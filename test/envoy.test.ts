@@ -116,7 +116,7 @@ describe('fromEnvoy: front proxy', () => {
         {
           name: 'service_envoyproxy_io',
           type: 'strict_dns',
-          connectTimeout: '0.25s',
+          connectTimeout: '250ms',
           dnsRefreshRate: '10s',
           loadBalancer: 'round_robin',
           endpoints: [{ address: 'http://www.envoyproxy.io:80' }],

@@ -268,15 +268,13 @@ export function asDurationMs(p: Problems, f: Field | undefined): number | undefi
 }
 
 /**
- * A Duration as our model writes durations: the JSON string kept as written (`"0.25s"`,
- * which our durations accept), the object form as milliseconds (`"250ms"`).
+ * A Duration as our model writes it, the same whichever form it came in: whole seconds as
+ * `"5s"`, anything else in milliseconds (`"250ms"`).
  */
 export function asDuration(p: Problems, f: Field | undefined): string | undefined {
   const ms = asDurationMs(p, f)
-  if (ms === undefined || f === undefined) return undefined
-  const v = f.value
-  // A positive duration below a millisecond reads as 0 ("no timeout") as written: 1ms then.
-  return typeof v === 'string' && parseDuration(v) === ms ? v : `${ms}ms`
+  if (ms === undefined) return undefined
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`
 }
 
 /**
@@ -360,9 +358,9 @@ export function typeName(p: Problems, f: Field | undefined): string {
 
 /** The name a protobuf field goes by in a shape: snake_case, whatever case it was written in. */
 function fieldName(key: string, shape: Shape): string {
-  if (!/[A-Z]/.test(key)) return key
-  const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+  const snake = /[A-Z]/.test(key) ? key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : key
   if (shape.use.includes(snake) || shape.drop?.includes(snake) === true || (shape.why !== undefined && Object.hasOwn(shape.why, snake))) return snake
+  if (!/[A-Za-z][0-9]/.test(key) && snake === key) return key
   // lowerCamelCase drops the underscore before a digit (consecutive_5xx → consecutive5xx):
   // find the snake_case name that folds to the same letters.
   const folded = key.toLowerCase()
