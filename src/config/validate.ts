@@ -475,7 +475,6 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   const cluster = str(action['cluster'])
   const weighted = action['weightedClusters']
   const hasCluster = present(action['cluster'])
-  const hasWeighted = present(weighted)
   const specifiers = ['cluster', 'weightedClusters', 'clusterHeader'].filter((k) => present(action[k]))
   if (specifiers.length > 1) {
     issues.add(path, 'INVALID_ACTION', `a route action has one of cluster, weightedClusters, clusterHeader, not ${specifiers.join(' and ')}`)

@@ -2,6 +2,7 @@
  * Envoy `virtual_clusters`: a request that matched one is counted, once, under its name
  * (whatever retries happen below), from dispatch to the end of the response.
  */
+import type { Duplex } from 'node:stream'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
 import type { Resolution } from '../router/resolve.js'
 import type { Controller, Handler } from './handler.js'
@@ -31,7 +32,7 @@ class CountingHandler implements Handler {
     this.#next.onRequestStart?.(controller, context)
   }
 
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import('node:stream').Duplex): void {
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: Duplex): void {
     this.#end()
     this.#next.onRequestUpgrade?.(controller, statusCode, headers, socket)
   }

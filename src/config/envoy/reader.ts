@@ -238,7 +238,7 @@ function toInteger(v: unknown): number | undefined {
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined
   if (isObject(v) && typeof v['low'] === 'number' && typeof v['high'] === 'number') {
     // A Long from protobufjs without the long-to-string option.
-    const n = (v['high'] as number) * 0x1_0000_0000 + ((v['low'] as number) >>> 0)
+    const n = v['high'] * 0x1_0000_0000 + (v['low'] >>> 0)
     return Number.isSafeInteger(n) ? n : undefined
   }
   return undefined
