@@ -111,10 +111,20 @@ class Re2Pattern implements CompiledRegex {
   readonly isLiteral: boolean
   readonly groups: number
   readonly #re: RE2JS
+  /** The same pattern as a JavaScript RegExp, for ASCII text, when that is provably the same and linear ({@link jsEquivalent}). */
+  readonly #js: RegExp | undefined
+  /**
+   * Whether the RegExp may say otherwise than RE2 on non-ASCII text (it has `.`, a negated
+   * class, or folds case — RE2 folds `K` to the Kelvin sign); without those, no atom of it
+   * can match a non-ASCII character in either engine, so the text need not be checked.
+   */
+  readonly #asciiOnly: boolean
 
   constructor(source: string, ignoreCase: boolean) {
     this.source = source
     this.#re = RE2JS.compile(toRe2js(source), ignoreCase ? RE2JS.CASE_INSENSITIVE : 0)
+    this.#js = jsEquivalent(source, ignoreCase)
+    this.#asciiOnly = ignoreCase || /\.|\[\^/.test(source.replace(/\\./g, ''))
     this.groups = this.#re.groupCount()
     const [prefix, complete] = ignoreCase ? ['', false] : literalPrefixOf(this.#re, source)
     this.literalPrefix = prefix
@@ -124,6 +134,7 @@ class Re2Pattern implements CompiledRegex {
   fullMatch(value: string): boolean {
     if (this.isLiteral) return value === this.literalPrefix
     if (this.literalPrefix !== '' && !value.startsWith(this.literalPrefix)) return false
+    if (this.#js !== undefined && (!this.#asciiOnly || !NON_ASCII.test(value))) return this.#js.test(value)
     return this.#re.testExact(asRe2Input(value))
   }
 
@@ -158,6 +169,123 @@ class Re2Pattern implements CompiledRegex {
     if (count === 0) return input
     return p < input.length ? out + input.slice(p) : out
   }
+}
+
+const NON_ASCII = /[^\x00-\x7f]/
+
+/**
+ * The pattern as a JavaScript RegExp (full match), when it is in a subset where RE2 and a
+ * backtracking engine agree on ASCII text and the backtracking stays linear: literal ASCII,
+ * escaped punctuation, `.` (as `[^\n]`), `\d`, `\w`, ASCII classes, and quantifiers on
+ * single atoms — at most one unbounded (`*`, `+`, `{n,}`) and bounded ones whose ranges
+ * multiply to at most 256; a leading `^` and a trailing `$` (no-ops in a full match). No
+ * groups, alternation, flags, `\s` (RE2's has no `\v`), Unicode classes. Anything else:
+ * `undefined`, and re2js runs. A route pattern such as `/api/v[0-9]+/items` is in it.
+ */
+function jsEquivalent(pattern: string, ignoreCase: boolean): RegExp | undefined {
+  let body = pattern
+  if (body.startsWith('^')) body = body.slice(1)
+  if (body.endsWith('$') && !body.endsWith('\\$')) body = body.slice(0, -1)
+  let out = ''
+  let unbounded = 0
+  let product = 1
+  let atom = false
+  let i = 0
+  const punct = /[!-/:-@[-`{-~]/
+  while (i < body.length) {
+    const c = body[i] as string
+    const code = c.charCodeAt(0)
+    if (code < 0x20 || code > 0x7e) return undefined
+    if (c === '\\') {
+      const n = body[i + 1]
+      if (n === undefined) return undefined
+      if (n === 'd' || n === 'w' || punct.test(n)) out += `\\${n}`
+      else return undefined
+      i += 2
+      atom = true
+      continue
+    }
+    if (c === '.') {
+      out += '[^\\n]'
+      i++
+      atom = true
+      continue
+    }
+    if (c === '[') {
+      const end = simpleClassEnd(body, i)
+      if (end === undefined) return undefined
+      out += body.slice(i, end)
+      i = end
+      atom = true
+      continue
+    }
+    if (c === '*' || c === '+' || c === '?') {
+      if (!atom) return undefined
+      if (c === '?') product *= 2
+      else unbounded++
+      out += c
+      i++
+      if (body[i] === '?') {
+        out += '?'
+        i++
+      }
+      atom = false
+      continue
+    }
+    if (c === '{') {
+      const m = /^\{(\d{1,4})(,(\d{0,4}))?\}/.exec(body.slice(i))
+      if (m === null || !atom) return undefined
+      const min = Number(m[1])
+      if (m[2] === undefined) {
+        // {n}: fixed, nothing to backtrack
+      } else if (m[3] === '') {
+        unbounded++
+      } else {
+        const max = Number(m[3])
+        if (max < min) return undefined
+        product *= max - min + 1
+      }
+      out += m[0]
+      i += m[0].length
+      if (body[i] === '?') {
+        out += '?'
+        i++
+      }
+      atom = false
+      continue
+    }
+    if ('()|^$'.includes(c)) return undefined
+    out += c
+    i++
+    atom = true
+  }
+  if (unbounded > 1 || product > 256) return undefined
+  try {
+    return new RegExp(`^(?:${out})$`, ignoreCase ? 'i' : '')
+  } catch {
+    return undefined
+  }
+}
+
+/** The end of an ASCII class with literal members, ranges, `\d`, `\w` and escaped punctuation; `undefined` otherwise. */
+function simpleClassEnd(p: string, start: number): number | undefined {
+  let i = start + 1
+  if (p[i] === '^') i++
+  if (p[i] === ']') return undefined
+  while (i < p.length) {
+    const c = p[i] as string
+    const code = c.charCodeAt(0)
+    if (code < 0x20 || code > 0x7e || c === '[') return undefined
+    if (c === ']') return i + 1
+    if (c === '\\') {
+      const n = p[i + 1]
+      if (n === undefined || !(n === 'd' || n === 'w' || /[!-/:-@[-`{-~]/.test(n))) return undefined
+      i += 2
+      continue
+    }
+    i++
+  }
+  return undefined
 }
 
 /** `\N` → group N, `\\` → `\`, in an RE2 rewrite string. */

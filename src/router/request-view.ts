@@ -26,8 +26,16 @@ export class RequestView {
    */
   downstreamRemoteAddress: string | undefined = undefined
   downstreamLocalAddress: string | undefined = undefined
-  /** When the request started (ms since the epoch), for `%START_TIME%`. */
-  readonly startTime: number = Date.now()
+  #startTime = 0
+  /**
+   * When the request started (ms since the epoch), for `%START_TIME%`: read the first time
+   * a formatter asks, which is while the request is dispatched (a clock read per request
+   * would cost every request, formatters or not).
+   */
+  get startTime(): number {
+    if (this.#startTime === 0) this.#startTime = Date.now()
+    return this.#startTime
+  }
   /** Set by routing: the name of the route taken, and the virtual cluster matched. */
   route: string | undefined = undefined
   virtualCluster: string | undefined = undefined
