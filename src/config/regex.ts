@@ -171,7 +171,7 @@ class Re2Pattern implements CompiledRegex {
   }
 }
 
-const NON_ASCII = /[^\x00-\x7f]/
+const NON_ASCII = /[\u0080-\uffff]/
 
 /**
  * The pattern as a JavaScript RegExp (full match), when it is in a subset where RE2 and a
