@@ -13,7 +13,7 @@ import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.j
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
 import type { ExporterStats } from './observability/exporters/batch-exporter.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
-import type { UnsupportedField } from './config/envoy.js'
+import type { UnsupportedField } from './config/envoy/index.js'
 import { loadConfig } from './config/load.js'
 import type { MeshConfig } from './config/types.js'
 import { ConfigError, MeshError } from './errors.js'

@@ -85,7 +85,7 @@ static_resources:
   clusters:
   - name: backend
     type: STATIC
-    circuit_breakers: { thresholds: [ { max_connections: 10 } ] }
+    lb_subset_config: { subset_selectors: [ { keys: [version] } ] }
     load_assignment:
       cluster_name: backend
       endpoints:
@@ -148,11 +148,11 @@ test('an Envoy bootstrap: untranslated fields are warnings; --strict makes them 
   const r = await cli('validate', file)
   assert.equal(r.code, 0, r.stdout)
   assert.match(r.stdout, /warning: admin\.access_log_path: UNSUPPORTED unsupported field "access_log_path"/)
-  assert.match(r.stdout, /warning: static_resources\.clusters\[0\]\.circuit_breakers: UNSUPPORTED/)
+  assert.match(r.stdout, /warning: static_resources\.clusters\[0\]\.lb_subset_config\.subset_selectors: UNSUPPORTED/)
   assert.match(r.stdout, /valid: 1 cluster, 1 virtual host, 1 route \(Envoy bootstrap; listener 0\.0\.0\.0:10000; 2 fields not translated\)/)
   const strict = await cli('validate', '--strict', file)
   assert.equal(strict.code, 1)
-  assert.match(strict.stdout, /: static_resources\.clusters\[0\]\.circuit_breakers: UNSUPPORTED/)
+  assert.match(strict.stdout, /: static_resources\.clusters\[0\]\.lb_subset_config\.subset_selectors: UNSUPPORTED/)
   assert.match(strict.stdout, /invalid: 2 problems/)
 })
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parse } from 'yaml'
-import { fromEnvoy, type EnvoyImport } from '../src/config/envoy.js'
+import { fromEnvoy, type EnvoyImport } from '../src/config/envoy/index.js'
 import { validateConfig } from '../src/config/validate.js'
 
 function bootstrap(routes: string, filters: string): EnvoyImport {
@@ -61,7 +61,7 @@ describe('Envoy import: fault filter', () => {
     max_active_faults: 100
 ${ROUTER}`)
     assert.deepEqual(r.unsupported, [])
-    assert.deepEqual(routes(r)[0]?.['fault'], { delay: { fixedDelay: '0.5s', percentage: 10 }, abort: { httpStatus: 503, percentage: 0.0001 }, maxActiveFaults: 100 })
+    assert.deepEqual(routes(r)[0]?.['fault'], { delay: { fixedDelay: '500ms', percentage: 10 }, abort: { httpStatus: 503, percentage: 0.0001 }, maxActiveFaults: 100 })
     assert.deepEqual(routes(r)[1]?.['fault'], { abort: { headerAbort: true, percentage: 0.05 } })
     assert.deepEqual(validateConfig(r.config), [])
   })

@@ -119,10 +119,10 @@ test('50/50 split, v2 refuses connections: half v1, half 503 upstream connect er
 test('fromEnvoy returns our model and what it could not translate', () => {
   const { config, unsupported } = fromEnvoy({
     admin: { access_log_path: '/dev/null', address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
-    static_resources: { clusters: [{ name: 'a', type: 'STATIC', circuit_breakers: {} }] },
+    static_resources: { clusters: [{ name: 'a', type: 'STATIC', dns_lookup_family: 'V4_ONLY' }] },
   })
   assert.equal(config.clusters?.[0]?.name, 'a')
   // The admin address is kept for `sidecarless proxy`'s admin endpoint.
   assert.deepEqual(config.admin, { address: '127.0.0.1:9901' })
-  assert.deepEqual(unsupported.map((u) => u.path).sort(), ['admin.access_log_path', 'static_resources.clusters[0].circuit_breakers'])
+  assert.deepEqual(unsupported.map((u) => u.path).sort(), ['admin.access_log_path', 'static_resources.clusters[0].dns_lookup_family'])
 })

@@ -316,7 +316,7 @@ describe('Envoy import', () => {
       },
     })
     const c = config.clusters?.[0]
-    assert.deepEqual(c?.outlierDetection, { consecutive5xx: 3, maxEjectionPercent: 50, interval: '5s', baseEjectionTime: '10000ms', alwaysEjectOneHost: true })
+    assert.deepEqual(c?.outlierDetection, { consecutive5xx: 3, maxEjectionPercent: 50, interval: '5s', baseEjectionTime: '10s', alwaysEjectOneHost: true })
     assert.deepEqual(c?.healthChecks, [{
       timeout: '1s', interval: '10s', unhealthyThreshold: 3, healthyThreshold: 2,
       httpHealthCheck: { path: '/healthz', host: 'web.local', expectedStatuses: [{ start: 200, end: 204 }], requestHeadersToAdd: [{ header: { key: 'x-hc', value: '1' } }] },

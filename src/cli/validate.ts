@@ -10,7 +10,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from '../config/envoy.js'
+import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from '../config/envoy/index.js'
 import { readConfigFile } from '../config/load.js'
 import type { MeshConfig } from '../config/types.js'
 import { validateConfig } from '../config/validate.js'

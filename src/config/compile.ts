@@ -4,7 +4,7 @@
  * config did not change keep their runtime object (balancer state, DNS timer, hosts), so a
  * swap does not disturb them.
  */
-import { CompiledMatch } from '../router/matcher.js'
+import { CompiledMatch, compileHeaderMatchers } from '../router/matcher.js'
 import { DomainIndex } from '../router/domain-index.js'
 import { buildRouteIndex } from '../router/route-index.js'
 import { compileMutations, type MutationSource } from '../router/header-mutations.js'
@@ -13,6 +13,7 @@ import {
   type ClusterAction,
   type CompiledAction,
   type CompiledRoute,
+  type CompiledVirtualCluster,
   type CompiledVirtualHost,
   type Target,
 } from '../router/route-action.js'
@@ -23,6 +24,7 @@ import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
+import { compileRegex } from './regex.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
@@ -92,7 +94,13 @@ export function compileConfig(
   const domains = new DomainIndex<CompiledVirtualHost>()
   for (const vh of (config.virtualHosts ?? []) as VirtualHostConfig[]) {
     const routes = Object.freeze(vh.routes.map((r, i) => compileRoute(r, vh, clusters, clusterLimits, limits.build(`route[${vh.name}/${r.name ?? i}]`, r.route?.rateLimit, r.route?.concurrencyLimit))))
-    const compiled: CompiledVirtualHost = Object.freeze({ name: vh.name, routes, index: buildRouteIndex(routes) })
+    const compiled: CompiledVirtualHost = Object.freeze({
+      name: vh.name,
+      routes,
+      index: buildRouteIndex(routes),
+      requireTls: vh.requireTls ?? 'NONE',
+      virtualClusters: compileVirtualClusters(vh),
+    })
     virtualHosts.set(vh.name, compiled)
     for (const d of vh.domains) domains.add(d, compiled)
   }
@@ -167,13 +175,25 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
   let action: CompiledAction
   if (r.route !== undefined) {
     const a = r.route
-    const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 }]
-    const targets: Target[] = []
-    const weights: number[] = []
-    for (const d of dests) {
-      if (d.weight === 0 && dests.length > 1) continue
+    const mirror = compileMirror(a.requestMirrorPolicies, clusters, compileMutations([routeLevel, vhostLevel]))
+    const base = {
+      kind: 'cluster' as const,
+      timeoutMs: routeTimeoutMs(a),
+      rewritePath: compileRewrite(a.prefixRewrite, a.regexRewrite, match),
+      hostRewrite: a.hostRewrite,
+      hash: compileHash(a.hashPolicy ?? []),
+      limits: routeLimits,
+      retry: a.retryPolicy !== undefined ? new RetryPolicy(a.retryPolicy) : vh.retryPolicy !== undefined ? new RetryPolicy(vh.retryPolicy) : null,
+      fault: compileFault(r.fault),
+      mirror,
+      clusterHeader: null,
+      forCluster: null,
+      notFoundStatus: a.clusterNotFoundResponseCode ?? 503,
+      grpcTimeout: compileGrpcTimeout(a.maxStreamDuration),
+    }
+    const target = (d: WeightedClusterConfig): Target => {
       const cluster = clusters.get(d.cluster) as Cluster
-      targets.push(Object.freeze({
+      return Object.freeze({
         cluster,
         clusterName: cluster.name,
         clusterLimits: clusterLimits.get(cluster.name) ?? null,
@@ -181,33 +201,41 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
         subset: d.subset,
         requestMutations: compileMutations([{ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel]),
         responseMutations: compileMutations([{ toAdd: d.responseHeadersToAdd, toRemove: d.responseHeadersToRemove }, routeResponse, vhostResponse]),
-      }))
-      weights.push(d.weight)
-    }
-    let cumulative: Uint32Array | null = null
-    let total = 0
-    if (targets.length > 1) {
-      cumulative = new Uint32Array(targets.length)
-      weights.forEach((w, i) => {
-        total += w
-        ;(cumulative as Uint32Array)[i] = total
       })
     }
-    const cluster: ClusterAction = {
-      kind: 'cluster',
-      targets: Object.freeze(targets),
-      cumulative,
-      totalWeight: total,
-      timeoutMs: parseDuration(a.timeout) ?? defaults.routeTimeoutMs,
-      rewritePath: compileRewrite(a.prefixRewrite, a.regexRewrite, match),
-      hostRewrite: a.hostRewrite,
-      hash: compileHash(a.hashPolicy ?? []),
-      limits: routeLimits,
-      retry: a.retryPolicy !== undefined ? new RetryPolicy(a.retryPolicy) : vh.retryPolicy !== undefined ? new RetryPolicy(vh.retryPolicy) : null,
-      fault: compileFault(r.fault),
-      mirror: compileMirror(a.requestMirrorPolicies, clusters, compileMutations([routeLevel, vhostLevel])),
+    if (a.clusterHeader !== undefined) {
+      // Envoy cluster_header: the cluster is the request's to name; each one named gets its action once.
+      const byCluster = new Map<string, ClusterAction>()
+      const forCluster = (name: string): ClusterAction | undefined => {
+        let bound = byCluster.get(name)
+        if (bound === undefined && clusters.has(name)) {
+          bound = Object.freeze({ ...base, targets: Object.freeze([target({ cluster: name, weight: 1 })]), cumulative: null, totalWeight: 0 })
+          byCluster.set(name, bound)
+        }
+        return bound
+      }
+      action = Object.freeze({ ...base, targets: Object.freeze([]), cumulative: null, totalWeight: 0, clusterHeader: a.clusterHeader.toLowerCase(), forCluster })
+    } else {
+      const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 }]
+      const targets: Target[] = []
+      const weights: number[] = []
+      for (const d of dests) {
+        if (d.weight === 0 && dests.length > 1) continue
+        targets.push(target(d))
+        weights.push(d.weight)
+      }
+      let cumulative: Uint32Array | null = null
+      let total = 0
+      if (targets.length > 1) {
+        cumulative = new Uint32Array(targets.length)
+        weights.forEach((w, i) => {
+          total += w
+          ;(cumulative as Uint32Array)[i] = total
+        })
+      }
+      const cluster: ClusterAction = { ...base, targets: Object.freeze(targets), cumulative, totalWeight: total }
+      action = Object.freeze(cluster)
     }
-    action = Object.freeze(cluster)
   } else if (r.redirect !== undefined) {
     action = buildRedirect(r.redirect, match)
   } else {
@@ -220,6 +248,49 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
     action,
     responseMutations: compileMutations([routeResponse, vhostResponse]),
   })
+}
+
+/**
+ * The route timeout: `timeout` (default 15s; 0 disables), bounded by
+ * `maxStreamDuration.maxStreamDuration` when set. Without `timeout`, the stream duration
+ * replaces the 15s default (as gRPC's proxyless clients read istiod's routes).
+ */
+function routeTimeoutMs(a: NonNullable<RouteConfig['route']>): number {
+  const stream = parseDuration(a.maxStreamDuration?.maxStreamDuration)
+  const route = a.timeout !== undefined ? (parseDuration(a.timeout) ?? defaults.routeTimeoutMs) : stream !== undefined ? 0 : defaults.routeTimeoutMs
+  return stream !== undefined && stream > 0 && (route === 0 || stream < route) ? stream : route
+}
+
+/** gRPC's timeout units (grpc-timeout: up to 8 digits and one of H M S m u n). */
+const GRPC_UNITS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }
+
+/**
+ * Envoy's timeout of a gRPC request under `grpc_timeout_header_max` (FilterUtility::finalTimeout):
+ * the `grpc-timeout` header less the offset (when the offset is smaller), capped by the max
+ * unless it is 0; a gRPC request without the header gets the max (0: no timeout).
+ */
+function compileGrpcTimeout(msd: NonNullable<RouteConfig['route']>['maxStreamDuration']): ((req: RequestView) => number | undefined) | null {
+  const max = parseDuration(msd?.grpcTimeoutHeaderMax)
+  if (max === undefined) return null
+  const offset = parseDuration(msd?.grpcTimeoutHeaderOffset) ?? 0
+  return (req) => {
+    const type = req.header('content-type')
+    if (type === undefined || !/^application\/grpc(?:$|[+;])/.test(type)) return undefined
+    const header = req.header('grpc-timeout')
+    const m = header === undefined ? null : /^(\d{1,8})([HMSmun])$/.exec(header)
+    let t = m === null ? 0 : Math.ceil(Number(m[1]) * (GRPC_UNITS[m[2] as string] as number))
+    if (offset > 0 && offset < t) t -= offset
+    if (max !== 0 && (t === 0 || t > max)) t = max
+    return t
+  }
+}
+
+function compileVirtualClusters(vh: VirtualHostConfig): readonly CompiledVirtualCluster[] | null {
+  if (vh.virtualClusters === undefined || vh.virtualClusters.length === 0) return null
+  return Object.freeze(vh.virtualClusters.map((vc) => {
+    const test = compileHeaderMatchers(vc.headers)
+    return Object.freeze({ name: vc.name, matches: (req: RequestView) => test((n) => req.header(n)) })
+  }))
 }
 
 /** Path rewrite of a route: replace the matched prefix (or the exact path), or a regex substitution. */
@@ -236,10 +307,10 @@ function compileRewrite(
     return (req) => prefixRewrite + req.fullPath.slice(matched.length)
   }
   if (regexRewrite !== undefined) {
-    const re = new RegExp(regexRewrite.pattern, 'gu')
-    // Envoy (RE2) writes groups as \1; JavaScript as $1. Escape a literal $ first.
-    const substitution = regexRewrite.substitution.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1')
-    return (req) => req.path.replace(re, substitution) + req.fullPath.slice(req.path.length)
+    // RE2::GlobalReplace on the path without the query, as Envoy does.
+    const re = compileRegex(regexRewrite.pattern)
+    const substitution = regexRewrite.substitution
+    return (req) => re.replaceAll(req.path, substitution) + req.fullPath.slice(req.path.length)
   }
   return null
 }

@@ -7,7 +7,7 @@ import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { MeshError } from '../errors.js'
 import { limits } from './defaults.js'
-import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from './envoy.js'
+import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from './envoy/index.js'
 import type { MeshConfig } from './types.js'
 
 /** A config ready to validate, with what an Envoy import could not translate. */

@@ -38,6 +38,7 @@ const headerValueOption: Spec = {
       t: 'enum',
       values: ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'],
     },
+    keepEmptyValue: bool,
   },
 }
 
@@ -59,6 +60,14 @@ const stringMatchFields: Fields = {
   ignoreCase: bool,
 }
 
+const int64: Spec = { t: 'number', required: true, int: true, min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }
+const headerMatcherFields: Fields = {
+  ...stringMatchFields,
+  rangeMatch: { t: 'object', fields: { start: int64, end: int64 } },
+  treatMissingHeaderAsEmpty: bool,
+  invert: bool,
+}
+
 const routeMatch: Spec = {
   t: 'object',
   required: true,
@@ -68,7 +77,7 @@ const routeMatch: Spec = {
     safeRegex: str,
     pathSeparatedPrefix: str,
     caseSensitive: bool,
-    headers: { t: 'array', of: { t: 'object', fields: { ...stringMatchFields, invert: bool } } },
+    headers: { t: 'array', of: { t: 'object', fields: headerMatcherFields } },
     queryParameters: { t: 'array', of: { t: 'object', fields: stringMatchFields } },
     methods: strList,
   },
@@ -117,7 +126,7 @@ const concurrencyLimit: Spec = {
 
 const percent: Spec = { t: 'number', min: 0, max: 100 }
 
-const headerMatcher: Spec = { t: 'object', fields: { ...stringMatchFields, invert: bool } }
+const headerMatcher: Spec = { t: 'object', fields: headerMatcherFields }
 
 /** Retry conditions: Envoy's `x-envoy-retry-on` values the mesh implements. */
 export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'refused-stream', 'retriable-4xx', 'retriable-status-codes', 'retriable-headers'] as const
@@ -203,7 +212,13 @@ const routeAction: Spec = {
     prefixRewrite: str,
     regexRewrite: { t: 'object', fields: { pattern: reqStr, substitution: { t: 'string', required: true } } },
     hostRewrite: str,
+    clusterHeader: str,
+    clusterNotFoundResponseCode: { t: 'number', int: true, min: 200, max: 599 },
     timeout: { t: 'duration' },
+    maxStreamDuration: {
+      t: 'object',
+      fields: { maxStreamDuration: { t: 'duration' }, grpcTimeoutHeaderMax: { t: 'duration' }, grpcTimeoutHeaderOffset: { t: 'duration' } },
+    },
     retryPolicy,
     rateLimit,
     concurrencyLimit,
@@ -427,6 +442,8 @@ export const meshConfigFields: Fields = {
         domains: { t: 'array', required: true, of: str },
         routes: { t: 'array', required: true, of: route },
         retryPolicy,
+        requireTls: { t: 'enum', values: ['NONE', 'EXTERNAL_ONLY', 'ALL'] },
+        virtualClusters: { t: 'array', of: { t: 'object', fields: { name: reqStr, headers: { t: 'array', required: true, of: headerMatcher } } } },
         ...headerMutations,
       },
     },

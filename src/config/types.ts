@@ -417,6 +417,27 @@ export interface VirtualHostConfig {
   responseHeadersToRemove?: string[]
   /** Retry policy of every route of this virtual host that has none of its own. */
   retryPolicy?: RetryPolicyConfig
+  /**
+   * Envoy `require_tls`: `ALL` answers every plain-http request with a 301 to the same URL
+   * over https (`https://` + the Host as sent + the path), before any route is tried;
+   * `EXTERNAL_ONLY` does so only for requests that are not internal (internal: they carry
+   * `x-envoy-internal: true`, Envoy's mark); `NONE` (default) never.
+   */
+  requireTls?: 'NONE' | 'EXTERNAL_ONLY' | 'ALL'
+  /**
+   * Envoy `virtual_clusters`: names for classes of requests, in metrics. A request is
+   * counted under the first one whose every header matcher matches (`:path` and `:method`
+   * included), per virtual host; `mesh.route()` tells which.
+   */
+  virtualClusters?: VirtualClusterConfig[]
+}
+
+/** Envoy `VirtualCluster`: a name, and the header matchers (`:path`, `:method`, …) a request must all match. */
+export interface VirtualClusterConfig {
+  /** Shown in metrics (`outbound.virtualClusters["<virtual host>/<name>"]`) and `mesh.route()`. */
+  name: string
+  /** Every matcher must match; `[]` matches every request. */
+  headers: HeaderMatcher[]
 }
 
 /** A route: a match and exactly one action (`route`, `redirect` or `directResponse`). */
@@ -487,6 +508,13 @@ export interface HeaderMatcher {
   present?: boolean
   /** Compare string matchers ignoring ASCII case. */
   ignoreCase?: boolean
+  /**
+   * Envoy `range_match`: the value is a decimal integer with `start <= value < end`
+   * (a value that is not an integer does not match).
+   */
+  rangeMatch?: { start: number; end: number }
+  /** Envoy `treat_missing_header_as_empty`: a missing header is matched as the empty string. */
+  treatMissingHeaderAsEmpty?: boolean
   /** Match when the matcher would not. */
   invert?: boolean
 }
@@ -503,7 +531,7 @@ export interface QueryParameterMatcher {
   ignoreCase?: boolean
 }
 
-/** Envoy `RouteAction`: forward to `cluster` (optionally a `subset`) or `weightedClusters`. */
+/** Envoy `RouteAction`: forward to `cluster` (optionally a `subset`), `weightedClusters`, or the cluster `clusterHeader` names. */
 export interface RouteAction {
   /** Target cluster. */
   cluster?: string
@@ -517,8 +545,25 @@ export interface RouteAction {
   regexRewrite?: { pattern: string; substitution: string }
   /** Replace the Host/authority sent upstream. */
   hostRewrite?: string
+  /**
+   * Envoy `cluster_header`: send the request to the cluster named by this request header
+   * (instead of `cluster` / `weightedClusters`). No such header, or no such cluster: the
+   * request is answered with `clusterNotFoundResponseCode` (503) and response flag `NC`,
+   * as Envoy answers.
+   */
+  clusterHeader?: string
+  /** Envoy `cluster_not_found_response_code`: 503 (default), 404 or 500. */
+  clusterNotFoundResponseCode?: number
   /** Route timeout: the whole request, retries included (Envoy default 15s; 0 disables). */
   timeout?: Duration
+  /**
+   * Envoy `max_stream_duration` of a route (istiod writes route timeouts here for proxyless
+   * clients). `maxStreamDuration` bounds the whole request like `timeout` (the lower of the
+   * two applies); with `grpcTimeoutHeaderMax` set, a request's `grpc-timeout` header (less
+   * `grpcTimeoutHeaderOffset`, capped by `grpcTimeoutHeaderMax` unless it is 0) is its
+   * timeout instead. Expiry is answered like a route timeout (504).
+   */
+  maxStreamDuration?: { maxStreamDuration?: Duration; grpcTimeoutHeaderMax?: Duration; grpcTimeoutHeaderOffset?: Duration }
   /** How a request's hash is computed for `ring_hash`/`maglev` clusters. */
   hashPolicy?: HashPolicy[]
   /** Rate limit of the requests this route sends; refused ones fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
@@ -651,9 +696,17 @@ export interface DirectResponseAction {
   body?: string
 }
 
-/** Envoy `HeaderValueOption`. */
+/**
+ * Envoy `HeaderValueOption`. The value may hold Envoy's command operators, with Envoy's
+ * meaning: `%REQ(x-user)%`, `%START_TIME(%s)%`, `%UPSTREAM_REMOTE_ADDRESS%` (response headers),
+ * `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`, `%HOSTNAME%`, `%UPSTREAM_CLUSTER%`, … (the list:
+ * `HEADER_OPERATORS` in `config/header-format.ts`, and the README); a literal `%` is written
+ * `%%`. A value that comes out empty is not added unless `keepEmptyValue`.
+ */
 export interface HeaderValueOption {
   header: { key: string; value: string }
+  /** Add the header even when its value is empty (Envoy `keep_empty_value`). */
+  keepEmptyValue?: boolean
   /**
    * `APPEND_IF_EXISTS_OR_ADD` (default), `ADD_IF_ABSENT`, `OVERWRITE_IF_EXISTS_OR_ADD`,
    * `OVERWRITE_IF_EXISTS`.

@@ -13,7 +13,8 @@ import { parseDomain } from './domain.js'
 import { parseDuration } from './duration.js'
 import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
-import { unsafeRegexReason } from './regex.js'
+import { regexProblem, rewriteProblem } from './regex.js'
+import { headerFormatProblem } from './header-format.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 import { checkSecurity } from './validate-security.js'
 import { checkAuthorization, checkRequestAuthentication } from './validate-auth.js'
@@ -301,6 +302,13 @@ function checkSemantics(config: Obj, issues: Issues): void {
       else domainOwner.set(key, `virtual host "${name ?? path}"`)
     }
     checkHeaderMutations(vh, path, issues)
+    const vcNames = new Set<string>()
+    for (const [vc, k] of items(vh['virtualClusters'])) {
+      const vcName = str(vc['name'])
+      if (vcName !== undefined && vcNames.has(vcName)) issues.add(`${path}.virtualClusters[${k}].name`, 'DUPLICATE_NAME', `virtual cluster "${vcName}" is defined twice in virtual host "${name ?? path}"`)
+      if (vcName !== undefined) vcNames.add(vcName)
+      for (const [h, j] of items(vc['headers'])) checkStringMatcher(h, `${path}.virtualClusters[${k}].headers[${j}]`, true, issues)
+    }
     const routeNames = new Set<string>()
     for (const [r, j] of items(vh['routes'])) {
       const rname = str(r['name'])
@@ -467,11 +475,19 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   const cluster = str(action['cluster'])
   const weighted = action['weightedClusters']
   const hasCluster = present(action['cluster'])
-  const hasWeighted = present(weighted)
-  if (hasCluster && hasWeighted) {
-    issues.add(path, 'INVALID_ACTION', 'a route action has either cluster or weightedClusters, not both')
-  } else if (!hasCluster && !hasWeighted) {
-    issues.add(path, 'INVALID_ACTION', 'a route action needs cluster or weightedClusters')
+  const specifiers = ['cluster', 'weightedClusters', 'clusterHeader'].filter((k) => present(action[k]))
+  if (specifiers.length > 1) {
+    issues.add(path, 'INVALID_ACTION', `a route action has one of cluster, weightedClusters, clusterHeader, not ${specifiers.join(' and ')}`)
+  } else if (specifiers.length === 0) {
+    issues.add(path, 'INVALID_ACTION', 'a route action needs cluster, weightedClusters or clusterHeader')
+  }
+  const clusterHeader = str(action['clusterHeader'])
+  if (clusterHeader !== undefined && !isHeaderName(clusterHeader) && !/^:(authority|method|path|scheme)$/i.test(clusterHeader)) {
+    issues.add(`${path}.clusterHeader`, 'INVALID_HEADER', `"${clusterHeader}" is not a header name`)
+  }
+  const notFound = action['clusterNotFoundResponseCode']
+  if (typeof notFound === 'number' && ![503, 404, 500].includes(notFound)) {
+    issues.add(`${path}.clusterNotFoundResponseCode`, 'INVALID_VALUE', `${notFound} is not one of 503, 404, 500 (Envoy's cluster_not_found_response_code)`)
   }
   if (cluster !== undefined) checkDestination(cluster, str(action['subset']), `${path}.cluster`, `${path}.subset`, clusters, issues)
   else if (!hasCluster && present(action['subset'])) issues.add(`${path}.subset`, 'INVALID_ACTION', 'subset needs cluster (with weightedClusters, put subset on each entry)')
@@ -501,7 +517,11 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
 
   const regexRewrite = action['regexRewrite']
   if (isObject(regexRewrite)) {
-    checkRegex(str(regexRewrite['pattern']), `${path}.regexRewrite.pattern`, issues)
+    const pattern = str(regexRewrite['pattern'])
+    checkRegex(pattern, `${path}.regexRewrite.pattern`, issues)
+    const substitution = str(regexRewrite['substitution'])
+    const bad = pattern === undefined || substitution === undefined ? undefined : rewriteProblem(pattern, substitution)
+    if (bad !== undefined) issues.add(`${path}.regexRewrite.substitution`, 'INVALID_VALUE', bad)
     if (present(action['prefixRewrite'])) issues.add(path, 'INVALID_VALUE', 'prefixRewrite and regexRewrite cannot both be set')
   }
   const prefixRewrite = str(action['prefixRewrite'])
@@ -616,8 +636,8 @@ function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Iss
   if (name !== undefined && isHeader && !isHeaderName(name) && !/^:(authority|method|path|scheme)$/.test(name)) {
     issues.add(`${path}.name`, 'INVALID_HEADER', `"${name}" is not a header name`)
   }
-  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present'].filter((k) => present(m[k]))
-  if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present; got ${kinds.join(', ')}`)
+  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present', 'rangeMatch'].filter((k) => present(m[k]))
+  if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present, rangeMatch; got ${kinds.join(', ')}`)
   checkRegex(str(m['safeRegex']), `${path}.safeRegex`, issues)
 }
 
@@ -726,7 +746,7 @@ function isRedisUrl(value: string): boolean {
 /** Checks a regex unless the structural pass already refused it as too long. */
 function checkRegex(pattern: string | undefined, path: string, issues: Issues): void {
   if (pattern === undefined || pattern.length > limits.stringLength) return
-  const why = unsafeRegexReason(pattern)
+  const why = regexProblem(pattern)
   if (why !== undefined) issues.add(path, 'INVALID_REGEX', why)
 }
 
@@ -744,6 +764,8 @@ function checkHeaderMutations(obj: Obj, path: string, issues: Issues): void {
         issues.add(`${here}.key`, 'INVALID_HEADER', isHeaderName(k) ? `"${k}" cannot be set by header mutation (use hostRewrite for host)` : `"${k}" is not a header name`)
       }
       if (v !== undefined && !isHeaderValue(v)) issues.add(`${here}.value`, 'INVALID_HEADER', 'the value contains CR, LF, NUL or another control character')
+      const format = v === undefined ? undefined : headerFormatProblem(v)
+      if (format !== undefined) issues.add(`${here}.value`, 'INVALID_VALUE', format)
     }
   }
   for (const key of ['requestHeadersToRemove', 'responseHeadersToRemove']) {

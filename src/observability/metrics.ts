@@ -130,6 +130,8 @@ export interface MetricsSnapshot {
   readonly outbound: {
     /** Per cluster name (including `PassthroughCluster` for hosts outside the registry). */
     readonly clusters: Readonly<Record<string, ClusterStats>>
+    /** Per virtual cluster (Envoy `virtual_clusters`), keyed `<virtual host>/<name>`; absent when none counted. */
+    readonly virtualClusters?: Readonly<Record<string, TrafficStats>>
   }
   /**
    * Rate and concurrency limits, by place: `listener`, `listener.route[api]`,
@@ -322,6 +324,20 @@ export class MetricsRegistry {
   readonly #routes = new Map<string, { place: Place; recorder: Recorder; bySource: Map<string, Recorder> }>()
   readonly #sources = new Map<string, Place>()
   readonly #clusters = new Map<string, ClusterPlace>()
+  // [envoy-translators] virtual clusters: one place per `<virtual host>/<name>`, bounded by the config.
+  readonly #virtualClusters = new Map<string, { place: Place; recorder: Recorder }>()
+
+  /** The recorder of requests counted under virtual cluster `name` of `virtualHost` (Envoy `vhost.<vh>.vcluster.<name>`). */
+  virtualCluster(virtualHost: string, name: string): Recorder {
+    const key = `${virtualHost}/${name}`
+    let entry = this.#virtualClusters.get(key)
+    if (entry === undefined) {
+      const place = new Place(`${this.#serviceLabel}virtual_host="${escapeLabelValue(virtualHost)}",virtual_cluster="${escapeLabelValue(name)}"`)
+      entry = { place, recorder: new PlaceRecorder([place]) }
+      this.#virtualClusters.set(key, entry)
+    }
+    return entry.recorder
+  }
 
   constructor(options: MetricsOptions = {}) {
     this.#serviceLabel = options.service === undefined ? '' : `service="${escapeLabelValue(options.service)}",`
@@ -458,7 +474,10 @@ export class MetricsRegistry {
       for (const e of sortedKeys(c.endpoints)) endpoints[e] = trafficStats(c.endpoints.get(e)!)
       clusters[name] = { ...trafficStats(c.total), subsets, endpoints }
     }
-    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes, sources }, outbound: { clusters }, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {}, security: this.security.snapshot() }
+    const virtualClusters: Record<string, TrafficStats> = {}
+    for (const key of sortedKeys(this.#virtualClusters)) virtualClusters[key] = trafficStats(this.#virtualClusters.get(key)!.place)
+    const outbound = this.#virtualClusters.size === 0 ? { clusters } : { clusters, virtualClusters }
+    const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes, sources }, outbound, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {}, security: this.security.snapshot() }
     const health = this.#healthSource?.()
     return health === undefined || Object.keys(health).length === 0 ? snap : { ...snap, health }
   }
@@ -482,6 +501,7 @@ export class MetricsRegistry {
     writeLevel(out, ENDPOINT_LEVEL, endpoints)
     writeLevel(out, INBOUND_LEVEL, routes)
     writeLevel(out, SOURCE_LEVEL, sortedKeys(this.#sources).map((name) => this.#sources.get(name)!))
+    writeLevel(out, VCLUSTER_LEVEL, sortedKeys(this.#virtualClusters).map((key) => this.#virtualClusters.get(key)!.place))
     const limits = this.#limitSource?.()
     if (limits !== undefined) writeLimits(out, this.#serviceLabel, limits)
     const resilience = this.#resilienceSource?.()
@@ -586,6 +606,7 @@ const CLUSTER_LEVEL: Level = {
   histogram: true,
   aliases: [CONNECT_FAIL, TIMEOUT, RX_RESET, OVERFLOW, NONE_HEALTHY],
 }
+const VCLUSTER_LEVEL: Level = { ...CLUSTER_LEVEL, prefix: 'sidecarless_vhost_vcluster_upstream_', noun: 'requests counted under the virtual cluster', histogram: false }
 const SUBSET_LEVEL: Level = { ...CLUSTER_LEVEL, prefix: 'sidecarless_cluster_subset_', noun: 'upstream requests of the cluster routed through the subset' }
 const ENDPOINT_LEVEL: Level = {
   ...CLUSTER_LEVEL,

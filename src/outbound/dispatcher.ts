@@ -11,11 +11,11 @@ import { currentContext, currentParentSpan } from '../observability/context.js'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
 import type { MeshTracer, TracingSettings } from '../observability/tracing.js'
 import { MeshError } from '../errors.js'
-import { mutateHeaderObject } from '../router/header-mutations.js'
-import type { ClusterAction, CompiledRoute, Target } from '../router/route-action.js'
+import type { ClusterAction, Target } from '../router/route-action.js'
 import { pickTarget } from '../router/route-action.js'
-import { RequestView } from '../router/request-view.js'
-import { findRoute } from '../router/router.js'
+import type { RequestView } from '../router/request-view.js'
+import { destinationFor, requestMutationsFor, resolveRoute } from '../router/resolve.js'
+import { virtualCluster } from './virtual-cluster.js'
 import type { SnapshotStore } from '../snapshot/store.js'
 import type { Host } from '../upstream/host.js'
 import { toNewStyle, type Handler } from './handler.js'
@@ -118,35 +118,21 @@ export class MeshDispatcher extends Dispatcher {
     const hostHeader = findHeader(opts.headers, 'host')
     const authority = hostHeader ?? originAuthority
 
-    const vhost = snapshot.domains.find(authority)
-    if (vhost === undefined) {
-      if (snapshot.registryOnly) {
+    // Route resolution is router/resolve.ts, the same function mesh.route() explains.
+    const r = resolveRoute(snapshot, opts.method, opts.path, authority, scheme, opts.headers)
+    switch (r.kind) {
+      case 'registry_only':
         discardBody(opts.body)
         fail(h, new MeshError('SIDECARLESS_ERR_REGISTRY_ONLY', `"${authority}" is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`))
         return false
-      }
-      return this.#dispatchPassThrough(opts, h, originAuthority)
-    }
-
-    const view = new RequestView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers)
-    const route = findRoute(vhost, view)
-    if (route === undefined) {
-      discardBody(opts.body)
-      localReply(h, { status: 404, body: undefined, flag: 'NR' })
-      return true
-    }
-    const action = route.action
-    switch (action.kind) {
-      case 'direct':
+      case 'passthrough':
+        return this.#dispatchPassThrough(opts, h, originAuthority)
+      case 'local':
         discardBody(opts.body)
-        localReply(h, { status: action.status, body: action.body, flag: 'DR', headers: mutated({}, route) })
-        return true
-      case 'redirect':
-        discardBody(opts.body)
-        localReply(h, { status: action.status, body: undefined, flag: 'DR', headers: mutated({ location: action.location(view) }, route) })
+        localReply(h, r.answer)
         return true
       case 'cluster':
-        return this.#dispatchToCluster(opts, h, view, action, authority, snapshot.tracing)
+        return this.#dispatchToCluster(opts, virtualCluster(h, r, this.#metrics), r.view, r.action, authority, snapshot.tracing)
     }
   }
 
@@ -292,13 +278,13 @@ export class MeshDispatcher extends Dispatcher {
     const ctx = currentContext()
     const parentSpan = currentParentSpan(ctx)
     const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host, resend))
-    const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, target.requestMutations, {
+    const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, requestMutationsFor(target, view), {
       trace: client,
       formats: tracing.inject,
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
-    const request = new UpstreamRequest(downstream, target, host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster)
+    const request = new UpstreamRequest(downstream, destinationFor(target, view), host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster)
     if (breaker !== null) {
       request.breaker = breaker
       request.trial = trial
@@ -407,11 +393,6 @@ function clientAttributes(method: string, authority: string, view: RequestView, 
 function targetHeaders(target: Target): Record<string, string | string[] | undefined> {
   const headers: Record<string, string> = { [CLUSTER_HEADER]: target.clusterName }
   if (target.subset !== undefined) headers[SUBSET_HEADER] = target.subset
-  return headers
-}
-
-function mutated(headers: Record<string, string | string[] | undefined>, route: CompiledRoute): Record<string, string | string[] | undefined> {
-  if (route.responseMutations !== null) mutateHeaderObject(headers, route.responseMutations)
   return headers
 }
 

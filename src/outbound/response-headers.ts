@@ -27,4 +27,4 @@ export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
 export const OVERFLOW_HEADER = 'x-sidecarless-overflow'
 
 /** Envoy's response flags, as the mesh uses them. */
-export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO' | 'FI' | 'DI'
+export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO' | 'FI' | 'DI' | 'NC'

@@ -213,7 +213,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
     headers[ENDPOINT_HEADER] = this.#endpoint
     if (d.responseMutations !== null) {
-      mutateHeaderObject(headers, d.responseMutations)
+      mutateHeaderObject(headers, d.responseMutations, { status: statusCode, headers, upstreamAddress: this.#endpoint, flags: undefined })
       this.rawHeaders = rawFrom(headers)
     } else {
       const raw = controller.rawHeaders

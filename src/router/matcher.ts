@@ -3,7 +3,7 @@
  * path test first and touches headers or the query only when the route has such matchers
  * (`null` lists mean "none", so the common route pays one comparison).
  */
-import { compileFullMatch } from '../config/regex.js'
+import { compileRegex, type CompiledRegex } from '../config/regex.js'
 import type { HeaderMatcher, QueryParameterMatcher, RouteMatch } from '../config/types.js'
 import type { RequestView } from './request-view.js'
 
@@ -23,6 +23,22 @@ class ValueMatcher {
 }
 
 function compileValueTest(m: HeaderMatcher | QueryParameterMatcher): (value: string | undefined) => boolean {
+  const test = compileStringTest(m)
+  // Envoy treat_missing_header_as_empty: an absent header is matched as "".
+  return 'treatMissingHeaderAsEmpty' in m && m.treatMissingHeaderAsEmpty === true ? (v) => test(v ?? '') : test
+}
+
+/** Envoy Int64Range on a header value: a whole decimal integer within [start, end). */
+function compileRangeTest(range: { start: number; end: number }): (value: string | undefined) => boolean {
+  return (v) => {
+    if (v === undefined || !/^[+-]?\d{1,18}$/.test(v)) return false
+    const n = Number(v)
+    return n >= range.start && n < range.end
+  }
+}
+
+function compileStringTest(m: HeaderMatcher | QueryParameterMatcher): (value: string | undefined) => boolean {
+  if ('rangeMatch' in m && m.rangeMatch !== undefined) return compileRangeTest(m.rangeMatch)
   const ic = m.ignoreCase === true
   const fold = (s: string): string => (ic ? s.toLowerCase() : s)
   if (m.exact !== undefined) {
@@ -42,8 +58,8 @@ function compileValueTest(m: HeaderMatcher | QueryParameterMatcher): (value: str
     return (v) => v !== undefined && fold(v).includes(want)
   }
   if (m.safeRegex !== undefined) {
-    const re = compileFullMatch(m.safeRegex, ic)
-    return (v) => v !== undefined && re.test(v)
+    const re = compileRegex(m.safeRegex, ic)
+    return (v) => v !== undefined && re.fullMatch(v)
   }
   if (m.present === false) return (v) => v === undefined
   return (v) => v !== undefined
@@ -65,7 +81,7 @@ export function compileHeaderMatchers(list: readonly HeaderMatcher[]): (header: 
 export class CompiledMatch {
   readonly #kind: PathKind
   readonly #value: string
-  readonly #regex: RegExp | undefined
+  readonly #regex: CompiledRegex | undefined
   readonly #caseInsensitive: boolean
   readonly #headers: readonly ValueMatcher[] | null
   readonly #query: readonly ValueMatcher[] | null
@@ -79,8 +95,9 @@ export class CompiledMatch {
       this.#value = fold(match.path)
     } else if (match.safeRegex !== undefined) {
       this.#kind = PathKind.Regex
-      this.#value = match.safeRegex
-      this.#regex = compileFullMatch(match.safeRegex)
+      this.#regex = compileRegex(match.safeRegex)
+      // The literal every match starts with pins a segment for route indexes, as a prefix does.
+      this.#value = this.#regex.literalPrefix
     } else if (match.pathSeparatedPrefix !== undefined) {
       this.#kind = PathKind.Separated
       this.#value = fold(match.pathSeparatedPrefix)
@@ -110,7 +127,8 @@ export class CompiledMatch {
     if (this.#caseInsensitive) return undefined
     const v = this.#value
     switch (this.#kind) {
-      case PathKind.Prefix: {
+      case PathKind.Prefix:
+      case PathKind.Regex: {
         const slash = v.indexOf('/', 1)
         const seg = v.startsWith('/') && slash > 1 ? v.slice(1, slash) : undefined
         return seg === undefined || /[?#]/.test(seg) ? undefined : seg
@@ -122,8 +140,6 @@ export class CompiledMatch {
         const seg = slash === -1 ? v.slice(1) : v.slice(1, slash)
         return /[?#]/.test(seg) || seg === '' ? undefined : seg
       }
-      case PathKind.Regex:
-        return undefined
     }
   }
 
@@ -158,7 +174,7 @@ export class CompiledMatch {
         return this.#caseInsensitive ? p.length === want.length && p.toLowerCase() === want : p === want
       }
       case PathKind.Regex:
-        return (this.#regex as RegExp).test(req.path)
+        return (this.#regex as CompiledRegex).fullMatch(req.path)
       case PathKind.Separated: {
         const p = req.path
         if (p.length < want.length) return false

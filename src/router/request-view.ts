@@ -3,6 +3,7 @@
  * without copying: headers are indexed lazily, only when a matcher or hash policy asks.
  */
 import type { Dispatcher } from 'undici'
+import type { RequestFacts } from './header-format.js'
 
 type RawHeaders = Dispatcher.DispatchOptions['headers']
 
@@ -18,6 +19,26 @@ export class RequestView {
   readonly remoteAddress: string | undefined = undefined
   /** Outbound requests carry this workload's identity, which descriptors do not key on. */
   readonly identity: string | undefined = undefined
+  /**
+   * The caller's `address:port` and the local `address:port` it reached, when the request
+   * came over a socket the mesh saw (`%DOWNSTREAM_REMOTE_ADDRESS%` …); undefined for calls
+   * made in-process, which have no downstream connection.
+   */
+  downstreamRemoteAddress: string | undefined = undefined
+  downstreamLocalAddress: string | undefined = undefined
+  #startTime = 0
+  /**
+   * When the request started (ms since the epoch), for `%START_TIME%`: read the first time
+   * a formatter asks, which is while the request is dispatched (a clock read per request
+   * would cost every request, formatters or not).
+   */
+  get startTime(): number {
+    if (this.#startTime === 0) this.#startTime = Date.now()
+    return this.#startTime
+  }
+  /** Set by routing: the name of the route taken, and the virtual cluster matched. */
+  route: string | undefined = undefined
+  virtualCluster: string | undefined = undefined
   readonly #raw: RawHeaders
   #headers: Map<string, string> | undefined
   #pathOnly: string | undefined
@@ -29,6 +50,11 @@ export class RequestView {
     this.authority = authority
     this.scheme = scheme
     this.#raw = headers
+  }
+
+  /** What header formatters read of this request, sent to `cluster`. */
+  facts(cluster: string | undefined): RequestFacts {
+    return { view: this, startTime: this.startTime, cluster, route: this.route, virtualCluster: this.virtualCluster }
   }
 
   /** The path without query string or fragment. */

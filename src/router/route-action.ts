@@ -34,6 +34,7 @@ export type HashFunction = (req: RequestView) => number | undefined
 /** Forward to a cluster, or split across several. */
 export interface ClusterAction {
   readonly kind: 'cluster'
+  /** Empty for a `clusterHeader` action: {@link ClusterAction.forCluster} gives the action per cluster. */
   readonly targets: readonly Target[]
   /** Cumulative weights (weightedClusters); `null` for a single target. */
   readonly cumulative: Uint32Array | null
@@ -50,6 +51,17 @@ export interface ClusterAction {
   readonly fault: CompiledFault | null
   /** The route's mirror policies (`route.requestMirrorPolicies`), or `null`. */
   readonly mirror: MirrorPolicy | null
+  /** Envoy `cluster_header` (lower-cased), or `null`. */
+  readonly clusterHeader: string | null
+  /** For a `clusterHeader` action: this action bound to one cluster, or `undefined` when there is no such cluster. */
+  readonly forCluster: ((name: string) => ClusterAction | undefined) | null
+  /** The status answered when `clusterHeader` names no cluster (Envoy `cluster_not_found_response_code`). */
+  readonly notFoundStatus: number
+  /**
+   * Envoy `max_stream_duration.grpc_timeout_header_max`: the timeout a gRPC request's
+   * `grpc-timeout` header gives (offset taken off, capped), or `undefined` without the header.
+   */
+  readonly grpcTimeout: ((req: RequestView) => number | undefined) | null
 }
 
 /** Answer with a redirect. */
@@ -83,6 +95,16 @@ export interface CompiledVirtualHost {
   readonly routes: readonly CompiledRoute[]
   /** Candidate routes by first path segment, for virtual hosts with many routes. */
   readonly index: RouteIndex | null
+  /** Envoy `require_tls`. */
+  readonly requireTls: 'NONE' | 'EXTERNAL_ONLY' | 'ALL'
+  /** Envoy `virtual_clusters`, in order; `null` when none. */
+  readonly virtualClusters: readonly CompiledVirtualCluster[] | null
+}
+
+/** A virtual cluster: a name and the header matchers a request must all match. */
+export interface CompiledVirtualCluster {
+  readonly name: string
+  readonly matches: (req: RequestView) => boolean
 }
 
 /** Salt so the split draw and the endpoint draw of one hashed request are independent. */

@@ -1,0 +1,545 @@
+/**
+ * Envoy `Cluster` (a bootstrap's `static_resources.clusters`, or a CDS resource) as our
+ * `ClusterConfig`: discovery type, load balancing, circuit breakers, outlier detection,
+ * health checks, upstream TLS (`UpstreamTlsContext`), idle timeout, and the endpoints of an
+ * inline `load_assignment`. An EDS cluster names the ClusterLoadAssignment to wait for.
+ */
+import { limits } from '../defaults.js'
+import type { CircuitBreakersConfig, ClusterConfig, ClusterTlsConfig, DiscoveryType, HealthCheckConfig, LoadBalancerPolicy, OutlierDetectionConfig, StatusRange } from '../types.js'
+import { translateClusterLoadAssignment } from './endpoints.js'
+import { headersToAdd } from './headers.js'
+import {
+  asBool,
+  asDuration,
+  asEnum,
+  asList,
+  asMap,
+  asNumber,
+  asString,
+  asUint,
+  clip,
+  present,
+  put,
+  readField,
+  typeName,
+  type Field,
+  type Problems,
+  type Shape,
+} from './reader.js'
+import { translateTlsCertificate, translateValidationContext, type SecretTranslation, type TlsCertificateTranslation, type ValidationTranslation } from './secret.js'
+
+/** Upstream TLS as written, with the secrets and certificate providers it names still to resolve. */
+export interface UpstreamTlsTranslation {
+  readonly path: string
+  readonly sni: string | undefined
+  /** An inline client certificate. */
+  readonly certificate: TlsCertificateTranslation | undefined
+  /** An inline validation context. */
+  readonly validation: ValidationTranslation | undefined
+  /** SDS secret names (`tls_certificate_sds_secret_configs`, `validation_context_sds_secret_config`). */
+  readonly certificateSecret: string | undefined
+  readonly validationSecret: string | undefined
+  /** Certificate provider instances (gRPC proxyless: istio-agent's `default`). */
+  readonly certificateProvider: string | undefined
+  readonly validationProvider: string | undefined
+}
+
+/** The result of {@link translateCluster}. */
+export interface ClusterTranslation {
+  /** The cluster; its `tls` holds what was inline, see {@link resolveUpstreamTls} for the rest. */
+  readonly config: ClusterConfig
+  /** For an EDS cluster: the ClusterLoadAssignment to wait for (`eds_cluster_config.service_name`, else the cluster's name). */
+  readonly edsServiceName: string | undefined
+  /** The scheme endpoints are written with: `https` when the transport socket is TLS. */
+  readonly endpointScheme: 'http' | 'https'
+  /** The upstream TLS context, when the transport socket is TLS. */
+  readonly tls: UpstreamTlsTranslation | undefined
+}
+
+const PROTOCOL_OPTIONS = 'upstream protocol options are not imported'
+const DNS_OPTION = 'DNS resolution options are not imported yet; the defaults apply'
+
+const CLUSTER: Shape = {
+  use: [
+    'name', 'type', 'connect_timeout', 'lb_policy', 'dns_refresh_rate', 'load_assignment', 'transport_socket',
+    'least_request_lb_config', 'ring_hash_lb_config', 'maglev_lb_config', 'lb_subset_config', 'eds_cluster_config',
+    'outlier_detection', 'health_checks', 'common_lb_config', 'circuit_breakers', 'typed_extension_protocol_options',
+    'common_http_protocol_options',
+  ],
+  // Names and stats have no meaning in-process; alt_stat_name, Istio's per-cluster metadata.
+  drop: ['alt_stat_name', 'track_cluster_stats', 'track_timeout_budgets'],
+  why: {
+    cluster_type: 'custom cluster types are not supported',
+    dns_lookup_family: DNS_OPTION,
+    respect_dns_ttl: DNS_OPTION,
+    dns_failure_refresh_rate: DNS_OPTION,
+    dns_resolvers: 'custom DNS resolvers are not supported',
+    dns_resolution_config: 'custom DNS resolvers are not supported',
+    typed_dns_resolver_config: 'custom DNS resolvers are not supported',
+    use_tcp_for_dns_lookups: 'custom DNS resolvers are not supported',
+    http_protocol_options: PROTOCOL_OPTIONS,
+    http2_protocol_options: 'HTTP/2 upstreams are not supported; HTTP/1.1 is used',
+    upstream_http_protocol_options: PROTOCOL_OPTIONS,
+    protocol_selection: 'upstreams are spoken to in HTTP/1.1',
+    hosts: 'the deprecated hosts list is not imported; use load_assignment',
+    transport_socket_matches: 'per-endpoint transport sockets are not supported',
+    load_balancing_policy: 'extension load-balancing policies are not supported; use lb_policy',
+    upstream_connection_options: 'TCP keepalive options are not supported',
+    per_connection_buffer_limit_bytes: 'connection buffer limits are not supported',
+    close_connections_on_host_health_failure: 'connections are kept when an endpoint turns unhealthy',
+    ignore_health_on_host_removal: 'endpoints are removed as soon as EDS removes them',
+    metadata: 'cluster metadata is not imported',
+    filters: 'upstream network filters are not supported',
+    upstream_bind_config: 'source addresses are not configurable',
+    preconnect_policy: 'preconnecting is not supported',
+    connection_pool_per_downstream_connection: 'pools are per endpoint',
+    wait_for_warm_on_init: 'clusters are used as soon as they are complete',
+  },
+}
+
+const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']
+const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'ORIGINAL_DST_LB', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG']
+const SUPPORTED_LB: readonly string[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV']
+const EDS_CONFIG: Shape = { use: ['service_name'], drop: ['eds_config'] }
+
+/**
+ * Translates an Envoy `Cluster`; `undefined` (reported) when it has no name. Never throws on
+ * bad input (but see {@link Problems.step}).
+ */
+export function translateCluster(resource: unknown, path: string, p: Problems): ClusterTranslation | undefined {
+  const f: Field = { key: path, name: 'cluster', value: resource, path }
+  const m = readField(p, f, CLUSTER)
+  if (m === undefined) return undefined
+  const name = asString(p, m.get('name'))
+  if (name === undefined || name === '') {
+    p.report(path, 'a cluster needs a name; cluster dropped')
+    return undefined
+  }
+  const config: ClusterConfig = { name }
+  const typeField = m.get('type')
+  const type = asEnum(p, typeField, CLUSTER_TYPES)
+  let edsServiceName: string | undefined
+  if (type === 'EDS') {
+    const eds = readField(p, m.get('eds_cluster_config'), EDS_CONFIG)
+    const service = asString(p, eds?.get('service_name'))
+    edsServiceName = service === undefined || service === '' ? name : service
+  } else if (type === 'ORIGINAL_DST') {
+    // Kept as a cluster without endpoints, so routes naming it still resolve (to 503).
+    p.report((typeField as Field).path, 'cluster type ORIGINAL_DST is not supported; the cluster is imported without endpoints')
+  } else if (type !== undefined) {
+    config.type = type.toLowerCase() as DiscoveryType
+  }
+  put(config, 'connectTimeout', asDuration(p, m.get('connect_timeout')))
+  put(config, 'dnsRefreshRate', asDuration(p, m.get('dns_refresh_rate')))
+  put(config, 'loadBalancer', lbPolicy(p, m.get('lb_policy')))
+  lbOptions(p, m, config)
+  health(p, m, config)
+  put(config, 'circuitBreakers', circuitBreakers(p, m.get('circuit_breakers')))
+  put(config, 'idleTimeout', idleTimeout(p, m))
+  const lbSubset = m.get('lb_subset_config')
+  if (present(lbSubset)) readField(p, lbSubset, LB_SUBSET)
+  const tls = transportSocket(p, m.get('transport_socket'))
+  const endpointScheme = tls === undefined ? 'http' : 'https'
+  if (tls !== undefined) {
+    const inline = inlineTls(tls)
+    if (inline !== undefined) config.tls = inline
+  }
+  const assignment = m.get('load_assignment')
+  if (present(assignment)) {
+    if (type === 'EDS') p.report(assignment.path, 'an EDS cluster takes its endpoints from EDS; load_assignment ignored')
+    else {
+      const endpoints = translateClusterLoadAssignment(assignment.value, assignment.path, p, endpointScheme).endpoints
+      if (endpoints.length > 0) config.endpoints = endpoints
+    }
+  }
+  return { config, edsServiceName, endpointScheme, tls }
+}
+
+function lbPolicy(p: Problems, f: Field | undefined): LoadBalancerPolicy | undefined {
+  const policy = asEnum(p, f, LB_POLICIES)
+  if (policy === undefined || f === undefined) return undefined
+  if (!SUPPORTED_LB.includes(policy)) {
+    p.report(f.path, `lb_policy ${policy} is not supported; the default ROUND_ROBIN applies`)
+    return undefined
+  }
+  return policy.toLowerCase() as LoadBalancerPolicy
+}
+
+const LB_SUBSET: Shape = {
+  use: [],
+  why: { subset_selectors: 'Envoy selects subsets by label keys, the mesh by named subsets; define subsets on the cluster' },
+  other: 'subset load balancing is not imported',
+}
+const LEAST_REQUEST: Shape = { use: ['choice_count'], why: { active_request_bias: 'active request bias is not supported', slow_start_config: 'slow start is not supported' } }
+const RING_HASH: Shape = { use: ['minimum_ring_size', 'maximum_ring_size'], drop: ['hash_function'] }
+const MAGLEV: Shape = { use: ['table_size'] }
+
+function lbOptions(p: Problems, m: Map<string, Field>, cluster: ClusterConfig): void {
+  const lr = readField(p, m.get('least_request_lb_config'), LEAST_REQUEST)
+  const choiceCount = asUint(p, lr?.get('choice_count'), 2, 100)
+  if (choiceCount !== undefined) cluster.leastRequest = { choiceCount }
+  const rh = readField(p, m.get('ring_hash_lb_config'), RING_HASH)
+  if (rh !== undefined) {
+    const ringHash: NonNullable<ClusterConfig['ringHash']> = {}
+    put(ringHash, 'minimumRingSize', asUint(p, rh.get('minimum_ring_size'), 1, limits.ringSize))
+    put(ringHash, 'maximumRingSize', asUint(p, rh.get('maximum_ring_size'), 1, limits.ringSize))
+    if (Object.keys(ringHash).length > 0) cluster.ringHash = ringHash
+  }
+  const mg = readField(p, m.get('maglev_lb_config'), MAGLEV)
+  const tableSize = asUint(p, mg?.get('table_size'), 2, 5_000_011)
+  if (tableSize !== undefined) cluster.maglev = { tableSize }
+}
+
+// ---------------------------------------------------------------- circuit breakers, idle timeout
+
+const CIRCUIT_BREAKERS: Shape = { use: ['thresholds'], why: { per_host_thresholds: 'per-host thresholds are not supported' } }
+const THRESHOLDS: Shape = {
+  use: ['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget'],
+  drop: ['track_remaining'],
+  why: { max_connection_pools: 'the number of connection pools is not bounded' },
+}
+const RETRY_BUDGET: Shape = { use: ['budget_percent', 'min_retry_concurrency'] }
+
+/** The DEFAULT-priority thresholds; HIGH priority has no counterpart (every request is DEFAULT). */
+function circuitBreakers(p: Problems, f: Field | undefined): CircuitBreakersConfig | undefined {
+  const m = readField(p, f, CIRCUIT_BREAKERS)
+  if (m === undefined) return undefined
+  let out: CircuitBreakersConfig | undefined
+  for (const item of asList(p, m.get('thresholds'))) {
+    const t = readField(p, item, THRESHOLDS)
+    if (t === undefined) continue
+    const priority = present(t.get('priority')) ? asEnum(p, t.get('priority'), ['DEFAULT', 'HIGH']) : 'DEFAULT'
+    if (priority !== 'DEFAULT') {
+      if (priority === 'HIGH') p.report(item.path, 'HIGH priority thresholds are not supported: every request is DEFAULT priority; dropped')
+      continue
+    }
+    if (out !== undefined) {
+      p.report(item.path, 'a second DEFAULT priority threshold set; dropped')
+      continue
+    }
+    const cb: CircuitBreakersConfig = {}
+    put(cb, 'maxConnections', asUint(p, t.get('max_connections'), 1, 1e9))
+    put(cb, 'maxPendingRequests', asUint(p, t.get('max_pending_requests'), 0, 1e9))
+    put(cb, 'maxRequests', asUint(p, t.get('max_requests'), 1, 1e9))
+    put(cb, 'maxRetries', asUint(p, t.get('max_retries'), 0, 1e9))
+    const budget = readField(p, t.get('retry_budget'), RETRY_BUDGET)
+    if (budget !== undefined) {
+      const rb: NonNullable<CircuitBreakersConfig['retryBudget']> = {}
+      put(rb, 'budgetPercent', asNumber(p, budget.get('budget_percent'), 0, 100))
+      put(rb, 'minRetryConcurrency', asUint(p, budget.get('min_retry_concurrency'), 0, 1e9))
+      cb.retryBudget = rb
+    }
+    out = cb
+  }
+  return out
+}
+
+const HTTP_PROTOCOL_OPTIONS_TYPE = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions'
+const HTTP_PROTOCOL_OPTIONS: Shape = {
+  use: ['common_http_protocol_options'],
+  why: {
+    explicit_http_config: 'the upstream protocol is HTTP/1.1',
+    use_downstream_protocol_config: 'the upstream protocol is HTTP/1.1',
+    auto_config: 'the upstream protocol is HTTP/1.1',
+    upstream_http_protocol_options: PROTOCOL_OPTIONS,
+    http_filters: 'upstream HTTP filters are not supported',
+    header_validation_config: PROTOCOL_OPTIONS,
+  },
+}
+const COMMON_HTTP_OPTIONS: Shape = {
+  use: ['idle_timeout'],
+  why: {
+    max_connection_duration: 'connection lifetimes are not bounded',
+    max_headers_count: PROTOCOL_OPTIONS,
+    max_stream_duration: 'stream durations are bounded by the route (maxStreamDuration)',
+    headers_with_underscores_action: PROTOCOL_OPTIONS,
+    max_requests_per_connection: 'requests per connection are not bounded',
+    max_response_headers_kb: PROTOCOL_OPTIONS,
+  },
+}
+
+/** `common_http_protocol_options.idle_timeout`, from the HttpProtocolOptions extension or the deprecated field. */
+function idleTimeout(p: Problems, m: Map<string, Field>): string | undefined {
+  let timeout: string | undefined
+  for (const entry of asMap(p, m.get('typed_extension_protocol_options'))) {
+    const type = typeName(p, entry)
+    if (entry.key !== HTTP_PROTOCOL_OPTIONS_TYPE && type !== HTTP_PROTOCOL_OPTIONS_TYPE) {
+      p.report(entry.path, `protocol options "${clip(entry.key)}" are not supported`)
+      continue
+    }
+    const options = readField(p, entry, HTTP_PROTOCOL_OPTIONS)
+    const common = readField(p, options?.get('common_http_protocol_options'), COMMON_HTTP_OPTIONS)
+    timeout = asDuration(p, common?.get('idle_timeout')) ?? timeout
+  }
+  const legacy = readField(p, m.get('common_http_protocol_options'), COMMON_HTTP_OPTIONS)
+  return asDuration(p, legacy?.get('idle_timeout')) ?? timeout
+}
+
+// ---------------------------------------------------------------- outlier detection, health checks, panic threshold
+
+const LOCAL_ORIGIN = 'local-origin errors are counted with the others (split_external_local_origin_errors is not supported)'
+const OUTLIER_DETECTION: Shape = {
+  use: [
+    'consecutive_5xx', 'consecutive_gateway_failure', 'enforcing_consecutive_5xx', 'enforcing_consecutive_gateway_failure',
+    'interval', 'base_ejection_time', 'max_ejection_time', 'max_ejection_percent', 'always_eject_one_host',
+    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'enforcing_success_rate',
+    'failure_percentage_threshold', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume',
+    'enforcing_failure_percentage', 'successful_active_health_check_uneject_host',
+  ],
+  why: {
+    split_external_local_origin_errors: LOCAL_ORIGIN,
+    consecutive_local_origin_failure: LOCAL_ORIGIN,
+    enforcing_consecutive_local_origin_failure: LOCAL_ORIGIN,
+    enforcing_local_origin_success_rate: LOCAL_ORIGIN,
+    enforcing_failure_percentage_local_origin: LOCAL_ORIGIN,
+    max_ejection_time_jitter: 'ejection time jitter is not supported',
+    monitors: 'outlier detection extensions are not supported',
+    detect_degraded_hosts: 'degraded endpoints are not tracked',
+  },
+}
+const HEALTH_CHECK: Shape = {
+  use: ['timeout', 'interval', 'interval_jitter', 'unhealthy_threshold', 'healthy_threshold', 'no_traffic_interval', 'http_health_check'],
+  drop: ['reuse_connection'],
+  why: {
+    tcp_health_check: 'only HTTP health checks are supported',
+    grpc_health_check: 'only HTTP health checks are supported',
+    custom_health_check: 'only HTTP health checks are supported',
+    initial_jitter: 'the first round of checks runs at once',
+    interval_jitter_percent: 'use interval_jitter',
+    unhealthy_interval: 'one interval applies to healthy and unhealthy endpoints',
+    unhealthy_edge_interval: 'one interval applies to healthy and unhealthy endpoints',
+    healthy_edge_interval: 'one interval applies to healthy and unhealthy endpoints',
+    no_traffic_healthy_interval: 'use no_traffic_interval',
+    alt_port: 'checks go to the endpoint\'s own port',
+    event_log_path: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    event_logger: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    always_log_health_check_failures: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    always_log_health_check_success: 'health check event logs are not supported; listen to the mesh\'s endpointHealth event',
+    tls_options: 'checks use the endpoint\'s scheme',
+    transport_socket_match_criteria: 'checks use the endpoint\'s scheme',
+  },
+}
+const HTTP_HEALTH_CHECK: Shape = {
+  use: ['path', 'host', 'expected_statuses', 'retriable_statuses', 'request_headers_to_add'],
+  why: {
+    send: 'request payloads are not supported',
+    receive: 'response payload matching is not supported',
+    response_buffer_size: 'response payload matching is not supported',
+    request_headers_to_remove: 'check headers cannot be removed',
+    codec_client_type: 'checks use HTTP/1.1',
+    service_name_matcher: 'service name matching is not supported',
+    method: 'checks use GET',
+  },
+}
+const INT64_RANGE: Shape = { use: ['start', 'end'] }
+const COMMON_LB: Shape = {
+  use: ['healthy_panic_threshold'],
+  why: {
+    zone_aware_lb_config: 'locality-aware load balancing is not supported',
+    locality_weighted_lb_config: 'locality weights are not supported',
+    update_merge_window: 'membership updates apply at once',
+    ignore_new_hosts_until_first_hc: 'new endpoints of a health-checked cluster always wait for their first check',
+    close_connections_on_host_set_change: 'connections are kept across membership changes',
+    consistent_hashing_lb_config: 'consistent hashing options are not imported',
+    override_host_status: 'host status overrides are not supported',
+  },
+}
+const OD_COUNTS = [
+  ['consecutive_5xx', 'consecutive5xx'], ['consecutive_gateway_failure', 'consecutiveGatewayFailure'],
+  ['success_rate_minimum_hosts', 'successRateMinimumHosts'], ['success_rate_request_volume', 'successRateRequestVolume'],
+  ['success_rate_stdev_factor', 'successRateStdevFactor'], ['failure_percentage_minimum_hosts', 'failurePercentageMinimumHosts'],
+  ['failure_percentage_request_volume', 'failurePercentageRequestVolume'],
+] as const
+const OD_PERCENTS = [
+  ['enforcing_consecutive_5xx', 'enforcingConsecutive5xx'], ['enforcing_consecutive_gateway_failure', 'enforcingConsecutiveGatewayFailure'],
+  ['max_ejection_percent', 'maxEjectionPercent'], ['enforcing_success_rate', 'enforcingSuccessRate'],
+  ['failure_percentage_threshold', 'failurePercentageThreshold'], ['enforcing_failure_percentage', 'enforcingFailurePercentage'],
+] as const
+const OD_DURATIONS = [['interval', 'interval'], ['base_ejection_time', 'baseEjectionTime'], ['max_ejection_time', 'maxEjectionTime']] as const
+const OD_BOOLS = [['always_eject_one_host', 'alwaysEjectOneHost'], ['successful_active_health_check_uneject_host', 'successfulActiveHealthCheckUnejectHost']] as const
+
+function health(p: Problems, m: Map<string, Field>, cluster: ClusterConfig): void {
+  const od = readField(p, m.get('outlier_detection'), OUTLIER_DETECTION)
+  if (od !== undefined) {
+    const out: OutlierDetectionConfig = {}
+    for (const [from, to] of OD_COUNTS) put(out, to, asUint(p, od.get(from), 0, 1e9))
+    for (const [from, to] of OD_PERCENTS) put(out, to, asUint(p, od.get(from), 0, 100))
+    for (const [from, to] of OD_DURATIONS) put(out, to, asDuration(p, od.get(from)))
+    for (const [from, to] of OD_BOOLS) put(out, to, asBool(p, od.get(from)))
+    cluster.outlierDetection = out
+  }
+  const checks = asList(p, m.get('health_checks'))
+  for (const extra of checks.slice(1)) p.report(extra.path, 'a cluster has at most one health check (as in Envoy); dropped')
+  const first = checks[0]
+  if (first !== undefined) {
+    const check = healthCheck(p, first)
+    if (check !== undefined) cluster.healthChecks = [check]
+  }
+  const lb = readField(p, m.get('common_lb_config'), COMMON_LB)
+  // An Envoy Percent: `{ value: 50.0 }`, or a bare number in hand-written YAML.
+  const panic = asNumber(p, lb?.get('healthy_panic_threshold'), 0, 100)
+  if (panic !== undefined) cluster.commonLbConfig = { healthyPanicThreshold: panic }
+}
+
+function healthCheck(p: Problems, f: Field): HealthCheckConfig | undefined {
+  const m = readField(p, f, HEALTH_CHECK)
+  if (m === undefined) return undefined
+  const http = readField(p, m.get('http_health_check'), HTTP_HEALTH_CHECK)
+  const timeout = asDuration(p, m.get('timeout'))
+  const interval = asDuration(p, m.get('interval'))
+  const unhealthyThreshold = asUint(p, m.get('unhealthy_threshold'), 1, 1e6)
+  const healthyThreshold = asUint(p, m.get('healthy_threshold'), 1, 1e6)
+  const path = asString(p, http?.get('path'))
+  if (http === undefined || path === undefined || timeout === undefined || interval === undefined || unhealthyThreshold === undefined || healthyThreshold === undefined) {
+    p.report(f.path, 'a health check needs timeout, interval, unhealthy_threshold, healthy_threshold and http_health_check.path; dropped')
+    return undefined
+  }
+  const httpHealthCheck: HealthCheckConfig['httpHealthCheck'] = { path }
+  put(httpHealthCheck, 'host', asString(p, http.get('host')))
+  put(httpHealthCheck, 'expectedStatuses', statusRanges(p, http.get('expected_statuses')))
+  put(httpHealthCheck, 'retriableStatuses', statusRanges(p, http.get('retriable_statuses')))
+  put(httpHealthCheck, 'requestHeadersToAdd', headersToAdd(p, http.get('request_headers_to_add'), true))
+  const check: HealthCheckConfig = { timeout, interval, unhealthyThreshold, healthyThreshold, httpHealthCheck }
+  put(check, 'intervalJitter', asDuration(p, m.get('interval_jitter')))
+  put(check, 'noTrafficInterval', asDuration(p, m.get('no_traffic_interval')))
+  return check
+}
+
+function statusRanges(p: Problems, f: Field | undefined): StatusRange[] | undefined {
+  const out: StatusRange[] = []
+  for (const item of asList(p, f)) {
+    const r = readField(p, item, INT64_RANGE)
+    const start = asUint(p, r?.get('start'), 100, 600)
+    const end = asUint(p, r?.get('end'), 100, 600)
+    if (start !== undefined && end !== undefined && start < end) out.push({ start, end })
+    else if (r !== undefined) p.report(item.path, 'a status range needs start < end, within 100..600; dropped')
+  }
+  return out.length > 0 ? out : undefined
+}
+
+// ---------------------------------------------------------------- upstream TLS
+
+const TRANSPORT_SOCKET: Shape = { use: ['name', 'typed_config'] }
+const TLS_NAME = 'envoy.transport_sockets.tls'
+const TLS_TYPE = 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'
+const RAW_BUFFER_NAME = 'envoy.transport_sockets.raw_buffer'
+const RAW_BUFFER_TYPE = 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer'
+const UPSTREAM_TLS: Shape = {
+  use: ['common_tls_context', 'sni'],
+  why: {
+    allow_renegotiation: 'TLS renegotiation is not supported',
+    max_session_keys: 'the session cache is Node\'s',
+    auto_host_sni: 'set sni',
+    auto_sni_san_validation: 'set the SAN matchers',
+    enforce_rsa_key_usage: 'key usage is checked by Node',
+  },
+}
+const COMMON_TLS: Shape = {
+  use: [
+    'tls_certificates', 'tls_certificate_sds_secret_configs', 'validation_context', 'validation_context_sds_secret_config',
+    'combined_validation_context', 'tls_certificate_provider_instance', 'tls_certificate_certificate_provider_instance',
+    'validation_context_certificate_provider_instance', 'alpn_protocols',
+  ],
+  why: {
+    tls_params: 'TLS versions and ciphers are Node\'s defaults',
+    custom_handshaker: 'custom handshakers are not supported',
+    key_log: 'TLS key logs are not supported',
+    tls_certificate_selector: 'certificate selectors are not supported',
+    custom_tls_certificate_selector: 'certificate selectors are not supported',
+  },
+}
+const SDS_CONFIG: Shape = { use: ['name'], drop: ['sds_config'] }
+const PROVIDER_INSTANCE: Shape = { use: ['instance_name', 'certificate_name'] }
+const COMBINED_VALIDATION: Shape = {
+  use: ['default_validation_context', 'validation_context_sds_secret_config', 'validation_context_certificate_provider_instance'],
+}
+
+/** The TLS of a transport socket: `undefined` for plain text (raw_buffer or none), or what the UpstreamTlsContext says. */
+function transportSocket(p: Problems, f: Field | undefined): UpstreamTlsTranslation | undefined {
+  const m = readField(p, f, TRANSPORT_SOCKET)
+  if (m === undefined || f === undefined) return undefined
+  const name = asString(p, m.get('name'))
+  const typed = m.get('typed_config')
+  const type = typeName(p, typed)
+  if (name === RAW_BUFFER_NAME || type === RAW_BUFFER_TYPE) return undefined
+  if (name !== TLS_NAME && type !== TLS_TYPE) {
+    p.report(f.path, `transport socket "${clip(name ?? type)}" is not supported; plain HTTP is used`)
+    return undefined
+  }
+  const ctx = readField(p, typed, UPSTREAM_TLS)
+  const common = readField(p, ctx?.get('common_tls_context'), COMMON_TLS)
+  const sni = asString(p, ctx?.get('sni'))
+  let certificate: TlsCertificateTranslation | undefined
+  const certs = asList(p, common?.get('tls_certificates'))
+  for (const extra of certs.slice(1)) p.report(extra.path, 'one client certificate is presented; the others are dropped')
+  if (certs[0] !== undefined) certificate = translateTlsCertificate(p, certs[0])
+  let certificateSecret: string | undefined
+  const sds = asList(p, common?.get('tls_certificate_sds_secret_configs'))
+  if (sds[0] !== undefined) certificateSecret = asString(p, readField(p, sds[0], SDS_CONFIG)?.get('name'))
+  const certificateProvider = providerName(p, common?.get('tls_certificate_provider_instance') ?? common?.get('tls_certificate_certificate_provider_instance'))
+  let validation: ValidationTranslation | undefined
+  let validationSecret: string | undefined
+  let validationProvider: string | undefined
+  const combined = readField(p, common?.get('combined_validation_context'), COMBINED_VALIDATION)
+  const direct = common?.get('validation_context')
+  if (present(direct)) validation = translateValidationContext(p, direct)
+  if (combined !== undefined) {
+    const dflt = combined.get('default_validation_context')
+    if (present(dflt)) validation = translateValidationContext(p, dflt)
+    validationSecret = asString(p, readField(p, combined.get('validation_context_sds_secret_config'), SDS_CONFIG)?.get('name'))
+    validationProvider = providerName(p, combined.get('validation_context_certificate_provider_instance'))
+  }
+  validationSecret ??= asString(p, readField(p, common?.get('validation_context_sds_secret_config'), SDS_CONFIG)?.get('name'))
+  validationProvider ??= providerName(p, common?.get('validation_context_certificate_provider_instance'))
+  // ca_certificate_provider_instance sits inside the validation context (gRPC A29); read it there.
+  if (validationProvider === undefined && present(direct) && typeof direct.value === 'object' && direct.value !== null) {
+    const ca = (direct.value as Record<string, unknown>)['ca_certificate_provider_instance'] ?? (direct.value as Record<string, unknown>)['caCertificateProviderInstance']
+    if (ca !== undefined && ca !== null) validationProvider = providerName(p, { key: 'ca_certificate_provider_instance', name: 'ca_certificate_provider_instance', value: ca, path: `${direct.path}.ca_certificate_provider_instance` })
+  }
+  if (validation === undefined && validationSecret === undefined && validationProvider === undefined) {
+    // Envoy without a validation context does not verify the server; the mesh does.
+    p.report(f.path, 'upstream TLS without a validation context: Envoy would not verify the server; the mesh verifies it against its default trust')
+  }
+  return { path: f.path, sni, certificate, validation, certificateSecret, validationSecret, certificateProvider, validationProvider }
+}
+
+function providerName(p: Problems, f: Field | undefined): string | undefined {
+  const m = readField(p, f, PROVIDER_INSTANCE)
+  if (m === undefined) return undefined
+  return asString(p, m.get('instance_name')) ?? 'default'
+}
+
+/** The TLS settings known without resolving any secret. */
+function inlineTls(t: UpstreamTlsTranslation): ClusterTlsConfig | undefined {
+  return resolveUpstreamTls(t, new Map(), undefined)
+}
+
+/**
+ * Our `ClusterTlsConfig` for a translated TLS context, with named SDS secrets looked up in
+ * `secrets`. A certificate provider (gRPC proxyless) means the workload identity, which is
+ * our default for `mutual`. Unknown secrets are reported to `p` (when given).
+ */
+export function resolveUpstreamTls(t: UpstreamTlsTranslation, secrets: ReadonlyMap<string, SecretTranslation>, p: Problems | undefined): ClusterTlsConfig | undefined {
+  let certificate = t.certificate
+  let validation = t.validation
+  if (t.certificateSecret !== undefined) {
+    const s = secrets.get(t.certificateSecret)?.tlsCertificate
+    if (s !== undefined) certificate = s
+    else p?.report(t.path, `secret "${clip(t.certificateSecret)}" (a TLS certificate) is not defined; no client certificate is presented`)
+  }
+  if (t.validationSecret !== undefined) {
+    const s = secrets.get(t.validationSecret)?.validationContext
+    if (s !== undefined) validation = { trustedCa: s.trustedCa ?? validation?.trustedCa, verifyIdentities: validation?.verifyIdentities ?? s.verifyIdentities }
+    else p?.report(t.path, `secret "${clip(t.validationSecret)}" (a validation context) is not defined; the default trust applies`)
+  }
+  const mutual = certificate !== undefined || t.certificateProvider !== undefined
+  const tls: ClusterTlsConfig = { mode: mutual ? 'mutual' : 'simple' }
+  if (t.sni !== undefined && t.sni !== '') tls.sni = t.sni
+  if (certificate !== undefined) {
+    tls.certificate = certificate.certificate
+    tls.privateKey = certificate.privateKey
+  }
+  if (validation?.trustedCa !== undefined) tls.trustBundle = validation.trustedCa
+  if (validation?.verifyIdentities !== undefined) tls.verifyIdentities = [...validation.verifyIdentities]
+  return tls
+}
