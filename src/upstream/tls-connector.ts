@@ -28,8 +28,17 @@ export interface UpstreamTls {
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/
 
+/** How a host of a DNS cluster is dialled (see `HostDial`). */
+export interface TlsDial {
+  /** The host's SNI when its address is a resolved IP (strict_dns): the endpoint's DNS name. */
+  readonly servername?: string | undefined
+  /** A logical_dns host's lookup, answering from its cluster's latest DNS answer. */
+  readonly lookup?: NonNullable<ConnectionOptions['lookup']>
+  readonly autoSelectFamily?: boolean
+}
+
 /** An undici `connect` function for `tls`, with a connect (and handshake) timeout. */
-export function createTlsConnector(tls: UpstreamTls, timeoutMs: number): buildConnector.connector {
+export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, dial: TlsDial = {}): buildConnector.connector {
   return (opts, callback) => {
     let done = false
     const finish = (err: Error | null, socket?: TLSSocket): void => {
@@ -40,8 +49,9 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number): buildCo
       else callback(err, null)
     }
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname
-    const servername = tls.sni ?? (IPV4.test(hostname) || hostname.includes(':') ? undefined : hostname)
-    const options: ConnectionOptions & { localAddress?: string } = {
+    const named = IPV4.test(hostname) || hostname.includes(':') ? dial.servername : hostname
+    const servername = tls.sni ?? named
+    const options: ConnectionOptions & { localAddress?: string; autoSelectFamily?: boolean } = {
       host: hostname,
       port: Number(opts.port) || 443,
       secureContext: tls.context(),
@@ -51,6 +61,8 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number): buildCo
     }
     if (servername !== undefined) options.servername = servername
     if (opts.localAddress != null) options.localAddress = opts.localAddress
+    if (dial.lookup !== undefined) options.lookup = dial.lookup
+    if (dial.autoSelectFamily !== undefined) options.autoSelectFamily = dial.autoSelectFamily
     const socket = tlsConnect(options)
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 60_000)
