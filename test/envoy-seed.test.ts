@@ -1,6 +1,7 @@
 // The seed's Envoy demo, run through createMesh: a listener whose route splits 50/50 between
 // a reachable v1 cluster and a v2 cluster that cannot be reached.
 import assert from 'node:assert/strict'
+import dns from 'node:dns'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -89,6 +90,53 @@ test('50/50 split, v2 name does not resolve: half v1, half 503 no healthy upstre
     assert.equal(ok + unhealthy, 400, JSON.stringify([...got]))
     assert.ok(ok > 140 && ok < 260, `about half served by v1: ${ok}`)
   } finally {
+    await v1.close()
+  }
+})
+
+test('50/50 split, v2 a LOGICAL_DNS name that does not resolve: a burst answers 503 UH at once, no lookup per request', async () => {
+  const v1 = await startUpstream('v1')
+  const dir = mkdtempSync(join(tmpdir(), 'sidecarless-seed-'))
+  const file = join(dir, 'envoy.yaml')
+  writeFileSync(file, bootstrap(v1.port, `
+  - name: reviews_v2
+    connect_timeout: 1s
+    type: LOGICAL_DNS
+    dns_refresh_rate: 3600s
+    load_assignment:
+      cluster_name: reviews_v2
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: reviews-v2.invalid, port_value: 9080 } } }`))
+  const mesh = createMesh({ config: file })
+  const lookup = dns.lookup
+  let lookups = 0
+  try {
+    assert.deepEqual(mesh.unsupported, [], 'the seed bootstrap translates completely')
+    // The cluster resolves in the background, once (the refresh rate is an hour): wait for
+    // that outcome (the name does not exist), then count lookups during the burst.
+    const dnsStats = () => mesh.snapshot.clusters.get('reviews_v2')?.dnsStats()
+    for (let i = 0; i < 500 && dnsStats()?.targets[0]?.lastFailure === undefined; i++) await new Promise((r) => setTimeout(r, 20))
+    assert.equal(dnsStats()?.targets[0]?.lastFailure, 'ENOTFOUND')
+    dns.lookup = ((...args: Parameters<typeof lookup>) => {
+      lookups++
+      return (lookup as (...a: unknown[]) => unknown)(...args)
+    }) as typeof lookup
+    const got = new Map<string, number>()
+    await Promise.all(Array.from({ length: 1000 }, async () => {
+      const res = await request('http://localhost:8080/productpage', { dispatcher: mesh.dispatcher })
+      const text = `${res.statusCode} ${(await res.body.text()).split('.')[0]} ${String(res.headers['x-sidecarless-response-flags'] ?? '-')}`
+      got.set(text, (got.get(text) ?? 0) + 1)
+    }))
+    dns.lookup = lookup
+    const ok = got.get('200 v1 /productpage -') ?? 0
+    const unhealthy = got.get('503 no healthy upstream UH') ?? 0
+    assert.equal(ok + unhealthy, 1000, JSON.stringify([...got]))
+    assert.ok(ok > 400 && ok < 600, `about half served by v1: ${ok}`)
+    assert.equal(lookups, 0, 'no DNS lookup on the request path')
+  } finally {
+    dns.lookup = lookup
+    await mesh.close()
     await v1.close()
   }
 })
