@@ -17,6 +17,7 @@ import type { Cluster } from '../src/upstream/cluster.js'
 import { JitteredExponentialBackOff } from '../src/upstream/dns/backoff.js'
 import { HostsFile, parseHosts } from '../src/upstream/dns/hosts-file.js'
 import { DnsResolver } from '../src/upstream/dns/resolver.js'
+import { ResolveTarget, type RefreshPolicy } from '../src/upstream/dns/resolve-target.js'
 import { TestDnsServer } from './helpers/dns-server.js'
 import { opensslCert, tempDir } from './helpers/pki.js'
 
@@ -162,6 +163,29 @@ describe('DNS answers', () => {
     assert.deepEqual(answer, { addresses: [{ address: '127.0.0.9', family: 4, ttl: undefined }], source: 'hosts' })
     assert.equal(dnsServer.count('pinned.fam.test'), before, 'no DNS question for a name the hosts file lists')
     assert.deepEqual(await r.resolve('10.0.0.7', 'v6_only'), { addresses: [{ address: '10.0.0.7', family: 4, ttl: undefined }], source: 'literal' })
+  })
+
+  test('the next refresh: the refresh rate plus jitter; the TTL with respectDnsTtl; the back-off after a failure', async () => {
+    dnsServer.set('sched.fam.test', { a: ['10.2.0.1'], ttl: 30 })
+    dnsServer.set('schedfail.fam.test', { rcode: 'SERVFAIL' })
+    const r = new DnsResolver([dnsServer.address], new HostsFile(join(tmpdir(), 'sidecarless-no-such-hosts-file')))
+    const counters = { attempt: 0, success: 0, failure: 0, noRebuild: 0 }
+    const due = async (name: string, policy: RefreshPolicy): Promise<number> => {
+      const target = new ResolveTarget(name, 'v4_only', false, r, policy, counters, () => undefined)
+      await target.start()
+      const inMs = (target.nextAt ?? NaN) - performance.now()
+      target.stop()
+      return inMs
+    }
+    const jittered = await due('sched.fam.test', { refreshMs: 10_000, respectTtl: false, jitterMs: 5_000, failure: null })
+    assert.ok(jittered > 5_000 && jittered <= 15_000, `refresh 10s + jitter < 5s: ${jittered}`)
+    const ttl = await due('sched.fam.test', { refreshMs: 10_000, respectTtl: true, jitterMs: 0, failure: null })
+    assert.ok(ttl > 25_000 && ttl <= 30_000, `the 30s TTL: ${ttl}`)
+    const backedOff = await due('schedfail.fam.test', { refreshMs: 10_000, respectTtl: true, jitterMs: 0, failure: { baseMs: 1_000, maxMs: 4_000 } })
+    assert.ok(backedOff < 1_000, `the first back-off is below baseInterval: ${backedOff}`)
+    const fixed = await due('schedfail.fam.test', { refreshMs: 10_000, respectTtl: false, jitterMs: 0, failure: null })
+    assert.ok(fixed > 5_000 && fixed <= 10_000, `no dnsFailureRefreshRate: the refresh rate: ${fixed}`)
+    assert.deepEqual(counters, { attempt: 4, success: 2, failure: 2, noRebuild: 0 })
   })
 
   test('failure back-off: full jitter, doubling from baseInterval up to maxInterval, reset by a success', () => {
@@ -436,10 +460,11 @@ describe('DNS cluster config', () => {
       assert.equal(dnsServer.count('swap.dns.test'), asked, 'and asked nothing again')
 
       dnsServer.set('swap.dns.test', { drop: true }) // the new cluster's own first lookup never answers
-      await mesh.update(meshConfig([{ ...dnsCluster, connectTimeout: '3s' }, other]))
+      await mesh.update(meshConfig([{ ...dnsCluster, dnsRefreshRate: '2h' }, other]))
       const changed = cluster(mesh, 'swap')
       assert.notEqual(changed, runtime)
       assert.deepEqual(changed.hosts.map((h) => h.address.hostname), ['127.0.0.1'], 'the answer carried over')
+      assert.equal(changed.hosts[0], host, 'and with it the host and its pool')
       assert.equal((await get(mesh, 'http://swap/')).body, 'swap /')
     } finally {
       await mesh.close()

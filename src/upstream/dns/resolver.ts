@@ -60,18 +60,20 @@ type Query = (family: 4 | 6) => Promise<ResolvedAddress[]>
 
 /** Resolves names for one cluster; `cancel()` abandons its queries in flight. */
 export class DnsResolver {
-  readonly #resolver: Resolver
+  /** The c-ares channel, made on the first DNS question (clusters of IPs and hosts-file names never need one). */
+  #resolver: Resolver | undefined
+  readonly #servers: readonly string[]
   readonly #custom: boolean
   readonly #hosts: HostsFile
 
   /**
    * @param servers DNS servers (`ip:port`) to ask instead of the system's; none: resolv.conf's
+   *   (with its `timeout` and `attempts` options, which c-ares honours)
    * @param hosts the hosts file to read first (tests give their own)
    */
   constructor(servers: readonly string[] = [], hosts: HostsFile = systemHostsFile) {
-    this.#resolver = new Resolver()
+    this.#servers = servers
     this.#custom = servers.length > 0
-    if (this.#custom) this.#resolver.setServers(servers)
     this.#hosts = hosts
   }
 
@@ -92,15 +94,20 @@ export class DnsResolver {
 
   /** Abandons every query in flight (they reject with `ECANCELLED`); the resolver stays usable. */
   cancel(): void {
-    this.#resolver.cancel()
+    this.#resolver?.cancel()
   }
 
   /** One A or AAAA query with TTLs; none when the name or the record type does not exist. */
   async #dns(name: string, family: 4 | 6): Promise<ResolvedAddress[]> {
+    if (this.#resolver === undefined) {
+      this.#resolver = new Resolver()
+      if (this.#custom) this.#resolver.setServers(this.#servers)
+    }
+    const resolver = this.#resolver
     try {
       const records = family === 4
-        ? await this.#resolver.resolve4(name, { ttl: true })
-        : await this.#resolver.resolve6(name, { ttl: true })
+        ? await resolver.resolve4(name, { ttl: true })
+        : await resolver.resolve6(name, { ttl: true })
       return records.map((r) => ({ address: r.address, family, ttl: r.ttl }))
     } catch (err) {
       if (NO_SUCH_NAME.has((err as DnsFailure).code)) return []
