@@ -105,6 +105,11 @@ function meshConfig(clusters: ClusterConfig[]): MeshConfig {
   }
 }
 
+/** A DNS cluster of one endpoint, asking the test DNS server. */
+function dnsCluster(name: string, type: 'strict_dns' | 'logical_dns', address: string, extra: Partial<ClusterConfig> = {}): ClusterConfig {
+  return { name, type, dnsResolvers: [dnsServer.address], endpoints: [{ address }], ...extra }
+}
+
 let dnsServer: TestDnsServer
 // Linux routes all of 127/8 to lo, so servers can listen on 127.0.0.2, .3, .4; elsewhere the tests that need them skip.
 let noLoopbackAliases: string | false = false
@@ -123,7 +128,10 @@ after(async () => {
 
 describe('DNS answers', () => {
   test('the hosts file: names case-insensitive, comments, every address of a name once', () => {
-    const table = parseHosts('# comment\n127.0.0.1 localhost Local.Test\n::1 localhost ip6-localhost # v6\n\n10.0.0.1\n10.0.0.2 local.test\n10.0.0.2 local.test\nnot-an-ip foo\n')
+    const table = parseHosts([
+      '# comment', '127.0.0.1 localhost Local.Test', '::1 localhost ip6-localhost # v6', '', '10.0.0.1',
+      '10.0.0.2 local.test', '10.0.0.2 local.test', 'not-an-ip foo', '',
+    ].join('\n'))
     assert.deepEqual(table.get('localhost'), [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }])
     assert.deepEqual(table.get('local.test'), [{ address: '127.0.0.1', family: 4 }, { address: '10.0.0.2', family: 4 }])
     assert.equal(table.get('foo'), undefined)
@@ -205,7 +213,7 @@ describe('strict_dns', () => {
     const [x, y, z] = shared.servers as [Server, Server, Server]
     dnsServer.set('pool.strict.test', { a: ['127.0.0.2', '127.0.0.3'] })
     const mesh = createMesh({
-      config: meshConfig([{ name: 'pool', type: 'strict_dns', dnsRefreshRate: '30ms', dnsLookupFamily: 'v4_only', dnsResolvers: [dnsServer.address], endpoints: [{ address: `pool.strict.test:${shared.port}` }] }]),
+      config: meshConfig([dnsCluster('pool', 'strict_dns', `pool.strict.test:${shared.port}`, { dnsRefreshRate: '30ms', dnsLookupFamily: 'v4_only' })]),
     })
     try {
       await until(() => cluster(mesh, 'pool').hosts.length === 2, 'the first answer is in')
@@ -320,7 +328,7 @@ describe('logical_dns', () => {
     const [x, y] = shared.servers as [Server, Server]
     dnsServer.set('moving.logical.test', { a: ['127.0.0.2', '127.0.0.3'] })
     const mesh = createMesh({
-      config: meshConfig([{ name: 'moving', type: 'logical_dns', dnsRefreshRate: '20ms', dnsLookupFamily: 'v4_only', dnsResolvers: [dnsServer.address], endpoints: [{ address: `moving.logical.test:${shared.port}` }] }]),
+      config: meshConfig([dnsCluster('moving', 'logical_dns', `moving.logical.test:${shared.port}`, { dnsRefreshRate: '20ms', dnsLookupFamily: 'v4_only' })]),
     })
     try {
       await until(() => cluster(mesh, 'moving').hosts.length === 1, 'the first answer is in')
@@ -347,7 +355,7 @@ describe('logical_dns', () => {
     const up = await serve('sticky', '127.0.0.1')
     dnsServer.set('sticky.logical.test', { a: ['127.0.0.1'] })
     const mesh = createMesh({
-      config: meshConfig([{ name: 'sticky', type: 'logical_dns', dnsRefreshRate: '20ms', dnsResolvers: [dnsServer.address], endpoints: [{ address: `sticky.logical.test:${up.port}` }] }]),
+      config: meshConfig([dnsCluster('sticky', 'logical_dns', `sticky.logical.test:${up.port}`, { dnsRefreshRate: '20ms' })]),
     })
     try {
       await until(() => cluster(mesh, 'sticky').hosts.length === 1, 'the first answer is in')
@@ -363,7 +371,7 @@ describe('logical_dns', () => {
   })
 
   test('a name that does not resolve: a burst of requests answers 503 UH at once, with no lookup on the request path', async () => {
-    const config = meshConfig([{ name: 'gone', type: 'logical_dns', dnsRefreshRate: '1h', dnsResolvers: [dnsServer.address], endpoints: [{ address: 'reviews-v2.invalid:9080' }] }])
+    const config = meshConfig([dnsCluster('gone', 'logical_dns', 'reviews-v2.invalid:9080', { dnsRefreshRate: '1h' })])
     const mesh = createMesh({ config })
     const lookup = dns.lookup
     let lookups = 0
@@ -410,8 +418,13 @@ describe('TLS to DNS endpoints', () => {
       const { readFile } = await import('node:fs/promises')
       const up = await serve('tls', '127.0.0.1', 0, { cert: await readFile(leaf.cert, 'utf8'), key: await readFile(leaf.key, 'utf8') })
       dnsServer.set('svc.tls.test', { a: ['127.0.0.1'] })
-      const common = { dnsLookupFamily: 'v4_only' as const, dnsResolvers: [dnsServer.address], tls: { mode: 'simple' as const, trustBundle: ca.cert }, endpoints: [{ address: `https://svc.tls.test:${up.port}` }] }
-      const mesh = createMesh({ config: meshConfig([{ name: 'strict', type: 'strict_dns', ...common }, { name: 'logical', type: 'logical_dns', ...common }]) })
+      const extra = { dnsLookupFamily: 'v4_only' as const, tls: { mode: 'simple' as const, trustBundle: ca.cert } }
+      const mesh = createMesh({
+        config: meshConfig([
+          dnsCluster('strict', 'strict_dns', `https://svc.tls.test:${up.port}`, extra),
+          dnsCluster('logical', 'logical_dns', `https://svc.tls.test:${up.port}`, extra),
+        ]),
+      })
       try {
         await until(() => cluster(mesh, 'strict').hosts.length === 1 && cluster(mesh, 'logical').hosts.length === 1, 'both clusters resolved')
         assert.equal(cluster(mesh, 'strict').hosts[0]?.address.hostname, '127.0.0.1')
@@ -433,34 +446,39 @@ describe('DNS cluster config', () => {
   test('validation: Envoy spellings accepted; bad families, intervals and resolvers refused with their path', () => {
     const base = { name: 'd', type: 'strict_dns', endpoints: [{ address: 'x.test:80' }] }
     const issues = (extra: Record<string, unknown>) => validateConfig({ clusters: [{ ...base, ...extra }] }).map((i) => `${i.code} ${i.path}`)
-    assert.deepEqual(issues({ dnsLookupFamily: 'V4_PREFERRED', respectDnsTtl: true, dnsJitter: '1s', dnsFailureRefreshRate: { baseInterval: '1s' }, dnsResolvers: ['10.0.0.1', '10.0.0.2:5353', '[::1]:53', 'fd00::53'] }), [])
+    assert.deepEqual(issues({
+      dnsLookupFamily: 'V4_PREFERRED', respectDnsTtl: true, dnsJitter: '1s', dnsFailureRefreshRate: { baseInterval: '1s' },
+      dnsResolvers: ['10.0.0.1', '10.0.0.2:5353', '[::1]:53', 'fd00::53'],
+    }), [])
     assert.deepEqual(issues({ dnsLookupFamily: 'v5' }), ['INVALID_VALUE clusters[0].dnsLookupFamily'])
     assert.deepEqual(issues({ respectDnsTtl: 'yes' }), ['INVALID_TYPE clusters[0].respectDnsTtl'])
     assert.deepEqual(issues({ dnsRefreshRate: 0 }), ['INVALID_VALUE clusters[0].dnsRefreshRate'])
     assert.deepEqual(issues({ dnsFailureRefreshRate: { maxInterval: '1s' } }), ['REQUIRED clusters[0].dnsFailureRefreshRate.baseInterval'])
-    assert.deepEqual(issues({ dnsFailureRefreshRate: { baseInterval: '2s', maxInterval: '1s' } }), ['INVALID_VALUE clusters[0].dnsFailureRefreshRate.maxInterval'])
-    assert.deepEqual(issues({ dnsResolvers: ['dns.example:53', '10.0.0.1:0'] }), ['INVALID_ADDRESS clusters[0].dnsResolvers[0]', 'INVALID_ADDRESS clusters[0].dnsResolvers[1]'])
+    assert.deepEqual(issues({ dnsFailureRefreshRate: { baseInterval: '2s', maxInterval: '1s' } }),
+      ['INVALID_VALUE clusters[0].dnsFailureRefreshRate.maxInterval'])
+    assert.deepEqual(issues({ dnsResolvers: ['dns.example:53', '10.0.0.1:0'] }),
+      ['INVALID_ADDRESS clusters[0].dnsResolvers[0]', 'INVALID_ADDRESS clusters[0].dnsResolvers[1]'])
     assert.deepEqual(issues({ dnsResolvers: [] }), ['INVALID_VALUE clusters[0].dnsResolvers'])
   })
 
   test('a config update keeps an unchanged DNS cluster as it is; a changed one starts with the answers it replaces', async () => {
     dnsServer.set('swap.dns.test', { a: ['127.0.0.1'] })
     const up = await serve('swap', '127.0.0.1')
-    const dnsCluster: ClusterConfig = { name: 'swap', type: 'strict_dns', dnsRefreshRate: '1h', dnsLookupFamily: 'v4_only', dnsResolvers: [dnsServer.address], endpoints: [{ address: `swap.dns.test:${up.port}` }] }
+    const swap = dnsCluster('swap', 'strict_dns', `swap.dns.test:${up.port}`, { dnsRefreshRate: '1h', dnsLookupFamily: 'v4_only' })
     const other: ClusterConfig = { name: 'other', endpoints: [{ address: `127.0.0.1:${up.port}` }] }
-    const mesh = createMesh({ config: meshConfig([dnsCluster, other]) })
+    const mesh = createMesh({ config: meshConfig([swap, other]) })
     try {
       await until(() => cluster(mesh, 'swap').hosts.length === 1, 'the first answer is in')
       assert.equal((await get(mesh, 'http://swap/')).status, 200)
       const runtime = cluster(mesh, 'swap')
       const host = runtime.hosts[0]
       const asked = dnsServer.count('swap.dns.test')
-      await mesh.update(meshConfig([dnsCluster, { ...other, connectTimeout: '2s' }]))
+      await mesh.update(meshConfig([swap, { ...other, connectTimeout: '2s' }]))
       assert.equal(cluster(mesh, 'swap'), runtime, 'the unchanged cluster is the same runtime')
       assert.equal(dnsServer.count('swap.dns.test'), asked, 'and asked nothing again')
 
       dnsServer.set('swap.dns.test', { drop: true }) // the new cluster's own first lookup never answers
-      await mesh.update(meshConfig([{ ...dnsCluster, dnsRefreshRate: '2h' }, other]))
+      await mesh.update(meshConfig([{ ...swap, dnsRefreshRate: '2h' }, other]))
       const changed = cluster(mesh, 'swap')
       assert.notEqual(changed, runtime)
       assert.deepEqual(changed.hosts.map((h) => h.address.hostname), ['127.0.0.1'], 'the answer carried over')
@@ -475,7 +493,7 @@ describe('DNS cluster config', () => {
   test('close() stops every refresh', async () => {
     dnsServer.set('closing.dns.test', { a: ['127.0.0.1'] })
     const mesh = createMesh({
-      config: meshConfig([{ name: 'closing', type: 'strict_dns', dnsRefreshRate: '10ms', dnsResolvers: [dnsServer.address], endpoints: [{ address: 'closing.dns.test:80' }] }]),
+      config: meshConfig([dnsCluster('closing', 'strict_dns', 'closing.dns.test:80', { dnsRefreshRate: '10ms' })]),
     })
     await until(() => dnsServer.count('closing.dns.test') >= 3, 'refreshes run')
     await mesh.close()

@@ -44,6 +44,14 @@ export interface Members {
 
 const NO_HEALTH: ReadonlyMap<Host, HostHealth> = new Map()
 
+/** One endpoint to hold: a configured one, or one DNS discovered (then with how to dial it). */
+interface EndpointSpec {
+  readonly parsed: ParsedAddress
+  readonly labels?: Record<string, string> | undefined
+  readonly weight?: number | undefined
+  readonly dial?: HostDial | undefined
+}
+
 /** A cluster at runtime. */
 export class Cluster {
   readonly name: string
@@ -243,7 +251,7 @@ export class Cluster {
     for (const e of old.endpoints) this.#registry.release(e.host)
   }
 
-  #build(list: readonly { parsed: ParsedAddress; labels?: Record<string, string> | undefined; weight?: number | undefined; dial?: HostDial | undefined }[]): Members {
+  #build(list: readonly EndpointSpec[]): Members {
     const endpoints: Endpoint[] = list.map((e) => ({
       host: this.#registry.acquire(e.parsed, this.#options, e.dial),
       weight: e.weight ?? defaults.endpointWeight,

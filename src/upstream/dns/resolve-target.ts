@@ -137,11 +137,11 @@ export class ResolveTarget {
         this.lastFailure = undefined
         this.#backOff.reset()
         const addresses = this.logical ? unique(answer.addresses) : sorted(answer.addresses)
+        this.source = answer.source
         if (this.addresses !== undefined && sameAddresses(this.addresses, addresses)) {
           this.#counters.noRebuild++
         } else {
           this.addresses = addresses
-          this.source = answer.source
           this.#changed()
         }
         // An IP literal never changes: nothing to refresh.
