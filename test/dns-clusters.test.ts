@@ -256,6 +256,39 @@ describe('strict_dns', () => {
   })
 })
 
+describe('strict_dns under churn', () => {
+  test('answers changing every few milliseconds under load: every request ends once, with 200; nothing is left open', async (t) => {
+    if (noLoopbackAliases !== false) return t.skip(noLoopbackAliases)
+    const shared = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.4'])
+    const answers = [['127.0.0.2', '127.0.0.3'], ['127.0.0.3', '127.0.0.4'], ['127.0.0.4'], ['127.0.0.2', '127.0.0.4']]
+    dnsServer.set('churn.strict.test', { a: answers[0] })
+    const mesh = createMesh({ config: meshConfig([dnsCluster('churn', 'strict_dns', `churn.strict.test:${shared.port}`, { dnsRefreshRate: '5ms' })]) })
+    let flips = 0
+    const flipper = setInterval(() => dnsServer.set('churn.strict.test', { a: answers[++flips % answers.length] }), 7)
+    try {
+      await until(() => cluster(mesh, 'churn').hosts.length > 0, 'the first answer is in')
+      const outcomes = new Map<string, number>()
+      await Promise.all(Array.from({ length: 40 }, async () => {
+        for (let i = 0; i < 50; i++) {
+          const r = await get(mesh, 'http://churn/')
+          const key = `${r.status} ${r.flags ?? ''}`
+          outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
+        }
+      }))
+      clearInterval(flipper)
+      assert.deepEqual([...outcomes], [['200 ', 2000]])
+      assert.ok(shared.servers.every((sv) => sv.hostHeaders.length > 0), 'the answers changed during the run: every address served')
+      assert.ok(flips > 3)
+    } finally {
+      clearInterval(flipper)
+      await mesh.close()
+    }
+    const open = () => shared.servers.reduce((n, s) => n + s.connections - s.closed, 0)
+    await until(() => open() === 0, 'every upstream connection closed after close()')
+    await shared.close()
+  })
+})
+
 /** Servers on several loopback addresses sharing one port (a DNS answer carries addresses, not ports). */
 async function sharedPort(hosts: readonly string[]): Promise<{ port: number; servers: Server[]; close(): Promise<void> }> {
   for (let attempt = 0; ; attempt++) {
