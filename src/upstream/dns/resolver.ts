@@ -16,8 +16,7 @@
  * A name that does not exist resolves to an empty answer (Envoy's c-ares resolver treats
  * NXDOMAIN and NODATA the same way); other failures reject with the resolver's error code.
  */
-import { lookup as systemLookup } from 'node:dns/promises'
-import { Resolver } from 'node:dns/promises'
+import { lookup as systemLookup, Resolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { DnsLookupFamily } from '../../config/types.js'
 import { systemHostsFile, type HostsFile } from './hosts-file.js'
