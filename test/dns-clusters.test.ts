@@ -160,6 +160,19 @@ describe('DNS answers', () => {
     await assert.rejects(r.resolve('broken.fam.test', 'v4_only'), (err: NodeJS.ErrnoException) => err.code === 'ESERVFAIL')
   })
 
+  test('close() abandons a resolution under way: no fallback question to the other family', async () => {
+    dnsServer.set('halfway.fam.test', { a: ['10.3.0.1'], drop: 'AAAA' })
+    const r = new DnsResolver([dnsServer.address], new HostsFile(join(tmpdir(), 'sidecarless-no-such-hosts-file')))
+    const pending = r.resolve('halfway.fam.test', 'auto')
+    await until(() => dnsServer.count('halfway.fam.test', 'AAAA') > 0, 'the AAAA question was asked')
+    r.close()
+    await assert.rejects(pending, (err: NodeJS.ErrnoException) => err.code === 'ECANCELLED')
+    await new Promise((resolve) => setTimeout(resolve, 50)) // a question sent would arrive by now
+    assert.equal(dnsServer.count('halfway.fam.test', 'A'), 0)
+    await assert.rejects(r.resolve('halfway.fam.test', 'v4_only'), (err: NodeJS.ErrnoException) => err.code === 'ECANCELLED')
+    assert.equal(dnsServer.count('halfway.fam.test', 'A'), 0, 'a closed resolver asks nothing')
+  })
+
   test('the hosts file answers before DNS; an IP literal answers itself', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sidecarless-hosts-'))
     const file = join(dir, 'hosts')
@@ -316,9 +329,9 @@ describe('strict_dns refresh', () => {
       ]),
     })
     try {
-      await until(() => dnsServer.count('ttl.strict.test') >= 3, 'the TTL cluster asked three times')
+      await until(() => (cluster(mesh, 'ttl').dnsStats()?.updateNoRebuild ?? 0) >= 2, 'the TTL cluster had two more answers')
+      assert.ok(dnsServer.count('ttl.strict.test') >= 3)
       assert.equal(dnsServer.count('rate.strict.test'), 1, 'the other asked once: its next refresh is an hour away')
-      assert.equal(cluster(mesh, 'ttl').dnsStats()?.updateNoRebuild, dnsServer.count('ttl.strict.test') - 1)
     } finally {
       await mesh.close()
     }
@@ -530,6 +543,7 @@ describe('DNS cluster config', () => {
     })
     await until(() => dnsServer.count('closing.dns.test') >= 3, 'refreshes run')
     await mesh.close()
+    await new Promise((r) => setTimeout(r, 50)) // questions sent just before close() may still be arriving
     const asked = dnsServer.count('closing.dns.test')
     await new Promise((r) => setTimeout(r, 200))
     assert.equal(dnsServer.count('closing.dns.test'), asked, 'no question after close()')

@@ -17,8 +17,8 @@ export interface DnsZoneEntry {
   ttl?: number
   /** Answer this response code instead of records. */
   rcode?: 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED'
-  /** Never answer (the resolver times out). */
-  drop?: boolean
+  /** Never answer (the resolver times out): every question, or only those of one type. */
+  drop?: boolean | 'A' | 'AAAA'
 }
 
 /** One question the server received. */
@@ -94,7 +94,8 @@ export class TestDnsServer {
     const name = labels.join('.').toLowerCase()
     this.questions.push({ name, type: qtype === TYPE_A ? 'A' : qtype === TYPE_AAAA ? 'AAAA' : qtype })
     const entry = this.#zone.get(name)
-    if (entry?.drop === true) return
+    const type = this.questions[this.questions.length - 1]?.type
+    if (entry?.drop === true || (entry?.drop !== undefined && entry.drop === type)) return
     const rcode = entry === undefined ? RCODES.NXDOMAIN : RCODES[entry.rcode ?? 'NOERROR']
     const addresses = rcode !== RCODES.NOERROR || entry === undefined ? [] : qtype === TYPE_A ? entry.a ?? [] : qtype === TYPE_AAAA ? entry.aaaa ?? [] : []
     const answers = addresses.map((a) => record(qtype, entry?.ttl ?? 0, a))

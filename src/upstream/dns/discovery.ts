@@ -136,7 +136,7 @@ export class DnsDiscovery {
   /** Stops every target and abandons the resolver's queries in flight. */
   stop(): void {
     for (const e of this.#entries) e.target.stop()
-    this.#resolver.cancel()
+    this.#resolver.close()
   }
 
   stats(): ClusterDnsStats {

@@ -57,13 +57,14 @@ const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA'])
 
 type Query = (family: 4 | 6) => Promise<ResolvedAddress[]>
 
-/** Resolves names for one cluster; `cancel()` abandons its queries in flight. */
+/** Resolves names for one cluster; `close()` abandons its queries in flight and refuses new ones. */
 export class DnsResolver {
   /** The c-ares channel, made on the first DNS question (clusters of IPs and hosts-file names never need one). */
   #resolver: Resolver | undefined
   readonly #servers: readonly string[]
   readonly #custom: boolean
   readonly #hosts: HostsFile
+  #closed = false
 
   /**
    * @param servers DNS servers (`ip:port`) to ask instead of the system's; none: resolv.conf's
@@ -80,6 +81,7 @@ export class DnsResolver {
   async resolve(name: string, family: LookupFamily): Promise<DnsAnswer> {
     const literal = isIP(name)
     if (literal !== 0) return { addresses: [{ address: name, family: literal as 4 | 6, ttl: undefined }], source: 'literal' }
+    this.#checkOpen()
     const listed = await this.#hosts.lookup(name)
     if (listed.length > 0) {
       const addresses = await select(family, (f) => Promise.resolve(
@@ -91,13 +93,22 @@ export class DnsResolver {
     return { addresses: await select(family, await this.#system(name)), source: 'system' }
   }
 
-  /** Abandons every query in flight (they reject with `ECANCELLED`); the resolver stays usable. */
-  cancel(): void {
+  /**
+   * Abandons every query in flight (they reject with `ECANCELLED`) and refuses new ones, so
+   * a resolution under way asks nothing more (no fallback to the other family or source).
+   */
+  close(): void {
+    this.#closed = true
     this.#resolver?.cancel()
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw Object.assign(new Error('the DNS resolver is closed'), { code: 'ECANCELLED' })
   }
 
   /** One A or AAAA query with TTLs; none when the name or the record type does not exist. */
   async #dns(name: string, family: 4 | 6): Promise<ResolvedAddress[]> {
+    this.#checkOpen()
     if (this.#resolver === undefined) {
       this.#resolver = new Resolver()
       if (this.#custom) this.#resolver.setServers(this.#servers)
@@ -116,6 +127,7 @@ export class DnsResolver {
 
   /** getaddrinfo once for both families; the family policy then picks from its answer. */
   async #system(name: string): Promise<Query> {
+    this.#checkOpen()
     let all: ResolvedAddress[]
     try {
       const found = await systemLookup(name, { all: true })
