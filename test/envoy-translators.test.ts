@@ -383,3 +383,67 @@ describe('translators: a route is skipped, never widened', () => {
     })
   }
 })
+
+describe('translators: DNS settings of STRICT_DNS / LOGICAL_DNS clusters', () => {
+  const cluster = {
+    name: 'svc',
+    type: 'LOGICAL_DNS',
+    respect_dns_ttl: true,
+    dns_lookup_family: 'V4_PREFERRED',
+    dns_failure_refresh_rate: { base_interval: '2s', max_interval: '20s' },
+    dns_jitter: '0.25s',
+    dns_resolvers: [{ socket_address: { address: '127.0.0.1', port_value: 5353, protocol: 'UDP' } }],
+    typed_dns_resolver_config: {
+      name: 'envoy.network.dns_resolver.cares',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig',
+        resolvers: [{ socket_address: { address: '::1' } }],
+        dns_resolver_options: { use_tcp_for_dns_lookups: true },
+      },
+    },
+    use_tcp_for_dns_lookups: true,
+    load_assignment: { cluster_name: 'svc', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'svc.invalid', port_value: 80 } } } }] }] },
+  }
+  const expected = {
+    name: 'svc',
+    type: 'logical_dns',
+    respectDnsTtl: true,
+    dnsLookupFamily: 'v4_preferred',
+    dnsFailureRefreshRate: { baseInterval: '2s', maxInterval: '20s' },
+    dnsJitter: '250ms',
+    dnsResolvers: ['127.0.0.1:5353', '[::1]:53'],
+    endpoints: [{ address: 'http://svc.invalid:80' }],
+  }
+
+  it('map to respectDnsTtl, dnsLookupFamily, dnsFailureRefreshRate, dnsJitter and dnsResolvers; TCP lookups are reported', () => {
+    const p = new Problems()
+    const t = translateCluster(cluster, 'c', p)
+    assert.deepEqual(t?.config, expected)
+    assert.deepEqual(p.list().map((x) => x.path), ['c.use_tcp_for_dns_lookups', 'c.typed_dns_resolver_config.typed_config.dns_resolver_options'])
+  })
+
+  it('the protobuf-JSON form means the same', () => {
+    const proto = {
+      ...cluster,
+      type: 2,
+      respect_dns_ttl: { value: true },
+      dns_lookup_family: 'V4_PREFERRED',
+      dns_failure_refresh_rate: { base_interval: { seconds: '2' }, max_interval: { seconds: 20, nanos: 0 } },
+      dns_jitter: { seconds: '0', nanos: 250_000_000 },
+      use_tcp_for_dns_lookups: false,
+    }
+    const t = translateCluster(proto, 'c', new Problems())
+    assert.deepEqual(t?.config, expected)
+  })
+
+  it('a config from them validates and builds a mesh', async () => {
+    const { config, unsupported } = fromEnvoy({ static_resources: { clusters: [cluster] } })
+    assert.equal(unsupported.length, 2)
+    const mesh = createMesh({ config })
+    try {
+      assert.equal(mesh.config.clusters?.[0]?.dnsLookupFamily, 'v4_preferred')
+    } finally {
+      await mesh.close()
+    }
+  })
+})

@@ -594,7 +594,8 @@ describe('DNS clusters', () => {
     const mesh = createMesh({
       config: {
         clusters: [
-          { name: 'local', type: 'strict_dns', endpoints: [{ address: `http://localhost:${v1.port}` }] },
+          // v4_only: the upstream listens on 127.0.0.1, and with Envoy's default (auto) a hosts file listing ::1 for localhost wins.
+          { name: 'local', type: 'strict_dns', dnsLookupFamily: 'v4_only', endpoints: [{ address: `http://localhost:${v1.port}` }] },
           { name: 'nowhere', type: 'strict_dns', endpoints: [{ address: 'http://no-such-host.invalid:80' }] },
         ],
         virtualHosts: [{

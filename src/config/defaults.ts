@@ -9,6 +9,16 @@ export const defaults = Object.freeze({
   connectTimeoutMs: 5_000,
   /** Envoy `Cluster.dns_refresh_rate`: 5s. */
   dnsRefreshRateMs: 5_000,
+  /** Envoy `Cluster.dns_lookup_family`: AUTO (IPv6 if the name has any, else IPv4; Envoy's v1 API defaulted to v4_only). */
+  dnsLookupFamily: 'auto' as const,
+  /** Envoy `Cluster.respect_dns_ttl`: false. */
+  respectDnsTtl: false,
+  /** Envoy `Cluster.dns_jitter`: 0 (none). */
+  dnsJitterMs: 0,
+  /** Envoy `Cluster.RefreshRate.max_interval`: 10 × `base_interval`. */
+  dnsFailureMaxIntervalFactor: 10,
+  /** How long applying a config waits for a new DNS cluster's first answers (Envoy's cluster warming), at most. */
+  dnsInitialResolveTimeoutMs: 5_000,
   /** Envoy `Cluster.lb_policy`: ROUND_ROBIN. */
   loadBalancer: 'round_robin' as const,
   /** Envoy `LeastRequestLbConfig.choice_count`: 2 (power of two choices). */
@@ -175,6 +185,10 @@ export const limits = Object.freeze({
   ringSize: 8_388_608,
   /** Shortest outlier-detection and health-check interval and timeout we accept (a floor against busy timers). */
   minHealthIntervalMs: 10,
+  /** Shortest `dnsRefreshRate` and `dnsFailureRefreshRate` intervals (Envoy: greater than 1ms). */
+  minDnsRefreshMs: 1,
+  /** DNS servers in one cluster's `dnsResolvers`. */
+  dnsResolvers: 16,
   /** Longest outlier-detection / health-check duration we accept: one day. */
   maxHealthDurationMs: 86_400_000,
   /** Bytes of a health-check response body read before the connection is dropped. */

@@ -28,6 +28,8 @@ const str: Spec = { t: 'string' }
 const reqStr: Spec = { t: 'string', required: true }
 const bool: Spec = { t: 'boolean' }
 const strList: Spec = { t: 'array', of: str }
+/** `ClusterConfig.dnsLookupFamily`: ours, then Envoy's spellings. */
+export const DNS_LOOKUP_FAMILIES = ['auto', 'v4_only', 'v6_only', 'v4_preferred', 'all', 'AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'] as const
 const mtlsMode = { t: 'enum', values: ['STRICT', 'PERMISSIVE', 'DISABLE'] } as const
 
 const headerValueOption: Spec = {
@@ -389,6 +391,11 @@ export const meshConfigFields: Fields = {
         name: reqStr,
         type: { t: 'enum', values: ['static', 'strict_dns', 'logical_dns'] },
         dnsRefreshRate: { t: 'duration' },
+        respectDnsTtl: bool,
+        dnsFailureRefreshRate: { t: 'object', fields: { baseInterval: { t: 'duration', required: true }, maxInterval: { t: 'duration' } } },
+        dnsJitter: { t: 'duration' },
+        dnsLookupFamily: { t: 'enum', values: DNS_LOOKUP_FAMILIES },
+        dnsResolvers: strList,
         endpoints: {
           t: 'array',
           of: {

@@ -165,19 +165,76 @@ export type LoadBalancerPolicy = 'round_robin' | 'least_request' | 'random' | 'r
 /** How a cluster finds its endpoints (Envoy's cluster `type`). */
 export type DiscoveryType = 'static' | 'strict_dns' | 'logical_dns'
 
+/**
+ * Which address families a DNS cluster asks for (Envoy's `dns_lookup_family`; Envoy's
+ * upper-case spellings are accepted too).
+ * - `auto` (default, Envoy's `AUTO`): IPv6 addresses if the name has any, else IPv4.
+ * - `v4_only` / `v6_only`: only that family.
+ * - `v4_preferred`: IPv4 addresses if the name has any, else IPv6.
+ * - `all`: both families; a `logical_dns` endpoint then connects with Happy Eyeballs
+ *   (RFC 8305) over the whole answer, as Envoy does.
+ */
+export type DnsLookupFamily =
+  | 'auto' | 'v4_only' | 'v6_only' | 'v4_preferred' | 'all'
+  | 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL'
+
+/** Envoy's `Cluster.RefreshRate`: the back-off of DNS refreshes after a failed resolution. */
+export interface DnsFailureRefreshRate {
+  /** The first back-off (at least 1ms); each failure doubles it, with full jitter. */
+  baseInterval: Duration
+  /** The longest back-off (at least `baseInterval`); default 10 × `baseInterval`. */
+  maxInterval?: Duration
+}
+
 /** An upstream cluster (Envoy `Cluster`). */
 export interface ClusterConfig {
   /** Unique name; routes refer to it. */
   name: string
   /**
    * `static` (default): endpoints are used as written; a host name in an address is resolved
-   * when a connection is made. `strict_dns`: each endpoint's host name is resolved
-   * periodically and every returned address becomes an endpoint (no address: no endpoint).
-   * `logical_dns`: like `static`, one logical endpoint per address.
+   * when a connection is made.
+   *
+   * `strict_dns` and `logical_dns` resolve their endpoints' host names in the background
+   * (never on the request path), on `dnsRefreshRate` or the records' TTL, as Envoy does:
+   * - `strict_dns`: every address of the latest answer is an endpoint; endpoints come and go
+   *   as the answer changes (one that goes drains: its requests in flight finish). A name
+   *   that does not exist leaves no endpoint; a failed lookup keeps the last answer.
+   * - `logical_dns`: each configured endpoint is one logical endpoint whose new connections
+   *   go to the first address of the latest answer; open connections keep theirs (Envoy
+   *   allows exactly one endpoint; more are each their own logical endpoint here). Once
+   *   resolved it stays: a failed or empty answer keeps the last address.
+   *
+   * Until the first answer, and while a name does not resolve, such a cluster has no
+   * endpoint: requests get 503 `no healthy upstream` (`UH`) at once. Connections go to the
+   * resolved IP; the Host header and TLS SNI / certificate checks keep the endpoint's name.
    */
   type?: DiscoveryType
-  /** How often `strict_dns` re-resolves (Envoy `dns_refresh_rate`, default 5s). */
+  /** How often DNS clusters re-resolve (Envoy `dns_refresh_rate`, default 5s, at least 1ms). */
   dnsRefreshRate?: Duration
+  /**
+   * Re-resolve after the records' TTL instead of `dnsRefreshRate` (Envoy `respect_dns_ttl`,
+   * default false). Answers without a TTL (the hosts file, the system resolver) and TTL 0
+   * use `dnsRefreshRate`.
+   */
+  respectDnsTtl?: boolean
+  /**
+   * Back-off of the next refresh after a failed resolution (Envoy `dns_failure_refresh_rate`);
+   * unset: failures retry on `dnsRefreshRate`. A success resets it.
+   */
+  dnsFailureRefreshRate?: DnsFailureRefreshRate
+  /**
+   * Up to this much random delay added to each refresh after a success, so many instances do
+   * not query at once (Envoy `dns_jitter`, default 0).
+   */
+  dnsJitter?: Duration
+  /** Address families DNS clusters ask for (Envoy `dns_lookup_family`, default `auto`). */
+  dnsLookupFamily?: DnsLookupFamily
+  /**
+   * DNS servers to ask instead of the system's (`/etc/resolv.conf`), as `ip` or `ip:port`
+   * (`[ipv6]:port`) — Envoy's `dns_resolvers` / c-ares `resolvers`. The hosts file is still
+   * read first; the system resolver (getaddrinfo) is then never used.
+   */
+  dnsResolvers?: string[]
   /** The endpoints (Envoy `load_assignment`). */
   endpoints?: EndpointConfig[]
   /** Named subsets selected by endpoint labels (Istio DestinationRule subsets). */

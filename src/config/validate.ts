@@ -18,6 +18,7 @@ import { headerFormatProblem } from './header-format.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 import { checkSecurity } from './validate-security.js'
 import { checkAuthorization, checkRequestAuthentication } from './validate-auth.js'
+import { checkClusterDns } from './validate-dns.js'
 
 type Obj = Record<string, unknown>
 
@@ -333,6 +334,7 @@ function checkSemantics(config: Obj, issues: Issues): void {
     }
   }
   for (const [c, i] of items(config['clusters'])) checkHealthConfig(c, `clusters[${i}]`, issues)
+  for (const [c, i] of items(config['clusters'])) checkClusterDns(c, `clusters[${i}]`, (path, code, message) => issues.add(path, code, message))
   for (const [vh, i] of items(config['virtualHosts'])) {
     for (const [r, j] of items(vh['routes'])) {
       const action = r['route']

@@ -1,20 +1,21 @@
 /**
  * The runtime side of a cluster: its endpoints as shared hosts, a load balancer for the
  * whole cluster and one per subset. Membership is replaced whole (a new `members` object),
- * so a request reads one consistent set. `strict_dns` clusters re-resolve on a timer and
- * replace their membership when the answer changes.
+ * so a request reads one consistent set. `strict_dns` and `logical_dns` clusters resolve in
+ * the background (`dns/discovery.ts`) and replace their membership when an answer changes
+ * it; a request never waits for DNS: no endpoint yet is 503 `no healthy upstream` at once.
  *
  * With `outlierDetection` or `healthChecks`, each endpoint's health lives here (not in the
  * shared Host), and the balancers cover only usable endpoints — or all of a balancer's
  * endpoints when too few are usable (Envoy's panic mode, `commonLbConfig.healthyPanicThreshold`).
  * A health change rebuilds `members` whole, so a request never sees half an update.
  */
-import { lookup } from 'node:dns/promises'
 import { parseAddress, type ParsedAddress } from '../config/address.js'
 import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import type { ClusterConfig } from '../config/types.js'
-import type { ConnectionOptions, Host, HostRegistry } from './host.js'
+import { HostRegistry, type ConnectionOptions, type Host, type HostDial } from './host.js'
+import { DnsDiscovery, type ClusterDnsStats } from './dns/discovery.js'
 import type { UpstreamTls } from './tls-connector.js'
 import { EMPTY_LB, type Endpoint, type LoadBalancer } from './lb/load-balancer.js'
 import { LeastRequestLoadBalancer } from './lb/least-request.js'
@@ -43,8 +44,13 @@ export interface Members {
 
 const NO_HEALTH: ReadonlyMap<Host, HostHealth> = new Map()
 
-/** How long the first DNS answer of a strict_dns cluster is awaited when a config is applied. */
-const INITIAL_RESOLVE_TIMEOUT_MS = 5_000
+/** One endpoint to hold: a configured one, or one DNS discovered (then with how to dial it). */
+interface EndpointSpec {
+  readonly parsed: ParsedAddress
+  readonly labels?: Record<string, string> | undefined
+  readonly weight?: number | undefined
+  readonly dial?: HostDial | undefined
+}
 
 /** A cluster at runtime. */
 export class Cluster {
@@ -66,9 +72,9 @@ export class Cluster {
   readonly breakers: readonly ErrorRateBreaker[] | null
   readonly #registry: HostRegistry
   readonly #options: ConnectionOptions
-  #timer: NodeJS.Timeout | undefined
+  /** Background DNS of strict_dns and logical_dns clusters; null for static ones. */
+  readonly #dns: DnsDiscovery | null
   #disposed = false
-  #resolving: Promise<void> | undefined
   #started = false
   /** Health per endpoint host; `null` without outlier detection and health checks (nothing is ever unusable). */
   readonly #health: Map<Host, HostHealth> | null
@@ -139,23 +145,26 @@ export class Cluster {
       counters: this.#counters,
       emit: (e) => this.#events.endpointHealth?.(e),
     })
-    if (config.type === 'strict_dns') {
-      this.members = this.#build([])
+    if (config.type === 'strict_dns' || config.type === 'logical_dns') {
+      this.#dns = new DnsDiscovery(config, () => this.#onDnsChange(), previous === undefined ? undefined : previous.#dns ?? undefined)
+      // Answers adopted from the cluster this one replaces give endpoints at once; else none yet.
+      this.members = this.#build(this.#dns.endpoints())
     } else {
+      this.#dns = null
       this.members = this.#build((config.endpoints ?? []).map((e) => ({ ...e, parsed: parseAddress(e.address) as ParsedAddress })))
     }
   }
 
   /**
-   * Starts the cluster's timers: DNS resolution for strict_dns clusters, outlier detection,
-   * health checks. Resolves once the first DNS answer (bounded) and the first round of
-   * health checks (bounded by their timeout) are in.
+   * Starts the cluster's timers: DNS resolution of DNS clusters, outlier detection, health
+   * checks. Resolves once the first DNS answers (bounded, as Envoy warms a cluster) and the
+   * first round of health checks (bounded by their timeout) are in.
    */
   start(): Promise<void> {
     if (this.#started || this.#disposed) return Promise.resolve()
     this.#started = true
     this.#outlier?.start()
-    const dns = this.#startDns()
+    const dns = this.#dns === null ? Promise.resolve() : this.#dns.start(defaults.dnsInitialResolveTimeoutMs)
     return dns.then(async () => {
       if (this.#checker !== null) await this.#checker.start()
       this.#adopt = undefined
@@ -204,35 +213,16 @@ export class Cluster {
     }
   }
 
-  #startDns(): Promise<void> {
-    if (this.config.type !== 'strict_dns' || this.#resolving !== undefined) return Promise.resolve()
-    const first = this.#resolve()
-    this.#resolving = first
-    const interval = parseDuration(this.config.dnsRefreshRate) ?? defaults.dnsRefreshRateMs
-    const tick = (): void => {
-      this.#timer = setTimeout(() => {
-        void this.#resolve().finally(() => {
-          if (!this.#disposed) tick()
-        })
-      }, Math.max(interval, 100))
-      this.#timer.unref()
-    }
-    tick()
-    let timeout: NodeJS.Timeout | undefined
-    return Promise.race([
-      first,
-      new Promise<void>((resolve) => {
-        timeout = setTimeout(resolve, INITIAL_RESOLVE_TIMEOUT_MS)
-        timeout.unref()
-      }),
-    ]).finally(() => clearTimeout(timeout))
+  /** DNS counters and what each endpoint name resolves to; `undefined` for a static cluster. */
+  dnsStats(): ClusterDnsStats | undefined {
+    return this.#dns?.stats()
   }
 
-  /** Releases the hosts and stops the DNS timer. */
+  /** Releases the hosts and stops the DNS timers. */
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
-    clearTimeout(this.#timer)
+    this.#dns?.stop()
     this.#outlier?.stop()
     this.#checker?.stop()
     this.#adopt = undefined
@@ -240,35 +230,30 @@ export class Cluster {
     this.members = { endpoints: [], all: EMPTY_LB, subsets: this.subsetNames.map(() => EMPTY_LB), panic: false, subsetPanic: this.subsetNames.map(() => false) }
   }
 
-  async #resolve(): Promise<void> {
-    const resolved: (Omit<NonNullable<ClusterConfig['endpoints']>[number], 'address'> & { parsed: ParsedAddress })[] = []
-    for (const e of this.config.endpoints ?? []) {
-      const parsed = parseAddress(e.address) as ParsedAddress
-      try {
-        const answers = await lookup(parsed.hostname, { all: true })
-        for (const a of answers) {
-          const host = a.family === 6 ? `[${a.address}]` : a.address
-          resolved.push({ ...e, parsed: parseAddress(`${parsed.protocol}//${host}:${parsed.port}`) as ParsedAddress })
-        }
-      } catch {
-        // A name that does not resolve contributes no endpoint (Envoy: the host set shrinks).
-      }
-    }
+  /**
+   * A DNS answer changed what the cluster should hold. New hosts are acquired before old
+   * ones are released, so a host in both keeps its pool; a host that goes closes its pool
+   * gracefully (its requests in flight finish). When the hosts are the same (a logical_dns
+   * endpoint whose address changed), only where their new connections go changes.
+   */
+  #onDnsChange(): void {
     if (this.#disposed) return
-    const before = this.members.endpoints.map((e) => e.host.key).join(' ')
-    const next = this.#build(resolved)
-    if (next.endpoints.map((e) => e.host.key).join(' ') === before) {
-      for (const e of next.endpoints) this.#registry.release(e.host)
+    const list = (this.#dns as DnsDiscovery).endpoints()
+    const current = this.members.endpoints
+    if (list.length === current.length && list.every((e, i) => HostRegistry.keyOf(e.parsed, this.#options, e.dial) === current[i]?.host.key)) {
+      list.forEach((e, i) => {
+        if (e.dial !== undefined) current[i]?.host.updateDial(e.dial)
+      })
       return
     }
     const old = this.members
-    this.members = next
+    this.members = this.#build(list)
     for (const e of old.endpoints) this.#registry.release(e.host)
   }
 
-  #build(list: readonly { parsed: ParsedAddress; labels?: Record<string, string>; weight?: number }[]): Members {
+  #build(list: readonly EndpointSpec[]): Members {
     const endpoints: Endpoint[] = list.map((e) => ({
-      host: this.#registry.acquire(e.parsed, this.#options),
+      host: this.#registry.acquire(e.parsed, this.#options, e.dial),
       weight: e.weight ?? defaults.endpointWeight,
       labels: Object.freeze({ ...(e.labels ?? {}) }),
     }))

@@ -3,13 +3,34 @@
  * snapshot and cluster that names the same address with the same connection options, so
  * pools (and their warm keep-alive sockets) survive config swaps; a host whose last
  * user lets go closes its pool gracefully, letting requests in flight finish.
+ *
+ * Hosts of DNS clusters never make undici resolve a name (see {@link HostDial}): a
+ * strict_dns host's address is the resolved IP, a logical_dns host dials the address its
+ * cluster resolved last, through a `lookup` that answers from memory.
  */
+import type { LookupAddress, LookupOptions } from 'node:dns'
 import { Pool } from 'undici'
 import type { ParsedAddress } from '../config/address.js'
 import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
+import type { ResolvedAddress } from './dns/resolver.js'
 import type { HealthEventSink } from './host-health.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
+
+/**
+ * How a host named by DNS is dialled.
+ * - `resolved` (strict_dns): the host's address is one resolved IP; `serverName`, the
+ *   endpoint's DNS name, is the TLS SNI and the name its certificate is checked against.
+ * - `logical` (logical_dns): the host's address keeps the DNS name (Host header, SNI,
+ *   metrics); each new connection goes to the first address of its cluster's latest answer
+ *   (Happy Eyeballs over all of them with `happyEyeballs`), open ones keep theirs.
+ *   `key` tells apart hosts resolved differently (lookup family, DNS servers).
+ */
+export type HostDial =
+  | { readonly kind: 'resolved'; readonly serverName: string }
+  | { readonly kind: 'logical'; readonly key: string; readonly addresses: readonly ResolvedAddress[]; readonly happyEyeballs: boolean }
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
@@ -36,14 +57,51 @@ export class Host {
   readonly servername: string | undefined
   readonly #options: ConnectionOptions
   readonly #tlsStats: () => TlsCounters | undefined
+  readonly #dial: HostDial['kind'] | undefined
   #pool: Pool | undefined
+  /** A logical host's addresses to dial, first first; empty for other hosts. */
+  #dialAddresses: readonly LookupAddress[] = []
+  #happyEyeballs = false
 
-  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions, tlsStats: () => TlsCounters | undefined = () => undefined) {
+  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions, dial?: HostDial, tlsStats: () => TlsCounters | undefined = () => undefined) {
     this.#options = options
+    this.#dial = dial?.kind
     this.#tlsStats = tlsStats
     // With cluster TLS the connector picks SNI itself; a fixed value here only keeps undici
     // from deriving one per request (and from reconnecting when two requests' differ).
-    this.servername = options.tls !== undefined ? (options.tls.sni ?? address.hostname) : address.protocol === 'http:' || !isIp(address.hostname) ? address.hostname : undefined
+    // A strict_dns host's address is an IP: its SNI is the endpoint's DNS name.
+    const named = dial?.kind === 'resolved' ? dial.serverName : address.hostname
+    this.servername = options.tls !== undefined
+      ? (options.tls.sni ?? named)
+      : dial?.kind === 'resolved' || address.protocol === 'http:' || !isIp(address.hostname) ? named : undefined
+    if (dial?.kind === 'logical') this.updateDial(dial)
+  }
+
+  /** For a logical host: the addresses new connections go to, from its cluster's latest answer. */
+  updateDial(dial: HostDial): void {
+    if (dial.kind !== 'logical' || this.#dial !== 'logical') return
+    this.#dialAddresses = dial.addresses.map((a) => ({ address: a.address, family: a.family }))
+    this.#happyEyeballs = dial.happyEyeballs
+  }
+
+  /** Where a new connection goes now: a logical host's first resolved address, else the host's own. */
+  get connectAddress(): string {
+    return this.#dial === 'logical' ? (this.#dialAddresses[0]?.address ?? this.address.hostname) : this.address.hostname
+  }
+
+  /**
+   * The `lookup` a logical host's sockets use instead of DNS: the first address of the latest
+   * answer, or all of them for Happy Eyeballs (Node's `autoSelectFamily` asks for `all`).
+   */
+  readonly #lookup = (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+    const list = this.#dialAddresses
+    const first = list[0]
+    if (first === undefined) {
+      callback(Object.assign(new Error(`${hostname} has no resolved address`), { code: 'ENOTFOUND', hostname }), [])
+      return
+    }
+    if (options.all === true) callback(null, this.#happyEyeballs ? [...list] : [first])
+    else callback(null, first.address, first.family)
   }
 
   /**
@@ -51,15 +109,22 @@ export class Host {
    * endpoints a process may never call, and an undici Pool costs ~18 KB up front.
    */
   get pool(): Pool {
+    return (this.#pool ??= this.#createPool())
+  }
+
+  #createPool(): Pool {
     const tls = this.#options.tls
-    this.#pool ??= new Pool(this.address.origin, {
-      connect: tls === undefined ? { timeout: this.#options.connectTimeoutMs } : createTlsConnector(tls, this.#options.connectTimeoutMs, this.#tlsStats),
+    // undici hands these to net/tls.connect: a logical host resolves from memory, never on the request path.
+    const dial = this.#dial === 'logical' ? { lookup: this.#lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
+    return new Pool(this.address.origin, {
+      connect: tls === undefined
+        ? { timeout: this.#options.connectTimeoutMs, ...dial }
+        : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats),
       ...(this.#options.maxConnections === undefined ? {} : { connections: this.#options.maxConnections }),
       ...(this.#options.idleTimeoutMs === undefined
         ? {}
         : { keepAliveTimeout: this.#options.idleTimeoutMs, keepAliveMaxTimeout: this.#options.idleTimeoutMs }),
     })
-    return this.#pool
   }
 
   /** Closes the pool if it was ever opened: gracefully, or at once with `force`. */
@@ -86,16 +151,29 @@ export class HostRegistry {
   /** @param events where the clusters built on this registry report endpoint health changes */
   constructor(readonly events: HealthEventSink = {}) {}
 
-  /** Takes a reference on the host for `address` with `options`, creating it if needed. */
-  acquire(address: ParsedAddress, options: ConnectionOptions): Host {
-    const key = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
+  /**
+   * Takes a reference on the host for `address` with `options` (dialled as `dial` says),
+   * creating it if needed. A logical host shared with another cluster takes this caller's
+   * latest addresses.
+   */
+  acquire(address: ParsedAddress, options: ConnectionOptions, dial?: HostDial): Host {
+    const key = HostRegistry.keyOf(address, options, dial)
     let host = this.#hosts.get(key)
     if (host === undefined) {
-      host = new Host(key, address, options, () => this.tlsStats)
+      host = new Host(key, address, options, dial, () => this.tlsStats)
       this.#hosts.set(key, host)
+    } else if (dial !== undefined) {
+      host.updateDial(dial)
     }
     host.refs++
     return host
+  }
+
+  /** The key two acquisitions of one host share. */
+  static keyOf(address: ParsedAddress, options: ConnectionOptions, dial?: HostDial): string {
+    const base = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
+    if (dial === undefined) return base
+    return dial.kind === 'resolved' ? `${base}|sni=${dial.serverName}` : `${base}|logical=${dial.key}`
   }
 
   /** Drops a reference; the last one closes the pool once its requests finish. */

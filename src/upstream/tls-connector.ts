@@ -39,12 +39,21 @@ export interface UpstreamTls {
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/
 
+/** How a host of a DNS cluster is dialled (see `HostDial`). */
+export interface TlsDial {
+  /** The host's SNI when its address is a resolved IP (strict_dns): the endpoint's DNS name. */
+  readonly servername?: string | undefined
+  /** A logical_dns host's lookup, answering from its cluster's latest DNS answer. */
+  readonly lookup?: NonNullable<ConnectionOptions['lookup']>
+  readonly autoSelectFamily?: boolean
+}
+
 /**
- * An undici `connect` function for `tls`, with a connect (and handshake) timeout.
- * `stats` gives where handshakes are counted (read per handshake: the mesh sets it after
- * its pools may exist).
+ * An undici `connect` function for `tls`, with a connect (and handshake) timeout. `dial`
+ * says how a host of a DNS cluster is dialled; `stats` gives where handshakes are counted
+ * (read per handshake: the mesh sets it after its pools may exist).
  */
-export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: () => TlsCounters | undefined = () => undefined): buildConnector.connector {
+export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, dial: TlsDial = {}, stats: () => TlsCounters | undefined = () => undefined): buildConnector.connector {
   const sessions = new TlsSessionCache(defaults.tlsClientSessionsPerHost)
   const alpn = [...tls.alpn]
   return (opts, callback) => {
@@ -57,13 +66,14 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: (
       else callback(err, null)
     }
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname
-    const servername = tls.sni ?? (IPV4.test(hostname) || hostname.includes(':') ? undefined : hostname)
+    const named = IPV4.test(hostname) || hostname.includes(':') ? dial.servername : hostname
+    const servername = tls.sni ?? named
     const port = Number(opts.port) || 443
     const context = tls.context()
     const sessionKey = `${servername ?? ''}|${hostname}|${port}`
     const offered = sessions.get(context, sessionKey)
     let certified: Omit<CachedSession, 'session'> | undefined
-    const options: ConnectionOptions & { localAddress?: string } = {
+    const options: ConnectionOptions & { localAddress?: string; autoSelectFamily?: boolean } = {
       host: hostname,
       port,
       secureContext: context,
@@ -79,6 +89,8 @@ export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, stats: (
     if (servername !== undefined) options.servername = servername
     if (offered !== undefined) options.session = offered.session
     if (opts.localAddress != null) options.localAddress = opts.localAddress
+    if (dial.lookup !== undefined) options.lookup = dial.lookup
+    if (dial.autoSelectFamily !== undefined) options.autoSelectFamily = dial.autoSelectFamily
     const socket = tlsConnect(options)
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 60_000)

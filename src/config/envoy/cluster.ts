@@ -57,11 +57,12 @@ export interface ClusterTranslation {
 }
 
 const PROTOCOL_OPTIONS = 'upstream protocol options are not imported'
-const DNS_OPTION = 'DNS resolution options are not imported yet; the defaults apply'
 
 const CLUSTER: Shape = {
   use: [
     'name', 'type', 'connect_timeout', 'lb_policy', 'dns_refresh_rate', 'load_assignment', 'transport_socket',
+    'respect_dns_ttl', 'dns_lookup_family', 'dns_failure_refresh_rate', 'dns_jitter', 'dns_resolvers',
+    'dns_resolution_config', 'typed_dns_resolver_config',
     'least_request_lb_config', 'ring_hash_lb_config', 'maglev_lb_config', 'lb_subset_config', 'eds_cluster_config',
     'outlier_detection', 'health_checks', 'common_lb_config', 'circuit_breakers', 'typed_extension_protocol_options',
     'common_http_protocol_options',
@@ -70,13 +71,7 @@ const CLUSTER: Shape = {
   drop: ['alt_stat_name', 'track_cluster_stats', 'track_timeout_budgets'],
   why: {
     cluster_type: 'custom cluster types are not supported',
-    dns_lookup_family: DNS_OPTION,
-    respect_dns_ttl: DNS_OPTION,
-    dns_failure_refresh_rate: DNS_OPTION,
-    dns_resolvers: 'custom DNS resolvers are not supported',
-    dns_resolution_config: 'custom DNS resolvers are not supported',
-    typed_dns_resolver_config: 'custom DNS resolvers are not supported',
-    use_tcp_for_dns_lookups: 'custom DNS resolvers are not supported',
+    use_tcp_for_dns_lookups: 'DNS is asked over UDP (c-ares); TCP lookups are not configurable',
     http_protocol_options: PROTOCOL_OPTIONS,
     http2_protocol_options: 'HTTP/2 upstreams are not supported; HTTP/1.1 is used',
     upstream_http_protocol_options: PROTOCOL_OPTIONS,
@@ -131,6 +126,7 @@ export function translateCluster(resource: unknown, path: string, p: Problems): 
   }
   put(config, 'connectTimeout', asDuration(p, m.get('connect_timeout')))
   put(config, 'dnsRefreshRate', asDuration(p, m.get('dns_refresh_rate')))
+  dnsOptions(p, m, config)
   put(config, 'loadBalancer', lbPolicy(p, m.get('lb_policy')))
   lbOptions(p, m, config)
   health(p, m, config)
@@ -153,6 +149,70 @@ export function translateCluster(resource: unknown, path: string, p: Problems): 
     }
   }
   return { config, edsServiceName, endpointScheme, tls }
+}
+
+const DNS_FAMILIES = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL']
+const FAILURE_REFRESH: Shape = { use: ['base_interval', 'max_interval'] }
+const RESOLUTION_CONFIG: Shape = {
+  use: ['resolvers'],
+  why: { dns_resolver_options: 'DNS resolver options (TCP lookups, search domains) are not configurable' },
+}
+const CARES_CONFIG: Shape = {
+  use: ['resolvers'],
+  drop: ['use_resolvers_as_fallback', 'filter_unroutable_families'],
+  why: {
+    dns_resolver_options: 'DNS resolver options (TCP lookups, search domains) are not configurable',
+    udp_max_queries: 'c-ares query limits are not configurable',
+    query_timeout_seconds: 'DNS query timeouts are not configurable',
+    query_tries: 'DNS query tries are not configurable',
+  },
+}
+const RESOLVER_ADDRESS: Shape = { use: ['socket_address'], other: 'only socket addresses name DNS servers' }
+const RESOLVER_SOCKET: Shape = { use: ['address', 'port_value'], drop: ['protocol'], other: 'not used for DNS servers' }
+
+/**
+ * Envoy's DNS settings of STRICT_DNS / LOGICAL_DNS clusters: `respect_dns_ttl`,
+ * `dns_lookup_family`, `dns_failure_refresh_rate`, `dns_jitter` and the DNS servers to ask
+ * (`dns_resolvers`, `dns_resolution_config.resolvers`, or a c-ares `typed_dns_resolver_config`).
+ */
+function dnsOptions(p: Problems, m: Map<string, Field>, config: ClusterConfig): void {
+  put(config, 'respectDnsTtl', asBool(p, m.get('respect_dns_ttl')))
+  const family = asEnum(p, m.get('dns_lookup_family'), DNS_FAMILIES)
+  if (family !== undefined) config.dnsLookupFamily = family.toLowerCase() as NonNullable<ClusterConfig['dnsLookupFamily']>
+  const failure = readField(p, m.get('dns_failure_refresh_rate'), FAILURE_REFRESH)
+  if (failure !== undefined) {
+    const baseInterval = asDuration(p, failure.get('base_interval'))
+    const maxInterval = asDuration(p, failure.get('max_interval'))
+    if (baseInterval !== undefined) config.dnsFailureRefreshRate = maxInterval === undefined ? { baseInterval } : { baseInterval, maxInterval }
+  }
+  put(config, 'dnsJitter', asDuration(p, m.get('dns_jitter')))
+  const resolvers: string[] = []
+  for (const r of asList(p, m.get('dns_resolvers'))) addResolver(p, r, resolvers)
+  const resolution = readField(p, m.get('dns_resolution_config'), RESOLUTION_CONFIG)
+  for (const r of asList(p, resolution?.get('resolvers'))) addResolver(p, r, resolvers)
+  const typed = m.get('typed_dns_resolver_config')
+  if (present(typed)) {
+    const extension = readField(p, typed, { use: ['typed_config'], drop: ['name'] })
+    const config = extension?.get('typed_config')
+    const type = typeName(p, config)
+    if (type === 'envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig') {
+      const cares = readField(p, config, CARES_CONFIG)
+      for (const r of asList(p, cares?.get('resolvers'))) addResolver(p, r, resolvers)
+    } else if (type !== '' && !type.startsWith('!') && config !== undefined) {
+      p.report(config.path, `DNS resolver ${type} is not supported; the system's resolver configuration applies`)
+    }
+  }
+  if (resolvers.length > 0) config.dnsResolvers = resolvers
+}
+
+function addResolver(p: Problems, f: Field, out: string[]): void {
+  const a = readField(p, f, RESOLVER_ADDRESS)
+  const s = readField(p, a?.get('socket_address'), RESOLVER_SOCKET)
+  if (s === undefined) return
+  const host = asString(p, s.get('address'))
+  const port = present(s.get('port_value')) ? asUint(p, s.get('port_value'), 1, 65535) : 53
+  if (host === undefined || host === '' || port === undefined) return
+  out.push(host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`)
 }
 
 function lbPolicy(p: Problems, f: Field | undefined): LoadBalancerPolicy | undefined {
