@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test'
 import { Agent, request, WebSocket } from 'undici'
 import { createMesh, type Mesh, type MeshConfig } from '../src/index.js'
 import { acceptWebSocket, parseResponse, RawConnection } from './helpers/raw-http.js'
+import { connectRequest, expectContinue, upgradeRequest } from './helpers/event-clients.js'
 import { makeKey, now, sign, type TestKey } from './helpers/tokens.js'
 
 const ISS = 'https://issuer.test'
@@ -96,62 +97,6 @@ async function startApp(mesh: Mesh, { checkContinue = true } = {}): Promise<{ se
 async function close(server: http.Server): Promise<void> {
   server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
-}
-
-/** A node:http request with `Expect: 100-continue`: the body goes only after `100 Continue`. */
-function expectContinue(port: number, path: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; continued: boolean }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { expect: '100-continue', 'content-length': String(body.length), ...headers } })
-    let continued = false
-    req.on('continue', () => {
-      continued = true
-      req.end(body)
-    })
-    req.on('response', (res) => {
-      let text = ''
-      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => {
-        // A refused request never sent its body: end the request so the socket is let go.
-        if (!continued) req.destroy()
-        resolve({ status: res.statusCode ?? 0, text, continued })
-      })
-    })
-    req.on('error', reject)
-    req.flushHeaders()
-  })
-}
-
-/** A node:http upgrade request: resolves with the status of a refusal (`response`) or the 101 (`upgrade`). */
-function upgradeRequest(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, path, agent: false,
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
-    })
-    req.on('response', (res) => {
-      let text = ''
-      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }))
-    })
-    req.on('upgrade', (res, socket) => {
-      socket.destroy()
-      resolve({ status: res.statusCode ?? 0, text: '', headers: res.headers })
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** A CONNECT through node:http: the status, and what came through the tunnel until it closed. */
-function connectRequest(port: number, authority: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'CONNECT', path: authority, agent: false, headers })
-    req.on('connect', (res, socket, head) => {
-      let text = head.toString()
-      socket.setEncoding('utf8').on('data', (d: string) => (text += d)).on('close', () => resolve({ status: res.statusCode ?? 0, text }))
-      socket.on('error', () => {})
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 /** Opens a WebSocket with undici's client; resolves with the first message, after the close. */
