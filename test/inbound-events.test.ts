@@ -102,7 +102,7 @@ async function close(server: http.Server): Promise<void> {
 /** Opens a WebSocket with undici's client; resolves with the first message, after the close. */
 function webSocketMessage(url: string, headers: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { dispatcher: client, headers } as never)
+    const ws = new WebSocket(url, { dispatcher: client, headers })
     let message: string | undefined
     ws.addEventListener('message', (e) => {
       message = String(e.data)
@@ -208,7 +208,7 @@ describe('every node:http event that delivers a request runs the inbound chain',
   })
 
   test('a WebSocket message, handled long after the handshake, runs in the upgrade request context', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${app.port}/ws/echo`, { dispatcher: client, headers: { traceparent: TRACEPARENT } } as never)
+    const ws = new WebSocket(`ws://127.0.0.1:${app.port}/ws/echo`, { dispatcher: client, headers: { traceparent: TRACEPARENT } })
     const messages: Seen[] = []
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener('message', (e) => {
@@ -268,7 +268,7 @@ describe('every node:http event that delivers a request runs the inbound chain',
 
   test('a WebSocket holds its concurrency slot while it is open, and frees it when it closes', async () => {
     // The app keeps this one open: the handshake and message come, the client does not close.
-    const ws = new WebSocket(`ws://127.0.0.1:${app.port}/ws-one`, { dispatcher: client } as never)
+    const ws = new WebSocket(`ws://127.0.0.1:${app.port}/ws-one`, { dispatcher: client })
     await once(ws as unknown as EventTarget, 'message')
     const busy = await upgradeRequest(app.port, '/ws-one')
     assert.equal(busy.status, 503)
@@ -292,7 +292,7 @@ describe('every node:http event that delivers a request runs the inbound chain',
     assert.equal(span.status, 'unset')
   })
 
-  test('every request counted once: the inbound totals match what was sent', async () => {
+  test('every request counted once: the inbound totals match what was sent', () => {
     const snap = mesh.metrics.snapshot().inbound.routes
     const total = Object.values(snap).reduce((n, r) => n + r.requests, 0)
     const ended = Object.values(snap).reduce((n, r) => n + r.latency.count, 0)

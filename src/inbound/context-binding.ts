@@ -14,6 +14,7 @@ import { currentContext, runWithContext, type MeshRequestContext } from '../obse
 
 /** Makes every listener of `emitter` run in `ctx`. */
 export function bindToContext(emitter: EventEmitter, ctx: MeshRequestContext): void {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the emitter as `this`
   const emit = emitter.emit
   emitter.emit = function emitInContext(this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
     if (currentContext() === ctx) return emit.call(this, event, ...args)

@@ -94,7 +94,9 @@ export class Tunnel {
     const socket = this.#socket as Duplex & { write: Duplex['write']; end: Duplex['end'] }
     const ownWrite = Object.getOwnPropertyDescriptor(socket, 'write')
     const ownEnd = Object.getOwnPropertyDescriptor(socket, 'end')
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the socket as `this`
     const write = socket.write
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- likewise
     const end = socket.end
     const restore = (): void => {
       if (ownWrite === undefined) delete (socket as { write?: unknown }).write
