@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
@@ -15,6 +16,7 @@ import { createMesh, type Mesh, type MeshConfig } from '../src/index.js'
 import { acceptWebSocket, parseResponse, RawConnection } from './helpers/raw-http.js'
 import { connectRequest, expectContinue, upgradeRequest } from './helpers/event-clients.js'
 import { makeKey, now, sign, type TestKey } from './helpers/tokens.js'
+import { makePki } from './helpers/certs.js'
 
 const ISS = 'https://issuer.test'
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -239,6 +241,17 @@ describe('every node:http event that delivers a request runs the inbound chain',
   test('connect: a denied CONNECT gets 403 and is closed; an allowed one reaches the app in context', async () => {
     const denied = await connectRequest(app.port, 'forbidden.example:443')
     assert.equal(denied.status, 403)
+    const unauthenticated = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.request({ host: '127.0.0.1', port: app.port, method: 'CONNECT', path: 'allowed.example:443', agent: false, headers: { authorization: 'Bearer x.y.z' } })
+        .on('connect', (res, socket) => {
+          socket.destroy()
+          resolve(res)
+        })
+        .on('error', reject)
+        .end()
+    })
+    assert.equal(unauthenticated.statusCode, 401)
+    assert.equal(unauthenticated.headers['www-authenticate'], 'Bearer realm="http://allowed.example:443", error="invalid_token"')
     assert.doesNotMatch(denied.text, /"event"/)
     const ok = await connectRequest(app.port, 'allowed.example:443', { traceparent: TRACEPARENT })
     assert.equal(ok.status, 200)
@@ -298,8 +311,49 @@ describe('every node:http event that delivers a request runs the inbound chain',
     const ended = Object.values(snap).reduce((n, r) => n + r.latency.count, 0)
     assert.equal(total, ended, 'nothing left in flight')
     // request 2, checkContinue 2 + 2 on the wire, checkExpectation 2, upgrade 2 + 1 with a
-    // message, a late body 1, connect 2, JWT 2 + limited 2 + fault 1, ws-one 3, metrics 1.
-    assert.equal(total, 23)
+    // message, a late body 1, connect 3, JWT 2 + limited 2 + fault 1, ws-one 3, metrics 1.
+    assert.equal(total, 24)
+  })
+})
+
+describe('over TLS (node:https server)', () => {
+  test('a WebSocket over wss: refused on the TLS socket, or accepted in context', async () => {
+    const pki = makePki([])
+    const mesh = createMesh({ service: 'wss', config: config() })
+    const server = mesh.createServer({ key: pki.server.key, cert: pki.server.cert }, (_req, res) => res.end())
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+      acceptWebSocket(req, socket, JSON.stringify({ requestId: mesh.context()?.requestId, traceId: mesh.context()?.traceId }))
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    const tlsClient = new Agent({ connect: { ca: pki.ca } })
+    try {
+      const denied = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        https.request({ host: '127.0.0.1', port, path: '/admin/ws', ca: pki.ca, agent: false, headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+          .on('response', (res) => {
+            res.resume()
+            resolve(res)
+          })
+          .on('error', reject)
+          .end()
+      })
+      assert.equal(denied.statusCode, 403)
+      const message = await new Promise<string>((resolve, reject) => {
+        const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { dispatcher: tlsClient, headers: { traceparent: TRACEPARENT } })
+        ws.addEventListener('message', (e) => {
+          ws.close()
+          resolve(String(e.data))
+        })
+        ws.addEventListener('error', () => reject(new Error('websocket error')))
+      })
+      assert.equal((JSON.parse(message) as Seen).traceId, TRACE_ID)
+    } finally {
+      await tlsClient.close()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await mesh.close()
+    }
   })
 })
 

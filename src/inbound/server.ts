@@ -78,7 +78,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
       return
     }
     pipeline.handle(req, t.res, () => {
-      if (t.handOver()) emit(event, req, socket, head)
+      // No listener (a `shouldUpgradeCallback` said yes to an upgrade nobody takes): close.
+      if (t.handOver() && !emit(event, req, socket, head)) socket.destroy()
     }, t)
   }
   const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
