@@ -250,6 +250,12 @@ describe('every node:http event that delivers a request runs the inbound chain',
         .on('error', reject)
         .end()
     })
+    for (const target of ['nohost', 'host:', '/path', 'user@host:443', 'host:70000']) {
+      const c = await RawConnection.open(app.port)
+      c.send(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`)
+      const r = parseResponse(await c.untilClosed())
+      assert.deepEqual([r.status, r.body], [400, 'bad request: a CONNECT request target must be host:port'], target)
+    }
     assert.equal(unauthenticated.statusCode, 401)
     assert.equal(unauthenticated.headers['www-authenticate'], 'Bearer realm="http://allowed.example:443", error="invalid_token"')
     assert.doesNotMatch(denied.text, /"event"/)
@@ -311,8 +317,9 @@ describe('every node:http event that delivers a request runs the inbound chain',
     const ended = Object.values(snap).reduce((n, r) => n + r.latency.count, 0)
     assert.equal(total, ended, 'nothing left in flight')
     // request 2, checkContinue 2 + 2 on the wire, checkExpectation 2, upgrade 2 + 1 with a
-    // message, a late body 1, connect 3, JWT 2 + limited 2 + fault 1, ws-one 3, metrics 1.
-    assert.equal(total, 24)
+    // message, a late body 1, connect 3 + 5 malformed, JWT 2 + limited 2 + fault 1, ws-one 3,
+    // metrics 1.
+    assert.equal(total, 29)
   })
 })
 

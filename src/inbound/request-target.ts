@@ -19,6 +19,7 @@ const SCHEME = Symbol('sidecarless.targetScheme')
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(?::(\d{1,5}))?$/
 /** The parts of an absolute-form target: scheme, authority, then path and query (possibly empty). */
 const ABSOLUTE = /^(https?):\/\/([^/?#]*)([^#]*)$/i
+const CONNECT_FORM = 'a CONNECT request target must be host:port'
 
 /**
  * Turns `req`'s request target into origin-form (absolute-form) or checks it (the other
@@ -27,11 +28,11 @@ const ABSOLUTE = /^(https?):\/\/([^/?#]*)([^#]*)$/i
  */
 export function normalizeRequestTarget(req: http.IncomingMessage): string | undefined {
   const url = req.url ?? '/'
-  // Origin-form: nearly every request, nothing to do.
-  if (url.charCodeAt(0) === 47) return undefined
+  // Origin-form: nearly every request, nothing to do (but CONNECT takes only authority-form).
+  if (url.charCodeAt(0) === 47) return req.method === 'CONNECT' ? CONNECT_FORM : undefined
   if (req.method === 'CONNECT') {
     const m = AUTHORITY.exec(url)
-    if (m === null || m[1] === undefined || !validPort(m[1])) return 'a CONNECT request target must be host:port'
+    if (m === null || m[1] === undefined || !validPort(m[1])) return CONNECT_FORM
     setHost(req, url)
     return undefined
   }
