@@ -205,6 +205,40 @@ describe('JWT authentication', () => {
       assert.equal((await get(`${s.url}/x?access_token=${a}`, { authorization: `Bearer ${a}` })).status, 200)
     })
 
+    test('two Authorization headers (node keeps only the first): two different tokens are refused, the same token twice is one', async () => {
+      const a = await sign(rsa, good({ sub: 'a' }))
+      const b = await sign(rsa, good({ sub: 'b' }))
+      const before = s.mesh.metrics.snapshot().security.jwt.denied.multiple_tokens
+      const two = async (first: string, second: string): Promise<{ status: number; text: string }> => {
+        const res = await request(`${s.url}/x`, { headers: ['authorization', first, 'Authorization', second], dispatcher: client })
+        return { status: res.statusCode, text: await res.body.text() }
+      }
+      const r = await two(`Bearer ${a}`, `Bearer ${b}`)
+      assert.deepEqual([r.status, r.text], [401, 'Jwt is present more than once with different values'])
+      // A valid first token does not carry a second one past the check, whatever the second is.
+      assert.equal((await two(`Bearer ${a}`, 'Bearer x.y.z')).status, 401)
+      assert.equal(s.mesh.metrics.snapshot().security.jwt.denied.multiple_tokens, before + 2)
+      const same = await two(`Bearer ${a}`, `Bearer ${a}`)
+      assert.equal(same.status, 200)
+      assert.equal(JSON.parse(same.text).auth.principal, `${ISS}/a`)
+      // A second Authorization line of another scheme is no token.
+      assert.equal((await two('Basic dXNlcjpwdw==', `Bearer ${a}`)).status, 200)
+    })
+
+    test('a custom token header sent twice (node joins the lines) is two tokens, not one malformed one', async () => {
+      const custom = await start(ruleConfig({ fromHeaders: [{ name: 'x-jwt' }] }))
+      try {
+        const a = await sign(rsa, good({ sub: 'a' }))
+        const b = await sign(rsa, good({ sub: 'b' }))
+        const res = await request(`${custom.url}/x`, { headers: ['x-jwt', a, 'x-jwt', b], dispatcher: client })
+        assert.equal(res.statusCode, 401)
+        assert.equal(await res.body.text(), 'Jwt is present more than once with different values')
+        assert.equal(custom.mesh.metrics.snapshot().security.jwt.denied.multiple_tokens, 1)
+      } finally {
+        await custom.close()
+      }
+    })
+
     test('the server still serves after all of them, and metrics count 401s as unauthenticated', async () => {
       assert.equal((await get(`${s.url}/x`)).status, 200)
       const prom = s.mesh.metrics.prometheus()

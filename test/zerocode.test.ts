@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { start, stopAll, type Spawned } from './helpers/spawned.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
+import { connectRequest, expectationRequest, expectContinue, upgradeRequest } from './helpers/event-clients.js'
 
 let backend: Upstream
 let canary: Upstream
@@ -88,6 +89,50 @@ describe('node --import sidecarless/register, unmodified apps', () => {
       }
     })
   }
+
+  test('every node:http event (request, checkContinue, checkExpectation, upgrade, connect) passes the chain: denied ones never reach the app, allowed ones carry the trace', async () => {
+    const config = configFile('events.yaml', `${meshYaml(backend)}listener:
+  authorization:
+    - name: no-admin
+      action: DENY
+      rules:
+        - to: [ { operation: { paths: [ "/admin*" ] } } ]
+        - to: [ { operation: { hosts: [ "forbidden.example:443" ] } } ]
+`)
+    const { app, port } = await startApp('esm-events.mjs', { SIDECARLESS_CONFIG: config })
+    try {
+      const headers = { traceparent: TRACEPARENT }
+      const denied = await Promise.all([
+        fetch(`http://127.0.0.1:${port}/admin`).then((r) => r.status),
+        expectContinue(port, '/admin/upload', 'body').then((r) => r.status),
+        expectationRequest(port, '/admin', 'x-custom').then((r) => r.status),
+        upgradeRequest(port, '/admin/ws').then((r) => r.status),
+        connectRequest(port, 'forbidden.example:443').then((r) => r.status),
+      ])
+      assert.deepEqual(denied, [403, 403, 403, 403, 403])
+
+      const allowed = {
+        request: JSON.parse(await (await fetch(`http://127.0.0.1:${port}/ok`, { headers })).text()),
+        checkContinue: JSON.parse((await expectContinue(port, '/upload', 'body', headers)).text),
+        checkExpectation: JSON.parse((await expectationRequest(port, '/expect', 'x-custom', headers)).text),
+        upgrade: JSON.parse(String((await upgradeRequest(port, '/ws', headers)).headers['x-info'])),
+        connect: JSON.parse((await connectRequest(port, 'allowed.example:443', headers)).text),
+      } as Record<string, { event: string; requestId: string | null }>
+      for (const [event, info] of Object.entries(allowed)) {
+        assert.equal(info.event, event)
+        assert.match(info.requestId ?? '', /^[0-9a-f-]{36}$/, `${event}: the mesh handed the app an x-request-id`)
+        const out = backend.seen.find((s) => s.url === `/${event}` && s.headers['x-request-id'] === info.requestId)
+        assert.ok(out !== undefined, `${event}: the app's outbound call ran in its request context`)
+        assert.match(String(out.headers.traceparent), new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-01$`), `${event}: the trace continues`)
+      }
+      const served = app.stdout().split('\n').filter((l) => l.includes('"served"')).map((l) => JSON.parse(l) as { url: string })
+      assert.equal(served.length, 5)
+      assert.ok(!served.some((s) => s.url.includes('admin') || s.url.includes('forbidden')), app.stdout())
+      assert.doesNotMatch(app.stderr(), /not wrapped|Error/)
+    } finally {
+      app.child.kill('SIGKILL')
+    }
+  })
 
   test('a config change is picked up; a bad one is rejected on stderr and the old one stays', async () => {
     const config = configFile('watched.yaml', meshYaml(backend))

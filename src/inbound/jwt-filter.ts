@@ -63,7 +63,8 @@ export function applyJwtAuthn(
 /** Envoy's realm: the request URL without its query, with anything a quoted-string cannot carry removed. */
 function realmOf(req: http.IncomingMessage): string {
   const scheme = (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http'
-  const url = req.url ?? '/'
+  // A CONNECT target is an authority, already the Host: no path.
+  const url = req.method === 'CONNECT' ? '' : (req.url ?? '/')
   const q = url.indexOf('?')
   const realm = `${scheme}://${req.headers.host ?? ''}${q === -1 ? url : url.slice(0, q)}`
   return realm.replace(/[^\x21\x23-\x5b\x5d-\x7e]/g, '').slice(0, 512)

@@ -1,8 +1,10 @@
 /**
- * The inbound filter chain, run for every request a wrapped server receives. The context
- * filter reads the caller's trace (or starts one), settles the request id, names the
- * route, starts the server span and the metrics, and runs the app inside the request
- * context so `mesh.context()` and outbound calls see it anywhere in its async call tree.
+ * The inbound filter chain, run for every request a wrapped server receives, whichever
+ * node:http event delivers it. First the request target is settled (one authority, one
+ * path: `request-target.ts`); then the context filter reads the caller's trace (or starts
+ * one), settles the request id, names the route, starts the server span and the metrics;
+ * then limits → JWT → authorization → fault; the app runs inside the request context so
+ * `mesh.context()` and outbound calls see it anywhere in its async call tree.
  */
 import type http from 'node:http'
 import type { Attributes } from '@opentelemetry/api'
@@ -22,6 +24,9 @@ import type { InboundTls } from '../security/compile.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { applySecurity } from './security-filter.js'
 import { denialOf } from './local-denial.js'
+import { normalizeRequestTarget } from './request-target.js'
+import { bindToContext } from './context-binding.js'
+import type { Tunnel } from './tunnel.js'
 
 
 /** Runs wrapped servers' requests through the mesh. */
@@ -46,9 +51,16 @@ export class InboundPipeline {
     return this.#metrics.security.tls
   }
 
-  handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void): void {
+  /**
+   * Runs the chain on `req`, then `next` (the app) unless a filter answered `res` itself.
+   * `tunnel` is set for upgrade and CONNECT requests: `res` is then the tunnel's, used only
+   * for refusals, and the exchange ends when the app's socket closes.
+   */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void, tunnel?: Tunnel): void {
     const snapshot = this.#snapshot()
     const started = performance.now()
+    // Before anything reads the URL or Host: every filter and the app see the same ones.
+    const malformed = normalizeRequestTarget(req)
     const headers = req.headers
     const parent = extract((name: string) => headers[name], snapshot.tracing.extract)
 
@@ -59,7 +71,7 @@ export class InboundPipeline {
       headers['x-request-id'] = requestId
     }
 
-    const entry = snapshot.listenerRoutes.length === 0 ? undefined : matchRoute(snapshot, req)
+    const entry = snapshot.listenerRoutes.length === 0 || malformed !== undefined ? undefined : matchRoute(snapshot, req)
     const route = entry?.name
     const peer = peerOf(req)
     const method = req.method ?? 'GET'
@@ -78,7 +90,18 @@ export class InboundPipeline {
       const flag = res.getHeader(RESPONSE_FLAGS_HEADER)
       // [security-auth] 401/403 made by the JWT and authorization filters.
       const denial = denialOf(res)
-      if (denial !== undefined) {
+      if (tunnel?.handedOver === true) {
+        // An upgrade or CONNECT the app took: its status is what it wrote on the socket
+        // (101 Switching Protocols, 200 for CONNECT, or its own refusal).
+        const status = tunnel.status
+        if (status === undefined) {
+          recorder.fail('aborted', ms)
+          MeshTracer.end(s.span, undefined, 'aborted', 'server')
+        } else {
+          recorder.end(status, ms, received, sent)
+          MeshTracer.end(s.span, status, undefined, 'server')
+        }
+      } else if (denial !== undefined) {
         recorder.fail(denial, ms)
         // A 4xx is not a server error (OTel HTTP conventions): the span keeps an unset status.
         MeshTracer.end(s.span, res.statusCode, undefined, 'server')
@@ -95,9 +118,22 @@ export class InboundPipeline {
         MeshTracer.end(s.span, res.headersSent ? res.statusCode : undefined, 'aborted', 'server')
       }
     })
+    if (malformed !== undefined) {
+      // Envoy's codec refuses such a request before any filter: a 400, counted as a response.
+      res.statusCode = 400
+      res.setHeader('content-type', 'text/plain')
+      res.setHeader('connection', 'close')
+      res.end(`bad request: ${malformed}`)
+      return
+    }
     // After the limits: JWT authn → authorization → fault → the app, in its request context.
     const fault = entry?.fault ?? null
-    const run = (): void => runWithContext(ctx, next)
+    const run = (): void => {
+      // Listeners the app adds (body, close, finish) run in the request context too.
+      bindToContext(req, ctx)
+      if (tunnel === undefined) bindToContext(res, ctx)
+      runWithContext(ctx, next)
+    }
     const faulted = fault === null ? run : () => applyInboundFault(fault, req, res, run)
     const secured = snapshot.requestAuthentication !== null || snapshot.authorization !== null
     const app = secured ? () => applySecurity(req, res, snapshot, ctx, this.#metrics.security, faulted) : faulted

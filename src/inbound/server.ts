@@ -1,19 +1,21 @@
 /**
  * The inbound side: `mesh.createServer(handler)` and `mesh.wrap(server)`. Wrapping patches
- * the server's `emit` for `request` events, so every handler the server has or will get
- * (Express, Fastify, Koa, a bare listener) runs inside the mesh's filter chain without
- * knowing it. The chain today: context (trace extract, request id, route, peer, server
- * span, metrics) → app; rate limits, authentication, authorization and faults slot in
- * between as they arrive.
+ * the server's `emit`, so every handler the server has or will get (Express, Fastify, Koa, a
+ * bare listener) runs inside the mesh's filter chain without knowing it — for every event by
+ * which node:http hands a request to an app: `request`, `checkContinue`, `checkExpectation`,
+ * `upgrade` and `connect`. No request reaches the app without passing the chain
+ * (`pipeline.ts`): limits, JWT, authorization, fault, context, metrics.
  */
 import http from 'node:http'
 import https from 'node:https'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { MeshError } from '../errors.js'
 import { peerIdentity } from '../security/identity.js'
 import type { InboundPipeline } from './pipeline.js'
 import { MtlsFront } from './tls-listener.js'
+import { Tunnel } from './tunnel.js'
 
 const WRAPPED = Symbol.for('sidecarless.wrapped')
 
@@ -29,11 +31,26 @@ type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => 
 /** A server the mesh can wrap: node:http or node:https. */
 export type WrappableServer = http.Server | https.Server
 
+/**
+ * The mesh's own `checkContinue` listener. node:http answers `100 Continue` by itself before
+ * emitting `request` when a server has no `checkContinue` listener, so a request that the
+ * chain refuses would already have been told to send its body. With this listener node
+ * leaves the interim response to the mesh: the chain runs first, and only an allowed request
+ * gets its `100 Continue` (from the app's own `checkContinue` listener, if it has one, or
+ * from the mesh, as node would have sent it). It never runs itself: the patched `emit`
+ * answers the event.
+ */
+function meshCheckContinue(): void {}
+
 /** Wraps `server` so its requests run through `pipeline`. Idempotent per server. */
 export function wrapServer<S extends WrappableServer>(server: S, pipeline: InboundPipeline): S {
   // https.Server is a tls.Server, not an http.Server: both are accepted.
   if (!((server as unknown) instanceof HttpServer) && !((server as unknown) instanceof HttpsServer)) {
-    throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'mesh.wrap() takes a node:http or node:https server')
+    const kind = (server as { constructor?: { name?: unknown } } | null)?.constructor?.name
+    const http2 = kind === 'Http2Server' || kind === 'Http2SecureServer'
+    throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', http2
+      ? 'mesh.wrap() does not take node:http2 servers: their requests (compat `request` and raw `stream` events) would not pass the inbound chain; serve HTTP/1.1 with node:http or node:https'
+      : 'mesh.wrap() takes a node:http or node:https server')
   }
   const marked = server as S & { [WRAPPED]?: InboundPipeline }
   if (marked[WRAPPED] !== undefined) {
@@ -45,19 +62,57 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   // node:https servers keep their own TLS; listener.mtls applies to plain http servers.
   const plain = !((server as unknown) instanceof TlsServer)
   const front = new MtlsFront((s) => emit('connection', s), pipeline.tlsCounters())
-  const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
-    if (event === 'connection' && plain) {
-      const inbound = pipeline.inboundTls()
-      if (inbound === null) return emit(event, ...args)
-      front.accept(args[0] as Socket, inbound)
-      return true
+  /** After the chain allowed an Expect: 100-continue request: what node would have done without the mesh. */
+  const continueToApp = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (server.listeners('checkContinue').some((l) => l !== meshCheckContinue)) {
+      emit('checkContinue', req, res)
+      return
     }
-    if (event !== 'request') return emit(event, ...args)
-    const req = args[0] as http.IncomingMessage
-    const res = args[1] as http.ServerResponse
-    pipeline.handle(req, res, () => emit(event, req, res))
-    return true
+    res.writeContinue()
+    emit('request', req, res)
   }
+  const tunnel = (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const t = Tunnel.open(req, socket)
+    if (t === undefined) {
+      socket.destroy()
+      return
+    }
+    pipeline.handle(req, t.res, () => {
+      // No listener (a `shouldUpgradeCallback` said yes to an upgrade nobody takes): close.
+      if (t.handOver() && !emit(event, req, socket, head)) socket.destroy()
+    }, t)
+  }
+  const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
+    switch (event) {
+      case 'connection': {
+        if (!plain) return emit(event, ...args)
+        const inbound = pipeline.inboundTls()
+        if (inbound === null) return emit(event, ...args)
+        front.accept(args[0] as Socket, inbound)
+        return true
+      }
+      case 'request':
+      case 'checkExpectation': {
+        const req = args[0] as http.IncomingMessage
+        const res = args[1] as http.ServerResponse
+        pipeline.handle(req, res, () => emit(event, req, res))
+        return true
+      }
+      case 'checkContinue': {
+        const req = args[0] as http.IncomingMessage
+        const res = args[1] as http.ServerResponse
+        pipeline.handle(req, res, () => continueToApp(req, res))
+        return true
+      }
+      case 'upgrade':
+      case 'connect':
+        tunnel(event, args[0] as http.IncomingMessage, args[1] as Duplex, args[2] as Buffer)
+        return true
+      default:
+        return emit(event, ...args)
+    }
+  }
+  server.on('checkContinue', meshCheckContinue)
   server.emit = meshEmit as typeof server.emit
   if (plain) {
     // close() waits for every accepted socket; those still in their first byte or handshake

@@ -11,10 +11,12 @@
  * @module
  */
 import type http from 'node:http'
+import { Writable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { isMeshError } from '../errors.js'
 import type { Mesh } from '../mesh.js'
 import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
+import { absoluteFormScheme } from '../inbound/request-target.js'
 
 /** Removed in both directions (RFC 9110 §7.6.1, plus what undici refuses to send). */
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -45,16 +47,31 @@ export function createForwarder(mesh: Mesh, options: ForwarderOptions): (req: ht
     res.once('close', () => {
       if (!res.writableFinished) abort.abort()
     })
+    // A response to HEAD, and a 204 or 304, has no body whatever its Content-Length says
+    // (RFC 9110 §6.4.1, §8.6): the client's response ends with the headers.
+    const bodiless = method === 'HEAD'
     mesh.dispatcher.stream(
-      { origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null, signal: abort.signal },
+      {
+        origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null, signal: abort.signal,
+        // undici closes a connection after HEAD unless told not to (for servers that send a
+        // body anyway); Envoy and HAProxy keep it, and so does the proxy.
+        ...(bodiless ? { reset: false } : {}),
+      },
       ({ statusCode, headers: upstream }) => {
         const out = responseHeaders(upstream)
         if (options.draining()) out['connection'] = 'close'
         res.writeHead(statusCode, out)
+        if (bodiless || statusCode === 204 || statusCode === 304) {
+          // Ended here: undici reports a 304 whose Content-Length announces the full
+          // representation's length as a body cut short, and that must not cost the
+          // client its response or its connection.
+          res.end()
+          return discard()
+        }
         return res
       },
     ).catch((err: unknown) => {
-      if (abort.signal.aborted) return
+      if (abort.signal.aborted || res.writableEnded) return
       if (res.headersSent) {
         res.destroy(err as Error)
         return
@@ -66,20 +83,15 @@ export function createForwarder(mesh: Mesh, options: ForwarderOptions): (req: ht
   }
 }
 
-/** Where the request goes: `origin` from its authority, `path` as sent; or why it cannot. */
+/**
+ * Where the request goes: `origin` from its authority, `path` as sent; or why it cannot. The
+ * inbound chain has already turned an absolute-form target into Host + path (before
+ * authorization read them), so only its scheme is left to check here.
+ */
 function targetOf(req: http.IncomingMessage): { origin: string; path: string } | string {
+  if (absoluteFormScheme(req) === 'https') return 'only http:// absolute URLs are forwarded'
   const url = req.url ?? '/'
-  if (!url.startsWith('/')) {
-    // Absolute form (a client configured to use this as its HTTP proxy).
-    try {
-      const u = new URL(url)
-      if (u.protocol !== 'http:' || u.username !== '' || u.password !== '') return 'only http:// absolute URLs are forwarded'
-      req.headers.host = u.host
-      return { origin: `http://${u.host}`, path: `${u.pathname}${u.search}` }
-    } catch {
-      return 'the request target is not a path nor an absolute URL'
-    }
-  }
+  if (!url.startsWith('/')) return 'the request target is not a path nor an absolute URL'
   const host = req.headers.host
   if (host === undefined || host === '') return 'the request has no Host header'
   // Only host[:port]: anything that would make the URL mean something else is refused.
@@ -98,8 +110,8 @@ function requestHeaders(req: http.IncomingMessage): HeaderObject {
     if (HOP_BY_HOP.has(name) || nominated.has(name)) continue
     out[name] = value
   }
-  // Envoy keeps `te: trailers` (gRPC needs it).
-  if (typeof req.headers.te === 'string' && req.headers.te.toLowerCase() === 'trailers') out['te'] = 'trailers'
+  // Envoy keeps `te: trailers` (gRPC needs it), also out of a longer list (`deflate, trailers`).
+  if (offersTrailers(req.headers.te)) out['te'] = 'trailers'
   const peer = req.socket.remoteAddress
   const header = req.headers['x-forwarded-for']
   const xff = Array.isArray(header) ? header.join(', ') : header
@@ -116,6 +128,25 @@ function responseHeaders(headers: HeaderObject): HeaderObject {
     out[name] = value
   }
   return out
+}
+
+/** Whether a TE header lists the `trailers` token (RFC 9110 §10.1.4; parameters ignored). */
+function offersTrailers(te: string | string[] | undefined): boolean {
+  if (te === undefined) return false
+  for (const part of (Array.isArray(te) ? te.join(',') : te).split(',')) {
+    const semi = part.indexOf(';')
+    if ((semi === -1 ? part : part.slice(0, semi)).trim().toLowerCase() === 'trailers') return true
+  }
+  return false
+}
+
+/** A sink for the body undici may still deliver after the client's response has ended. */
+function discard(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, callback) {
+      callback()
+    },
+  })
 }
 
 /** Header names a `Connection` header nominates as hop-by-hop. */

@@ -207,15 +207,21 @@ export class RequestAuthentication {
     const headers = req.headers
     for (let i = 0; i < this.#headers.length; i++) {
       const loc = this.#headers[i] as Location
-      const v = headers[loc.name]
-      if (typeof v !== 'string') continue
-      const t = tokenAfterPrefix(v, loc.prefix)
-      if (t === undefined) continue
-      if (token === undefined) {
-        token = t
-        location = loc
-      } else if (t !== token) {
-        return failures.multiple_tokens
+      if (headers[loc.name] === undefined) continue
+      // Every field line, from the raw headers: node keeps only the first `Authorization`
+      // (and joins other repeated headers with ", "), which would hide a second token.
+      const raw = req.rawHeaders
+      for (let j = 0; j + 1 < raw.length; j += 2) {
+        const name = raw[j] as string
+        if (name.length !== loc.name.length || name.toLowerCase() !== loc.name) continue
+        const t = tokenAfterPrefix(raw[j + 1] as string, loc.prefix)
+        if (t === undefined) continue
+        if (token === undefined) {
+          token = t
+          location = loc
+        } else if (t !== token) {
+          return failures.multiple_tokens
+        }
       }
     }
     if (this.#params.length > 0) {
