@@ -42,6 +42,10 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_CA: 'the certificate authority could not be loaded',
   /** `sidecarless/register` or `sidecarless/fetch` found `SIDECARLESS_CONFIG` unset, or a `SIDECARLESS_*` variable invalid. */
   SIDECARLESS_ERR_ENVIRONMENT: 'the SIDECARLESS_* environment is missing or invalid',
+  /** xDS (a control plane, an xDS client) was asked for, but its optional dependencies `@grpc/grpc-js` and `protobufjs` are not installed. */
+  SIDECARLESS_ERR_XDS_UNAVAILABLE: 'the optional xDS dependencies are not installed',
+  /** An xDS message or resource could not be encoded or decoded; the message names the type and the field path. */
+  SIDECARLESS_ERR_XDS_RESOURCE: 'an xDS resource could not be encoded or decoded',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */
