@@ -180,7 +180,8 @@ function typeJson(type) {
 }
 
 function enumJson(e) {
-  return { values: { ...e.values } }
+  // In value order, so the zero value comes first.
+  return { values: Object.fromEntries(Object.entries(e.values).sort((a, b) => a[1] - b[1])) }
 }
 
 function serviceJson(s) {
@@ -216,11 +217,12 @@ function descriptor(kept) {
   return sortKeys(top)
 }
 
-function sortKeys(value) {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (value === null || typeof value !== 'object') return value
+/** Sorts object keys, except an enum's values: their first is the enum's default for protobufjs. */
+function sortKeys(value, key = '') {
+  if (Array.isArray(value)) return value.map((v) => sortKeys(v))
+  if (value === null || typeof value !== 'object' || key === 'values') return value
   const out = {}
-  for (const key of Object.keys(value).sort()) out[key] = sortKeys(value[key])
+  for (const k of Object.keys(value).sort()) out[k] = sortKeys(value[k], k)
   return out
 }
 

@@ -111,6 +111,13 @@ describe('xDS codec', () => {
     assert.deepEqual(back, { ...route, validate_clusters: false })
   })
 
+  it('keeps enum values that are not the zero value, whatever their name sorts as', () => {
+    // ConfigStatus: UNKNOWN = 0 ... ERROR = 4; ERROR sorts first alphabetically.
+    const config = { node: { id: 'n' }, generic_xds_configs: [{ name: 'a', config_status: 'ERROR', client_status: 'NACKED' }, { name: 'b', config_status: 'UNKNOWN' }] }
+    const back = codec.decode('envoy.service.status.v3.ClientConfig', codec.encode('envoy.service.status.v3.ClientConfig', config))
+    assert.deepEqual(back, { node: { id: 'n' }, generic_xds_configs: [{ name: 'a', config_status: 'ERROR', client_status: 'NACKED' }, { name: 'b' }] })
+  })
+
   it('accepts { seconds, nanos } durations, { value } wrappers and camelCase names when encoding', () => {
     const bytes = codec.encode('envoy.config.cluster.v3.Cluster', {
       name: 'c',

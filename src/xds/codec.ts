@@ -24,9 +24,9 @@
 import type { Enum, Field, Message, Root, Type } from 'protobufjs'
 import { MeshError } from '../errors.js'
 import { TYPE_URL_PREFIX, typeNameOf } from './type-urls.js'
+import type { XdsObject } from './types.js'
 
-/** A message in object form. */
-export type XdsObject = Record<string, unknown>
+export type { XdsObject } from './types.js'
 
 /** The parts of a `google.protobuf.Any` on the wire. */
 export interface AnyParts {
@@ -90,6 +90,14 @@ export class XdsCodec {
     const type = this.#need(typeName)
     const wire = this.#toWire(type, object, typeName, 0)
     return type.encode(wire).finish()
+  }
+
+  /**
+   * Encodes an object already in protobufjs's wire form (enum numbers, encoded Any parts),
+   * unchecked: for messages the mesh builds itself on a hot path (DiscoveryResponse).
+   */
+  encodeWire(typeName: string, wire: object): Uint8Array {
+    return this.#need(typeName).encode(wire).finish()
   }
 
   /** Encodes `{ '@type': url, ...fields }` into the parts of an Any. */
@@ -254,10 +262,12 @@ function isEnum(t: Type | Enum): t is Enum {
   return 'valuesById' in t
 }
 
+/** proto3's default of a scalar or enum field (an enum's is 0, whatever protobufjs's typeDefault says). */
 function isDefault(field: Field, value: unknown): boolean {
+  if (field.resolvedType !== null) return value === 0
   if (LONG_TYPES.has(field.type)) return String(value) === '0'
   if (field.type === 'bytes') return (value as Uint8Array).length === 0
-  return value === field.typeDefault || (field.resolvedType !== null && value === 0)
+  return value === field.typeDefault
 }
 
 function scalarToObject(type: string, value: unknown): unknown {
