@@ -44,6 +44,10 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_ENVIRONMENT: 'the SIDECARLESS_* environment is missing or invalid',
   /** The running Node.js is older than any the mesh can run on (it needs 22.12+; 22, 24 and 26 are supported). */
   SIDECARLESS_ERR_UNSUPPORTED_RUNTIME: 'this Node.js version cannot run the mesh',
+  /** xDS (a control plane, an xDS client) was asked for, but its optional dependencies `@grpc/grpc-js` and `protobufjs` are not installed. */
+  SIDECARLESS_ERR_XDS_UNAVAILABLE: 'the optional xDS dependencies are not installed',
+  /** An xDS message or resource could not be encoded or decoded; the message names the type and the field path. */
+  SIDECARLESS_ERR_XDS_RESOURCE: 'an xDS resource could not be encoded or decoded',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */
