@@ -20,7 +20,7 @@ export type { BreakerState, BreakerStateChange, BreakerStats } from './policy/er
 export type { RequestAuth, JwtFailure } from './security/jwt.js'
 export type { SecurityStats } from './security/stats.js'
 export type { FinishedSpan } from './observability/tracing.js'
-export type { ExporterStats } from './observability/exporters/batch-exporter.js'
+export type { ExporterStats } from './observability/exporters/collectors.js'
 export type { TrafficWeights } from './traffic/split.js'
 export type { RouteDecision, RouteQuery } from './router/router.js'
 export { MeshDispatcher } from './outbound/dispatcher.js'

@@ -11,7 +11,7 @@ import { createWrappedServer, wrapServer } from './inbound/server.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
-import type { ExporterStats } from './observability/exporters/batch-exporter.js'
+import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy.js'
 import { loadConfig } from './config/load.js'
@@ -140,7 +140,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: () => this.#metricsRegistry.prometheus(),
     })
-    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless' })
+    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless', labels: this.labels })
     this.tracing = Object.freeze({ recent: () => this.#tracer.recent(), exporters: () => this.#tracer.exporters() })
     this.#pipeline = new InboundPipeline(() => this.#store.current, this.#tracer, this.#metricsRegistry)
     this.dispatcher = new MeshDispatcher(this.#store, {

@@ -13,6 +13,7 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { MeshError } from '../errors.js'
 import { peerIdentity } from '../security/identity.js'
 import type { InboundPipeline } from './pipeline.js'
+import { requestDelivery } from './http-instrumentation.js'
 import { MtlsFront } from './tls-listener.js'
 
 const WRAPPED = Symbol.for('sidecarless.wrapped')
@@ -42,6 +43,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   }
   marked[WRAPPED] = pipeline
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
+  // [otel] through the app's OpenTelemetry HTTP instrumentation, when it wraps this emit.
+  const deliver = requestDelivery(server as http.Server, server.emit as Parameters<typeof requestDelivery>[1], pipeline)
   // node:https servers keep their own TLS; listener.mtls applies to plain http servers.
   const plain = !((server as unknown) instanceof TlsServer)
   const front = new MtlsFront((s) => emit('connection', s))
@@ -53,9 +56,7 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
       return true
     }
     if (event !== 'request') return emit(event, ...args)
-    const req = args[0] as http.IncomingMessage
-    const res = args[1] as http.ServerResponse
-    pipeline.handle(req, res, () => emit(event, req, res))
+    deliver(args[0] as http.IncomingMessage, args[1] as http.ServerResponse)
     return true
   }
   server.emit = meshEmit as typeof server.emit
