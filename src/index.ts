@@ -11,7 +11,9 @@
  * @packageDocumentation
  */
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, PrometheusOptions, Traffic } from './mesh.js'
+export type { PromClientRegistry, RegisterOptions } from './observability/prom-client-bridge.js'
+export { PEER_HEADER } from './observability/istio-metrics.js'
 export type { Peer, RequestContext } from './observability/context.js'
 export type { ClusterResilienceStats, ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export { DEFAULT_ROUTE, OTHER_ENDPOINT } from './observability/metrics.js'

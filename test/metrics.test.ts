@@ -653,11 +653,12 @@ describe('MetricsRegistry: Prometheus exposition', () => {
     for (const f of families.values()) {
       assert.ok(f.type !== undefined, `${f.name} has no TYPE`)
       assert.ok(f.help !== undefined && f.help.length > 0, `${f.name} has no HELP`)
-      assert.match(f.name, /^sidecarless_/)
+      assert.match(f.name, /^(sidecarless|istio)_/)
       if (f.type === 'counter') assert.match(f.name, /_total$/, `counter ${f.name} should end in _total`)
       else assert.doesNotMatch(f.name, /_total$/, `${f.type} ${f.name} should not end in _total`)
       for (const s of f.samples) {
-        assert.equal(s.labels.service, 'productpage', `${s.name} lacks the service label`)
+        // Istio's series carry Istio's labels only, as its dashboards expect.
+        if (f.name.startsWith('sidecarless_')) assert.equal(s.labels.service, 'productpage', `${s.name} lacks the service label`)
         if (f.type === 'counter' || f.type === 'histogram') assert.ok(s.value >= 0 && Number.isFinite(s.value), `${s.name} = ${s.value}`)
       }
     }
@@ -758,7 +759,7 @@ describe('MetricsRegistry: Prometheus exposition', () => {
     assert.deepEqual([...seen.route], [route])
     assert.equal(sampleOf(families, 'sidecarless_http_downstream_rq_error_total', 'sidecarless_http_downstream_rq_error_total', { route, error_kind: 'rate_limited' }), 1)
     // Every line is one sample or comment: no raw newline leaked from a label value.
-    for (const line of text.split('\n').slice(0, -1)) assert.match(line, /^(#|sidecarless_)/)
+    for (const line of text.split('\n').slice(0, -1)) assert.match(line, /^(#|sidecarless_|istio_)/)
   })
 
   test('the parser is strict: it rejects malformed expositions', () => {

@@ -8,6 +8,7 @@ import type http from 'node:http'
 import { context as otelContext, type Attributes } from '@opentelemetry/api'
 import type { SpanOwnership } from '../config/types.js'
 import { setAppRoute } from '../observability/instrumentation.js'
+import { PEER_HEADER } from '../observability/istio-metrics.js'
 import { appServerSpan } from './http-instrumentation.js'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
 import { MeshRequestContext, runWithContext } from '../observability/context.js'
@@ -71,7 +72,10 @@ export class InboundPipeline {
     const s = this.#tracer.startServer(parent, snapshot.tracing, route === undefined ? method : `${method} ${route}`, serverAttributes(req, peer?.address, route), started, appSpan)
     const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span)
 
-    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity)
+    // [otel-metrics] a calling mesh's word on who it is (Istio's source_* labels); the app does not see it.
+    const caller = headers[PEER_HEADER]
+    if (caller !== undefined) delete headers[PEER_HEADER]
+    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity, typeof caller === 'string' ? caller : undefined)
     recorder.start()
     const socket = req.socket
     const readBefore = socket.bytesRead

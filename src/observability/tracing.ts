@@ -39,6 +39,7 @@ import type { OtlpProtocol, SpanOwnership } from '../config/types.js'
 import { spanTime } from './clock.js'
 import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
 import { newSpanId, newTraceId } from './ids.js'
+import { peerHeaderValue, workloadOf, type PEER_HEADER } from './istio-metrics.js'
 import { appTracerRegistered, undiciInstrumented, withoutAppSpans } from './instrumentation.js'
 import type { PropagationFormat, TraceParent } from './propagation.js'
 
@@ -87,6 +88,8 @@ export interface SpanStart {
    * must be silenced (`mesh`) or must nest under the mesh's span (`both`); else `undefined`.
    */
   readonly dispatchContext: Context | undefined
+  /** Client: the {@link PEER_HEADER} value the mesh sends (this workload, for Istio's metrics at the destination). */
+  readonly peer: string | undefined
 }
 
 const KIND_NAMES = ['internal', 'server', 'client', 'producer', 'consumer'] as const
@@ -142,6 +145,8 @@ export class MeshTracer {
   #sdk: typeof Sdk | undefined
   readonly #serviceName: string
   readonly #labels: Readonly<Record<string, string>>
+  /** This workload, as the {@link PEER_HEADER} of outbound requests tells it. */
+  readonly #peer: string
   /** Collectors the environment names when the config names none (read once, as the OTel SDK does). */
   readonly #envExport: EnvExport
   /** The settings the store and collectors were last configured from. */
@@ -161,6 +166,7 @@ export class MeshTracer {
   constructor(options: MeshTracerOptions = {}) {
     this.#serviceName = options.serviceName ?? 'sidecarless'
     this.#labels = options.labels ?? {}
+    this.#peer = peerHeaderValue(workloadOf(options.serviceName, this.#labels))
     this.#envExport = envExport(options.env ?? process.env)
   }
 
@@ -192,25 +198,25 @@ export class MeshTracer {
       // The mesh's client span and trace headers; an app undici instrumentation (forced
       // `mesh`) is silenced for this try so that it adds neither a span nor a second traceparent.
       const silence = spans === 'mesh' && undiciInstrumented() ? withoutAppSpans(otelContext.active()) : undefined
-      return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, silence)
+      return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, silence, true, this.#peer)
     }
     if (spans === 'both') {
       // The mesh's span, then the instrumentation's under it: its traceparent is the one sent.
-      const s = this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), NO_FORMATS, undefined)
+      const s = this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), NO_FORMATS, undefined, true, this.#peer)
       const sc: SpanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: s.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE }
       return { ...s, dispatchContext: trace.setSpan(otelContext.active(), s.span ?? trace.wrapSpanContext(sc)) }
     }
     if (undiciInstrumented()) {
       // `app`/`auto` with the app's undici instrumentation: it makes the span and the headers.
-      return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, span: undefined, formats: NO_FORMATS, dispatchContext: undefined }
+      return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, span: undefined, formats: NO_FORMATS, dispatchContext: undefined, peer: this.#peer }
     }
     // `app` without an undici instrumentation: no span of the mesh's, the trace passed on as it is.
-    if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, undefined, false)
-    return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, span: undefined, formats: settings.inject, dispatchContext: undefined }
+    if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, undefined, false, this.#peer)
+    return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, span: undefined, formats: settings.inject, dispatchContext: undefined, peer: this.#peer }
   }
 
   #start(parent: TraceParent | undefined, settings: TracingSettings, name: string, kind: SpanKind, attributes: () => Attributes, parentSpan: Span | undefined,
-    startTime: number, formats: readonly PropagationFormat[], dispatchContext: Context | undefined, record = true): SpanStart {
+    startTime: number, formats: readonly PropagationFormat[], dispatchContext: Context | undefined, record = true, peer: string | undefined = undefined): SpanStart {
     const inherited = parentSpan !== undefined ? (parentSpan.spanContext().traceFlags & 1) === 1 : parent?.sampled
     const sampled = (settings.parentBased ? inherited : undefined) ?? (settings.samplingRatio > 0 && Math.random() < settings.samplingRatio)
     const appTracer = appTracerRegistered()
@@ -226,11 +232,12 @@ export class MeshTracer {
         span: undefined,
         formats,
         dispatchContext,
+        peer,
       }
     }
     const tracer = appTracer ? trace.getTracer('sidecarless', packageVersion()) : this.#ownTracer(settings)
     if (tracer === undefined) {
-      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, span: undefined, formats, dispatchContext }
+      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, span: undefined, formats, dispatchContext, peer }
     }
     let ctx: Context = ROOT_CONTEXT
     if (parentSpan !== undefined) {
@@ -256,6 +263,7 @@ export class MeshTracer {
       span,
       formats,
       dispatchContext: dispatchContext === undefined ? undefined : trace.setSpan(dispatchContext, span),
+      peer,
     }
   }
 
@@ -416,6 +424,7 @@ function adopt(appSpan: Span, parent: TraceParent | undefined): SpanStart {
     span: undefined,
     formats: NO_FORMATS,
     dispatchContext: undefined,
+    peer: undefined,
   }
 }
 
