@@ -11,7 +11,8 @@ import { createWrappedServer, wrapServer } from './inbound/server.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
 import { workloadOf } from './observability/istio-metrics.js'
-import { processMetrics } from './observability/process-metrics.js'
+import { buildInfo, processMetrics } from './observability/process-metrics.js'
+import { packageVersion } from './observability/tracing.js'
 import { registerWith, type PromClientRegistry, type RegisterOptions } from './observability/prom-client-bridge.js'
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
 import type { ExporterStats } from './observability/exporters/collectors.js'
@@ -140,7 +141,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
       return out
     })
-    const exposition = (options?: PrometheusOptions): string => this.#metricsRegistry.prometheus() + (options?.process === false ? '' : processMetrics())
+    const exposition = (options?: PrometheusOptions): string =>
+      this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics())
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: exposition,

@@ -83,3 +83,10 @@ export function processMetrics(): string {
   family('nodejs_version_info', 'gauge', 'Node.js version info.', [[`version="${process.version}",major="${major}",minor="${minor}",patch="${patch}"`, 1]])
   return out.join('\n') + '\n'
 }
+
+let buildInfoText: string | undefined
+
+/** `sidecarless_build_info{version}` 1: which version of the mesh runs here (Prometheus's build-info idiom). */
+export function buildInfo(version: string | undefined): string {
+  return (buildInfoText ??= `# HELP sidecarless_build_info The sidecarless version in this process.\n# TYPE sidecarless_build_info gauge\nsidecarless_build_info{version="${escapeLabelValue(version ?? 'unknown')}"} 1\n`)
+}

@@ -115,7 +115,7 @@ export function registerWith(registry: PromClientRegistry, exposition: () => str
     }
     return current
   }
-  const add = (name: string): void => {
+  function add(name: string): void {
     if (registered.has(name) || (skip !== null && skip.test(name))) return
     // A name the app already uses stays the app's.
     if (registry.getSingleMetric(name) !== undefined) return
@@ -133,6 +133,9 @@ export function registerWith(registry: PromClientRegistry, exposition: () => str
     registry.registerMetric(metric)
     registered.add(name)
   }
+  // The build-info family is always there: its get() runs at every scrape, so families
+  // that appear later are found even when none was there at registration.
+  add('sidecarless_build_info')
   families()
   return () => {
     for (const name of registered) registry.removeSingleMetric(name)

@@ -458,7 +458,7 @@ function unixNano([seconds, nanos]: readonly [number, number]): string {
 let version: string | undefined | null = null
 
 /** This package's version, for the instrumentation scope; `undefined` when it cannot be read. */
-function packageVersion(): string | undefined {
+export function packageVersion(): string | undefined {
   if (version !== null) return version
   try {
     const pkg = createRequire(import.meta.url)('sidecarless/package.json') as { version?: unknown }
