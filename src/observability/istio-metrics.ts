@@ -158,11 +158,12 @@ export const DURATION_BUCKETS_MS: readonly number[] = Object.freeze([0.5, 1, 5, 
 /** Size buckets (bytes): decades from 1 B to 1 GB. */
 export const SIZE_BUCKETS: readonly number[] = Object.freeze([1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000])
 
-/** Index of the first size bucket holding `n` (SIZE_BUCKETS.length: above all). */
+/** Index of the first size bucket holding `n` (SIZE_BUCKETS.length: above all): decades, so a few comparisons. */
 function sizeIndex(n: number): number {
-  let i = 0
-  while (i < SIZE_BUCKETS.length && n > (SIZE_BUCKETS[i] as number)) i++
-  return i
+  if (n <= 1) return 0
+  if (n <= 1000) return n <= 10 ? 1 : n <= 100 ? 2 : 3
+  if (n <= 1e6) return n <= 1e4 ? 4 : n <= 1e5 ? 5 : 6
+  return n <= 1e7 ? 7 : n <= 1e8 ? 8 : n <= 1e9 ? 9 : 10
 }
 
 /** The counters of one (labels, response_code, response_flags). Bucket arrays count per bucket, not cumulatively. */
@@ -182,6 +183,9 @@ class IstioCell {
 /** The series of one Istio label set: a cell per (response code, flag) seen. */
 export class IstioSeries {
   readonly #cells = new Map<number, IstioCell>()
+  /** The cell of the last request: most requests of a series end the same way (200, no flag). */
+  #lastKey = -1
+  #last: IstioCell | undefined
 
   constructor(readonly labels: string) {}
 
@@ -192,11 +196,13 @@ export class IstioSeries {
    */
   record(status: number, flag: number, durationBucket: number, ms: number, requestBytes: number, responseBytes: number): void {
     const key = status * 16 + flag
-    let cell = this.#cells.get(key)
+    let cell = key === this.#lastKey ? this.#last : this.#cells.get(key)
     if (cell === undefined) {
       cell = new IstioCell(`,response_code="${status}",response_flags="${RESPONSE_FLAGS[flag] ?? '-'}"`)
       this.#cells.set(key, cell)
     }
+    this.#lastKey = key
+    this.#last = cell
     cell.count++
     if (durationBucket >= 0) {
       cell.duration[durationBucket]!++
