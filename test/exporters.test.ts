@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import http from 'node:http'
+import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
@@ -434,6 +434,40 @@ describe('tracing.zipkin / tracing.otlp validation', () => {
       assert.equal(mesh.snapshot.tracing.otlp, undefined)
     } finally {
       await mesh.close()
+    }
+  })
+
+  test('tracing.spans and tracing.otlpProtocol take their enums only', () => {
+    assert.deepEqual(issuesOf({ spans: 'sidecar', otlpProtocol: 'http/xml' }).map((i) => [i.path, i.code]).sort(), [
+      ['tracing.otlpProtocol', 'INVALID_VALUE'],
+      ['tracing.spans', 'INVALID_VALUE'],
+    ].sort())
+    assert.deepEqual(issuesOf({ spans: 'both', otlpProtocol: 'grpc', otlp: 'http://127.0.0.1:4317' }), [])
+  })
+
+  test('OTEL_TRACES_SAMPLER_ARG out of range: a warning, and the OTel SDK\'s fallback of 1', async () => {
+    const seen: string[] = []
+    const on = (w: Error & { code?: string }): void => void (w.code === 'SIDECARLESS_OTEL_ENV_IGNORED' && seen.push(w.message))
+    process.on('warning', on)
+    try {
+      await withEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '7' }, async () => {
+        const mesh = createMesh({ config: {} })
+        assert.equal(mesh.snapshot.tracing.samplingRatio, 1)
+        assert.equal(mesh.snapshot.tracing.parentBased, false, 'traceidratio is not parent-based')
+        await mesh.close()
+      })
+      await withEnv({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }, async () => {
+        const mesh = createMesh({ config: {} })
+        assert.equal(mesh.snapshot.tracing.samplingRatio, 0.01, 'Istio\'s default when the sampler cannot be applied')
+        await mesh.close()
+      })
+      const mesh = createMesh({ config: { tracing: { sampling: 50 } } })
+      assert.equal(mesh.snapshot.tracing.samplingRatio, 0.5, 'tracing.sampling wins over the environment')
+      await mesh.close()
+      await settle()
+      assert.equal(seen.length, 2, seen.join('\n'))
+    } finally {
+      process.off('warning', on)
     }
   })
 

@@ -3,6 +3,7 @@
  * and clients (productpage → reviews v1, v2), the exposition parsed strictly.
  */
 import assert from 'node:assert/strict'
+import type { IncomingHttpHeaders } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
 import { request } from 'undici'
@@ -35,8 +36,8 @@ const ISTIO_LABELS = [
 ].sort()
 
 describe('productpage → reviews v1, v2', () => {
-  let v1: Workload & { headersSeen: import('node:http').IncomingHttpHeaders[] }
-  let v2: Workload & { headersSeen: import('node:http').IncomingHttpHeaders[] }
+  let v1: Workload & { headersSeen: IncomingHttpHeaders[] }
+  let v2: Workload & { headersSeen: IncomingHttpHeaders[] }
   let page: Workload
   before(async () => {
     v1 = await startReviews('v1')

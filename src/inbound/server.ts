@@ -44,7 +44,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   marked[WRAPPED] = pipeline
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
   // [otel] through the app's OpenTelemetry HTTP instrumentation, when it wraps this emit.
-  const deliver = requestDelivery(server as http.Server, server.emit as Parameters<typeof requestDelivery>[1], pipeline)
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- the function itself is inspected, and called with `this` bound
+  const deliver = requestDelivery(server, server.emit as Parameters<typeof requestDelivery>[1], pipeline)
   // node:https servers keep their own TLS; listener.mtls applies to plain http servers.
   const plain = !((server as unknown) instanceof TlsServer)
   const front = new MtlsFront((s) => emit('connection', s))

@@ -124,9 +124,9 @@ export function registerWith(registry: PromClientRegistry, exposition: () => str
       help: '',
       type: 'untyped',
       aggregator: 'sum',
-      get: async () => {
+      get: () => {
         const f = families().get(name)
-        return { name, help: f?.help ?? name, type: f?.type ?? 'untyped', aggregator: 'sum', values: f?.values ?? [] }
+        return Promise.resolve({ name, help: f?.help ?? name, type: f?.type ?? 'untyped', aggregator: 'sum', values: f?.values ?? [] })
       },
       reset: () => undefined,
     }

@@ -39,7 +39,7 @@ import type { OtlpProtocol, SpanOwnership } from '../config/types.js'
 import { spanTime } from './clock.js'
 import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
 import { newSpanId, newTraceId } from './ids.js'
-import { peerHeaderValue, workloadOf, type PEER_HEADER } from './istio-metrics.js'
+import { peerHeaderValue, workloadOf } from './istio-metrics.js'
 import { appTracerRegistered, undiciInstrumented, withoutAppSpans } from './instrumentation.js'
 import type { PropagationFormat, TraceParent } from './propagation.js'
 
@@ -88,7 +88,7 @@ export interface SpanStart {
    * must be silenced (`mesh`) or must nest under the mesh's span (`both`); else `undefined`.
    */
   readonly dispatchContext: Context | undefined
-  /** Client: the {@link PEER_HEADER} value the mesh sends (this workload, for Istio's metrics at the destination). */
+  /** Client: the `x-sidecarless-peer` value the mesh sends (this workload, for Istio's metrics at the destination). */
   readonly peer: string | undefined
 }
 
@@ -145,7 +145,7 @@ export class MeshTracer {
   #sdk: typeof Sdk | undefined
   readonly #serviceName: string
   readonly #labels: Readonly<Record<string, string>>
-  /** This workload, as the {@link PEER_HEADER} of outbound requests tells it. */
+  /** This workload, as the `x-sidecarless-peer` header of outbound requests tells it. */
   readonly #peer: string
   /** Collectors the environment names when the config names none (read once, as the OTel SDK does). */
   readonly #envExport: EnvExport

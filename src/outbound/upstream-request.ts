@@ -144,7 +144,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
 
   /** Hands the try to its pool (after the caller was told it started). */
   dispatch(): boolean {
-    if (this.traceContext !== undefined) return dispatchIn(this.traceContext, this.#pool as Dispatcher, this.#options as Dispatcher.DispatchOptions, this)
+    if (this.traceContext !== undefined) return dispatchIn(this.traceContext, this.#pool as Dispatcher, this.#options, this)
     return (this.#pool as Dispatcher).dispatch(this.#options as Dispatcher.DispatchOptions, this)
   }
 

@@ -286,7 +286,7 @@ export async function startGrpcCollector(): Promise<{ url: string; requests: Rec
       requests.push({ path: 'grpc', headers: call.metadata.getMap() as http.IncomingHttpHeaders, encoding: 'grpc', gzip: false, status: 200, spans: otlpSpans(msg) })
       done(null, Buffer.alloc(0))
     },
-  } as never)
+  })
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err))))
   return {
     url: `http://127.0.0.1:${port}`,

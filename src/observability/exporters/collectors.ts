@@ -93,6 +93,9 @@ export function otlpUrl(url: string, protocol: OtlpProtocol | undefined): string
 /** Counts what a processor's own metrics report: spans processed (by outcome) and its queue. */
 class ProcessorCounters {
   dropped = 0
+
+  constructor(readonly shown: string) {}
+
   #queue: ((result: { observe(value: number): void }) => void) | undefined
 
   /** A MeterProvider for the processor's self-observability metrics (`otel.sdk.processor.span.*`). */
@@ -102,14 +105,19 @@ class ProcessorCounters {
       return Object.assign(noop, {
         createCounter: () => ({
           add: (n: number, attrs?: Attributes) => {
-            if (attrs?.['error.type'] === 'queue_full') this.dropped += n
+            if (attrs?.['error.type'] !== 'queue_full') return
+            if (this.dropped === 0) {
+              process.emitWarning(`the span export queue of ${this.shown} is full: new spans are dropped (counted in mesh.tracing.exporters()). This warning is not repeated.`,
+                { code: 'SIDECARLESS_TRACING_EXPORT_DROPPED' })
+            }
+            this.dropped += n
           },
         }),
         createObservableUpDownCounter: () => ({
           addCallback: (cb: (result: { observe(value: number): void }) => void) => (this.#queue = cb),
           removeCallback: () => undefined,
         }),
-      }) as unknown as Meter
+      })
     },
   }
 
@@ -130,7 +138,7 @@ export class Collector implements Sdk.SpanExporter {
   readonly #shown: string
   readonly #exporter: Sdk.SpanExporter
   readonly #processor: Sdk.SpanProcessor
-  readonly #counters = new ProcessorCounters()
+  readonly #counters: ProcessorCounters
   readonly #scope: AsyncResource
   #exported = 0
   #failed = 0
@@ -141,6 +149,7 @@ export class Collector implements Sdk.SpanExporter {
     this.#exporter = exporter
     this.#scope = scope
     this.#shown = spec.url === undefined ? '(from OTEL_* environment)' : shownUrl(spec.url)
+    this.#counters = new ProcessorCounters(this.#shown)
     const env = process.env
     // The mesh's defaults (a shorter delay, so traces show up quickly; a 10 s bound, which
     // `mesh.close()` documents) unless the standard OTEL_BSP_* variables say otherwise.
@@ -167,7 +176,7 @@ export class Collector implements Sdk.SpanExporter {
   export(spans: Sdk.ReadableSpan[], done: (result: { code: number; error?: Error }) => void): void {
     this.#exporter.export(spans, (result) => {
       // ExportResultCode.SUCCESS is 0.
-      if (result.code === 0) this.#exported += spans.length
+      if ((result.code as number) === 0) this.#exported += spans.length
       else this.#fail(spans.length, result.error)
       done(result)
     })
