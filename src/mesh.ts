@@ -342,9 +342,10 @@ export interface MeshTracing {
   /** Finished spans kept in memory (oldest first), when the app registered no tracer provider. */
   recent(): FinishedSpan[]
   /**
-   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp`: spans queued,
-   * exported, dropped (queue full, oldest first) and failed. Empty until the first sampled
-   * span, and when the app registered its own tracer provider.
+   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp` (or the `OTEL_*`
+   * variables): spans queued, exported, dropped (the batch queue was full) and failed (after
+   * the exporter's retries). Empty until the first sampled span, and when the app registered
+   * its own tracer provider.
    */
   exporters(): ExporterStats[]
 }

@@ -182,7 +182,8 @@ export class MeshTracer {
       if (settings.spans !== 'both') return adopt(appSpan, parent)
       return this.#start(undefined, settings, name, SpanKind.SERVER, attributes, appSpan, startTime, settings.inject, undefined)
     }
-    return this.#start(parent, settings, name, SpanKind.SERVER, attributes, undefined, startTime, settings.inject, undefined)
+    // `app` without the instrumentation on this server: the trace goes on, the mesh records nothing.
+    return this.#start(parent, settings, name, SpanKind.SERVER, attributes, undefined, startTime, settings.inject, undefined, settings.spans !== 'app')
   }
 
   /**
