@@ -10,8 +10,12 @@ import { LimitRegistry } from './policy/limits.js'
 import { createWrappedServer, wrapServer } from './inbound/server.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
+import { workloadOf } from './observability/istio-metrics.js'
+import { buildInfo, processMetrics } from './observability/process-metrics.js'
+import { packageVersion } from './observability/tracing.js'
+import { registerWith, type PromClientRegistry, type RegisterOptions } from './observability/prom-client-bridge.js'
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
-import type { ExporterStats } from './observability/exporters/batch-exporter.js'
+import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy/index.js'
 import { loadConfig } from './config/load.js'
@@ -122,7 +126,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (err instanceof ConfigError && loaded.source !== undefined) throw new ConfigError(err.issues, { source: loaded.source })
       throw err
     }
-    this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
+    this.#metricsRegistry = new MetricsRegistry({ service: options.service, workload: workloadOf(options.service, this.labels) })
+    this.#metricsRegistry.setEndpointLabelsSource((cluster, subset, endpoint) => endpointLabels(this.#store.current.clusters.get(cluster), subset, endpoint))
     this.#metricsRegistry.setLimitSource(() => this.#limits.stats())
     this.#metricsRegistry.setResilienceSource(() => resilienceStats(this.#store.current.clusters))
     this.#registry.tlsStats = this.#metricsRegistry.security.tls
@@ -137,11 +142,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
       return out
     })
+    const exposition = (options?: PrometheusOptions): string =>
+      this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics())
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
-      prometheus: () => this.#metricsRegistry.prometheus(),
+      prometheus: exposition,
+      registerWith: (registry: PromClientRegistry, options?: RegisterOptions) => registerWith(registry, () => exposition({ process: options?.process === true }), options),
     })
-    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless' })
+    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless', labels: this.labels })
     this.tracing = Object.freeze({ recent: () => this.#tracer.recent(), exporters: () => this.#tracer.exporters() })
     this.#pipeline = new InboundPipeline(() => this.#store.current, this.#tracer, this.#metricsRegistry)
     this.dispatcher = new MeshDispatcher(this.#store, {
@@ -299,8 +307,35 @@ export class Mesh extends EventEmitter<MeshEvents> {
 export interface MeshMetrics {
   /** Every counter and latency summary, per inbound route and per outbound cluster, subset and endpoint. */
   snapshot(): MetricsSnapshot
-  /** The same in Prometheus text exposition format 0.0.4, with Envoy-like names (`sidecarless_…`). */
-  prometheus(): string
+  /**
+   * The same in Prometheus text exposition format 0.0.4 (serve it with `Content-Type:
+   * text/plain; version=0.0.4`): Envoy-like names (`sidecarless_…`), Istio's standard
+   * metrics (`istio_requests_total`, `istio_request_duration_milliseconds`,
+   * `istio_request_bytes`, `istio_response_bytes`) and, unless `{ process: false }`, the
+   * process and runtime metrics under prom-client's default names (`process_*`, `nodejs_*`).
+   */
+  prometheus(options?: PrometheusOptions): string
+  /**
+   * Adds the mesh's metrics to an app's own prom-client registry, so the app's `/metrics`
+   * serves them too: `mesh.metrics.registerWith(register)` with prom-client's default
+   * `register` or any `new Registry()`. Process metrics are left out unless
+   * `{ process: true }` (the app's `collectDefaultMetrics()` has them). A name the registry
+   * already has stays the app's. Returns a function that removes the mesh's metrics again.
+   *
+   * ```ts
+   * import { collectDefaultMetrics, register } from 'prom-client'
+   * collectDefaultMetrics()
+   * mesh.metrics.registerWith(register)
+   * app.get('/metrics', async (_req, res) => res.type(register.contentType).send(await register.metrics()))
+   * ```
+   */
+  registerWith(registry: PromClientRegistry, options?: RegisterOptions): () => void
+}
+
+/** Options of `mesh.metrics.prometheus()`. */
+export interface PrometheusOptions {
+  /** Whether to add the process and runtime metrics (default true). */
+  readonly process?: boolean
 }
 
 /** Reading the mesh's spans. */
@@ -308,9 +343,10 @@ export interface MeshTracing {
   /** Finished spans kept in memory (oldest first), when the app registered no tracer provider. */
   recent(): FinishedSpan[]
   /**
-   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp`: spans queued,
-   * exported, dropped (queue full, oldest first) and failed. Empty until the first sampled
-   * span, and when the app registered its own tracer provider.
+   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp` (or the `OTEL_*`
+   * variables): spans queued, exported, dropped (the batch queue was full) and failed (after
+   * the exporter's retries). Empty until the first sampled span, and when the app registered
+   * its own tracer provider.
    */
   exporters(): ExporterStats[]
 }
@@ -344,4 +380,17 @@ function resilienceStats(clusters: ReadonlyMap<string, Cluster>): Record<string,
     out[name] = { ...stats, breakers }
   }
   return out
+}
+
+/**
+ * Istio's destination labels of an outbound request come from the endpoint's labels (its
+ * `version`, `app`, ...), or, before an endpoint was chosen, from the subset's selector.
+ */
+function endpointLabels(cluster: Cluster | undefined, subset: string | undefined, endpoint: string | undefined): Readonly<Record<string, string>> | undefined {
+  if (cluster === undefined) return undefined
+  if (endpoint !== undefined) {
+    const e = cluster.members.endpoints.find((m) => m.host.address.hostPort === endpoint)
+    if (e !== undefined) return e.labels
+  }
+  return subset === undefined ? undefined : cluster.config.subsets?.find((s) => s.name === subset)?.labels
 }

@@ -31,6 +31,7 @@ import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import { envSampler } from './otel-env.js'
 import { compileFault } from '../policy/fault.js'
 import { compileMirror } from '../policy/mirror.js'
 import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
@@ -155,13 +156,18 @@ function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSett
   const zipkin = collector('zipkin')
   const otlp = collector('otlp')
   if (issues.length > 0) throw new ConfigError(issues)
+  // tracing.sampling wins; unset, the standard OTEL_TRACES_SAMPLER(_ARG); then Istio's default.
+  const sampler = t?.sampling !== undefined ? { ratio: t.sampling / 100, parentBased: true } : envSampler() ?? { ratio: defaults.tracingSampling / 100, parentBased: true }
   return Object.freeze({
-    samplingRatio: (t?.sampling ?? defaults.tracingSampling) / 100,
+    samplingRatio: sampler.ratio,
+    parentBased: sampler.parentBased,
     extract: Object.freeze([...(t?.extract ?? defaults.traceExtract)]),
     inject: Object.freeze([...(t?.inject ?? defaults.traceInject)]),
     recentSpans: t?.recentSpans ?? defaults.recentSpans,
     zipkin,
     otlp,
+    otlpProtocol: t?.otlpProtocol,
+    spans: t?.spans ?? 'auto',
   })
 }
 

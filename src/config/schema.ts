@@ -482,6 +482,8 @@ export const meshConfigFields: Fields = {
       recentSpans: { t: 'number', int: true, min: 0, max: 1_000_000 },
       zipkin: str,
       otlp: str,
+      otlpProtocol: { t: 'enum', values: ['http/protobuf', 'http/json', 'grpc'] },
+      spans: { t: 'enum', values: ['auto', 'mesh', 'app', 'both'] },
     },
   },
   outboundTrafficPolicy: {

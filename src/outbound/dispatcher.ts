@@ -280,11 +280,12 @@ export class MeshDispatcher extends Dispatcher {
     const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host, resend))
     const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, requestMutationsFor(target, view), {
       trace: client,
-      formats: tracing.inject,
+      formats: client.formats,
       requestId: ctx?.requestId,
     })
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
     const request = new UpstreamRequest(downstream, destinationFor(target, view), host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster)
+    request.traceContext = client.dispatchContext // [otel] tracing.spans
     if (breaker !== null) {
       request.breaker = breaker
       request.trial = trial

@@ -7,6 +7,7 @@
  */
 import type { Dispatcher } from 'undici'
 import { inject, type PropagationFormat } from '../observability/propagation.js'
+import { PEER_HEADER } from '../observability/istio-metrics.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 
 type RawHeaders = Dispatcher.DispatchOptions['headers']
@@ -40,7 +41,7 @@ export function findHeader(raw: RawHeaders, name: string): string | undefined {
 
 /** The trace of an outgoing call, to write into its headers. */
 export interface OutgoingTrace {
-  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined }
+  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined; readonly peer?: string | undefined }
   readonly formats: readonly PropagationFormat[]
   /** The request id of the inbound request being served, carried unless the caller set one. */
   readonly requestId: string | undefined
@@ -56,9 +57,11 @@ export function upstreamHeaders(raw: RawHeaders, host: string, mutations: Header
   const removed = mutations?.remove
   const replaced = outgoing === undefined ? null : replacedBy(outgoing.formats)
   let hasRequestId = false
+  const peer = outgoing?.trace.peer
   forEachHeader(raw, (k, v) => {
     const lower = k.toLowerCase()
     if (lower === 'host') return
+    if (peer !== undefined && lower === PEER_HEADER) return
     if (replaced !== null && replaced.has(lower)) return
     if (removed !== undefined && removed.includes(lower)) return
     if (lower === 'x-request-id') hasRequestId = true
@@ -68,6 +71,8 @@ export function upstreamHeaders(raw: RawHeaders, host: string, mutations: Header
   if (outgoing !== undefined) {
     inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
     if (!hasRequestId && outgoing.requestId !== undefined) out.push('x-request-id', outgoing.requestId)
+    // [otel-metrics] who is calling, for Istio's source_* labels at a meshed destination.
+    if (peer !== undefined) out.push(PEER_HEADER, peer)
   }
   if (mutations !== null) {
     for (const a of mutations.add) {

@@ -10,7 +10,8 @@ import type { Dispatcher } from 'undici'
 import type { Span } from '@opentelemetry/api'
 import { MeshError } from '../errors.js'
 import type { ErrorKind, Recorder } from '../observability/metrics.js'
-import { MeshTracer } from '../observability/tracing.js'
+import { dispatchIn, MeshTracer } from '../observability/tracing.js'
+import type { Context } from '@opentelemetry/api'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
@@ -138,8 +139,12 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#options = options
   }
 
+  /** [otel] The OTel context to dispatch in, when the app's undici instrumentation must be silenced or nested (`tracing.spans`). */
+  traceContext: Context | undefined = undefined
+
   /** Hands the try to its pool (after the caller was told it started). */
   dispatch(): boolean {
+    if (this.traceContext !== undefined) return dispatchIn(this.traceContext, this.#pool as Dispatcher, this.#options, this)
     return (this.#pool as Dispatcher).dispatch(this.#options as Dispatcher.DispatchOptions, this)
   }
 

@@ -178,7 +178,7 @@ export class MirrorSender {
     const shadow = shadowAuthority(authority)
     const ctx = currentContext()
     const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), tracing, opts.method, shadowAttributes(opts.method, shadow, view, t, host))
-    const headers = upstreamHeaders(opts.headers, shadow, t.requestMutations, { trace: client, formats: tracing.inject, requestId: ctx?.requestId })
+    const headers = upstreamHeaders(opts.headers, shadow, t.requestMutations, { trace: client, formats: client.formats, requestId: ctx?.requestId })
     const up: DispatchOptions & { servername?: string } = {
       origin: host.address.origin,
       path,
