@@ -49,6 +49,8 @@ export type ErrorCode = keyof typeof ErrorCodes
 
 /** Codes of the problems validation reports, each with the path where it was found. */
 export const ConfigIssueCodes = {
+  /** The config is empty: null, undefined, or a file with no document (empty, or only comments). `{}` is not empty. */
+  EMPTY_CONFIG: 'the config is empty (null, undefined, or a file with no document)',
   /** A field the model does not know (the message suggests the closest known name). */
   UNKNOWN_FIELD: 'a field the model does not know',
   /** A required field is missing. */
