@@ -12,6 +12,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_INVALID_CONFIG: 'the config is invalid',
   /** A config file could not be read or parsed. */
   SIDECARLESS_ERR_CONFIG_LOAD: 'the config file could not be read or parsed',
+  /** A request undici would refuse to send (CR/LF in a header, the path or the method; a header such as `transfer-encoding`; bad options); `cause` is undici's error. */
+  SIDECARLESS_ERR_INVALID_REQUEST: 'the request is invalid; it was not sent',
   /** The request URL could not be parsed. */
   SIDECARLESS_ERR_INVALID_URL: 'the request URL is invalid',
   /** `outboundTrafficPolicy.mode` is REGISTRY_ONLY and no virtual host matches the authority. */

@@ -14,7 +14,6 @@ import { MeshError } from '../errors.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { ClusterAction, CompiledRoute, Target } from '../router/route-action.js'
 import { pickTarget } from '../router/route-action.js'
-import { RequestView } from '../router/request-view.js'
 import { findRoute } from '../router/router.js'
 import type { SnapshotStore } from '../snapshot/store.js'
 import type { Host } from '../upstream/host.js'
@@ -23,7 +22,8 @@ import { LocalController, sendLocalReply, type LocalReply } from './local-reply.
 import type { Controller } from './handler.js'
 import type { LimitSet } from '../policy/limits.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
-import { findHeader, upstreamHeaders } from './request-headers.js'
+import { OutboundView, upstreamHeaders } from './request-headers.js'
+import { checkRequest } from './request-check.js'
 import { CLUSTER_HEADER, OVERFLOW_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
 import { Deadlines, type DeadlineList } from './deadlines.js'
@@ -113,10 +113,17 @@ export class MeshDispatcher extends Dispatcher {
       fail(h, new MeshError('SIDECARLESS_ERR_INVALID_URL', `cannot route a request without a valid origin and path (origin: ${String(opts.origin)})`))
       return false
     }
+    // A request undici would refuse is the caller's mistake: refused here, before routing,
+    // so it never reaches an endpoint's pool and never counts against an upstream.
+    const caller = checkRequest(opts)
+    if (caller instanceof MeshError) {
+      discardBody(opts.body)
+      fail(h, caller)
+      return false
+    }
     const [scheme, originAuthority] = origin
     const snapshot = this.#store.current
-    const hostHeader = findHeader(opts.headers, 'host')
-    const authority = hostHeader ?? originAuthority
+    const authority = caller.host ?? originAuthority
 
     const vhost = snapshot.domains.find(authority)
     if (vhost === undefined) {
@@ -128,7 +135,7 @@ export class MeshDispatcher extends Dispatcher {
       return this.#dispatchPassThrough(opts, h, originAuthority)
     }
 
-    const view = new RequestView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers)
+    const view = new OutboundView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers, caller)
     const route = findRoute(vhost, view)
     if (route === undefined) {
       discardBody(opts.body)
@@ -150,7 +157,7 @@ export class MeshDispatcher extends Dispatcher {
     }
   }
 
-  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, authority: string, tracing: TracingSettings, faulted = false): boolean {
+  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, authority: string, tracing: TracingSettings, faulted = false): boolean {
     // fault/mirror (policy/fault.ts, policy/mirror.ts): the fault filter first, then the copy.
     if (action.fault !== null && !faulted) return injectFault(action.fault, opts, h, (name) => view.header(name), (next) => this.#dispatchToCluster(opts, next, view, action, authority, tracing, true))
     if (action.mirror !== null) this.#mirrors.copy(action.mirror, opts, view, action.hostRewrite ?? authority, action.rewritePath === null ? opts.path : action.rewritePath(view), action.timeoutMs, tracing)
@@ -168,7 +175,7 @@ export class MeshDispatcher extends Dispatcher {
    * once (a refusal is `SIDECARLESS_ERR_RATE_LIMITED`); a shared quota and a bulkhead queue
    * may make the request wait, and the caller can abort it meanwhile.
    */
-  #gate(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings): boolean {
+  #gate(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings): boolean {
     const sets = action.limits === null ? [target.clusterLimits as LimitSet] : target.clusterLimits === null ? [action.limits] : [action.limits, target.clusterLimits]
     const now = performance.now()
     for (const set of sets) {
@@ -227,7 +234,7 @@ export class MeshDispatcher extends Dispatcher {
     return true
   }
 
-  #send(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
+  #send(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
     const policy = action.retry
     const body = policy === null || opts.upgrade != null || !policy.admits(view) ? undefined : replayableBody(opts.body)
     if (policy !== null && body !== undefined) {
@@ -260,7 +267,7 @@ export class MeshDispatcher extends Dispatcher {
    * gets its upstream headers and client span. Returns the local reply instead when the try
    * cannot go (503 overflow or no healthy upstream).
    */
-  #startTry(opts: DispatchOptions, downstream: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, deadlines: DeadlineList | undefined, avoid: readonly Host[] | null, attempts: number, body: unknown, resend: number): UpstreamRequest | LocalReply {
+  #startTry(opts: DispatchOptions, downstream: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, deadlines: DeadlineList | undefined, avoid: readonly Host[] | null, attempts: number, body: unknown, resend: number): UpstreamRequest | LocalReply {
     const cluster = target.cluster
     const breaker = cluster.breakers === null ? null : cluster.breakers[target.subsetIndex + 1] ?? null
     let trial = false
@@ -292,7 +299,7 @@ export class MeshDispatcher extends Dispatcher {
     const ctx = currentContext()
     const parentSpan = currentParentSpan(ctx)
     const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host, resend))
-    const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, target.requestMutations, {
+    const headers = upstreamHeaders(view.caller, action.hostRewrite ?? authority, target.requestMutations, {
       trace: client,
       formats: tracing.inject,
       requestId: ctx?.requestId,
@@ -388,7 +395,7 @@ function upstreamOptions(opts: DispatchOptions, host: Host, path: string, header
 }
 
 /** OTel HTTP client span attributes, built only when the span is recorded. */
-function clientAttributes(method: string, authority: string, view: RequestView, target: Target, host: Host, resend: number): () => Attributes {
+function clientAttributes(method: string, authority: string, view: OutboundView, target: Target, host: Host, resend: number): () => Attributes {
   return () => {
     const attrs: Attributes = {
       'http.request.method': method,

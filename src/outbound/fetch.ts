@@ -1,8 +1,9 @@
 /**
  * `mesh.fetch`: WHATWG fetch through the mesh dispatcher. Answers the mesh makes for the
  * upstream (503, 504, 404 no route) are ordinary responses; the promise rejects only for
- * caller errors, always with a coded {@link MeshError}: an invalid URL, a REGISTRY_ONLY
- * refusal, an abort by the caller, a closed mesh.
+ * caller errors, always with a coded {@link MeshError}: an invalid URL, a request fetch or
+ * undici would refuse (`SIDECARLESS_ERR_INVALID_REQUEST`), a REGISTRY_ONLY refusal, an abort
+ * by the caller, a closed mesh. The same rule holds for `mesh.dispatcher`.
  */
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { MeshError } from '../errors.js'
@@ -37,8 +38,9 @@ function translate(err: unknown, input: RequestInfo, init: RequestInit | undefin
     return new MeshError('SIDECARLESS_ERR_INVALID_URL', `invalid URL: ${JSON.stringify(input.slice(0, 200))}`, { cause: err })
   }
   if (err instanceof TypeError && cause === undefined) {
-    // fetch's own argument checks (bad method, bad header, body with GET, ...).
-    return new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', err.message, { cause: err })
+    // fetch's own checks of the request (bad method, bad header, body with GET, ...): the
+    // same caller error the dispatcher reports for a request undici would refuse.
+    return new MeshError('SIDECARLESS_ERR_INVALID_REQUEST', `invalid request: ${err.message}; it was not sent`, { cause: err })
   }
   return err
 }

@@ -1,42 +1,14 @@
 /**
- * Request headers as undici accepts them (object, flat array, or iterable of pairs), read
- * and rewritten for the upstream hop. The common case (no mutations, no Host in the
- * request) costs one small copy: the original authority is added as Host, because the
+ * Request headers rewritten for the upstream hop, from the caller's headers as the door
+ * read them (object, flat array, or iterable of pairs: see request-check.ts). The common
+ * case (no mutations) costs one small copy: the original authority is added as Host, because the
  * upstream must see the name the caller used, not the endpoint's IP (Envoy forwards
  * `:authority` unchanged).
  */
-import type { Dispatcher } from 'undici'
 import { inject, type PropagationFormat } from '../observability/propagation.js'
+import type { Dispatcher } from 'undici'
 import type { HeaderMutations } from '../router/header-mutations.js'
-
-type RawHeaders = Dispatcher.DispatchOptions['headers']
-
-/** The first value of a header, by case-insensitive name. */
-export function findHeader(raw: RawHeaders, name: string): string | undefined {
-  if (raw === null || raw === undefined) return undefined
-  if (Array.isArray(raw)) {
-    if (raw.length > 0 && Array.isArray(raw[0])) {
-      for (const [k, v] of raw as unknown as [string, string][]) if (String(k).toLowerCase() === name) return String(v)
-      return undefined
-    }
-    for (let i = 0; i + 1 < raw.length; i += 2) if (String(raw[i]).toLowerCase() === name) return String(raw[i + 1])
-    return undefined
-  }
-  if (typeof (raw as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [k, v] of raw as Iterable<[string, string]>) if (String(k).toLowerCase() === name) return String(v)
-    return undefined
-  }
-  const obj = raw as Record<string, unknown>
-  const direct = obj[name]
-  if (direct !== undefined) return Array.isArray(direct) ? String(direct[0]) : String(direct)
-  for (const k in obj) {
-    if (k.length === name.length && k.toLowerCase() === name) {
-      const v = obj[k]
-      if (v !== undefined && v !== null) return Array.isArray(v) ? String(v[0]) : String(v)
-    }
-  }
-  return undefined
-}
+import { RequestView } from '../router/request-view.js'
 
 /** The trace of an outgoing call, to write into its headers. */
 export interface OutgoingTrace {
@@ -47,23 +19,48 @@ export interface OutgoingTrace {
 }
 
 /**
+ * The caller's request headers, read once at the door (src/outbound/request-check.ts):
+ * checked as undici checks them, flattened (a list value gives one line per item; null and
+ * undefined values none), with Host taken out. Every try and mirrored copy builds its own
+ * upstream headers from it without walking the caller's headers again.
+ */
+export interface CallerHeaders {
+  /** `[name, value, name, value, ...]`, names as the caller wrote them; no Host. */
+  readonly flat: readonly string[]
+  /** The lower-case name of each pair of `flat`. */
+  readonly lower: readonly string[]
+  /** The caller's Host header, when it sent one. */
+  readonly host: string | undefined
+}
+
+/** An outbound request as routing sees it, with the caller's headers as the door read them. */
+export class OutboundView extends RequestView {
+  readonly caller: CallerHeaders
+
+  constructor(method: string, fullPath: string, authority: string, scheme: string, raw: Dispatcher.DispatchOptions['headers'], caller: CallerHeaders) {
+    super(method, fullPath, authority, scheme, raw)
+    this.caller = caller
+  }
+}
+
+/**
  * The headers to send upstream: `host` set to `host` (replacing any Host the caller sent),
  * trace headers replaced (never appended) with this call's, the request id carried, then
  * the route's mutations applied. Returns a flat `[name, value, ...]` list.
  */
-export function upstreamHeaders(raw: RawHeaders, host: string, mutations: HeaderMutations | null, outgoing?: OutgoingTrace): string[] {
+export function upstreamHeaders(caller: CallerHeaders, host: string, mutations: HeaderMutations | null, outgoing?: OutgoingTrace): string[] {
   const out: string[] = []
   const removed = mutations?.remove
   const replaced = outgoing === undefined ? null : replacedBy(outgoing.formats)
+  const { flat, lower } = caller
   let hasRequestId = false
-  forEachHeader(raw, (k, v) => {
-    const lower = k.toLowerCase()
-    if (lower === 'host') return
-    if (replaced !== null && replaced.has(lower)) return
-    if (removed !== undefined && removed.includes(lower)) return
-    if (lower === 'x-request-id') hasRequestId = true
-    out.push(k, v)
-  })
+  for (let i = 0; i < lower.length; i++) {
+    const name = lower[i] as string
+    if (replaced !== null && replaced.has(name)) continue
+    if (removed !== undefined && removed.includes(name)) continue
+    if (name === 'x-request-id') hasRequestId = true
+    out.push(flat[2 * i] as string, flat[2 * i + 1] as string)
+  }
   out.push('host', host)
   if (outgoing !== undefined) {
     inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
@@ -108,24 +105,6 @@ function replacedBy(formats: readonly PropagationFormat[]): ReadonlySet<string> 
     replacedCache.set(formats, set)
   }
   return set
-}
-
-/** Calls `fn` for every header value (repeated values one by one), whatever form `raw` has. */
-function forEachHeader(raw: RawHeaders, fn: (name: string, value: string) => void): void {
-  const push = (k: unknown, v: unknown): void => {
-    if (v === undefined || v === null) return
-    if (Array.isArray(v)) for (const x of v) fn(String(k), String(x))
-    else fn(String(k), String(v))
-  }
-  if (raw === null || raw === undefined) return
-  if (Array.isArray(raw)) {
-    if (raw.length > 0 && Array.isArray(raw[0])) for (const [k, v] of raw as unknown as [string, string][]) push(k, v)
-    else for (let i = 0; i + 1 < raw.length; i += 2) push(raw[i], raw[i + 1])
-  } else if (typeof (raw as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [k, v] of raw as Iterable<[string, string]>) push(k, v)
-  } else {
-    for (const k of Object.keys(raw)) push(k, (raw as Record<string, unknown>)[k])
-  }
 }
 
 function indexOfName(flat: string[], name: string): number {

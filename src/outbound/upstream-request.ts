@@ -242,6 +242,15 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (this.#state === State.Done) return
     const beforeHeaders = this.#state === State.Waiting
     this.#finish()
+    if (beforeHeaders && !this.#aborted && this.#up === null && isArgumentError(err)) {
+      // The pool refused the request before a byte went out (the door's checks mirror
+      // undici's, so this is a backstop): the caller's mistake, never the upstream's — no
+      // breaker, outlier or health outcome, no 503, no retry.
+      this.breaker?.release(this.trial)
+      this.#failed('other', undefined)
+      this.#downstream.onResponseError?.(this, new MeshError('SIDECARLESS_ERR_INVALID_REQUEST', `invalid request: ${err.message}; it was not sent`, { cause: err }))
+      return
+    }
     if (beforeHeaders && !this.#aborted) {
       const { flag, body } = upstreamFailureText(err)
       // A reset before the request was written is a refused stream (Envoy's HTTP/1 view of it).
@@ -323,4 +332,10 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
       this.#held = null
     }
   }
+}
+
+/** undici's errors for a request it will not send: its arguments, not the upstream. */
+function isArgumentError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED'
 }
