@@ -10,7 +10,7 @@ import { Agent, Dispatcher } from 'undici'
 import { currentContext, currentParentSpan } from '../observability/context.js'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
 import type { MeshTracer, TracingSettings } from '../observability/tracing.js'
-import { MeshError } from '../errors.js'
+import { abortError, MeshError } from '../errors.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { ClusterAction, CompiledRoute, Target } from '../router/route-action.js'
 import { pickTarget } from '../router/route-action.js'
@@ -21,6 +21,7 @@ import { toNewStyle, type Handler } from './handler.js'
 import { LocalController, sendLocalReply, type LocalReply } from './local-reply.js'
 import type { Controller } from './handler.js'
 import type { LimitSet } from '../policy/limits.js'
+import { rateLimitHeaders } from '../policy/rate-limit.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import { OutboundView, upstreamHeaders } from './request-headers.js'
 import { checkRequest } from './request-check.js'
@@ -171,35 +172,47 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   /**
-   * The outbound limits of the route and of the target's cluster: local buckets decide at
-   * once (a refusal is `SIDECARLESS_ERR_RATE_LIMITED`); a shared quota and a bulkhead queue
-   * may make the request wait, and the caller can abort it meanwhile.
+   * The outbound limits of the route and of the target's cluster. Like Envoy, the mesh
+   * answers a refusal itself with an ordinary response, never an error: a rate limit
+   * (local bucket or shared quota) is 429 with flag `RL`; a full bulkhead (or its queue
+   * wait expiring) is 503 with flag `UO` and `x-sidecarless-overflow: concurrency_limit`.
+   * A shared quota and a bulkhead queue may make the request wait; the caller can abort it
+   * meanwhile (`SIDECARLESS_ERR_ABORTED`).
    */
   #gate(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings): boolean {
     const sets = action.limits === null ? [target.clusterLimits as LimitSet] : target.clusterLimits === null ? [action.limits] : [action.limits, target.clusterLimits]
     const now = performance.now()
     for (const set of sets) {
-      if (set.rate !== null && !set.rate.check(view, now).allowed) {
+      if (set.rate === null) continue
+      const verdict = set.rate.check(view, now)
+      if (!verdict.allowed) {
         discardBody(opts.body)
-        fail(h, new MeshError('SIDECARLESS_ERR_RATE_LIMITED', `the rate limit of ${set.name} refused the request`))
-        return false
+        const headers = this.#refused(target, 'rate_limited')
+        if (set.responseHeaders) for (const [k, v] of rateLimitHeaders(verdict)) headers[k] = v
+        localReply(h, { status: 429, body: 'local_rate_limited', flag: 'RL', headers })
+        return true
       }
     }
-    const gate = new GateController()
+    const gate = new GateController(h, opts.body)
     h.onRequestStart?.(gate, {})
     const held: ConcurrencyLimiter[] = []
-    const refuse = (err: MeshError): void => {
+    const refuse = (reply: LocalReply): void => {
       for (const c of held) c.release()
+      held.length = 0
       discardBody(opts.body)
-      if (!gate.aborted) h.onResponseError?.(gate, err)
+      if (gate.aborted) return
+      gate.settle()
+      sendLocalReply(h, gate, reply)
+    }
+    gate.onAbort = () => {
+      for (const c of held) c.release()
+      held.length = 0
     }
     const bulkheads = sets.flatMap((s) => (s.concurrency === null ? [] : [{ name: s.name, limiter: s.concurrency }]))
     const acquireNext = (i: number): void => {
-      if (gate.aborted) {
-        for (const c of held) c.release()
-        return
-      }
+      if (gate.aborted) return
       if (i === bulkheads.length) {
+        gate.onAbort = null
         this.#send(opts, h, view, action, target, hash, authority, tracing, held.length === 0 ? null : held, gate)
         return
       }
@@ -212,12 +225,17 @@ export class MeshDispatcher extends Dispatcher {
       const ticket = b.limiter.enqueue(() => {
         held.push(b.limiter)
         acquireNext(i + 1)
-      }, (reason) => refuse(new MeshError('SIDECARLESS_ERR_CONCURRENCY_LIMITED', `the concurrency limit of ${b.name} refused the request (${reason})`)))
+      }, (reason) => {
+        const headers = this.#refused(target, 'overflow')
+        headers[OVERFLOW_HEADER] = 'concurrency_limit'
+        refuse({ status: 503, body: reason === 'timeout' ? 'concurrency limit queue timeout' : 'concurrency limit exceeded', flag: 'UO', headers })
+      })
       // No ticket: the limiter settled at once and already called one of the two callbacks.
       if (ticket === undefined) return
       gate.onAbort = () => {
         ticket.cancel()
         for (const c of held) c.release()
+        held.length = 0
       }
     }
     const globals = sets.filter((s) => s.global !== null)
@@ -229,9 +247,17 @@ export class MeshDispatcher extends Dispatcher {
       .then((answers) => {
         if (gate.aborted) return
         if (answers.every(Boolean)) acquireNext(0)
-        else refuse(new MeshError('SIDECARLESS_ERR_RATE_LIMITED', `the shared quota of ${globals.map((s) => s.name).join(', ')} refused the request`))
+        else refuse({ status: 429, body: 'rate_limited', flag: 'RL', headers: this.#refused(target, 'rate_limited') })
       })
     return true
+  }
+
+  /** Counts a request a limit refused in the target cluster's metrics; returns the reply's headers. */
+  #refused(target: Target, kind: 'rate_limited' | 'overflow'): Record<string, string | string[] | undefined> {
+    const r = this.#metrics.cluster(target.clusterName, target.subset)
+    r.start()
+    r.fail(kind, 0)
+    return targetHeaders(target)
   }
 
   #send(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
@@ -253,7 +279,10 @@ export class MeshDispatcher extends Dispatcher {
       if (held !== null) for (const c of held) c.release()
       discardBody(opts.body)
       if (gate === null) localReply(h, t)
-      else sendLocalReply(h, gate, t)
+      else {
+        gate.settle()
+        sendLocalReply(h, gate, t)
+      }
       return true
     }
     if (gate === null) h.onRequestStart?.(t, {})
@@ -424,15 +453,24 @@ function mutated(headers: Record<string, string | string[] | undefined>, route: 
 
 /**
  * The controller a caller holds while its request waits at the limits: an abort there gives
- * up the wait; once the request is sent, the controller forwards to the upstream request.
+ * up the wait (the caller gets `SIDECARLESS_ERR_ABORTED` at once); once the request is sent,
+ * the controller forwards to the upstream request.
  */
 class GateController implements Controller {
   next: Controller | null = null
   onAbort: (() => void) | null = null
   rawHeaders: Buffer[] | null = null
+  readonly #handler: Handler
+  #body: unknown
   #aborted = false
+  #settled = false
   #paused = false
   #reason: Error | null = null
+
+  constructor(handler: Handler, body: unknown) {
+    this.#handler = handler
+    this.#body = body
+  }
 
   get aborted(): boolean {
     return this.next?.aborted ?? this.#aborted
@@ -454,7 +492,18 @@ class GateController implements Controller {
     if (this.#aborted) return
     this.#aborted = true
     this.#reason = reason
+    // Being answered locally: the reply sees the abort and ends the request with it.
+    if (this.#settled) return
     this.onAbort?.()
+    this.onAbort = null
+    discardBody(this.#body)
+    this.#body = undefined
+    this.#handler.onResponseError?.(this, abortError(reason))
+  }
+
+  /** The wait is over and the mesh answers the request itself (a local reply follows). */
+  settle(): void {
+    this.#settled = true
     this.onAbort = null
   }
 
@@ -475,7 +524,7 @@ function localReply(h: Handler, reply: LocalReply): void {
   h.onRequestStart?.(controller, {})
   queueMicrotask(() => {
     if (!controller.aborted) sendLocalReply(h, controller, reply)
-    else h.onResponseError?.(controller, controller.reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'aborted'))
+    else h.onResponseError?.(controller, abortError(controller.reason))
   })
 }
 

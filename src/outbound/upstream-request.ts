@@ -8,7 +8,7 @@
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Span } from '@opentelemetry/api'
-import { MeshError } from '../errors.js'
+import { abortError, MeshError } from '../errors.js'
 import type { ErrorKind, Recorder } from '../observability/metrics.js'
 import { MeshTracer } from '../observability/tracing.js'
 import { mutateHeaderObject } from '../router/header-mutations.js'
@@ -168,7 +168,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
       this.#finish()
       this.breaker?.release(this.trial)
       this.#failed('aborted', undefined)
-      this.#downstream.onResponseError?.(this, reason)
+      this.#downstream.onResponseError?.(this, abortError(reason))
     }
   }
 
@@ -264,9 +264,11 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (beforeHeaders) this.breaker?.release(this.trial)
     this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
     // The upstream failed mid-body: the caller's body ends with our code, undici's error as the cause.
-    const reason = this.#aborted || beforeHeaders
-      ? err
-      : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.#endpoint} failed after the response started`, { cause: err })
+    const reason = this.#aborted
+      ? abortError(err)
+      : beforeHeaders
+        ? err
+        : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.#endpoint} failed after the response started`, { cause: err })
     this.#downstream.onResponseError?.(this, reason)
   }
 
