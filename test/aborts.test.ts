@@ -46,7 +46,7 @@ after(async () => {
 function config(): MeshConfig {
   const cluster = (name: string, up: Upstream, extra: Record<string, unknown> = {}): NonNullable<MeshConfig['clusters']>[number] => ({ name, endpoints: [{ address: up.address }], ...extra })
   const vhost = (name: string, route: Record<string, unknown>, extra: Record<string, unknown> = {}): NonNullable<MeshConfig['virtualHosts']>[number] =>
-    ({ name, domains: [name], routes: [{ match: { prefix: '/' }, route: route as never, ...extra }] })
+    ({ name, domains: [name], routes: [{ match: { prefix: '/' }, route: route, ...extra }] })
   return {
     clusters: [
       cluster('slow', slow),

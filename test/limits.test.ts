@@ -240,11 +240,11 @@ describe('outbound limits', () => {
     const mesh = createMesh({ config: c })
     try {
       const [first, second] = await Promise.all([mesh.fetch('http://slow/1'), mesh.fetch('http://slow/2')])
-      assert.equal(first!.status, 200)
-      assert.equal(second!.status, 503)
-      assert.equal(second!.headers.get('x-sidecarless-overflow'), 'concurrency_limit')
-      assert.equal(await second!.text(), 'concurrency limit queue timeout')
-      await first!.text()
+      assert.equal(first.status, 200)
+      assert.equal(second.status, 503)
+      assert.equal(second.headers.get('x-sidecarless-overflow'), 'concurrency_limit')
+      assert.equal(await second.text(), 'concurrency limit queue timeout')
+      await first.text()
     } finally {
       await mesh.close()
     }
