@@ -58,7 +58,7 @@ export class InboundPipeline {
     const peer = peerOf(req)
     const method = req.method ?? 'GET'
     const s = this.#tracer.startServer(parent, snapshot.tracing, method, serverAttributes(req, peer?.address))
-    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span)
+    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span, s.random)
 
     const recorder: Recorder = this.#metrics.inbound(route, peer?.identity)
     recorder.start()

@@ -65,6 +65,12 @@ export interface SpanStart {
   readonly parentSpanId: string | undefined
   readonly sampled: boolean
   readonly traceState: string | undefined
+  /**
+   * The W3C Level 2 `random-trace-id` flag of this span's trace: true for a trace the mesh
+   * started (its ids are all random, see ids.ts), the caller's flag as received when the
+   * trace is continued, false when another id generator chose the trace id.
+   */
+  readonly random: boolean
   readonly span: Span | undefined
 }
 
@@ -137,7 +143,7 @@ export class MeshTracer {
    * server span; `parent` carries the trace facts when no span object exists (unsampled).
    */
   startClient(
-    parent: { traceId: string; spanId: string; sampled: boolean; traceState: string | undefined } | undefined,
+    parent: { traceId: string; spanId: string; sampled: boolean; traceState: string | undefined; random?: boolean } | undefined,
     parentSpan: Span | undefined,
     settings: TracingSettings,
     name: string,
@@ -145,7 +151,7 @@ export class MeshTracer {
   ): SpanStart {
     const tp: TraceParent | undefined = parent === undefined
       ? undefined
-      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c' }
+      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c', random: parent.random === true }
     return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan)
   }
 
@@ -153,6 +159,9 @@ export class MeshTracer {
     const sampled = parent?.sampled ?? (settings.samplingRatio > 0 && Math.random() < settings.samplingRatio)
     const appTracer = appTracerRegistered()
     if (appTracer && !this.#warnedAppProvider && (settings.zipkin !== undefined || settings.otlp !== undefined)) this.#warnAppProvider()
+    // W3C Level 2: the random-trace-id flag belongs to the trace id. A trace the mesh starts
+    // has a random id (newTraceId, or our own SDK provider's generator, which is the same);
+    // a continued trace keeps the caller's flag as received.
     if (!sampled && !appTracer) {
       // The cheap path: no span object, only ids to propagate.
       return {
@@ -161,12 +170,13 @@ export class MeshTracer {
         parentSpanId: parent?.spanId,
         sampled: false,
         traceState: parent?.traceState,
+        random: parent === undefined ? true : parent.random === true,
         span: undefined,
       }
     }
     const tracer = appTracer ? trace.getTracer('sidecarless') : this.#ownTracer(settings)
     if (tracer === undefined) {
-      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, span: undefined }
+      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, random: parent === undefined ? true : parent.random === true, span: undefined }
     }
     let ctx: Context = ROOT_CONTEXT
     if (parentSpan !== undefined) {
@@ -182,12 +192,18 @@ export class MeshTracer {
     }
     const span = tracer.startSpan(name, { kind, attributes: attributes() }, ctx)
     const sc = span.spanContext()
+    // The flag follows the trace id: the caller's when the span continues its trace; ours
+    // when our own provider started a new one; unknown (false) when the app's tracer chose it.
+    const random = parent !== undefined && sc.traceId === parent.traceId
+      ? parent.random === true
+      : !appTracer && parent === undefined && parentSpan === undefined
     return {
       traceId: sc.traceId,
       spanId: sc.spanId,
       parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
       sampled: (sc.traceFlags & 1) === 1,
       traceState: sc.traceState?.serialize() ?? parent?.traceState,
+      random,
       span,
     }
   }
@@ -268,6 +284,9 @@ export class MeshTracer {
       for (const e of this.#exporters.values()) e.enqueue(finished)
     }
     const provider = new sdk.BasicTracerProvider({
+      // The mesh's own ids (CSPRNG, all bits random): a trace it starts may set the W3C
+      // Level 2 random-trace-id flag.
+      idGenerator: { generateTraceId: newTraceId, generateSpanId: newSpanId },
       sampler: new sdk.AlwaysOnSampler(),
       spanProcessors: [{
         onStart: () => undefined,

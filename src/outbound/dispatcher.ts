@@ -23,7 +23,7 @@ import type { Controller } from './handler.js'
 import type { LimitSet } from '../policy/limits.js'
 import { rateLimitHeaders } from '../policy/rate-limit.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
-import { OutboundView, upstreamHeaders } from './request-headers.js'
+import { OutboundView, upstreamHeaders, type CallerHeaders } from './request-headers.js'
 import { checkRequest } from './request-check.js'
 import { CLUSTER_HEADER, OVERFLOW_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
@@ -133,7 +133,7 @@ export class MeshDispatcher extends Dispatcher {
         fail(h, new MeshError('SIDECARLESS_ERR_REGISTRY_ONLY', `"${authority}" is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`))
         return false
       }
-      return this.#dispatchPassThrough(opts, h, originAuthority)
+      return this.#dispatchPassThrough(opts, h, scheme, originAuthority, caller, snapshot.tracing)
     }
 
     const view = new OutboundView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers, caller)
@@ -368,10 +368,20 @@ export class MeshDispatcher extends Dispatcher {
     return r
   }
 
-  #dispatchPassThrough(opts: DispatchOptions, h: Handler, originAuthority: string): boolean {
-    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, undefined, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), undefined)
+  /**
+   * A host outside the registry (Istio's PassthroughCluster): sent as it is, to its own
+   * origin, but traced like any other call — a client span, `traceparent`/`tracestate`
+   * replaced with this call's, the inbound request's `x-request-id` carried — as Istio's
+   * sidecar does for pass-through traffic.
+   */
+  #dispatchPassThrough(opts: DispatchOptions, h: Handler, scheme: string, originAuthority: string, caller: CallerHeaders, tracing: TracingSettings): boolean {
+    const authority = caller.host ?? originAuthority
+    const ctx = currentContext()
+    const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), tracing, opts.method, passThroughAttributes(opts.method, scheme, authority, originAuthority, opts.path))
+    const headers = upstreamHeaders(caller, authority, null, { trace: client, formats: tracing.inject, requestId: ctx?.requestId })
+    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, undefined, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), client.span)
     h.onRequestStart?.(request, {})
-    return this.#passThrough.dispatch(opts, request)
+    return this.#passThrough.dispatch({ ...opts, headers }, request)
   }
 
   /**
@@ -421,6 +431,22 @@ function upstreamOptions(opts: DispatchOptions, host: Host, path: string, header
   if (body !== opts.body) up.body = body as DispatchOptions['body']
   if (host.servername !== undefined) up.servername = host.servername
   return up
+}
+
+/** OTel HTTP client span attributes of a pass-through call, built only when the span is recorded. */
+function passThroughAttributes(method: string, scheme: string, authority: string, originAuthority: string, path: string): () => Attributes {
+  return () => {
+    const at = originAuthority.lastIndexOf(':')
+    const bracket = originAuthority.lastIndexOf(']')
+    const hasPort = at > bracket && at !== -1
+    return {
+      'http.request.method': method,
+      'server.address': hasPort ? originAuthority.slice(0, at) : originAuthority,
+      'server.port': hasPort ? Number(originAuthority.slice(at + 1)) : scheme === 'https' ? 443 : 80,
+      'url.full': `${scheme}://${authority}${path}`,
+      'sidecarless.cluster': PASSTHROUGH.clusterName,
+    }
+  }
 }
 
 /** OTel HTTP client span attributes, built only when the span is recorded. */

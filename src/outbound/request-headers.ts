@@ -12,7 +12,7 @@ import { RequestView } from '../router/request-view.js'
 
 /** The trace of an outgoing call, to write into its headers. */
 export interface OutgoingTrace {
-  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined }
+  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined; readonly random?: boolean }
   readonly formats: readonly PropagationFormat[]
   /** The request id of the inbound request being served, carried unless the caller set one. */
   readonly requestId: string | undefined
