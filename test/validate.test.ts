@@ -917,8 +917,8 @@ describe('validateConfig: hostile input never throws', () => {
       [['virtualHosts[0].domains[0]', 'INVALID_TYPE'], ['virtualHosts[0].routes[0]', 'INVALID_TYPE']]],
     ['__proto__ and constructor keys', () => JSON.parse('{"__proto__": {"clusters": 5}, "constructor": {"prototype": {}}, "clusters": [{"__proto__": null, "name": "a"}]}') as unknown,
       [['__proto__', 'UNKNOWN_FIELD'], ['constructor', 'UNKNOWN_FIELD'], ['clusters[0].__proto__', 'UNKNOWN_FIELD']]],
-    // Objects without a prototype are plain data: this one is a valid config.
-    ['an object without a prototype', () => Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a' })] }), []],
+    // Objects without a prototype are plain data, read field by field (not refused as non-data).
+    ['an object without a prototype', () => Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a', loadBalancr: 'random' })] }), [['clusters[0].loadBalancr', 'UNKNOWN_FIELD']]],
     ['symbols and bigints as values', () => ({ clusters: [{ name: Symbol('n'), endpoints: [{ address: 'x:1', weight: 1n }] }], virtualHosts: 10n }),
       [['clusters[0].name', 'INVALID_TYPE'], ['clusters[0].endpoints[0].weight', 'INVALID_TYPE'], ['virtualHosts', 'INVALID_TYPE']]],
     ['functions as values', () => ({ clusters: () => [], listener: { routes: [{ match: () => ({}) }] } }), [['clusters', 'INVALID_TYPE'], ['listener.routes[0].match', 'INVALID_TYPE']]],
@@ -954,6 +954,10 @@ describe('validateConfig: hostile input never throws', () => {
       for (const i of issues) assert.ok(i.message.length > 0 && i.message.length < 400, i.message.slice(0, 400))
     })
   }
+
+  it('a valid config made of objects without a prototype is accepted', () => {
+    expectValid(Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a' })] }))
+  })
 
   it('names what could not be read, and why', () => {
     expectIssue({ get clusters(): never { throw new Error('boom') } }, 'clusters', 'INVALID_VALUE', 'could not be read', 'boom')
