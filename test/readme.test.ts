@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { runInNewContext } from 'node:vm'
 import ts from 'typescript'
 import { parse } from 'yaml'
 import { validateConfig } from '../src/index.js'
@@ -103,7 +104,7 @@ function withValueChecks(code: string): string {
     const literal = /^('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\{[^{}]*\}|\[[^[\]]*\]|-?\d+(?:\.\d+)?|true|false|null|undefined)(?=\s|$)/.exec(comment)?.[1]
     if (literal === undefined) return line
     try {
-      new Function(`return (${literal})`)()
+      runInNewContext(`(${literal})`, {})
     } catch {
       return line // `{ traceId, spanId, … }` describes a shape; it is not a value
     }
