@@ -22,7 +22,8 @@ import { encodeZipkin } from '../src/observability/exporters/zipkin.js'
 import { closedPort, echo, startUpstream, type Upstream } from './helpers/upstream.js'
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/
+// Sampled (bit 0); the random-trace-id flag (bit 1) is set when the mesh started the trace.
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]$/
 /** Clock slack between Date.now() and the SDK's performance-based clock. */
 const SLACK_MS = 50
 
