@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { createMesh, type Mesh, type MeshConfig } from '../src/index.js'
-import { startUpstream, type Upstream } from './helpers/upstream.js'
+import { startUpstream, type Seen, type Upstream } from './helpers/upstream.js'
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c'
 const CALLER_SPAN = 'b7ad6b7169203331'
@@ -87,6 +87,11 @@ async function through(mesh: Mesh, up: Upstream, call: () => Promise<unknown>, h
   }
 }
 
+/** Header names as the upstream received them, lower-cased, repeats kept. */
+function rawNames(seen: Seen): string[] {
+  return seen.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase())
+}
+
 const inbound = { traceparent: `00-${TRACE}-${CALLER_SPAN}-01`, tracestate: 'congo=t61rcWkgMzE', 'x-request-id': 'req-outbound-1' }
 
 describe('propagation on every outbound path', () => {
@@ -139,6 +144,7 @@ describe('propagation on every outbound path', () => {
       assert.equal(m[1], TRACE)
       assert.equal(tries[i]?.headers['x-request-id'], 'req-outbound-1')
       assert.equal(tries[i]?.headers.tracestate, 'congo=t61rcWkgMzE')
+      assert.deepEqual(rawNames(tries[i]).filter((n) => n === 'traceparent' || n === 'host' || n === 'x-request-id').sort(), ['host', 'traceparent', 'x-request-id'], 'each once: a try never inherits the last one\'s headers')
     }
     assert.equal(new Set(spans.map((m) => m?.[2])).size, 3, 'three tries, three span ids')
     const clientSpans = mesh.tracing.recent().filter((s) => s.kind === 'client' && s.attributes['sidecarless.cluster'] === 'flaky')
@@ -163,6 +169,9 @@ describe('propagation on every outbound path', () => {
       assert.notEqual(copy.traceparent, seen.traceparent, 'a span of its own')
       assert.equal(copy.tracestate, 'congo=t61rcWkgMzE')
       assert.equal(copy['x-request-id'], 'req-outbound-1')
+      for (const seenBy of [shadow.seen[0]!, inside.seen.at(-1)!]) {
+        assert.deepEqual(rawNames(seenBy).filter((n) => n === 'traceparent' || n === 'host').sort(), ['host', 'traceparent'], 'the copy and the original each carry their own, once')
+      }
     } finally {
       await mirrored.close()
       await shadow.close()

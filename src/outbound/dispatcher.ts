@@ -23,7 +23,7 @@ import type { Controller } from './handler.js'
 import type { LimitSet } from '../policy/limits.js'
 import { rateLimitHeaders } from '../policy/rate-limit.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
-import { OutboundView, upstreamHeaders, type CallerHeaders } from './request-headers.js'
+import { OutboundView, replacedBy, upstreamHeaders, type CallerHeaders } from './request-headers.js'
 import { checkRequest } from './request-check.js'
 import { CLUSTER_HEADER, OVERFLOW_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
@@ -116,14 +116,14 @@ export class MeshDispatcher extends Dispatcher {
     }
     // A request undici would refuse is the caller's mistake: refused here, before routing,
     // so it never reaches an endpoint's pool and never counts against an upstream.
-    const caller = checkRequest(opts)
+    const snapshot = this.#store.current
+    const caller = checkRequest(opts, replacedBy(snapshot.tracing.inject))
     if (caller instanceof MeshError) {
       discardBody(opts.body)
       fail(h, caller)
       return false
     }
     const [scheme, originAuthority] = origin
-    const snapshot = this.#store.current
     const authority = caller.host ?? originAuthority
 
     const vhost = snapshot.domains.find(authority)
@@ -328,11 +328,12 @@ export class MeshDispatcher extends Dispatcher {
     const ctx = currentContext()
     const parentSpan = currentParentSpan(ctx)
     const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host, resend))
+    // A lone try (no retry policy) is the last to read the caller's headers: no copy.
     const headers = upstreamHeaders(view.caller, action.hostRewrite ?? authority, target.requestMutations, {
       trace: client,
       formats: tracing.inject,
       requestId: ctx?.requestId,
-    })
+    }, !(downstream instanceof RetryingRequest))
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
     const request = new UpstreamRequest(downstream, target, host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster)
     if (breaker !== null) {
@@ -378,7 +379,7 @@ export class MeshDispatcher extends Dispatcher {
     const authority = caller.host ?? originAuthority
     const ctx = currentContext()
     const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), tracing, opts.method, passThroughAttributes(opts.method, scheme, authority, originAuthority, opts.path))
-    const headers = upstreamHeaders(caller, authority, null, { trace: client, formats: tracing.inject, requestId: ctx?.requestId })
+    const headers = upstreamHeaders(caller, authority, null, { trace: client, formats: tracing.inject, requestId: ctx?.requestId }, true)
     const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, undefined, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), client.span)
     h.onRequestStart?.(request, {})
     return this.#passThrough.dispatch({ ...opts, headers }, request)

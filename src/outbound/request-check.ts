@@ -42,9 +42,10 @@ const KNOWN_METHODS: Readonly<Record<string, true>> = Object.assign(Object.creat
 
 /**
  * Checks a dispatch's method, path, upgrade, body, options and headers the way undici's
- * `Request` would. Returns the caller's headers, flattened, or the coded error.
+ * `Request` would. Returns the caller's headers, flattened, without Host and without the
+ * headers named in `replaced` (those the mesh's trace formats write), or the coded error.
  */
-export function checkRequest(opts: DispatchOptions): DoorCheck {
+export function checkRequest(opts: DispatchOptions, replaced: ReadonlySet<string>): DoorCheck {
   const method = opts.method
   if (KNOWN_METHODS[method] !== true && lowerToken(method) === undefined) return refused(`the method ${describe(method)} is not an HTTP token`, 'invalid request method')
   const path = opts.path
@@ -66,7 +67,7 @@ export function checkRequest(opts: DispatchOptions): DoorCheck {
     const problem = optionProblem(o)
     if (problem !== undefined) return problem
   }
-  return readHeaders(opts.headers)
+  return readHeaders(opts.headers, replaced)
 }
 
 function optionProblem(o: DispatchOptions & { expectContinue?: unknown; throwOnError?: unknown; maxRedirections?: unknown; typeOfService?: unknown }): MeshError | undefined {
@@ -95,14 +96,20 @@ function isBody(body: unknown): boolean {
 /** Collects the caller's headers as the walk accepts them. */
 class Walk implements CallerHeaders {
   readonly flat: string[] = []
-  readonly lower: string[] = []
   host: string | undefined = undefined
+  hasRequestId = false
   hosts = 0
   contentLengths = 0
+  /** Header names the mesh writes itself (its trace formats): checked, then left out. */
+  readonly replaced: ReadonlySet<string>
+
+  constructor(replaced: ReadonlySet<string>) {
+    this.replaced = replaced
+  }
 }
 
-function readHeaders(headers: DispatchOptions['headers']): CallerHeaders | MeshError {
-  const walk = new Walk()
+function readHeaders(headers: DispatchOptions['headers'], replaced: ReadonlySet<string>): CallerHeaders | MeshError {
+  const walk = new Walk(replaced)
   if (headers == null) return walk
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0])) {
@@ -159,9 +166,7 @@ function addHeader(walk: Walk, key: unknown, value: unknown): MeshError | undefi
   if (typeof value === 'string') {
     if (!isFieldValue(value)) return badValue(name)
     if (isSpecial(lower)) return special(walk, lower, value) ?? push(walk, name, lower, value)
-    walk.flat.push(name, value)
-    walk.lower.push(lower)
-    return undefined
+    return push(walk, name, lower, value)
   }
   if (Array.isArray(value)) {
     if (isSpecial(lower)) return refused(`header ${describe(name)} has a list of values`, `invalid ${lower} header`)
@@ -181,9 +186,9 @@ function addHeader(walk: Walk, key: unknown, value: unknown): MeshError | undefi
 }
 
 function push(walk: Walk, name: string, lower: string, value: string): undefined {
-  if (lower === 'host') return undefined
+  if (lower === 'host' || walk.replaced.has(lower)) return undefined
+  if (lower === 'x-request-id') walk.hasRequestId = true
   walk.flat.push(name, value)
-  walk.lower.push(lower)
   return undefined
 }
 

@@ -21,16 +21,17 @@ export interface OutgoingTrace {
 /**
  * The caller's request headers, read once at the door (src/outbound/request-check.ts):
  * checked as undici checks them, flattened (a list value gives one line per item; null and
- * undefined values none), with Host taken out. Every try and mirrored copy builds its own
- * upstream headers from it without walking the caller's headers again.
+ * undefined values none), with Host and the trace headers the mesh writes itself taken
+ * out. Every try and mirrored copy builds its upstream headers from it without walking the
+ * caller's headers again.
  */
 export interface CallerHeaders {
-  /** `[name, value, name, value, ...]`, names as the caller wrote them; no Host. */
-  readonly flat: readonly string[]
-  /** The lower-case name of each pair of `flat`. */
-  readonly lower: readonly string[]
+  /** `[name, value, name, value, ...]`, names as the caller wrote them; no Host, no trace headers. */
+  readonly flat: string[]
   /** The caller's Host header, when it sent one. */
   readonly host: string | undefined
+  /** Whether the caller set `x-request-id` (then it is kept, not replaced). */
+  readonly hasRequestId: boolean
 }
 
 /** An outbound request as routing sees it, with the caller's headers as the door read them. */
@@ -44,28 +45,24 @@ export class OutboundView extends RequestView {
 }
 
 /**
- * The headers to send upstream: `host` set to `host` (replacing any Host the caller sent),
- * trace headers replaced (never appended) with this call's, the request id carried, then
- * the route's mutations applied. Returns a flat `[name, value, ...]` list.
+ * The headers to send upstream: the caller's, then `host` (replacing any Host the caller
+ * sent), this call's trace headers, the request id carried unless the caller set one, then
+ * the route's mutations. Returns a flat `[name, value, ...]` list. `last` says no other try
+ * or copy will read `caller` again: its list is then extended in place instead of copied.
  */
-export function upstreamHeaders(caller: CallerHeaders, host: string, mutations: HeaderMutations | null, outgoing?: OutgoingTrace): string[] {
-  const out: string[] = []
+export function upstreamHeaders(caller: CallerHeaders, host: string, mutations: HeaderMutations | null, outgoing: OutgoingTrace, last = false): string[] {
+  const out = last ? caller.flat : caller.flat.slice()
+  let hasRequestId = caller.hasRequestId
   const removed = mutations?.remove
-  const replaced = outgoing === undefined ? null : replacedBy(outgoing.formats)
-  const { flat, lower } = caller
-  let hasRequestId = false
-  for (let i = 0; i < lower.length; i++) {
-    const name = lower[i] as string
-    if (replaced !== null && replaced.has(name)) continue
-    if (removed !== undefined && removed.includes(name)) continue
-    if (name === 'x-request-id') hasRequestId = true
-    out.push(flat[2 * i] as string, flat[2 * i + 1] as string)
+  if (removed !== undefined && removed.length > 0) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (removed.includes((out[i] as string).toLowerCase())) out.splice(i, 2)
+    }
+    if (removed.includes('x-request-id')) hasRequestId = false
   }
   out.push('host', host)
-  if (outgoing !== undefined) {
-    inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
-    if (!hasRequestId && outgoing.requestId !== undefined) out.push('x-request-id', outgoing.requestId)
-  }
+  inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
+  if (!hasRequestId && outgoing.requestId !== undefined) out.push('x-request-id', outgoing.requestId)
   if (mutations !== null) {
     for (const a of mutations.add) {
       const present = indexOfName(out, a.name)
@@ -95,7 +92,7 @@ export function upstreamHeaders(caller: CallerHeaders, host: string, mutations: 
 const replacedCache = new WeakMap<readonly PropagationFormat[], ReadonlySet<string>>()
 
 /** Header names a set of formats writes: stale ones from the caller are dropped, not appended to. */
-function replacedBy(formats: readonly PropagationFormat[]): ReadonlySet<string> {
+export function replacedBy(formats: readonly PropagationFormat[]): ReadonlySet<string> {
   let set = replacedCache.get(formats)
   if (set === undefined) {
     const names = new Set<string>()
