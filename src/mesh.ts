@@ -41,7 +41,10 @@ export interface MeshOptions {
   readonly labels?: Readonly<Record<string, string>>
   /**
    * The config: an object in our model, an Envoy v3 bootstrap object, or the path of a
-   * JSON or YAML file holding either. Omitted: an empty config (every request passes through).
+   * JSON or YAML file holding either. Omitted: an empty config (`{}`: every request passes
+   * through, no policy). Given but `null` or `undefined`, or a file with no document, it is
+   * refused like any invalid config ({@link ConfigError}, `EMPTY_CONFIG`): an empty value is
+   * more often a mistake (an unset variable, a truncated file) than a wish for no policy.
    */
   readonly config?: MeshConfig | string | object
 }
@@ -113,7 +116,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super()
     this.service = options.service
     this.labels = Object.freeze({ ...(options.labels ?? {}) })
-    const loaded = loadConfig(options.config)
+    // No `config` option at all is the documented empty start; an explicit null/undefined is not.
+    const loaded = 'config' in options ? loadConfig(options.config) : { config: {}, unsupported: [], source: undefined }
     this.unsupported = loaded.unsupported
     reportUnsupported(loaded.unsupported, loaded.source)
     this.#registry = new HostRegistry({
@@ -221,7 +225,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /**
    * Validates and applies a new config (object, Envoy bootstrap, or file path). Requests in
    * flight finish on the config they started with. Rejects with a {@link ConfigError}
-   * listing every problem when the config is invalid; the current config stays in force.
+   * listing every problem when the config is invalid — `null`, `undefined` and a file with
+   * no document included (`EMPTY_CONFIG`); the current config stays in force.
    */
   async update(config: MeshConfig | string | object): Promise<ConfigApplied> {
     let loaded

@@ -19,7 +19,8 @@ import { ConfigError, createMesh, validateConfig, type ConfigIssue, type Mesh } 
 import { startCollector, startGrpcCollector, type ReceivedSpan } from './helpers/otlp-collector.js'
 import { echo, startUpstream, type Upstream } from './helpers/upstream.js'
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/
+// Sampled (bit 0); the random-trace-id flag (bit 1) is set when the mesh started the trace.
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]$/
 const run = promisify(execFile)
 
 /** Collects process warnings with a code starting `SIDECARLESS_TRACING`. */

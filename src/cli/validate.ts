@@ -11,7 +11,7 @@
 import { accessSync, constants, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from '../config/envoy/index.js'
-import { readConfigFile } from '../config/load.js'
+import { emptyConfigIssue, readConfigFile } from '../config/load.js'
 import type { MeshConfig } from '../config/types.js'
 import { validateConfig } from '../config/validate.js'
 import { Exit, strictly, usageFailure, UsageError } from './args.js'
@@ -99,8 +99,12 @@ function check(file: string, strict: boolean): FileReport {
     const issue = { path: '', code: 'SIDECARLESS_ERR_CONFIG_LOAD', message: (err as Error).message }
     return { file, format: 'mesh', valid: false, issues: [issue], unsupported: [], summary: empty }
   }
+  if (raw === null || raw === undefined) {
+    // The mesh refuses an empty document (a truncated file must not remove every policy).
+    return { file, format: 'mesh', valid: false, issues: [emptyConfigIssue(raw, file)], unsupported: [], summary: empty }
+  }
   const envoy = isEnvoyBootstrap(raw)
-  let config: unknown = raw ?? {}
+  let config: unknown = raw
   let unsupported: readonly UnsupportedField[] = []
   if (envoy) {
     const imported = fromEnvoy(raw)

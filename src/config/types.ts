@@ -286,9 +286,9 @@ export interface ClusterConfig {
   maglev?: { tableSize?: number }
   /** TCP (and TLS) connect timeout; Envoy's default is 5s. */
   connectTimeout?: Duration
-  /** Rate limit of outbound requests to this cluster; refused requests fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
+  /** Rate limit of outbound requests to this cluster; refused requests are answered 429 (flag `RL`) and not sent. */
   rateLimit?: RateLimitConfig
-  /** At most this many requests to this cluster at once; the rest queue or fail with `SIDECARLESS_ERR_CONCURRENCY_LIMITED`. */
+  /** At most this many requests to this cluster at once; the rest queue, or are answered 503 (flag `UO`, `x-sidecarless-overflow: concurrency_limit`). */
   concurrencyLimit?: ConcurrencyLimitConfig
   /**
    * How long an idle upstream connection is kept (Envoy `idle_timeout`). Unset: undici's
@@ -660,7 +660,7 @@ export interface RouteAction {
   maxStreamDuration?: { maxStreamDuration?: Duration; grpcTimeoutHeaderMax?: Duration; grpcTimeoutHeaderOffset?: Duration }
   /** How a request's hash is computed for `ring_hash`/`maglev` clusters. */
   hashPolicy?: HashPolicy[]
-  /** Rate limit of the requests this route sends; refused ones fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
+  /** Rate limit of the requests this route sends; refused ones are answered 429 (flag `RL`) and not sent. */
   rateLimit?: RateLimitConfig
   /** At most this many of this route's requests at once. */
   concurrencyLimit?: ConcurrencyLimitConfig

@@ -88,7 +88,7 @@ export class InboundPipeline {
     const appSpan = appServerSpan(req)
     if (appSpan !== undefined && route !== undefined) setAppRoute(otelContext.active(), route)
     const s = this.#tracer.startServer(parent, snapshot.tracing, route === undefined ? method : `${method} ${route}`, serverAttributes(req, peer?.address, route), started, appSpan)
-    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span)
+    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span, s.random)
 
     // [otel-metrics] a calling mesh's word on who it is (Istio's source_* labels); the app does not see it.
     const caller = headers[PEER_HEADER]

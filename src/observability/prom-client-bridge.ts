@@ -7,8 +7,9 @@
  *
  * Each of the mesh's metric families becomes one such object, answering from one
  * exposition of the mesh taken per scrape. Families that first appear after `registerWith`
- * (a new cluster's, the first request's) are added to the registry as they appear and
- * served from the next scrape on.
+ * (a new cluster's, the first request's) are added at the start of the scrape that first
+ * sees them: the bridge wraps the registry's `getMetricsAsArray()` (public in prom-client,
+ * what `metrics()` and `getMetricsAsJSON()` read), and the unregister function restores it.
  */
 
 /** What the bridge needs of a prom-client `Registry`. */
@@ -16,6 +17,8 @@ export interface PromClientRegistry {
   registerMetric(metric: unknown): void
   removeSingleMetric(name: string): void
   getSingleMetric(name: string): unknown
+  /** What a scrape reads (prom-client's `metrics()` and `getMetricsAsJSON()`). */
+  getMetricsAsArray?(): unknown[]
 }
 
 /** Options of `mesh.metrics.registerWith()`. */
@@ -137,7 +140,22 @@ export function registerWith(registry: PromClientRegistry, exposition: () => str
   // that appear later are found even when none was there at registration.
   add('sidecarless_build_info')
   families()
+  // Every scrape starts by listing the registry's metrics: bring the mesh's families up to
+  // date first, so a family that appeared since the last scrape is in this one.
+  const own = Object.hasOwn(registry, 'getMetricsAsArray')
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the registry as `this`
+  const list = registry.getMetricsAsArray
+  if (typeof list === 'function') {
+    registry.getMetricsAsArray = function (this: PromClientRegistry): unknown[] {
+      families()
+      return list.call(this)
+    }
+  }
   return () => {
+    if (typeof list === 'function') {
+      if (own) registry.getMetricsAsArray = list
+      else delete registry.getMetricsAsArray
+    }
     for (const name of registered) registry.removeSingleMetric(name)
     registered.clear()
   }

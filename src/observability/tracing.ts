@@ -76,6 +76,12 @@ export interface SpanStart {
   readonly parentSpanId: string | undefined
   readonly sampled: boolean
   readonly traceState: string | undefined
+  /**
+   * The W3C Level 2 `random-trace-id` flag of this span's trace: true for a trace the mesh
+   * started (its ids are all random, see ids.ts), the caller's flag as received when the
+   * trace is continued, false when another id generator chose the trace id.
+   */
+  readonly random: boolean
   /** The mesh's span, when it made one that records. */
   readonly span: Span | undefined
   /**
@@ -133,6 +139,8 @@ export interface ParentTrace {
   readonly spanId: string
   readonly sampled: boolean
   readonly traceState: string | undefined
+  /** The W3C Level 2 random-trace-id flag of the trace, when known. */
+  readonly random?: boolean
 }
 
 /** Starts spans for the mesh and keeps the recent ones. */
@@ -193,7 +201,7 @@ export class MeshTracer {
   startClient(parent: ParentTrace | undefined, parentSpan: Span | undefined, settings: TracingSettings, name: string, attributes: () => Attributes): SpanStart {
     const tp: TraceParent | undefined = parent === undefined
       ? undefined
-      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c' }
+      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c', random: parent.random === true }
     const spans = settings.spans
     if (spans !== 'app' && (spans === 'mesh' || !undiciInstrumented())) {
       // The mesh's client span and trace headers; an app undici instrumentation (forced
@@ -209,11 +217,11 @@ export class MeshTracer {
     }
     if (undiciInstrumented()) {
       // `app`/`auto` with the app's undici instrumentation: it makes the span and the headers.
-      return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, span: undefined, formats: NO_FORMATS, dispatchContext: undefined, peer: this.#peer }
+      return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, random: tp?.random === true, span: undefined, formats: NO_FORMATS, dispatchContext: undefined, peer: this.#peer }
     }
     // `app` without an undici instrumentation: no span of the mesh's, the trace passed on as it is.
     if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, undefined, false, this.#peer)
-    return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, span: undefined, formats: settings.inject, dispatchContext: undefined, peer: this.#peer }
+    return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, random: tp.random === true, span: undefined, formats: settings.inject, dispatchContext: undefined, peer: this.#peer }
   }
 
   #start(parent: TraceParent | undefined, settings: TracingSettings, name: string, kind: SpanKind, attributes: () => Attributes, parentSpan: Span | undefined,
@@ -222,14 +230,21 @@ export class MeshTracer {
     const sampled = (settings.parentBased ? inherited : undefined) ?? (settings.samplingRatio > 0 && Math.random() < settings.samplingRatio)
     const appTracer = appTracerRegistered()
     if (appTracer && !this.#warnedAppProvider && (settings.zipkin !== undefined || settings.otlp !== undefined)) this.#warnAppProvider()
+    // W3C Level 2: the random-trace-id flag belongs to the trace id. A trace the mesh starts
+    // has a random id (newTraceId, or our own SDK provider's generator, which is the same);
+    // a continued trace keeps the caller's flag as received.
     if ((!sampled && !appTracer) || !record) {
       // The cheap path: no span object, only ids to propagate.
+      const traceId = parentSpan?.spanContext().traceId ?? parent?.traceId ?? newTraceId()
       return {
-        traceId: parentSpan?.spanContext().traceId ?? parent?.traceId ?? newTraceId(),
+        traceId,
         spanId: newSpanId(),
         parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
         sampled,
         traceState: parent?.traceState,
+        // Ours when the mesh starts the trace; the caller's when it continues it; unknown
+        // (false) when the app's span chose the trace id.
+        random: parent !== undefined && traceId === parent.traceId ? parent.random === true : parent === undefined && parentSpan === undefined,
         span: undefined,
         formats,
         dispatchContext,
@@ -238,7 +253,7 @@ export class MeshTracer {
     }
     const tracer = appTracer ? trace.getTracer('sidecarless', packageVersion()) : this.#ownTracer(settings)
     if (tracer === undefined) {
-      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, span: undefined, formats, dispatchContext, peer }
+      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, random: parent === undefined ? true : parent.random === true, span: undefined, formats, dispatchContext, peer }
     }
     let ctx: Context = ROOT_CONTEXT
     if (parentSpan !== undefined) {
@@ -255,12 +270,18 @@ export class MeshTracer {
     // An explicit start time: the SDK's own is Date.now(), whole milliseconds.
     const span = tracer.startSpan(name, { kind, attributes: attributes(), startTime: spanTime(startTime) }, ctx)
     const sc = span.spanContext()
+    // The flag follows the trace id: the caller's when the span continues its trace; ours
+    // when our own provider started a new one; unknown (false) when the app's tracer chose it.
+    const random = parent !== undefined && sc.traceId === parent.traceId
+      ? parent.random === true
+      : !appTracer && parent === undefined && parentSpan === undefined
     return {
       traceId: sc.traceId,
       spanId: sc.spanId,
       parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
       sampled: (sc.traceFlags & 1) === 1,
       traceState: sc.traceState?.serialize() ?? parent?.traceState,
+      random,
       span,
       formats,
       dispatchContext: dispatchContext === undefined ? undefined : trace.setSpan(dispatchContext, span),
@@ -326,6 +347,9 @@ export class MeshTracer {
     }
     const provider = new sdk.BasicTracerProvider({
       // The mesh decided sampling before starting the span.
+      // The mesh's own ids (CSPRNG, all bits random): a trace it starts may set the W3C
+      // Level 2 random-trace-id flag.
+      idGenerator: { generateTraceId: newTraceId, generateSpanId: newSpanId },
       sampler: new sdk.AlwaysOnSampler(),
       resource: this.#resource(),
       spanProcessors: [{
@@ -421,6 +445,8 @@ function adopt(appSpan: Span, parent: TraceParent | undefined): SpanStart {
     parentSpanId,
     sampled: (sc.traceFlags & 1) === 1,
     traceState: sc.traceState?.serialize() ?? parent?.traceState,
+    // The app's tracer chose the id unless it continued the caller's trace.
+    random: parent !== undefined && sc.traceId === parent.traceId && parent.random === true,
     // Not the mesh's to end: the instrumentation ends it.
     span: undefined,
     formats: NO_FORMATS,
