@@ -224,7 +224,7 @@ function print(r: FileReport, strict: boolean): void {
   const extra = [
     r.format === 'envoy' ? 'Envoy bootstrap' : r.format === 'istio' ? 'Istio manifests' : undefined,
     s.listener === undefined ? undefined : `listener ${s.listener}`,
-    r.unsupported.length > 0 ? `${plural(r.unsupported.length, 'field')} not translated` : undefined,
+    r.unsupported.length > 0 ? `${r.format === 'istio' ? r.unsupported.length : plural(r.unsupported.length, 'field')} not translated` : undefined,
   ].filter((x) => x !== undefined)
   const tail = extra.length > 0 ? ` (${extra.join('; ')})` : ''
   if (r.warnings.length > 0) extra.push(plural(r.warnings.length, 'warning'))

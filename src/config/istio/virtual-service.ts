@@ -146,8 +146,14 @@ export class VirtualHostBuilder {
       this.#add(host, [...names, ...(port === undefined ? [] : withPort(port))], build(port), origin, reportPath, fromVirtualService)
       return
     }
-    for (const port of ports) this.#add(`${host}:${port}`, withPort(port), build(port), origin, reportPath, fromVirtualService)
-    this.#add(host, names, build(undefined), origin, reportPath, fromVirtualService)
+    // Several ports: a virtual host per port. Names without a port go with port 80, as istiod
+    // keeps them only on port 80's routes; without a port 80, a port-less virtual host takes
+    // them, with the rules not limited to a port.
+    for (const port of ports) {
+      const domains = port === 80 ? [...names, ...withPort(port)] : withPort(port)
+      this.#add(`${host}:${port}`, domains, build(port), origin, reportPath, fromVirtualService)
+    }
+    if (!ports.includes(80)) this.#add(host, names, build(undefined), origin, reportPath, fromVirtualService)
   }
 
   #add(name: string, domains: string[], built: { routes: RouteConfig[]; origins: (Origin | undefined)[] }, origin: Origin | undefined, reportPath: string | undefined, fromVirtualService: boolean): void {
