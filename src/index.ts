@@ -9,6 +9,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module sidecarless
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'

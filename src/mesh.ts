@@ -85,7 +85,11 @@ export interface MeshEvents {
   endpointHealth: [EndpointHealthEvent]
 }
 
-/** An in-process service mesh. Create one with {@link createMesh}. */
+/**
+ * An in-process service mesh. Create one with {@link createMesh}. It is a Node
+ * `EventEmitter` of {@link MeshEvents}: `mesh.on('config', …)`, `once`, `off` are Node's
+ * (not repeated on this page).
+ */
 export class Mesh extends EventEmitter<MeshEvents> {
   /** This workload's service name. */
   readonly service: string | undefined

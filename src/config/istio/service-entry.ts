@@ -35,7 +35,7 @@ export interface ServiceEntryService {
   readonly path: string
 }
 
-const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTPS', 'TLS'])
+const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'GRPC-WEB', 'HTTPS', 'TLS'])
 const TLS_PROTOCOLS = new Set(['HTTPS', 'TLS'])
 
 /** Reads a ServiceEntry into one service per host (none when it does not apply). */
@@ -119,10 +119,15 @@ function readPorts(t: Translation, spec: Record<string, unknown>, path: string):
       return
     }
     const protocol = (str(t, p, 'protocol', here) ?? '').toUpperCase()
+    if (protocol === 'GRPC') {
+      t.report(here, `port ${number} is GRPC, which needs HTTP/2; the mesh speaks HTTP/1.1 to endpoints; not translated`)
+      return
+    }
     if (!HTTP_PROTOCOLS.has(protocol)) {
       t.report(here, `port ${number} is ${protocol}; the mesh routes HTTP only; not translated`)
       return
     }
+    if (protocol === 'HTTP2') t.report(at(here, 'protocol'), `port ${number}: the mesh speaks HTTP/1.1 to endpoints (the port is translated as HTTP)`)
     const target = num(t, p, 'targetPort', here)
     ports.push({ number, name: str(t, p, 'name', here) ?? '', protocol, targetPort: target !== undefined && target > 0 ? target : undefined })
   })
