@@ -95,6 +95,27 @@ describe('names: short names, namespaces, domains', () => {
     assert.deepEqual(cluster(two, 'api.example.com:8080').endpoints, [{ address: 'http://api.example.com:8080' }])
   })
 
+  test('a rule limited to a port never takes a request for another port', async () => {
+    const { config } = translate([endpoints(), subsets, vs('r', { hosts: ['reviews'], http: [
+      { match: [{ port: 9080 }], route: [to('reviews', 'v2')] },
+      { route: [to('reviews', 'v1')] },
+    ] })])
+    assert.deepEqual(vhost(config, `${REVIEWS}:9080`).domains, ['reviews:9080', 'reviews.default:9080', 'reviews.default.svc:9080', `${REVIEWS}:9080`])
+    const mesh = createMesh({ config })
+    try {
+      const subset = (url: string): string | undefined => {
+        const d = mesh.route({ url })
+        return d.kind === 'cluster' ? d.targets[0]?.subset : d.kind
+      }
+      assert.equal(subset('http://reviews:9080/'), 'v2')
+      assert.equal(subset('http://reviews.default.svc.cluster.local:9080/'), 'v2')
+      assert.equal(subset('http://reviews/'), 'v1')
+      assert.equal(subset('http://reviews:7000/'), 'v1')
+    } finally {
+      await mesh.close()
+    }
+  })
+
   test('exportTo and gateways decide whether a resource applies to this workload', () => {
     const { config, unsupported } = translate([
       endpoints(),
@@ -527,6 +548,25 @@ describe('documents and files', () => {
       assert.deepEqual(err.issues[0]?.location, { file, line: 39, column: 7 })
       return true
     })
+  })
+
+  test('the mesh reports what was left out: mesh.unsupported and one SIDECARLESS_ISTIO_UNSUPPORTED warning', async () => {
+    const warnings: (Error & { code?: string })[] = []
+    const listen = (w: Error & { code?: string }): void => {
+      warnings.push(w)
+    }
+    process.on('warning', listen)
+    try {
+      const mesh = createMesh({ config: [endpoints(), vs('reviews', { hosts: ['reviews'], http: [{ corsPolicy: { allowOrigins: [{ exact: 'https://a' }] }, route: [to('reviews')] }] })] })
+      await new Promise((r) => setImmediate(r))
+      assert.deepEqual(mesh.unsupported.map((u) => u.path), ['VirtualService reviews (doc 2).spec.http[0].corsPolicy'])
+      await mesh.close()
+    } finally {
+      process.off('warning', listen)
+    }
+    const w = warnings.filter((x) => x.code === 'SIDECARLESS_ISTIO_UNSUPPORTED')
+    assert.equal(w.length, 1)
+    assert.match(w[0]!.message, /^the Istio manifests have 1 field\(s\) the mesh does not translate; they are ignored:\n {2}VirtualService reviews \(doc 2\)\.spec\.http\[0\]\.corsPolicy: CORS/)
   })
 
   test('hostile input does not throw', () => {

@@ -86,10 +86,11 @@ export function reportLoaded(loaded: LoadedConfig): void {
   const where = loaded.source === undefined ? '' : ` ${loaded.source}`
   if (loaded.unsupported.length > 0) {
     const lines = loaded.unsupported.map((u) => `  ${u.path}: ${u.message}`).join('\n')
-    const istio = loaded.format === 'istio'
+    const envoy = loaded.format === 'envoy'
+    const what = envoy ? 'the Envoy bootstrap' : loaded.format === 'istio' ? 'the Istio manifests' : 'the config documents'
     process.emitWarning(
-      `${istio ? 'the Istio manifests' : 'the Envoy bootstrap'}${where} ${istio ? 'have' : 'has'} ${loaded.unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`,
-      { code: istio ? 'SIDECARLESS_ISTIO_UNSUPPORTED' : 'SIDECARLESS_ENVOY_UNSUPPORTED' },
+      `${what}${where} ${envoy ? 'has' : 'have'} ${loaded.unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`,
+      { code: envoy ? 'SIDECARLESS_ENVOY_UNSUPPORTED' : 'SIDECARLESS_ISTIO_UNSUPPORTED' },
     )
   }
   const warnings = loaded.warnings ?? []

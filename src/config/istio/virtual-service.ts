@@ -94,11 +94,12 @@ export class VirtualHostBuilder {
       }
       this.#covered.push(host)
       const service = host.includes('*') ? undefined : this.registry.find(host)
-      const ports = new Set<number>(service?.ports ?? [])
-      for (const rule of vs.rules) for (const m of rule.matches) if (m.port !== undefined) ports.add(m.port)
-      if (service !== undefined) for (const p of ports) if (!service.ports.includes(p)) service.ports.push(p)
+      const matchPorts = new Set<number>()
+      for (const rule of vs.rules) for (const m of rule.matches) if (m.port !== undefined) matchPorts.add(m.port)
+      // The cluster learns the ports routes name (for port-level DestinationRule settings).
+      if (service !== undefined) for (const p of matchPorts) if (!service.ports.includes(p)) service.ports.push(p)
       const origin: Origin = { doc: vs.resource.doc, path: [...vs.resource.docPath, 'spec'] }
-      this.#emit(host, service, [...ports], (port) => this.#routes(vs, port), origin, hostPath, true)
+      this.#emit(host, service, declaredPorts(service), [...matchPorts], (port) => this.#routes(vs, port), origin, hostPath, true)
     })
   }
 
@@ -126,14 +127,22 @@ export class VirtualHostBuilder {
         }
         return { routes: [route], origins: [service.origin] }
       }
-      this.#emit(service.host, service, [...service.ports], routes, service.origin, undefined, false)
+      this.#emit(service.host, service, declaredPorts(service), [], routes, service.origin, undefined, false)
     }
   }
 
+  /**
+   * The virtual hosts of one host. `declared` are the service's ports (a ServiceEntry's);
+   * `matched` the ports rules are limited to. One declared port (and rules limited to no
+   * other): one virtual host, its names with and without the port. No port at all: one
+   * virtual host, names without a port. Otherwise a virtual host per port, so a rule
+   * limited to a port never takes a request for another.
+   */
   #emit(
     host: string,
     service: Service | undefined,
-    ports: number[],
+    declared: readonly number[],
+    matched: readonly number[],
     build: (port: number | undefined) => { routes: RouteConfig[]; origins: (Origin | undefined)[] },
     origin: Origin | undefined,
     reportPath: string | undefined,
@@ -141,7 +150,8 @@ export class VirtualHostBuilder {
   ): void {
     const names = host.includes('*') ? [host] : [...hostNames(host, this.t.workload), ...(service?.addresses ?? [])]
     const withPort = (port: number): string[] => names.map((n) => `${n.includes(':') && !n.startsWith('[') ? `[${n}]` : n}:${port}`)
-    if (ports.length <= 1) {
+    const ports = [...new Set([...declared, ...matched])]
+    if (ports.length === 0 || (ports.length === 1 && declared.length === 1)) {
       const port = ports[0]
       this.#add(host, [...names, ...(port === undefined ? [] : withPort(port))], build(port), origin, reportPath, fromVirtualService)
       return
@@ -218,6 +228,11 @@ export class VirtualHostBuilder {
     }
     return { routes, origins }
   }
+}
+
+/** A service's declared ports: a ServiceEntry's (Kubernetes services' ports are not in the file). */
+function declaredPorts(service: Service | undefined): number[] {
+  return service?.source.kind === 'serviceentry' ? service.source.entry.ports.map((p) => p.number) : []
 }
 
 /** `… (doc 2).spec.http[3]` → `['spec', 'http', 3]`. */
