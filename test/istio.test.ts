@@ -569,9 +569,16 @@ describe('documents and files', () => {
     assert.match(w[0]!.message, /^the Istio manifests have 1 field\(s\) the mesh does not translate; they are ignored:\n {2}VirtualService reviews \(doc 2\)\.spec\.http\[0\]\.corsPolicy: CORS/)
   })
 
-  test('hostile input does not throw', () => {
+  test('hostile input does not throw, and a loader refuses it', () => {
     const evil = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'x' }, get spec(): never { throw new Error('boom') } }
     const r = fromIstio([evil])
     assert.ok(r.unsupported.some((u) => /could not be read: boom/.test(u.message)))
+    assert.throws(() => loadConfig([evil]), (err: unknown) => err instanceof ConfigError && /boom/.test(err.message))
+    // Shared references multiply the work: 50 documents × 100,000 rules is stopped by the budget.
+    const rule = { route: [to('reviews')] }
+    const big = vs('big', { hosts: ['reviews'], http: new Array<unknown>(100_000).fill(rule) })
+    const huge = fromIstio(new Array<unknown>(50).fill(big))
+    assert.ok(huge.unsupported.some((u) => /too large: the import stopped after 2000000 items/.test(u.message)), JSON.stringify(huge.unsupported.slice(-2)))
+    assert.deepEqual(huge.config, {})
   })
 })

@@ -42,13 +42,13 @@ export function loadDocuments(raw: unknown, file: string | undefined, options: L
   const documents = Array.isArray(raw) ? raw : [raw]
   const tr = translateIstio(documents, withEnvironment(options))
   const manifests = documents.some(isManifest)
-  if (tr.counts.resources === 0 && tr.counts.own === 0) {
-    const what = tr.unsupported.slice(0, 5).map((u) => `${u.path}: ${u.message}`).join('; ')
-    throw new MeshError('SIDECARLESS_ERR_CONFIG_LOAD', `${file === undefined ? 'the config' : `config file ${file}`} holds no mesh config${manifests ? ' (Kubernetes manifests, none of them VirtualService, DestinationRule, ServiceEntry, PeerAuthentication, RequestAuthentication or AuthorizationPolicy)' : ''}: ${what}`)
-  }
   const source = sourceOf(raw)
   if (tr.issues.length > 0) {
     throw new ConfigError(source === undefined ? tr.issues : locateIssues(tr.issues, source, tr.origin), file === undefined ? undefined : { source: file })
+  }
+  if (tr.counts.resources === 0 && tr.counts.own === 0) {
+    const what = tr.unsupported.slice(0, 5).map((u) => `${u.path}: ${u.message}`).join('; ')
+    throw new MeshError('SIDECARLESS_ERR_CONFIG_LOAD', `${file === undefined ? 'the config' : `config file ${file}`} holds no mesh config${manifests ? ' (Kubernetes manifests, none of them VirtualService, DestinationRule, ServiceEntry, PeerAuthentication, RequestAuthentication or AuthorizationPolicy)' : ''}: ${what}`)
   }
   if (file !== undefined) refuseInvalid(tr.config, raw, file, tr.origin)
   return { config: tr.config, unsupported: tr.unsupported, source: file, format: manifests ? 'istio' : 'mesh', warnings: lintConfig(tr.config) }

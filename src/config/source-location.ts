@@ -45,8 +45,9 @@ export function locateIssues(issues: readonly ConfigIssue[], source: SourceText,
   return issues.map((issue) => {
     const where = origin === undefined ? { doc: 1, path: splitPath(issue.path) } : origin(issue.path)
     if (where === undefined) return issue
-    // Document numbers count every document of the file when it has several, else the one there is.
-    const doc = docs.length > 1 ? docs[where.doc - 1] : nonEmpty[0]
+    // Several non-empty documents were read as a list of every document (document numbers
+    // count them all); one was read alone, whatever empty ones surround it.
+    const doc = nonEmpty.length > 1 ? docs[where.doc - 1] : nonEmpty[0]
     if (doc === undefined) return issue
     const offset = nodeOffset(doc, where.path)
     if (offset === undefined) return issue

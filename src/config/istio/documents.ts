@@ -83,6 +83,7 @@ export function readDocuments(t: Translation, documents: readonly unknown[]): { 
   const own: OwnDocument[] = []
   let order = 0
   const visit = (value: unknown, doc: number, docPath: (string | number)[], where: string): void => {
+    t.spend(1)
     if (value === null || value === undefined) return
     if (!isObject(value)) {
       t.report(where, `a document must be an object (a Kubernetes manifest or a mesh config), not ${Array.isArray(value) ? 'a list' : typeof value}`)

@@ -31,7 +31,7 @@ export function composePeerAuthentication(t: Translation, resources: readonly Re
       t.report(r.label, `applies to namespace ${r.namespace}; this workload is in ${w.namespace}; not applied`)
       continue
     }
-    if (hasSelector && r.namespace === w.rootNamespace && r.namespace !== w.namespace) {
+    if (hasSelector && r.namespace === w.rootNamespace) {
       t.report(at(path, 'selector'), 'a PeerAuthentication with a selector in the root namespace is ignored (as by istiod)')
       continue
     }

@@ -44,6 +44,19 @@ export type Obj = Record<string, unknown>
 /** Reports beyond this are counted, not listed, so a hostile input cannot flood memory. */
 const MAX_REPORTS = 10_000
 
+/**
+ * Upper bound on list items read in one import. Real manifests stay far below it; it bites
+ * only on objects built in code that repeat shared references to multiply the work.
+ */
+export const WORK_BUDGET = 2_000_000
+
+/** Thrown when the work budget is spent; the import reports how far it got. */
+export class OutOfBudget extends Error {
+  constructor() {
+    super(`the input is too large: the import stopped after ${WORK_BUDGET} items`)
+  }
+}
+
 /** One import's report and bookkeeping. */
 export class Translation {
   readonly unsupported: UnsupportedField[] = []
@@ -53,6 +66,7 @@ export class Translation {
   readonly origins = new Map<string, Origin>()
   readonly #seen = new Set<string>()
   #dropped = 0
+  #work = 0
 
   constructor(readonly workload: Workload) {}
 
@@ -63,6 +77,12 @@ export class Translation {
     this.#seen.add(key)
     if (this.unsupported.length < MAX_REPORTS) this.unsupported.push({ path, message })
     else this.#dropped++
+  }
+
+  /** Counts items read; throws {@link OutOfBudget} past {@link WORK_BUDGET}. */
+  spend(items: number): void {
+    this.#work += items
+    if (this.#work > WORK_BUDGET) throw new OutOfBudget()
   }
 
   /** Reports every key of `obj` not in `known` (Kubernetes' `status` is never reported). */
@@ -141,8 +161,10 @@ export function list(t: Translation, o: Obj, key: string, path: string): unknown
   }
   if (v.length > LIST_LIMIT) {
     t.report(at(path, key), `${v.length} items; only the first ${LIST_LIMIT} are translated`)
+    t.spend(LIST_LIMIT)
     return v.slice(0, LIST_LIMIT)
   }
+  t.spend(v.length)
   return v
 }
 

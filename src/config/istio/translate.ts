@@ -23,7 +23,7 @@ import { composePeerAuthentication } from './peer-authentication.js'
 import { Registry } from './registry.js'
 import { readRequestAuthentications } from './request-authentication.js'
 import { readServiceEntry } from './service-entry.js'
-import { Translation, isObject, type IstioTranslateOptions, type Origin, type Workload } from './state.js'
+import { OutOfBudget, Translation, isObject, type IstioTranslateOptions, type Origin, type Workload } from './state.js'
 import { readVirtualService, VirtualHostBuilder } from './virtual-service.js'
 
 export type { IstioTranslateOptions } from './state.js'
@@ -85,8 +85,13 @@ export function translateIstio(documents: unknown, options: IstioTranslateOption
   try {
     config = translate(t, docs, mirrors, counts)
   } catch (err) {
-    // Hostile objects (throwing getters, proxies) end up here; the report says how far it got.
-    t.report('', `the input could not be read: ${err instanceof Error ? err.message : String(err)}`)
+    // Hostile objects (throwing getters, proxies, shared references that multiply the work)
+    // end up here; the config stays empty and the report says why.
+    config = {}
+    const message = err instanceof OutOfBudget ? err.message : `the input could not be read: ${err instanceof Error ? err.message : String(err)}`
+    t.report('', message)
+    // A loader must refuse it rather than apply the empty config.
+    t.issues.push({ path: '', code: 'INVALID_VALUE', message })
   }
   const origin = (path: string): { doc: number; path: (string | number)[] } | undefined => {
     const segments = splitPath(path)
