@@ -87,7 +87,6 @@ export function translateIstio(documents: unknown, options: IstioTranslateOption
   } catch (err) {
     // Hostile objects (throwing getters, proxies, shared references that multiply the work)
     // end up here; the config stays empty and the report says why.
-    config = {}
     const message = err instanceof OutOfBudget ? err.message : `the input could not be read: ${err instanceof Error ? err.message : String(err)}`
     t.report('', message)
     // A loader must refuse it rather than apply the empty config.
