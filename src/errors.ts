@@ -102,6 +102,38 @@ export interface ConfigIssue {
   readonly code: ConfigIssueCode
   /** What is wrong, naming the value where that helps. */
   readonly message: string
+  /**
+   * Where the problem is in the file the config was read from (for a translated Istio
+   * manifest, the manifest field it came from). Set only for configs read from a file.
+   */
+  readonly location?: ConfigLocation
+}
+
+/**
+ * Codes of config warnings: settings that are valid (Envoy accepts them) but almost surely
+ * not what was meant. A config with warnings is applied; `sidecarless validate` prints them
+ * and the mesh reports them once as a `SIDECARLESS_CONFIG_WARNING` process warning.
+ */
+export const ConfigWarningCodes = {
+  /** A route `prefix` that does not start with `/`: no request path does, so the route never matches. */
+  PREFIX_WITHOUT_SLASH: 'a path prefix does not start with /',
+} as const
+
+/** A stable config warning code, one of {@link ConfigWarningCodes}. */
+export type ConfigWarningCode = keyof typeof ConfigWarningCodes
+
+/** A setting that is valid but almost surely a mistake. */
+export interface ConfigWarning {
+  readonly path: string
+  readonly code: ConfigWarningCode
+  readonly message: string
+}
+
+/** A position in a config file: 1-based line and column. */
+export interface ConfigLocation {
+  readonly file: string
+  readonly line: number
+  readonly column: number
 }
 
 /** The error class of the mesh: every error it raises is a MeshError with a stable code. */
@@ -126,7 +158,7 @@ export class ConfigError extends MeshError {
 
   constructor(issues: readonly ConfigIssue[], options?: { cause?: unknown; source?: string }) {
     const where = options?.source === undefined ? '' : ` (${options.source})`
-    const lines = issues.map((i) => `  ${i.path || '<root>'}: ${i.code}: ${i.message}`)
+    const lines = issues.map((i) => `  ${i.location === undefined ? '' : `${i.location.file}:${i.location.line}:${i.location.column}: `}${i.path || '<root>'}: ${i.code}: ${i.message}`)
     super(
       'SIDECARLESS_ERR_INVALID_CONFIG',
       `invalid mesh config${where}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`,

@@ -9,6 +9,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module sidecarless
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
@@ -36,13 +37,16 @@ export {
   SUBSET_HEADER,
 } from './outbound/response-headers.js'
 export type { ResponseFlag } from './outbound/response-headers.js'
-export { ConfigError, ConfigIssueCodes, ErrorCodes, isMeshError, MeshError } from './errors.js'
-export type { ConfigIssue, ConfigIssueCode, ErrorCode } from './errors.js'
+export { ConfigError, ConfigIssueCodes, ConfigWarningCodes, ErrorCodes, isMeshError, MeshError } from './errors.js'
+export type { ConfigIssue, ConfigIssueCode, ConfigLocation, ConfigWarning, ConfigWarningCode, ErrorCode } from './errors.js'
 export { validateConfig } from './config/validate.js'
+export { lintConfig } from './config/lint.js'
 export { loadConfig } from './config/load.js'
-export type { LoadedConfig } from './config/load.js'
+export type { LoadedConfig, LoadOptions } from './config/load.js'
 export { fromEnvoy } from './config/envoy/index.js'
 export type { EnvoyImport, UnsupportedField } from './config/envoy/index.js'
+export { fromIstio } from './config/istio/translate.js'
+export type { IstioImport, IstioTranslateOptions } from './config/istio/translate.js'
 export { parseDuration } from './config/duration.js'
 export { defaults } from './config/defaults.js'
 export type { DeepReadonly } from './snapshot/snapshot.js'

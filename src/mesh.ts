@@ -18,7 +18,7 @@ import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
 import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy/index.js'
-import { loadConfig } from './config/load.js'
+import { loadConfig, reportLoaded, type LoadOptions } from './config/load.js'
 import type { MeshConfig } from './config/types.js'
 import { ConfigError, MeshError } from './errors.js'
 import { MeshDispatcher } from './outbound/dispatcher.js'
@@ -40,11 +40,19 @@ export interface MeshOptions {
   /** This workload's labels, e.g. `{ version: 'v1' }`. */
   readonly labels?: Readonly<Record<string, string>>
   /**
-   * The config: an object in our model, an Envoy v3 bootstrap object, or the path of a
-   * JSON or YAML file holding either. Omitted: an empty config (`{}`: every request passes
-   * through, no policy). Given but `null` or `undefined`, or a file with no document, it is
-   * refused like any invalid config ({@link ConfigError}, `EMPTY_CONFIG`): an empty value is
-   * more often a mistake (an unset variable, a truncated file) than a wish for no policy.
+   * This workload's Kubernetes namespace, for Istio manifests in the config (short names
+   * resolve in it; policies of other namespaces do not apply). Default: the environment's
+   * `SIDECARLESS_NAMESPACE` or `POD_NAMESPACE`, else `default`.
+   */
+  readonly namespace?: string
+  /**
+   * The config: an object in our model, an Envoy v3 bootstrap object, Istio manifests (one,
+   * a `kind: List`, or a list of documents), or the path of a JSON or YAML file holding any of
+   * them (Istio manifests as a multi-document file). Omitted: an empty config (`{}`: every
+   * request passes through, no policy). Given but `null` or `undefined`, or a file with no
+   * document, it is refused like any invalid config ({@link ConfigError}, `EMPTY_CONFIG`): an
+   * empty value is more often a mistake (an unset variable, a truncated file) than a wish for
+   * no policy.
    */
   readonly config?: MeshConfig | string | object
 }
@@ -84,7 +92,11 @@ export interface MeshEvents {
   endpointHealth: [EndpointHealthEvent]
 }
 
-/** An in-process service mesh. Create one with {@link createMesh}. */
+/**
+ * An in-process service mesh. Create one with {@link createMesh}. It is a Node
+ * `EventEmitter` of {@link MeshEvents}: `mesh.on('config', …)`, `once`, `off` are Node's
+ * (not repeated on this page).
+ */
 export class Mesh extends EventEmitter<MeshEvents> {
   /** This workload's service name. */
   readonly service: string | undefined
@@ -108,6 +120,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #tracer: MeshTracer
   readonly #metricsRegistry: MetricsRegistry
   readonly #pipeline: InboundPipeline
+  /** Who Istio manifests in the config are translated for. */
+  readonly #load: LoadOptions
   #restoreGlobal: (() => void) | undefined
   #closing: Promise<void> | undefined
 
@@ -116,10 +130,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super()
     this.service = options.service
     this.labels = Object.freeze({ ...(options.labels ?? {}) })
+    this.#load = { labels: this.labels, ...(options.namespace === undefined ? {} : { namespace: options.namespace }) }
     // No `config` option at all is the documented empty start; an explicit null/undefined is not.
-    const loaded = 'config' in options ? loadConfig(options.config) : { config: {}, unsupported: [], source: undefined }
+    const loaded = 'config' in options ? loadConfig(options.config, this.#load) : { config: {}, unsupported: [], source: undefined }
     this.unsupported = loaded.unsupported
-    reportUnsupported(loaded.unsupported, loaded.source)
+    reportLoaded(loaded)
     this.#registry = new HostRegistry({
       outlierEjection: (e) => this.#emitSafely('outlierEjection', e),
       endpointHealth: (e) => this.#emitSafely('endpointHealth', e),
@@ -223,7 +238,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Validates and applies a new config (object, Envoy bootstrap, or file path). Requests in
+   * Validates and applies a new config (object, Envoy bootstrap, Istio manifests, or file path). Requests in
    * flight finish on the config they started with. Rejects with a {@link ConfigError}
    * listing every problem when the config is invalid — `null`, `undefined` and a file with
    * no document included (`EMPTY_CONFIG`); the current config stays in force.
@@ -231,12 +246,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async update(config: MeshConfig | string | object): Promise<ConfigApplied> {
     let loaded
     try {
-      loaded = loadConfig(config)
+      loaded = loadConfig(config, this.#load)
     } catch (err) {
       if (err instanceof ConfigError) this.emit('configRejected', err)
       throw err
     }
-    reportUnsupported(loaded.unsupported, loaded.source)
+    reportLoaded(loaded)
     const applied = await this.#apply(loaded.config)
     this.unsupported = loaded.unsupported
     return applied
@@ -361,15 +376,6 @@ type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => 
 /** Creates a mesh. Throws a {@link ConfigError} when the initial config is invalid. */
 export function createMesh(options: MeshOptions = {}): Mesh {
   return new Mesh(options)
-}
-
-function reportUnsupported(unsupported: readonly UnsupportedField[], source: string | undefined): void {
-  if (unsupported.length === 0) return
-  const lines = unsupported.map((u) => `  ${u.path}: ${u.message}`).join('\n')
-  process.emitWarning(
-    `the Envoy bootstrap${source === undefined ? '' : ` ${source}`} has ${unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`,
-    { code: 'SIDECARLESS_ENVOY_UNSUPPORTED' },
-  )
 }
 
 function resilienceStats(clusters: ReadonlyMap<string, Cluster>): Record<string, ClusterResilienceStats> {

@@ -364,7 +364,7 @@ describe('validateConfig: INVALID_VALUE', () => {
 // ---------------------------------------------------------------- durations
 
 describe('validateConfig: durations', () => {
-  for (const bad of ['5 sec', -1, '1d', '', '1.5.5s', '.5s', 's', '0', '9000h', Number.NaN, Infinity, true, {}] as unknown[]) {
+  for (const bad of ['5 sec', -1, '1w', '366d', '', '1.5.5s', '.5s', 's', '0', '9000h', Number.NaN, Infinity, true, {}] as unknown[]) {
     it(`rejects ${typeof bad === 'string' ? JSON.stringify(bad) : String(bad)}`, () => {
       expectExactly(withCluster({ connectTimeout: bad }), [['clusters[0].connectTimeout', 'INVALID_DURATION']])
     })
@@ -373,10 +373,10 @@ describe('validateConfig: durations', () => {
   it('names the bad value in the message', () => {
     expectIssue(withCluster({ idleTimeout: '5 sec' }), 'clusters[0].idleTimeout', 'INVALID_DURATION', '"5 sec"')
     expectIssue(withCluster({ dnsRefreshRate: -1 }), 'clusters[0].dnsRefreshRate', 'INVALID_DURATION', '-1')
-    expectIssue(withRoutes({ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '1d' } }), 'virtualHosts[0].routes[0].route.timeout', 'INVALID_DURATION', '1d')
+    expectIssue(withRoutes({ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '1w' } }), 'virtualHosts[0].routes[0].route.timeout', 'INVALID_DURATION', '1w')
   })
 
-  const good: [unknown, number][] = [['250ms', 250], ['3s', 3000], ['1m', 60_000], ['1.5s', 1500], ['1m30s', 90_000], ['1h', 3_600_000], [0, 0], [0.5, 1], [1.4, 1], [1500, 1500]]
+  const good: [unknown, number][] = [['250ms', 250], ['3s', 3000], ['1m', 60_000], ['1.5s', 1500], ['1m30s', 90_000], ['1h', 3_600_000], ['1d', 86_400_000], ['1d12h', 129_600_000], ['365d', 31_536_000_000], [0, 0], [0.5, 1], [1.4, 1], [1500, 1500]]
   for (const [value, ms] of good) {
     it(`accepts ${JSON.stringify(value)} = ${ms} ms`, () => {
       expectValid(withCluster({ connectTimeout: value }))

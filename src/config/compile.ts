@@ -25,6 +25,7 @@ import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
 import { compileRegex } from './regex.js'
+import { normalizeEnvoyEnums } from './envoy-enums.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
@@ -56,7 +57,8 @@ export function compileConfig(
   limits: LimitRegistry,
   previous?: Snapshot,
 ): CompileResult {
-  const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
+  // Envoy's upper-case enum spellings (ROUND_ROBIN, STRICT_DNS, SECOND) become the model's, once.
+  const config = cloneFrozen(normalizeEnvoyEnums(input)) as DeepReadonly<MeshConfig>
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
   // Security next: it reads files and may throw; a store it created is closed if anything below throws.

@@ -8,7 +8,12 @@
  * @module
  */
 
-/** A duration: a number of milliseconds, or a string such as `250ms`, `3s`, `1.5s`, `1m`, `1h`. */
+/**
+ * A duration: a number of milliseconds, or a string of `<number><unit>` parts with units
+ * `ms`, `s`, `m`, `h`, `d` — `250ms`, `3s`, `1.5s`, `1m30s`, `1h`, `1d12h`. A bare number is
+ * always milliseconds: `timeout: 3` is 3ms, not 3s. At most 365 days; fractions of a
+ * millisecond are rounded.
+ */
 export type Duration = number | string
 
 /** The whole config of one workload. */
@@ -196,10 +201,17 @@ export interface OutboundTrafficPolicy {
   mode: 'ALLOW_ANY' | 'REGISTRY_ONLY'
 }
 
-/** Load-balancing policy of a cluster (Envoy's `lb_policy`, lower case). */
+/**
+ * Load-balancing policy of a cluster (Envoy's `lb_policy`, lower case). A config file (or an
+ * untyped object) may also use Envoy's spelling, `ROUND_ROBIN`, `LEAST_REQUEST`, `RANDOM`,
+ * `RING_HASH`, `MAGLEV`: validation accepts it and the mesh reads it as the lower case.
+ */
 export type LoadBalancerPolicy = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev'
 
-/** How a cluster finds its endpoints (Envoy's cluster `type`). */
+/**
+ * How a cluster finds its endpoints (Envoy's cluster `type`, lower case; Envoy's `STATIC`,
+ * `STRICT_DNS`, `LOGICAL_DNS` are accepted too, as for {@link LoadBalancerPolicy}).
+ */
 export type DiscoveryType = 'static' | 'strict_dns' | 'logical_dns'
 
 /**
@@ -1033,6 +1045,7 @@ export interface GlobalRateLimitConfig {
   redis: string
   /** Requests allowed per `unit` per descriptor value. */
   requestsPerUnit: number
+  /** The window of `requestsPerUnit` (a config file may also use Envoy's `RateLimitUnit` spelling, `SECOND`, …). */
   unit: 'second' | 'minute' | 'hour' | 'day'
   /** What the quota keys on (default: one quota for the whole limit). */
   descriptor?: { key: DescriptorKey; name?: string }

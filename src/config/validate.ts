@@ -260,7 +260,7 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
       return inert(value)
     case 'duration':
       if (parseDuration(value) === undefined) {
-        issues.add(pathOf(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (milliseconds, or a string like "250ms", "3s", "1m")`)
+        issues.add(pathOf(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (a number of milliseconds, or a string like "250ms", "3s", "1m30s", "1d")`)
       }
       return inert(value)
     case 'enum':
