@@ -35,8 +35,8 @@ export {
   OVERFLOW_HEADER,
   RESPONSE_FLAGS_HEADER,
   SUBSET_HEADER,
-} from './outbound/response-headers.js'
-export type { ResponseFlag } from './outbound/response-headers.js'
+} from './response-headers.js'
+export type { ResponseFlag } from './response-headers.js'
 export { ConfigError, ConfigIssueCodes, ConfigWarningCodes, ErrorCodes, isMeshError, MeshError } from './errors.js'
 export type { ConfigIssue, ConfigIssueCode, ConfigLocation, ConfigWarning, ConfigWarningCode, ErrorCode } from './errors.js'
 export { validateConfig } from './config/validate.js'

@@ -5,7 +5,7 @@
  * concurrency limit is full or its queue wait expired (`UO`); the app never sees them.
  */
 import type http from 'node:http'
-import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
+import { RESPONSE_FLAGS_HEADER } from '../response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
 import { rateLimitHeaders, type RateLimitRequest, type RateLimitVerdict } from '../policy/rate-limit.js'
 

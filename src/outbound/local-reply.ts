@@ -5,7 +5,7 @@
  */
 import { abortError } from '../errors.js'
 import { rawFrom, type Controller, type Handler } from './handler.js'
-import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from './response-headers.js'
+import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from '../response-headers.js'
 
 type HeaderObject = Record<string, string | string[] | undefined>
 

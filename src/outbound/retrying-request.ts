@@ -17,7 +17,7 @@ import type { DeadlineList, Expirable } from './deadlines.js'
 import { rawFrom, type Controller, type Handler } from './handler.js'
 import { sendLocalReply, type LocalReply } from './local-reply.js'
 import type { ReplayableBody } from './replayable-body.js'
-import { CLUSTER_HEADER, SUBSET_HEADER } from './response-headers.js'
+import { CLUSTER_HEADER, SUBSET_HEADER } from '../response-headers.js'
 import { UpstreamRequest } from './upstream-request.js'
 
 type HeaderObject = Record<string, string | string[] | undefined>

@@ -23,7 +23,7 @@ import { parseDuration } from '../config/duration.js'
 import { abortError, MeshError } from '../errors.js'
 import { rawFrom, type Controller, type Handler } from '../outbound/handler.js'
 import { LocalController, sendLocalReply } from '../outbound/local-reply.js'
-import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
+import { RESPONSE_FLAGS_HEADER } from '../response-headers.js'
 
 type HeaderObject = Record<string, string | string[] | undefined>
 

@@ -94,7 +94,7 @@ export interface CompiledVirtualHost {
   readonly name: string
   readonly routes: readonly CompiledRoute[]
   /** Candidate routes by first path segment, for virtual hosts with many routes. */
-  readonly index: RouteIndex | null
+  readonly index: RouteIndex<CompiledRoute> | null
   /** Envoy `require_tls`. */
   readonly requireTls: 'NONE' | 'EXTERNAL_ONLY' | 'ALL'
   /** Envoy `virtual_clusters`, in order; `null` when none. */

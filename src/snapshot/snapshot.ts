@@ -1,4 +1,5 @@
 import type { MeshConfig } from '../config/types.js'
+import type { DeepReadonly } from '../config/deep-readonly.js'
 import type { CompiledVirtualHost } from '../router/route-action.js'
 import type { DomainIndex } from '../router/domain-index.js'
 import type { Cluster } from '../upstream/cluster.js'
@@ -11,12 +12,7 @@ import type { InboundTls } from '../security/compile.js'
 import type { RequestAuthentication } from '../security/jwt.js'
 import type { Authorizer } from '../security/authz.js'
 
-/** Read-only view of a value, all the way down. */
-export type DeepReadonly<T> = T extends (infer U)[]
-  ? readonly DeepReadonly<U>[]
-  : T extends object
-    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-    : T
+export type { DeepReadonly } from '../config/deep-readonly.js'
 
 /**
  * One compiled, frozen config. A request captures the current snapshot once, when it
