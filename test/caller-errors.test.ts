@@ -13,6 +13,9 @@ import { after, before, describe, test } from 'node:test'
 import { errors, Pool, request, stream, type Dispatcher } from 'undici'
 import { createMesh, isMeshError, type Mesh, type MeshConfig } from '../src/index.js'
 import { UpstreamRequest, PASSTHROUGH } from '../src/outbound/upstream-request.js'
+import { Exchange } from '../src/outbound/exchange.js'
+import { OutboundView } from '../src/outbound/request-headers.js'
+import type { TracingSettings } from '../src/observability/tracing.js'
 import { MetricsRegistry } from '../src/observability/metrics.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -224,7 +227,10 @@ describe('the backstop: an argument error from the pool is the caller error, not
       let error: Error | undefined
       let status: number | undefined
       const done = new Promise<void>((resolve) => {
-        const req = new UpstreamRequest({
+        const options: Dispatcher.DispatchOptions = { origin: up.address, path: '/x', method: 'GET', headers: ['transfer-encoding', 'chunked'] }
+        const endpoint = `127.0.0.1:${up.port}`
+        const caller = { flat: [], host: undefined, hasRequestId: false }
+        const handler: Dispatcher.DispatchHandler = {
           onRequestStart() {},
           onResponseStart(_c, s) {
             status = s
@@ -234,9 +240,26 @@ describe('the backstop: an argument error from the pool is the caller error, not
             error = err
             resolve()
           },
-        }, PASSTHROUGH, `127.0.0.1:${up.port}`, undefined, undefined, metrics.upstream('PassthroughCluster', undefined, `127.0.0.1:${up.port}`), undefined)
-        // Bypasses the door: undici's own Request constructor refuses this.
-        req.prepare(pool, { origin: up.address, path: '/x', method: 'GET', headers: ['transfer-encoding', 'chunked'] })
+        }
+        const ex = new Exchange({ nextTry: () => false }, options, handler, new OutboundView('GET', '/x', endpoint, 'http', options.headers, caller), endpoint, '/x', {} as TracingSettings, null)
+        const req = new UpstreamRequest({
+          exchange: ex,
+          dest: PASSTHROUGH,
+          endpoint,
+          host: undefined,
+          recorder: metrics.upstream('PassthroughCluster', undefined, endpoint),
+          span: undefined,
+          traceContext: undefined,
+          cluster: null,
+          resources: null,
+          breaker: null,
+          trial: false,
+          deadlines: undefined,
+          pool,
+          // Bypasses the door: undici's own Request constructor refuses this.
+          options,
+        })
+        ex.trying(req)
         req.dispatch()
       })
       await done

@@ -28,6 +28,7 @@ import { parseDuration } from '../config/duration.js'
 import { compileRegex } from '../config/regex.js'
 import { normalizeEnvoyEnums } from '../config/envoy-enums.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
+import { compileAdmission } from '../policy/admission.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
@@ -191,7 +192,6 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       rewritePath: compileRewrite(a.prefixRewrite, a.regexRewrite, match),
       hostRewrite: a.hostRewrite,
       hash: compileHash(a.hashPolicy ?? []),
-      limits: routeLimits,
       retry: a.retryPolicy !== undefined ? new RetryPolicy(a.retryPolicy) : vh.retryPolicy !== undefined ? new RetryPolicy(vh.retryPolicy) : null,
       fault: compileFault(r.fault),
       mirror,
@@ -205,7 +205,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       return Object.freeze({
         cluster,
         clusterName: cluster.name,
-        clusterLimits: clusterLimits.get(cluster.name) ?? null,
+        gate: compileAdmission(routeLimits, clusterLimits.get(cluster.name) ?? null),
         subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
         subset: d.subset,
         requestMutations: compileMutations([{ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel]),
