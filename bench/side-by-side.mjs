@@ -275,6 +275,7 @@ async function checkArm(procs, arm) {
   if (probe === undefined) throw new Error(`${arm.name}: the server saw no request`)
   const problems = []
   if (probe.traceparent !== arm.expect.traceparent) problems.push(`traceparent ${probe.traceparent ? 'present' : 'absent'} (expected ${arm.expect.traceparent ? 'present' : 'absent'})`)
+  if (probe.xfcc !== arm.expect.xfcc) problems.push(`x-forwarded-client-cert ${probe.xfcc ?? 'absent'} (expected ${arm.expect.xfcc ?? 'absent'})`)
   if (arm.expect.peer !== undefined && probe.peer !== arm.expect.peer) problems.push(`client identity ${probe.peer ?? 'none'} (expected ${arm.expect.peer})`)
   if (ROLES[arm.server].kind.startsWith('mesh') && !(stats.inbound > 0)) problems.push('the mesh server counted no inbound request')
   if (ROLES[arm.client].kind === 'mesh') {
@@ -326,9 +327,10 @@ function nodeVersion(node) {
   return execFileSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).trim()
 }
 
-/** Arms to run: the named ones (direct first, always), minus those this machine cannot run. */
+/** Arms to run: the named ones and direct, minus those this machine cannot run. */
 function selectArms(names) {
-  const wanted = ['direct', ...names.filter((n) => n !== 'direct')]
+  // In the canonical order (tables and charts read alike whatever order was asked).
+  const wanted = ARMS.map((a) => a.name).filter((n) => n === 'direct' || names.includes(n))
   const arms = []
   const skipped = []
   const haveHaproxy = existsSync(opts.haproxy)
@@ -475,40 +477,43 @@ async function profileVersion(node, creds, dir) {
     if (a.unsupported) fail(`cannot profile ${a.name}: ${a.unsupported}`)
     if (a.proxies.length > 0 && !existsSync(opts.haproxy)) fail(`cannot profile ${a.name}: HAProxy is not installed (${opts.haproxy})`)
   }
-  console.log(`\n## profiles on ${version} (${node}): ${opts.rounds} × ${opts.duration} ms closed loop per arm, ${opts.connections} connections`)
+  console.log(`\n## profiles on ${version} (${node}): ${opts.rounds} interleaved round(s) of ${opts.duration} ms closed loop per arm, ${opts.connections} connections`)
   const procs = await startRoles(node, arms, creds, version)
   await warmUp(procs, arms)
+  // Interleaved like the benchmark's rounds, so drifting load hits every arm alike: each
+  // slice is profiled on its own (a process may serve several arms) and added up per arm.
   const written = []
-  const done = {}
-  for (const arm of arms) {
-    const roles = [arm.client, arm.server]
-    await Promise.all(roles.map((r) => procs[r].call('profile-start')))
-    let n = 0
-    let elapsed = 0
-    const cpu = rolesOf(arm).map(() => 0)
-    for (let i = 0; i < opts.rounds; i++) {
+  const done = Object.fromEntries(arms.map((a) => [a.name, { files: { client: [], server: [] }, n: 0, elapsed: 0, connects: 0, cpu: rolesOf(a).map(() => 0) }]))
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const arm of rotate(arms, round)) {
+      const d = done[arm.name]
+      const sides = [['client', arm.client], ['server', arm.server]]
+      await Promise.all(sides.map(([, r]) => procs[r].call('profile-start')))
       const s = await slice(procs, arm, 'closed', { ms: opts.duration, connections: opts.connections })
-      n += s.n
-      elapsed += s.elapsed
-      s.cpu.forEach((us, j) => (cpu[j] += us))
+      for (const [side, role] of sides) {
+        const file = join(dir, `${arm.name}-${version}-${side}-${round + 1}.cpuprofile`)
+        await procs[role].call('profile-stop', { file }, 60_000)
+        d.files[side].push(file)
+        written.push(file)
+      }
+      d.n += s.n
+      d.elapsed += s.elapsed
+      d.connects += s.connects
+      s.cpu.forEach((us, j) => (d.cpu[j] += us))
     }
-    const files = {}
-    for (const [side, role] of [['client', arm.client], ['server', arm.server]]) {
-      files[side] = join(dir, `${arm.name}-${version}-${side}.cpuprofile`)
-      await procs[role].call('profile-stop', { file: files[side] }, 60_000)
-    }
-    console.log(`\n### ${arm.name} (${arm.title}): ${n} requests, ${Math.round((n * 1000) / elapsed)} req/s while profiled; CPU µs/req by process: ${rolesOf(arm).map((r, j) => `${r} ${(cpu[j] / n).toFixed(1)}`).join(', ')}`)
+  }
+  for (const arm of arms) {
+    const { n, elapsed, cpu, files, connects } = done[arm.name]
+    console.log(`\n### ${arm.name} (${arm.title}): ${n} requests, ${Math.round((n * 1000) / elapsed)} req/s while profiled; CPU µs/req by process: ${rolesOf(arm).map((r, j) => `${r} ${(cpu[j] / n).toFixed(1)}`).join(', ')}; ${connects} new connections`)
     for (const side of ['client', 'server']) {
       console.log(`\n#### ${side}: ${arm[side]}`)
       printProfile(files[side], { top: 20, requests: n })
     }
-    written.push(files.client, files.server)
-    done[arm.name] = { files, n }
   }
   // What each arm adds over its baseline, side by side, when both were profiled.
   for (const arm of arms) {
     const base = done[arm.profileBaseline]
-    if (base === undefined) continue
+    if (base === undefined || arm.profileBaseline === undefined) continue
     console.log(`\n### ${arm.name} minus ${arm.profileBaseline}`)
     for (const side of ['client', 'server']) printDiff(done[arm.name].files[side], done[arm.name].n, base.files[side], base.n, { top: 25 })
   }

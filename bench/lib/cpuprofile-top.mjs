@@ -6,7 +6,9 @@
  *
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/route-match.mjs
  *   node bench/lib/cpuprofile-top.mjs /tmp/prof/CPU.*.cpuprofile [--top=25] [--filter=dist/] [--requests=N]
- *   node bench/lib/cpuprofile-top.mjs --diff A.cpuprofile:N B.cpuprofile:M      what A adds per request over B
+ *   node bench/lib/cpuprofile-top.mjs --sum A-1.cpuprofile A-2.cpuprofile --requests=N   slices added up
+ *   node bench/lib/cpuprofile-top.mjs --diff A-1.cpuprofile,A-2.cpuprofile:N B-1.cpuprofile:M
+ *                                                      what A adds per request over B
  *
  * With `--requests=N` (the requests served while the profile ran) every figure is also
  * given in µs per request.
@@ -33,53 +35,59 @@ export function category(callFrame) {
   return 'other'
 }
 
-/** Self and inclusive time (µs) per function, and per category, of one profile. */
-export function readProfile(file) {
-  const prof = JSON.parse(readFileSync(file, 'utf8'))
-  const nodes = new Map(prof.nodes.map((n) => [n.id, n]))
-  const parent = new Map()
-  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
-  // Sample counts per node, weighted by time deltas.
-  const selfUs = new Map()
-  for (let i = 0; i < prof.samples.length; i++) {
-    const id = prof.samples[i]
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0))
-  }
-  const total = [...selfUs.values()].reduce((a, b) => a + b, 0)
-  const key = (n) => {
-    const cf = n.callFrame
-    const url = cf.url.replace(/^file:\/\/.*?\/(dist|bench|node_modules)\//, '$1/')
-    return `${cf.functionName || '(anonymous)'} ${url}${url ? `:${cf.lineNumber + 1}` : ''}`
-  }
-  // Samples under node:inspector are the profiler stopping (it builds the profile
-  // synchronously inside Session.post), not the workload.
-  const underInspector = (id) => {
-    for (let cur = id; cur !== undefined; cur = parent.get(cur)) if (nodes.get(cur).callFrame.url.startsWith('node:inspector')) return true
-    return false
-  }
-  const self = new Map()
-  const inclusive = new Map()
-  const categories = new Map()
-  for (const [id, us] of selfUs) {
-    const n = nodes.get(id)
-    const k = key(n)
-    self.set(k, (self.get(k) ?? 0) + us)
-    const c = underInspector(id) ? 'profiler' : category(n.callFrame)
-    categories.set(c, (categories.get(c) ?? 0) + us)
-    // Inclusive: charge every distinct function on the stack once.
-    const seen = new Set()
-    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
-      const ck = key(nodes.get(cur))
-      if (seen.has(ck)) continue
-      seen.add(ck)
-      inclusive.set(ck, (inclusive.get(ck) ?? 0) + us)
+/**
+ * Self and inclusive time (µs) per function, and per category, of one profile or of several
+ * added up (the slices of one arm, each profiled on its own).
+ */
+export function readProfile(fileOrFiles) {
+  const files = Array.isArray(fileOrFiles) ? fileOrFiles : [fileOrFiles]
+  const acc = { total: 0, self: new Map(), inclusive: new Map(), categories: new Map() }
+  const add = (m, k, us) => m.set(k, (m.get(k) ?? 0) + us)
+  for (const file of files) {
+    const prof = JSON.parse(readFileSync(file, 'utf8'))
+    const nodes = new Map(prof.nodes.map((n) => [n.id, n]))
+    const parent = new Map()
+    for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+    // Sample counts per node, weighted by time deltas.
+    const selfUs = new Map()
+    for (let i = 0; i < prof.samples.length; i++) add(selfUs, prof.samples[i], prof.timeDeltas[i] ?? 0)
+    const key = (n) => {
+      const cf = n.callFrame
+      const url = cf.url.replace(/^file:\/\/.*?\/(dist|bench|node_modules)\//, '$1/')
+      return `${cf.functionName || '(anonymous)'} ${url}${url ? `:${cf.lineNumber + 1}` : ''}`
+    }
+    // Samples under node:inspector are the profiler stopping (it builds the profile
+    // synchronously inside Session.post), not the workload.
+    const underInspector = (id) => {
+      for (let cur = id; cur !== undefined; cur = parent.get(cur)) if (nodes.get(cur).callFrame.url.startsWith('node:inspector')) return true
+      return false
+    }
+    for (const [id, us] of selfUs) {
+      const n = nodes.get(id)
+      acc.total += us
+      add(acc.self, key(n), us)
+      add(acc.categories, underInspector(id) ? 'profiler' : category(n.callFrame), us)
+      // Inclusive: charge every distinct function on the stack once.
+      const seen = new Set()
+      for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+        const ck = key(nodes.get(cur))
+        if (seen.has(ck)) continue
+        seen.add(ck)
+        add(acc.inclusive, ck, us)
+      }
     }
   }
-  return { total, self, inclusive, categories }
+  return acc
+}
+
+/** How a profile (or a set of slices) is named in the output. */
+function nameOf(fileOrFiles) {
+  if (!Array.isArray(fileOrFiles)) return fileOrFiles
+  return fileOrFiles.length === 1 ? fileOrFiles[0] : `${fileOrFiles[0]} and ${fileOrFiles.length - 1} more slice(s)`
 }
 
 /**
- * Prints the summary of one profile. `requests` (optional): requests served while it ran,
+ * Prints the summary of one profile (or several added up). `requests` (optional): requests served while it ran,
  * to print µs per request beside each share. Returns the data for callers that keep it.
  */
 export function printProfile(file, { top = 25, filter = '/dist/', requests } = {}) {
@@ -87,7 +95,7 @@ export function printProfile(file, { top = 25, filter = '/dist/', requests } = {
   const busy = p.total - (p.categories.get('idle') ?? 0) - (p.categories.get('profiler') ?? 0)
   const pct = (us) => `${((us / p.total) * 100).toFixed(1).padStart(5)}%`
   const perReq = (us) => (requests > 0 ? `${(us / requests).toFixed(2).padStart(7)} µs/req  ` : '')
-  console.log(`\n== ${file}: ${(p.total / 1000).toFixed(0)} ms sampled, ${(busy / 1000).toFixed(0)} ms of work (not idle, not the profiler)${requests > 0 ? `, ${requests} requests: ${(busy / requests).toFixed(2)} µs/req` : ''}`)
+  console.log(`\n== ${nameOf(file)}: ${(p.total / 1000).toFixed(0)} ms sampled, ${(busy / 1000).toFixed(0)} ms of work (not idle, not the profiler)${requests > 0 ? `, ${requests} requests: ${(busy / requests).toFixed(2)} µs/req` : ''}`)
   console.log('-- by category (self time)')
   for (const [c, us] of [...p.categories].sort((a, b) => b[1] - a[1])) console.log(`${pct(us)}  ${perReq(us)}${c}`)
   console.log(`-- top ${top} by self time`)
@@ -115,7 +123,7 @@ export function printDiff(file, requests, baseFile, baseRequests, { top = 25 } =
     return out
   }
   const fmt = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`.padStart(7)
-  console.log(`\n== ${file} (${requests} requests) minus ${baseFile} (${baseRequests} requests), self time in µs per request`)
+  console.log(`\n== ${nameOf(file)} (${requests} requests) minus ${nameOf(baseFile)} (${baseRequests} requests), self time in µs per request`)
   const work = ([k]) => k !== 'idle' && k !== 'profiler'
   const cats = rows(per(a.categories, requests), per(b.categories, baseRequests)).filter(work).sort((x, y) => y[1] - x[1])
   const busy = (c) => [...c].filter(work).reduce((t, [, us]) => t + us, 0)
@@ -133,17 +141,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if ('diff' in opt) {
     const [a, b] = files.map((f) => /^(.*):(\d+)$/.exec(f))
     if (a === undefined || b === undefined || a === null || b === null) {
-      console.error('usage: node bench/lib/cpuprofile-top.mjs --diff A.cpuprofile:REQUESTS B.cpuprofile:REQUESTS [--top=25]')
+      console.error('usage: node bench/lib/cpuprofile-top.mjs --diff A.cpuprofile[,A2...]:REQUESTS B.cpuprofile[,B2...]:REQUESTS [--top=25]')
       process.exit(2)
     }
-    printDiff(a[1], Number(a[2]), b[1], Number(b[2]), { top: Number(opt.top ?? 25) })
+    printDiff(a[1].split(','), Number(a[2]), b[1].split(','), Number(b[2]), { top: Number(opt.top ?? 25) })
     process.exit(0)
   }
   if (files.length === 0) {
     console.error('usage: node bench/lib/cpuprofile-top.mjs <file.cpuprofile> [--top=25] [--filter=/dist/] [--requests=N]')
     process.exit(2)
   }
-  for (const file of files) {
-    printProfile(file, { top: Number(opt.top ?? 25), filter: opt.filter ?? '/dist/', requests: opt.requests === undefined ? undefined : Number(opt.requests) })
-  }
+  const options = { top: Number(opt.top ?? 25), filter: opt.filter ?? '/dist/', requests: opt.requests === undefined ? undefined : Number(opt.requests) }
+  if ('sum' in opt) printProfile(files, options)
+  else for (const file of files) printProfile(file, options)
 }

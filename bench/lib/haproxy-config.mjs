@@ -7,7 +7,8 @@
  * Istio's default retry policy (2 retries on connect failure or 503). With `tls`, the two
  * speak mutual TLS to each other with our CA's certificates (the client's chain verified by
  * the inbound sidecar, the server's by the outbound one); the app legs stay plain HTTP on
- * loopback, as in a pod.
+ * loopback, as in a pod; the inbound one then passes the peer's verification to the app in
+ * `x-forwarded-client-cert`, as Istio's sidecar does.
  */
 
 const GLOBAL = `global
@@ -45,9 +46,12 @@ backend reviews
 /** The inbound sidecar: listens on `port` (with mTLS when `tls`), sends to the app at `appPort`. */
 export function inboundSidecar({ port, appPort, tls }) {
   const ssl = tls === undefined ? '' : ` ssl crt ${tls.certFile} ca-file ${tls.caFile} verify required alpn http/1.1`
+  // Like Istio's inbound sidecar (x-forwarded-client-cert), tell the app about the verified
+  // peer, so the benchmark can check that the pair really spoke mutual TLS.
+  const xfcc = tls === undefined ? '' : '\n    http-request set-header x-forwarded-client-cert "Used=%[ssl_c_used];Verify=%[ssl_c_verify]"'
   return `${GLOBAL}
 frontend inbound
-    bind 127.0.0.1:${port}${ssl}
+    bind 127.0.0.1:${port}${ssl}${xfcc}
     default_backend app
 
 backend app

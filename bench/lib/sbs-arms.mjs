@@ -41,7 +41,8 @@ export const ARMED_ROUTE = Object.freeze({ timeout: '3s', retryPolicy: { retryOn
  * `target(ports, creds)`: what the client calls — `{ url }` (+ `tls` connect options for a
  * plain TLS client), or `{ url, cluster }` for the mesh client, whose config gets
  * `meshCluster(ports)` (a cluster and a virtual host of that name).
- * `expect`: what the server's first request of the arm must show.
+ * `expect`: what the server's first request of the arm must show (`traceparent`, `peer`: the
+ * client's SPIFFE ID, `xfcc`: the inbound sidecar's x-forwarded-client-cert).
  * `unsupported`: why the arm cannot run yet (it is then skipped with that message).
  */
 export const ARMS = [
@@ -131,7 +132,7 @@ export const ARMS = [
     server: 'plain-server',
     proxies: ['sidecar-mtls-out', 'sidecar-mtls-in'],
     target: (p) => ({ url: `http://127.0.0.1:${p['sidecar-mtls-out']}${SERVICE_PATH}` }),
-    expect: { traceparent: false },
+    expect: { traceparent: false, xfcc: 'Used=1;Verify=0' },
   },
   {
     name: 'mesh-mtls',

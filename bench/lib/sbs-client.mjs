@@ -23,8 +23,9 @@ let mesh
 function makeCall(url, dispatcher) {
   return async () => {
     try {
-      const { statusCode, body } = await request(url, { dispatcher })
+      const { statusCode, headers, body } = await request(url, { dispatcher })
       await body.dump()
+      if (statusCode !== 200) lastError = `status ${statusCode}${headers['x-sidecarless-response-flags'] ? ` (${headers['x-sidecarless-response-flags']})` : ''}`
       return statusCode
     } catch (err) {
       lastError = `${err?.code ?? ''} ${err?.message ?? err}`.trim()

@@ -30,6 +30,7 @@ function handler(req, res) {
     probing = false
     probe = {
       traceparent: req.headers.traceparent !== undefined,
+      xfcc: req.headers['x-forwarded-client-cert'],
       peer: mesh !== undefined ? mesh.context()?.peer?.identity : peerOfSocket(req.socket),
     }
   }
