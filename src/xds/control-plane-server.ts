@@ -411,9 +411,22 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
   }
 }
 
-/** Validation's issues, then (for a valid config) routes to clusters without endpoints; undefined when fine. */
+/**
+ * Stands in for `identity` when a fleet config has none: each workload presents its own
+ * certificate (its certificate provider instance), so mutual TLS towards a cluster is
+ * valid without one. Validation only checks the shape of these values.
+ */
+const EACH_WORKLOADS_IDENTITY = Object.freeze({ certificate: 'workload certificate', privateKey: 'workload key', trustBundle: 'workload trust bundle' })
+
+/**
+ * Validation's issues, then (for a valid config) routes to clusters without endpoints;
+ * undefined when fine. A fleet config is validated as any workload's would be, with the
+ * workload's own identity assumed.
+ */
 export function checkConfig(config: MeshConfig): ConfigError | undefined {
-  const issues = validateConfig(config)
+  const assumed = config.identity === undefined && typeof config === 'object' && config !== null
+  const issues = validateConfig(assumed ? { ...config, identity: EACH_WORKLOADS_IDENTITY } : config)
+    .filter((i) => !(assumed && (i.path === 'identity' || i.path.startsWith('identity.'))))
   if (issues.length > 0) return new ConfigError(issues)
   const nowhere = routesToNowhere(config)
   return nowhere.length > 0 ? new ConfigError(nowhere) : undefined
