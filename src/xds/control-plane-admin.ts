@@ -48,6 +48,8 @@ export async function startControlPlaneAdmin(cp: ControlPlaneServer, host: strin
           uptime_current_epoch: `${Math.floor((Date.now() - cp.startedAt) / 1000)}s`,
           node: process.version,
           pid: process.pid,
+          memory: { rss: process.memoryUsage.rss(), heap_used: process.memoryUsage().heapUsed },
+          cpu_us: process.cpuUsage(),
           address: cp.address,
           version: cp.version,
           versions: cp.versions,

@@ -27,6 +27,8 @@ export interface ResourceEntry {
   readonly bytes: Uint8Array
   /** Hash of `bytes`. */
   readonly hash: string
+  /** `resource` as JSON: an unchanged resource in the next snapshot keeps this entry. */
+  readonly json: string
 }
 
 /** Resources kept from earlier snapshots until no client can still use them (make-before-break). */
@@ -126,7 +128,8 @@ export function buildSnapshot(
     const out = new Map<string, ResourceEntry>()
     for (const [name, resource] of objects) {
       const prior = previous?.get(kind, name)
-      out.set(name, prior !== undefined && sameObject(prior.resource, resource) ? prior : makeEntry(codec, kind, name, resource))
+      const json = JSON.stringify(resource)
+      out.set(name, prior !== undefined && prior.json === json ? prior : makeEntry(codec, kind, name, resource, json))
     }
     return out
   }
@@ -139,10 +142,10 @@ export function buildSnapshot(
   }, emitted.authorities, codec, emitted.omitted)
 }
 
-function makeEntry(codec: XdsCodec, kind: ResourceKind, name: string, resource: XdsObject): ResourceEntry {
+function makeEntry(codec: XdsCodec, kind: ResourceKind, name: string, resource: XdsObject, json = JSON.stringify(resource)): ResourceEntry {
   const bytes = codec.encode(ResourceTypeNames[kind], resource)
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16)
-  return Object.freeze({ name, resource: deepFreeze(resource), bytes, hash })
+  return Object.freeze({ name, resource: deepFreeze(resource), bytes, hash, json })
 }
 
 function typeVersion(entries: ReadonlyMap<string, ResourceEntry>, extra: string): string {
@@ -157,11 +160,6 @@ function union<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V> | undefin
   const out = new Map(a)
   for (const [k, v] of b) if (!out.has(k)) out.set(k, v)
   return out
-}
-
-/** Same content, by their JSON (the emitter writes keys in a fixed order). */
-function sameObject(a: XdsObject, b: XdsObject): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b)
 }
 
 function deepFreeze<T>(value: T): T {
