@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const BENCHES = ['dispatcher', 'inbound', 'metrics', 'route-match', 'compile', 'rate-limit', 'global-rate-limit', 'mtls', 'authz', 'resilience']
+const BENCHES = ['dispatcher', 'inbound', 'metrics', 'route-match', 'compile', 'rate-limit', 'global-rate-limit', 'mtls', 'authz', 'resilience', 'xds-descriptor', 'control-plane']
 
 const args = process.argv.slice(2)
 const nodes = args.filter((a) => a.startsWith('--node=')).map((a) => a.slice('--node='.length))

@@ -174,13 +174,11 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
   // ------------------------------------------------------------------ internals used by createControlPlane
 
   /** @internal */
-  attach(admin: ControlPlaneAdmin | undefined, watch: ConfigWatch | undefined, dnsRefreshMs: number | undefined): void {
+  attach(admin: ControlPlaneAdmin | undefined, watch: ConfigWatch | undefined, dnsRefreshMs: number): void {
     this.#admin = admin
     this.#watch = watch
-    if (dnsRefreshMs !== undefined) {
-      this.#dnsTimer = setInterval(() => void this.#refreshDns(), dnsRefreshMs)
-      this.#dnsTimer.unref()
-    }
+    this.#dnsTimer = setInterval(() => void this.#refreshDns(), dnsRefreshMs)
+    this.#dnsTimer.unref()
   }
 
   /** @internal logs what the config says that xDS does not carry, when that changes. */

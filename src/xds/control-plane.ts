@@ -97,9 +97,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `cannot start the admin endpoint on ${options.admin ?? ''}: ${(err as Error).message}`, { cause: err })
   }
   const watch = options.watch === true && typeof options.config === 'string' ? watchFile(cp, options.config, log) : undefined
-  const dnsRefreshMs = hostNamesOf(loaded.config).length > 0 || options.dnsRefreshRate !== undefined
-    ? durationOption('dnsRefreshRate', options.dnsRefreshRate, shortestDnsRefresh(loaded.config))
-    : undefined
+  // Always on (a config without host names makes each tick a no-op): a later config may add some.
+  const dnsRefreshMs = durationOption('dnsRefreshRate', options.dnsRefreshRate, shortestDnsRefresh(loaded.config))
   cp.attach(adminServer, watch, dnsRefreshMs)
   cp.reportOmitted(emitted.omitted)
   return cp
