@@ -130,6 +130,31 @@ describe('interop: @grpc/grpc-js-xds clients follow the control plane', () => {
     assert.deepEqual(await call(20), { counts: { v2: 20 }, errors: {} })
   })
 
+  it('removes a subset while calls run, without failing one; the subset cluster goes once the routes are ACKed', async (t) => {
+    if (missing !== undefined) return t.skip(missing)
+    await cp.traffic.split('echo', { v1: 50, v2: 50 })
+    await waitFor(inSync, 'the client to ACK the split')
+    assert.deepEqual((await call(100, 4))['errors'], {})
+    // v2 leaves the config: no subset, no endpoint, routes to v1 only. (grpc-js would also
+    // survive the cluster going first; xds-ads.test.ts checks the order on the wire.)
+    const onlyV1 = meshConfig(v1, v2, { cluster: 'echo', subset: 'v1' })
+    const cluster = onlyV1.clusters?.[0]
+    assert.ok(cluster !== undefined)
+    cluster.subsets = cluster.subsets?.filter((x) => x.name === 'v1')
+    cluster.endpoints = cluster.endpoints?.filter((e) => e.labels?.['version'] === 'v1')
+    const during = call(600, 4)
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    await cp.update(onlyV1)
+    const { counts, errors } = await during as { counts: Record<string, number>; errors: Record<string, number> }
+    assert.deepEqual(errors, {}, 'no call failed while v2 was removed')
+    assert.ok((counts['v1'] ?? 0) > 0 && (counts['v2'] ?? 0) > 0, JSON.stringify(counts))
+    await waitFor(() => inSync() && cp.resources().clusters.every((c) => !c.name.includes('|v2|')), 'v2 to be dropped once the routes were ACKed')
+    assert.deepEqual(await call(20), { counts: { v1: 20 }, errors: {} })
+    // Back to two subsets for the next test.
+    await cp.update(meshConfig(v1, v2, { cluster: 'echo', subset: 'v2' }))
+    await waitFor(inSync, 'the client to ACK v2 again')
+  })
+
   it('gets a NACK for a cluster the client cannot accept, and does not send it again', async (t) => {
     if (missing !== undefined) return t.skip(missing)
     const nacks: ControlPlaneNack[] = []
