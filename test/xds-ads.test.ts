@@ -7,6 +7,9 @@
  * refusals, traffic split, clients(), CSDS, the admin endpoint, close().
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { createControlPlane, isMeshError, type ControlPlane, type ControlPlaneNack, type MeshConfig } from '../src/index.js'
 import { ConfigError } from '../src/index.js'
@@ -253,6 +256,24 @@ describe('control plane API', () => {
     const applied = await cp.traffic.split('reviews', { v1: 25, v2: 75 })
     assert.equal(applied.version, cp.version)
     assert.deepEqual(cp.traffic.get('reviews'), { v1: 25, v2: 75 })
+  })
+
+  it('listens on a port number or { host, port } (on loopback), or a unix socket', async () => {
+    const byPort = await createControlPlane({ config: config(), listen: 0, log: () => undefined })
+    planes.push(byPort)
+    assert.match(byPort.address, /^127\.0\.0\.1:\d+$/)
+    const byObject = await createControlPlane({ config: config(), listen: { port: 0 }, log: () => undefined })
+    planes.push(byObject)
+    assert.match(byObject.address, /^127\.0\.0\.1:\d+$/)
+    const socket = join(mkdtempSync(join(tmpdir(), 'sidecarless-cp-sock-')), 'cp.sock')
+    const byUnix = await createControlPlane({ config: config(), listen: `unix:${socket}`, log: () => undefined })
+    planes.push(byUnix)
+    assert.equal(byUnix.address, `unix:${socket}`)
+    const s = await open(byUnix)
+    s.send({ type_url: LDS, resource_names: ['reviews'] })
+    assert.deepEqual((await s.next()).names, ['reviews'])
+    await assert.rejects(createControlPlane({ config: config(), listen: 70000 }), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_INVALID_ARGUMENT'))
+    await assert.rejects(createControlPlane({ config: config(), listen: 'nowhere' }), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_INVALID_ARGUMENT'))
   })
 
   it('resolves host names in endpoint addresses to the IPs clients dial', async () => {

@@ -17,11 +17,12 @@ export interface ControlPlaneOptions {
   /** The fleet's config: an object in our model, an Envoy v3 bootstrap, or the path of a YAML or JSON file holding either. */
   readonly config: MeshConfig | string | object
   /**
-   * Where ADS is served: `host:port` (IPv6 bracketed; port 0 takes a free port) or
-   * `unix:/path/to/socket`. Default `127.0.0.1:15010` (istiod's plain-text xDS port, on
-   * loopback: clients on other hosts need an explicit address).
+   * Where ADS is served: `host:port` (IPv6 bracketed; port 0 takes a free port),
+   * `unix:/path/to/socket`, a port number (on 127.0.0.1), or `{ host, port }`. Default
+   * `127.0.0.1:15010` (istiod's plain-text xDS port, on loopback: clients on other hosts
+   * need an explicit address).
    */
-  readonly listen?: string
+  readonly listen?: string | number | { readonly host?: string; readonly port: number }
   /** When `config` is a path: re-read it when it changes, as `sidecarless control-plane` does. Default false. */
   readonly watch?: boolean
   /**

@@ -357,17 +357,18 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
     }
   }
 
-  async #resolve(config: MeshConfig): Promise<Map<string, string[]>> {
-    return resolveHostNames(hostNamesOf(config), (name, err) => {
+  async #resolve(config: MeshConfig, names = hostNamesOf(config)): Promise<Map<string, string[]>> {
+    return resolveHostNames(names, (name, err) => {
       this.#log(`sidecarless control-plane: cannot resolve ${name}: ${err.message}; its endpoints are left out until it resolves`)
     })
   }
 
   async #refreshDns(): Promise<void> {
     await this.#enqueue(async () => {
+      // The host names of the config served are the keys of its resolution.
+      if (this.#resolved.size === 0) return
       const config = this.#config as MeshConfig
-      if (hostNamesOf(config).length === 0) return
-      const resolved = await this.#resolve(config)
+      const resolved = await this.#resolve(config, [...this.#resolved.keys()])
       if (!sameResolution(resolved, this.#resolved)) this.#publish(config, resolved)
     }).catch((err: unknown) => {
       if (!isMeshError(err, 'SIDECARLESS_ERR_CLOSED')) this.#log(`sidecarless control-plane: DNS refresh failed: ${(err as Error).message}`)

@@ -51,7 +51,7 @@ const DEFAULT_DNS_REFRESH_MS = 5_000
  */
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
-  const listen = options.listen ?? DEFAULT_LISTEN
+  const listen = listenText(options.listen ?? DEFAULT_LISTEN)
   const bindTarget = listenTarget(listen)
   const admin = options.admin === undefined ? undefined : adminAddress(options.admin)
   const retireTimeoutMs = durationOption('retireTimeout', options.retireTimeout, DEFAULT_RETIRE_TIMEOUT_MS)
@@ -116,6 +116,15 @@ function watchFile(cp: ControlPlane, path: string, log: (line: string) => void):
   }, {
     onError: (err) => log(`sidecarless control-plane: cannot read config ${path}: ${err.message}; the previous config stays in force`),
   })
+}
+
+/** The `listen` option as text: a port alone listens on loopback. */
+function listenText(listen: string | number | { readonly host?: string; readonly port: number }): string {
+  if (typeof listen === 'string') return listen
+  const host = typeof listen === 'number' ? '127.0.0.1' : (listen.host ?? '127.0.0.1')
+  const port = typeof listen === 'number' ? listen : listen.port
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `listen: the port must be 0 to 65535, got ${String(port)}`)
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 /** `host:port` or `unix:/path` → what grpc-js binds. */
