@@ -154,8 +154,6 @@ describe('ADS protocol', () => {
     s.send({ type_url: 'type.googleapis.com/envoy.config.example.v3.Unknown' })
     const unknown = await s.next()
     assert.deepEqual(unknown.names, [])
-    s.send({ resource_names: ['x'] })
-    await s.quiet(100)
   })
 
   it('pushes a change in make-before-break order: clusters, endpoints, listeners, routes', async () => {
@@ -328,6 +326,37 @@ describe('control plane API', () => {
     await cp.close()
     await assert.rejects(s.next(1_000))
     await assert.rejects(cp.update(config()), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_CLOSED'))
+  })
+
+  it('ends a stream that sends what is not a DiscoveryRequest, or one without a type, and serves the others', async () => {
+    const { cp, logs } = await start()
+    const { loadGrpc } = await import('../src/xds/optional-deps.js')
+    const grpc = await loadGrpc()
+    const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b }
+    const Client = grpc.makeGenericClientConstructor({
+      StreamAggregatedResources: {
+        path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+        requestStream: true, responseStream: true,
+        requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize,
+      },
+    }, 'ADS')
+    const client = new Client(cp.address, grpc.credentials.createInsecure())
+    const statusOf = (bytes: Buffer): Promise<{ code: number; details: string }> => new Promise((resolve) => {
+      const call = (client as unknown as { StreamAggregatedResources(): NodeJS.EventEmitter & { write(v: Buffer): void } }).StreamAggregatedResources()
+      call.on('error', resolve)
+      call.on('data', () => undefined)
+      call.write(bytes)
+    })
+    // A field tag and nothing after it: not a protobuf message.
+    assert.equal((await statusOf(Buffer.from([0x0a]))).code, grpc.status.INTERNAL)
+    // A request naming resource "x" (field 3) but no type_url (field 4): ADS cannot answer it.
+    const noType = await statusOf(Buffer.from([0x1a, 0x01, 0x78]))
+    assert.deepEqual([noType.code, noType.details], [grpc.status.INVALID_ARGUMENT, 'a DiscoveryRequest on an ADS stream needs a type_url'])
+    client.close()
+    assert.ok(logs.some((l) => l.includes('needs a type_url; stream ended')), logs.join('\n'))
+    const s = await open(cp)
+    s.send({ type_url: LDS, resource_names: ['reviews'] })
+    assert.deepEqual((await s.next()).names, ['reviews'])
   })
 
   it('answers delta xDS with UNIMPLEMENTED', async () => {

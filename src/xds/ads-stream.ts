@@ -49,8 +49,10 @@ export interface StreamHost {
   acked(stream: AdsStream, kind: ResourceKind | undefined): void
   /** The client NACKed a response. */
   nacked(stream: AdsStream, typeUrl: string, nack: XdsNack): void
-  /** A request was ignored (stale nonce, no type), with the reason. */
+  /** A request was ignored (a stale nonce), with the reason. */
   ignored(stream: AdsStream, why: string): void
+  /** The client broke the protocol (a request without a type URL): the stream is ended. */
+  refused(stream: AdsStream, why: string): void
   readonly identifier: string
 }
 
@@ -98,7 +100,7 @@ export class AdsStream {
     if (this.#node === undefined && isObject(request['node'])) this.#node = nodeOf(request['node'])
     const typeUrl = typeof request['type_url'] === 'string' ? request['type_url'] : ''
     if (typeUrl === '') {
-      this.#host.ignored(this, 'a request without type_url (ADS needs it)')
+      this.#host.refused(this, 'a DiscoveryRequest on an ADS stream needs a type_url')
       return
     }
     let sub = this.#subs.get(typeUrl)

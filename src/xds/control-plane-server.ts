@@ -26,6 +26,9 @@ import { hostNamesOf, resolveHostNames, sameResolution } from './resolve.js'
 import { buildSnapshot, type RetiredResources, type XdsSnapshot } from './snapshot.js'
 import { kindOfTypeUrl, type ResourceKind } from './type-urls.js'
 
+/** gRPC's INVALID_ARGUMENT status code. */
+const GRPC_INVALID_ARGUMENT = 3
+
 const KIND_NAMES: Readonly<Record<'listener' | 'route' | 'cluster' | 'endpoint', keyof XdsVersions>> = {
   listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints',
 }
@@ -210,9 +213,15 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
         this.#maybeDropRetired()
       },
       nacked: (s, typeUrl, nack) => this.#nacked(s, typeUrl, nack),
-      ignored: (s, why) => {
+      ignored: () => {
         this.#stats.ignoredRequests++
-        if (why.includes('without type_url')) this.#log(`sidecarless control-plane: client ${label(s)}: ignored ${why}`)
+      },
+      refused: (s, why) => {
+        this.#stats.ignoredRequests++
+        this.#log(`sidecarless control-plane: client ${label(s)}: ${why}; stream ended`)
+        close()
+        // grpc-js ends a server stream with the status of an 'error' it emits: INVALID_ARGUMENT (3).
+        call.emit('error', { code: GRPC_INVALID_ARGUMENT, details: why })
       },
     })
     this.#streams.set(stream, call)
