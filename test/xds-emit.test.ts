@@ -165,6 +165,23 @@ describe('xDS resources from a mesh config (grpcgen-shaped)', () => {
     assert.deepEqual(action['retry_policy'], { retry_on: '5xx,connect-failure', num_retries: 3, per_try_timeout: '0.500s', retry_back_off: { base_interval: '0.025s', max_interval: '1s' } })
   })
 
+  it('writes pathSeparatedPrefix as a regex, since gRPC clients refuse path_separated_prefix', () => {
+    const e = emitResources({
+      clusters: [{ name: 'c', endpoints: [{ address: '10.0.0.1:1' }] }],
+      virtualHosts: [{ name: 'v', domains: ['v'], routes: [
+        { match: { pathSeparatedPrefix: '/a.pi' }, route: { cluster: 'c' } },
+        { match: { pathSeparatedPrefix: '/Api', caseSensitive: false }, route: { cluster: 'c' } },
+      ] }],
+    })
+    const routes = (((e.routes.get('v') as XdsObject)['virtual_hosts'] as XdsObject[])[0]?.['routes'] as XdsObject[]).map((r) => r['match'] as XdsObject)
+    assert.deepEqual(routes, [{ safe_regex: { regex: '/a\\.pi|/a\\.pi/.*' } }, { safe_regex: { regex: '/[aA][pP][iI]|/[aA][pP][iI]/.*' } }])
+    // RE2 full match, as Envoy and gRPC apply a route's safe_regex.
+    const matches = (regex: string, path: string): boolean => new RegExp(`^(?:${regex})$`).test(path)
+    const [exact, folded] = routes.map((m) => (m['safe_regex'] as XdsObject)['regex'] as string)
+    assert.deepEqual(['/a.pi', '/a.pi/', '/a.pi/x/y', '/a.pix', '/aXpi', '/A.pi'].map((p) => matches(exact as string, p)), [true, true, true, false, false, false])
+    assert.deepEqual(['/api', '/API/x', '/apix'].map((p) => matches(folded as string, p)), [true, true, false])
+  })
+
   it('lists what xDS does not carry, by config path', () => {
     const e = emitResources({ ...config(), clusters: [{ name: 'c', endpoints: [{ address: '10.0.0.1:1' }], rateLimit: { maxTokens: 1, fillInterval: '1s' }, circuitBreakers: { errorRate: {} } }], virtualHosts: [], tracing: { sampling: 1 } })
     assert.deepEqual(e.omitted.map((o) => o.path), ['clusters[0].circuitBreakers.errorRate', 'clusters[0].rateLimit', 'tracing'])

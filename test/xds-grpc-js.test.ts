@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { stringify } from 'yaml'
 import { createControlPlane, type ControlPlane, type ControlPlaneNack, type MeshConfig } from '../src/index.js'
-import { bootstrapFor, startEchoBackend, startXdsPeer, type EchoBackend, type XdsPeer } from './fixtures/xds/grpc-peers.js'
+import { bootstrapFor, everyFieldConfig, startEchoBackend, startXdsPeer, type EchoBackend, type XdsPeer } from './fixtures/xds/grpc-peers.js'
 import { root } from './helpers/spawned.js'
 
 const require = createRequire(import.meta.url)
@@ -182,5 +182,19 @@ describe('interop: @grpc/grpc-js-xds clients follow the control plane', () => {
     await cp.update(meshConfig(v1, v2, { cluster: 'echo', subset: 'v1' }))
     await waitFor(inSync, 'the client to ACK the fixed config')
     assert.deepEqual(await call(20), { counts: { v1: 20 }, errors: {} })
+  })
+
+  it('accepts every field the control plane emits, and a load-balancing policy it lacks through the fallback list', async (t) => {
+    if (missing !== undefined) return t.skip(missing)
+    const nacks: ControlPlaneNack[] = []
+    cp.on('nack', (n) => nacks.push(n))
+    for (const lb of ['round_robin', 'ring_hash', 'least_request', 'random', 'maglev'] as const) {
+      await cp.update(everyFieldConfig(v1, v2, lb))
+      await waitFor(inSync, `the client to ACK every field with ${lb}`)
+      const { counts, errors } = await call(40, 4) as { counts: Record<string, number>; errors: Record<string, number> }
+      assert.deepEqual(errors, {}, lb)
+      assert.ok((counts['v1'] ?? 0) > 0 && (counts['v2'] ?? 0) > 0, `${lb}: ${JSON.stringify(counts)}`)
+    }
+    assert.deepEqual(nacks.map((n) => n.message), [])
   })
 })

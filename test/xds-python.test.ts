@@ -18,7 +18,7 @@ import { stringify } from 'yaml'
 import { createControlPlane, type ControlPlane, type ControlPlaneNack, type MeshConfig } from '../src/index.js'
 import type { XdsObject } from '../src/xds/codec.js'
 import { loadXdsCodec } from '../src/xds/protos.js'
-import { bootstrapFor, startEchoBackend, startXdsPeer, type EchoBackend, type XdsPeer } from './fixtures/xds/grpc-peers.js'
+import { bootstrapFor, everyFieldConfig, startEchoBackend, startXdsPeer, type EchoBackend, type XdsPeer } from './fixtures/xds/grpc-peers.js'
 import { root } from './helpers/spawned.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -174,5 +174,22 @@ describe('interop: gRPC C-core (python3-grpcio) clients follow the control plane
     assert.equal(cp.clients()[0]?.resources.find((r) => r.typeUrl === CDS)?.status, 'ERROR')
     await cp.update(meshConfig(v1, v2, { cluster: 'echo', subset: 'v1' }))
     await until('v1')
+  })
+
+  it('accepts every field the control plane emits (C-core 1.51: round robin only)', async (t) => {
+    if (missing !== undefined) return t.skip(missing)
+    // C-core 1.51 refuses least_request, random and maglev clusters (no A52 fallback list
+    // without GRPC_EXPERIMENTAL_XDS_CUSTOM_LB_CONFIG), and crashes (SIGSEGV) on any RING_HASH
+    // cluster, our resources or a bare lb_policy alike; later C-core releases do not.
+    const nacks: ControlPlaneNack[] = []
+    cp.on('nack', (n) => nacks.push(n))
+    await cp.update(everyFieldConfig(v1, v2))
+    const deadline = Date.now() + 15_000
+    while (!inSync() && Date.now() < deadline) await call(5)
+    assert.ok(inSync(), JSON.stringify(cp.clients()))
+    const { counts, errors } = await call(40)
+    assert.deepEqual(errors, {})
+    assert.ok((counts['v1'] ?? 0) > 0 && (counts['v2'] ?? 0) > 0, JSON.stringify(counts))
+    assert.deepEqual(nacks.map((n) => n.message), [])
   })
 })

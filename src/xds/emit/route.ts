@@ -77,8 +77,8 @@ function routeMatch(m: RouteMatch): XdsObject {
   if (m.prefix !== undefined) out['prefix'] = m.prefix
   else if (m.path !== undefined) out['path'] = m.path
   else if (m.safeRegex !== undefined) out['safe_regex'] = { regex: m.safeRegex }
-  else if (m.pathSeparatedPrefix !== undefined) out['path_separated_prefix'] = m.pathSeparatedPrefix
-  if (m.caseSensitive === false) out['case_sensitive'] = false
+  else if (m.pathSeparatedPrefix !== undefined) out['safe_regex'] = { regex: pathSeparatedRegex(m.pathSeparatedPrefix, m.caseSensitive === false) }
+  if (m.caseSensitive === false && m.pathSeparatedPrefix === undefined) out['case_sensitive'] = false
   const headers = (m.headers ?? []).map(headerMatcher)
   if (m.methods?.length) {
     // Envoy matches methods as the :method pseudo-header.
@@ -187,6 +187,16 @@ export function httpFault(f: FaultConfig): XdsObject {
   }
   if (f.maxActiveFaults !== undefined) out['max_active_faults'] = f.maxActiveFaults
   return out
+}
+
+/**
+ * `pathSeparatedPrefix` as the regex gRPC understands: both gRPC clients refuse Envoy's
+ * `path_separated_prefix` (and with it the whole RouteConfiguration). `/api` takes `/api` and
+ * `/api/...`; without case, each letter is a class (`[aA]`), as safe regexes have no `(?i)`.
+ */
+function pathSeparatedRegex(prefix: string, ignoreCase: boolean): string {
+  const p = ignoreCase ? [...prefix].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('') : escapeRegex(prefix)
+  return `${p}|${p}/.*`
 }
 
 function escapeRegex(s: string): string {
