@@ -68,3 +68,16 @@ export {
 export type { SpiffeId, SpiffeIdReason } from './security/identity.js'
 export { CredentialsError, CredentialStore, loadCredentials } from './security/tls.js'
 export type { CredentialSources, Credentials, CredentialStoreEvents, CredentialStoreOptions } from './security/tls.js'
+export { createControlPlane } from './xds/control-plane.js'
+export type {
+  ControlPlane,
+  ControlPlaneApplied,
+  ControlPlaneClient,
+  ControlPlaneEvents,
+  ControlPlaneNack,
+  ControlPlaneOptions,
+  ControlPlaneStats,
+  ControlPlaneTraffic,
+  XdsVersions,
+} from './xds/control-plane-api.js'
+export type { OmittedField, XdsNack, XdsNode, XdsObject, XdsTypeStatus } from './xds/types.js'
