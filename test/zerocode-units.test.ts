@@ -5,7 +5,7 @@ import https from 'node:https'
 import { describe, it } from 'node:test'
 import { createMesh, fromEnvoy, isMeshError, validateConfig } from '../src/index.js'
 import { isLoopback, parseListenAddress } from '../src/config/listen-address.js'
-import { redact } from '../src/proxy/admin.js'
+import { redact } from '../src/admin/admin.js'
 import { parseLabels, readEnvironment } from '../src/zerocode/environment.js'
 
 describe('SIDECARLESS_* environment', () => {

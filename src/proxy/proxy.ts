@@ -20,7 +20,7 @@ import { watchConfigFile, type ConfigWatch } from '../config/watch.js'
 import { ConfigError, MeshError } from '../errors.js'
 import { createMesh, type Mesh } from '../mesh.js'
 import { describeProblem } from '../zerocode/report.js'
-import { startAdmin, type AdminServer } from './admin.js'
+import { startAdmin, type AdminServer } from '../admin/admin.js'
 import { createForwarder } from './forward.js'
 
 /** Options of {@link startProxy}. */
