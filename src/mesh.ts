@@ -46,8 +46,9 @@ export interface MeshOptions {
    */
   readonly config?: MeshConfig | string | object
   /**
-   * The drain of `close()`; overrides the config's `drain` (`sidecarless/register` sets it
-   * from `SIDECARLESS_DRAIN_TIMEOUT` and `SIDECARLESS_DRAIN_DELAY`).
+   * The drain of `close()`; each field given overrides the config's `drain`
+   * (`sidecarless/register` sets it from `SIDECARLESS_DRAIN_TIMEOUT` and
+   * `SIDECARLESS_DRAIN_DELAY`).
    */
   readonly drain?: DrainConfig
   /** @internal false: the caller serves the admin endpoint itself (`sidecarless proxy`). */
@@ -258,12 +259,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#state === 'LIVE') this.#state = 'DRAINING'
   }
 
-  /** @internal the drain times in force: the `drain` option, else the config's, else the defaults. */
+  /** @internal the drain times in force: per field, the `drain` option, else the config's, else the defaults. */
   drainTimes(): DrainTimes {
-    const drain = this.#drainOverride ?? this.#store.current.config.drain
+    const option = this.#drainOverride
+    const config = this.#store.current.config.drain
     return {
-      timeoutMs: parseDuration(drain?.timeout) ?? defaults.drainTimeoutMs,
-      delayMs: parseDuration(drain?.delay) ?? defaults.drainDelayMs,
+      timeoutMs: parseDuration(option?.timeout ?? config?.timeout) ?? defaults.drainTimeoutMs,
+      delayMs: parseDuration(option?.delay ?? config?.delay) ?? defaults.drainDelayMs,
     }
   }
 
