@@ -5,8 +5,9 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import { describe, test } from 'node:test'
+import tls from 'node:tls'
 import { Pool } from 'undici'
-import { createMesh, isMeshError, type Mesh } from '../src/index.js'
+import { createCertificateAuthority, createMesh, isMeshError, type Mesh } from '../src/index.js'
 import { RawConnection } from './helpers/raw-http.js'
 import { startUpstream } from './helpers/upstream.js'
 
@@ -193,6 +194,48 @@ describe('mesh.close() drains the servers it wrapped', () => {
     } finally {
       await mesh.close()
     }
+  })
+
+  test('an upgraded connection (WebSocket) is left to the app until the drain timeout, then cut', async () => {
+    const baseline = resources()
+    const mesh = createMesh({ config: { drain: { timeout: '300ms' } } })
+    const server = mesh.createServer()
+    server.on('upgrade', (_req, socket: net.Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
+    })
+    const port = await listen(server)
+    const c = await RawConnection.open(port)
+    c.send('GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
+    await c.read(/101 Switching Protocols/)
+    await mesh.close()
+    await c.closed
+    assert.equal(server.listening, false)
+    await assertSettled(baseline)
+  })
+
+  test('mTLS (listener.mtls STRICT): a hung request over a verified connection is cut at the drain timeout; nothing leaks', async () => {
+    const ca = createCertificateAuthority({ trustDomain: 'cluster.local' })
+    const serverId = ca.issue({ spiffeId: 'spiffe://cluster.local/ns/default/sa/server' })
+    const caller = ca.issue({ spiffeId: 'spiffe://cluster.local/ns/default/sa/caller' })
+    const baseline = resources()
+    const mesh = createMesh({ config: { identity: { certificate: serverId.certificate, privateKey: serverId.privateKey, trustBundle: serverId.trustBundle }, listener: { mtls: { mode: 'STRICT' } }, drain: { timeout: '300ms' } } })
+    const hung = gate()
+    const server = mesh.createServer(() => hung.arrive())
+    const port = await listen(server)
+    const socket = tls.connect({ host: '127.0.0.1', port, cert: caller.certificate, key: caller.privateKey, ca: caller.trustBundle, checkServerIdentity: () => undefined })
+    socket.on('error', () => undefined)
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()))
+    // A second connection still in its handshake when the drain starts: it is ended too.
+    const pending = net.connect(port, '127.0.0.1')
+    pending.on('error', () => undefined)
+    const pendingClosed = new Promise<void>((resolve) => pending.once('close', () => resolve()))
+    socket.write('GET /hang HTTP/1.1\r\nhost: x\r\n\r\n')
+    await hung.reached
+    await mesh.close()
+    await closed
+    await pendingClosed
+    await assertSettled(baseline)
   })
 
   test('close() of a mesh whose servers were closed already, or never listened, resolves at once', async () => {

@@ -141,14 +141,34 @@ describe('SIGTERM under sidecarless/register', () => {
     assert.match(app.stderr(), /SIDECARLESS_DRAIN_TIMEOUT is "30"; it must be a duration such as "20s"/)
   })
 
-  test('an app with its own SIGTERM handler decides when to exit; the mesh turns not ready at once', async () => {
-    const config = configFile('own-handler.yaml', meshYaml('admin:\n  address: 127.0.0.1:0\n'))
-    const { app } = await startApp('cjs-http.cjs', { SIDECARLESS_CONFIG: config, APP_OWN_SIGTERM: '1' })
-    const admin = (await app.waitFor(/admin on http:\/\/(\S+)/, 20_000, 'stderr'))[1] as string
-    assert.equal((await get(`http://${admin}/ready`)).status, 200)
-    app.child.kill('SIGTERM')
-    assert.deepEqual(await app.exited(), { code: 7, signal: null }, 'the app ran its own handler and chose its exit code')
-    assert.match(app.stdout(), /app-sigterm/)
+  test('an app with its own SIGTERM handler decides when to exit; the mesh turns not ready at once, and the app\'s server.close() answers in flight with connection: close', async () => {
+    const slowBackend = await startUpstream('slow-backend', (req, res, name) => setTimeout(() => res.end(`${name} ${req.url}`), 1500))
+    try {
+      const config = configFile('own-handler.yaml', `clusters:
+  - name: backend
+    endpoints: [ { address: "${slowBackend.address}" } ]
+virtualHosts:
+  - name: backend
+    domains: [ backend ]
+    routes: [ { match: { prefix: / }, route: { cluster: backend } } ]
+admin:
+  address: 127.0.0.1:0
+`)
+      const { app, port } = await startApp('cjs-http.cjs', { SIDECARLESS_CONFIG: config, APP_OWN_SIGTERM: '1' })
+      const admin = (await app.waitFor(/admin on http:\/\/(\S+)/, 20_000, 'stderr'))[1] as string
+      assert.equal((await get(`http://${admin}/ready`)).status, 200)
+      const c = await RawConnection.open(port)
+      c.send('GET /call HTTP/1.1\r\nhost: app\r\n\r\n')
+      for (let i = 0; i < 200 && slowBackend.seen.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      app.child.kill('SIGTERM')
+      await app.waitFor(/app-sigterm/)
+      assert.deepEqual(await get(`http://${admin}/ready`).then((r) => [r.status, r.body]), [503, 'DRAINING\n'])
+      const answer = await c.untilClosed()
+      assert.match(answer, /^HTTP\/1\.1 200[\s\S]*\r\nconnection: close\r\n[\s\S]*slow-backend \/call/i)
+      assert.deepEqual(await app.exited(), { code: 7, signal: null }, 'the app ran its own handler and chose its exit code')
+    } finally {
+      await slowBackend.close()
+    }
   })
 })
 
