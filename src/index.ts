@@ -12,7 +12,7 @@
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshState, MeshTracing, Traffic } from './mesh.js'
 export type { Peer, RequestContext } from './observability/context.js'
 export type { ClusterResilienceStats, ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export { DEFAULT_ROUTE, OTHER_ENDPOINT } from './observability/metrics.js'

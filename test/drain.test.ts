@@ -2,12 +2,14 @@
 // keep-alive connections closed, the listener closed, requests in flight finished within the
 // drain timeout, then cut), with the outbound side serving the requests being drained.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { describe, test } from 'node:test'
 import tls from 'node:tls'
 import { Pool } from 'undici'
-import { createCertificateAuthority, createMesh, isMeshError, type Mesh } from '../src/index.js'
+import { parse } from 'yaml'
+import { createCertificateAuthority, createMesh, isMeshError, parseDuration, type Mesh, type MeshConfig } from '../src/index.js'
 import { RawConnection } from './helpers/raw-http.js'
 import { startUpstream } from './helpers/upstream.js'
 
@@ -324,5 +326,22 @@ describe('drain options', () => {
     const plain = createMesh()
     assert.deepEqual(plain.drainTimes(), { timeoutMs: 20_000, delayMs: 0 })
     await plain.close()
+  })
+
+  test("the README's Deployment gives the drain room: grace period ≥ preStop + delay + timeout + 10 s; probes on the admin port", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const section = readme.slice(readme.indexOf('## On Kubernetes'), readme.indexOf('\n## ', readme.indexOf('## On Kubernetes') + 5))
+    const meshConfig = parse(/```yaml\n([\s\S]*?)```/.exec(section)?.[1] ?? '') as MeshConfig
+    const deployment = parse(/```yml\n([\s\S]*?)```/.exec(section)?.[1] ?? '') as {
+      spec: { template: { spec: { terminationGracePeriodSeconds: number; containers: Array<{ ports: Array<{ name: string; containerPort: number }>; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } }; lifecycle: { preStop: { sleep: { seconds: number } } } }> } } }
+    }
+    const pod = deployment.spec.template.spec
+    const container = pod.containers[0]!
+    const adminPort = Number(meshConfig.admin?.address.split(':').at(-1))
+    const statusPort = container.ports.find((p) => p.name === container.readinessProbe.httpGet.port)
+    assert.equal(statusPort?.containerPort, adminPort)
+    assert.deepEqual([container.readinessProbe.httpGet.path, container.livenessProbe.httpGet.path], ['/ready', '/healthz'])
+    const needMs = container.lifecycle.preStop.sleep.seconds * 1000 + (parseDuration(meshConfig.drain?.delay) ?? 0) + (parseDuration(meshConfig.drain?.timeout) ?? 20_000) + 10_000
+    assert.ok(pod.terminationGracePeriodSeconds * 1000 >= needMs, `${pod.terminationGracePeriodSeconds}s < ${needMs}ms`)
   })
 })
