@@ -122,11 +122,15 @@ describe('SIGTERM under sidecarless/register', () => {
   })
 
   test('SIDECARLESS_DRAIN_DELAY: new connections are still taken for a while, each told connection: close', async () => {
-    const config = configFile('delay.yaml', meshYaml())
+    const config = configFile('delay.yaml', meshYaml('admin:\n  address: 127.0.0.1:0\n'))
     const { app, port } = await startApp('esm-drain.mjs', { SIDECARLESS_CONFIG: config, SIDECARLESS_DRAIN_DELAY: '2s' })
+    const admin = (await app.waitFor(/admin on http:\/\/(\S+)/, 20_000, 'stderr'))[1] as string
     const slow = await inFlight(app, port, '/slow')
     app.child.kill('SIGTERM')
-    await app.waitFor(/"received":"\/slow"/)
+    // Once the drain began (not ready):
+    let ready = await get(`http://${admin}/ready`)
+    for (let i = 0; i < 100 && ready.status === 200; i++) ready = await get(`http://${admin}/ready`)
+    assert.equal(ready.status, 503)
     // During the delay a new caller (an endpoint list not yet updated) still gets its answer.
     const late = await get(`http://127.0.0.1:${port}/late`)
     assert.deepEqual([late.status, late.body, late.headers.connection], [200, 'ok /late', 'close'])

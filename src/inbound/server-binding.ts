@@ -6,7 +6,7 @@
  *
  * The drain follows Envoy's: from its start every response says `connection: close` (those
  * in flight too, when their headers are not out yet) and idle keep-alive connections are
- * closed at once, each connection as it falls idle; after the delay the server stops
+ * closed at once, each busy one as it falls idle; after the delay the server stops
  * accepting; requests in flight get the timeout to finish, then their connections are cut.
  *
  * A {@link ServerSet} holds a binding only while its server listens (from `listening` to
@@ -51,6 +51,9 @@ export class ServerBinding {
   readonly #tunnels = new Set<Duplex>()
   #listening = false
   #draining = false
+  /** The server's keep-alive timeouts before the drain shortened them (restored on `close`). */
+  #keepAliveTimeout: number | undefined
+  #keepAliveTimeoutBuffer: number | undefined
   #drained: Promise<void> | undefined
   readonly #closeWaiters = new Set<() => void>()
 
@@ -100,6 +103,11 @@ export class ServerBinding {
   /** The server emitted `close`: it neither listens nor has connections. */
   closed(): void {
     this.#listening = false
+    // A server may listen again after a close: its keep-alive timeout is its own again.
+    if (this.#keepAliveTimeout !== undefined) this.server.keepAliveTimeout = this.#keepAliveTimeout
+    if (this.#keepAliveTimeoutBuffer !== undefined) (this.server as { keepAliveTimeoutBuffer?: number }).keepAliveTimeoutBuffer = this.#keepAliveTimeoutBuffer
+    this.#keepAliveTimeout = undefined
+    this.#keepAliveTimeoutBuffer = undefined
     for (const set of this.#sets) set.delete(this)
     for (const resolve of this.#closeWaiters) resolve()
     this.#closeWaiters.clear()
@@ -110,12 +118,7 @@ export class ServerBinding {
     // node writes `Connection: close` and ends the connection after this response.
     if (this.#draining) res.shouldKeepAlive = false
     this.#active.add(res)
-    res.once('close', () => {
-      this.#active.delete(res)
-      // The connection fell idle with this response: while draining it closes now
-      // (node ≥ 19 closes idle connections only when close() is called).
-      if (this.#draining) this.server.closeIdleConnections()
-    })
+    res.once('close', () => this.#active.delete(res))
   }
 
   /** An upgrade or CONNECT socket: not the http server's any more, but its close waits for it. */
@@ -132,6 +135,19 @@ export class ServerBinding {
     if (this.#draining) return
     this.#draining = true
     for (const res of this.#active) if (!res.headersSent) res.shouldKeepAlive = false
+    // A response whose headers already promised keep-alive: node arms the connection's idle
+    // timer with the server's keepAliveTimeout when it ends, so 1 ms closes the connection
+    // as soon as it falls idle — node's own check, which a request already arriving resets.
+    // (Closing idle connections on every response instead would, on Node 26, also close
+    // connections just accepted during `delay`, which count as idle before their first byte.)
+    this.#keepAliveTimeout ??= this.server.keepAliveTimeout
+    this.server.keepAliveTimeout = 1
+    // Newer Node versions may add a buffer to that timer; the drain wants none.
+    const buffered = this.server as { keepAliveTimeoutBuffer?: number }
+    if (typeof buffered.keepAliveTimeoutBuffer === 'number') {
+      this.#keepAliveTimeoutBuffer ??= buffered.keepAliveTimeoutBuffer
+      buffered.keepAliveTimeoutBuffer = 0
+    }
     this.server.closeIdleConnections()
   }
 
