@@ -5,9 +5,10 @@
  * entries) still find the same mesh.
  *
  * Once created it watches its config file (a bad new config is rejected, reported on
- * stderr, and the old one stays). When the config could not be used at start (unreadable
- * or invalid), the file is watched all the same, and the mesh starts as soon as it is
- * valid: {@link whenProcessMesh} callers then get it.
+ * stderr, and the old one stays). When the config could not be used at start (unreadable,
+ * invalid, or naming credentials that cannot be loaded), the file is watched all the same,
+ * and each change retries: the mesh starts as soon as it can, and {@link whenProcessMesh}
+ * callers then get it.
  *
  * On SIGINT/SIGTERM, when the app has no handler of its own for them, every server the
  * process wrapped drains (`drain.delay`, `drain.timeout`), the mesh closes, and the signal
@@ -21,7 +22,7 @@ import { createMesh, type Mesh } from './mesh.js'
 import { defaults } from './config/defaults.js'
 import { parseDuration } from './config/duration.js'
 import { watchConfigFile, type ConfigWatch } from './config/watch.js'
-import { ConfigError, isMeshError, MeshError } from './errors.js'
+import { isMeshError, MeshError } from './errors.js'
 import { processServers, type DrainTimes } from './inbound/server.js'
 import { CONFIG_HELP, readEnvironment, type ProcessEnvironment } from './zerocode/environment.js'
 import { describeProblem } from './zerocode/report.js'
@@ -87,7 +88,9 @@ function start(): ProcessMeshState {
     watch(mesh, path)
     return { mesh, environment }
   } catch (err) {
-    if (err instanceof ConfigError || isMeshError(err, 'SIDECARLESS_ERR_CONFIG_LOAD')) startWhenFixed(environment, path)
+    // Unreadable, invalid, or naming credentials that cannot be loaded yet: a change of the
+    // file retries.
+    startWhenFixed(environment, path)
     return { error: err as Error, environment }
   }
 }
