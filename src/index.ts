@@ -13,7 +13,7 @@
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, PrometheusOptions, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshState, MeshTracing, PrometheusOptions, Traffic } from './mesh.js'
 export type { PromClientRegistry, RegisterOptions } from './observability/prom-client-bridge.js'
 export { PEER_HEADER } from './observability/istio-metrics.js'
 export type { Peer, RequestContext } from './observability/context.js'
