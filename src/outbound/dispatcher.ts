@@ -7,6 +7,7 @@
  */
 import { Agent, Dispatcher } from 'undici'
 import { abortError, MeshError } from '../errors.js'
+import { currentContext } from '../observability/context.js'
 import type { MetricsRegistry } from '../observability/metrics.js'
 import type { MeshTracer } from '../observability/tracing.js'
 import { pickTarget, type ClusterAction } from '../router/route-action.js'
@@ -66,6 +67,8 @@ export class MeshDispatcher extends Dispatcher {
   readonly #send: SendPath
   readonly #mirrors: MirrorSender
   #closed = false
+  /** While the mesh drains its servers: the requests being drained may still call out. */
+  #servingDrain = false
   #closing: Promise<void> | undefined
 
   /** @internal the mesh creates its dispatcher; users reach it as `mesh.dispatcher`. */
@@ -89,7 +92,7 @@ export class MeshDispatcher extends Dispatcher {
       throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'dispatch needs a handler object')
     }
     const h = toNewStyle(handler)
-    if (this.#closed) {
+    if (this.#closed && !(this.#servingDrain && currentContext() !== undefined)) {
       failAtDoor(h, new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed'))
       return false
     }
@@ -185,6 +188,15 @@ export class MeshDispatcher extends Dispatcher {
     const p = this.#shutdown(true)
     if (callback === undefined) return p
     void p.then(() => callback(), () => callback())
+  }
+
+  /**
+   * @internal while the mesh drains its servers, the closed dispatcher still takes the
+   * requests made inside an inbound request (those being drained need their upstreams);
+   * every other request is refused from the moment `close()` was called.
+   */
+  serveDrain(on: boolean): void {
+    this.#servingDrain = on
   }
 
   /** @internal closes the pass-through agent; the mesh closes the rest. */
