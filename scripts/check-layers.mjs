@@ -40,24 +40,24 @@ function layerOf(file) {
   return -1
 }
 
-function sources(dir) {
+function sources(root, dir) {
   const out = []
-  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+  for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
     const path = `${dir}/${e.name}`
-    if (e.isDirectory()) out.push(...sources(path))
+    if (e.isDirectory()) out.push(...sources(root, path))
     else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(path)
   }
   return out
 }
 
 /** The project files `file` imports (static, type-only, re-exports and literal `import()`). */
-function importsOf(file, known) {
-  const info = ts.preProcessFile(readFileSync(join(ROOT, file), 'utf8'), true, true)
+function importsOf(root, file, known) {
+  const info = ts.preProcessFile(readFileSync(join(root, file), 'utf8'), true, true)
   const out = []
   for (const ref of info.importedFiles) {
     const spec = ref.fileName
     if (!spec.startsWith('.')) continue
-    const target = relative(ROOT, resolve(ROOT, dirname(file), spec)).replace(/\.js$/, '.ts')
+    const target = relative(root, resolve(root, dirname(file), spec)).replace(/\.js$/, '.ts')
     if (known.has(target)) out.push(target)
     else if (known.has(`${target}/index.ts`)) out.push(`${target}/index.ts`)
     else out.push(`${target} (not found)`)
@@ -127,10 +127,11 @@ function loopThrough(scc, graph) {
   return scc.join(', ')
 }
 
-export function check() {
-  const files = sources('src')
+/** Every layering problem of the `src/` tree under `root` (the package by default). */
+export function check(root = ROOT) {
+  const files = sources(root, 'src')
   const known = new Set(files)
-  const graph = new Map(files.map((f) => [f, importsOf(f, known)]))
+  const graph = new Map(files.map((f) => [f, importsOf(root, f, known)]))
   const problems = []
   for (const [file, deps] of graph) {
     const from = layerOf(file)
