@@ -14,6 +14,29 @@ import type { Authorizer } from '../security/authz.js'
 
 export type { DeepReadonly } from '../config/deep-readonly.js'
 
+/** One inbound route (`listener.routes[]`), compiled. */
+export interface InboundRoute {
+  readonly name: string
+  readonly match: CompiledMatch
+  readonly limits: LimitSet | null
+  readonly fault: CompiledFault | null
+  /** Every filter a request on this route runs, resolved once; `null` when it runs none. */
+  readonly filters: InboundFilters | null
+}
+
+/**
+ * The filter list of inbound requests on one route (or on none), compiled when the snapshot
+ * is built, as fastify resolves hook lists: a request with nothing to run checks one `null`
+ * and goes to the app, building no array and no closure.
+ */
+export interface InboundFilters {
+  /** The limits to apply in order (the listener's, then the route's); `null` when neither has any. */
+  readonly limits: readonly LimitSet[] | null
+  readonly requestAuthentication: RequestAuthentication | null
+  readonly authorization: Authorizer | null
+  readonly fault: CompiledFault | null
+}
+
 /**
  * One compiled, frozen config. A request captures the current snapshot once, when it
  * starts, and uses only it until it ends; a config change builds a new one and swaps one
@@ -34,8 +57,10 @@ export interface Snapshot {
   readonly tracing: TracingSettings
   /** Limits of every inbound request (`listener.rateLimit`). */
   readonly listenerLimits: LimitSet | null
-  /** Inbound routes (`listener.routes`): the name of each inbound request's route, its limits and its fault. */
-  readonly listenerRoutes: readonly { readonly name: string; readonly match: CompiledMatch; readonly limits: LimitSet | null; readonly fault: CompiledFault | null }[]
+  /** Inbound routes (`listener.routes`): the name of each inbound request's route, its limits, its fault and its filter list. */
+  readonly listenerRoutes: readonly InboundRoute[]
+  /** The filters of an inbound request no route names; `null` when it has none. */
+  readonly listenerFilters: InboundFilters | null
   /** The workload's credentials (`identity`), shared by snapshots while `identity` is unchanged. */
   readonly identity: CredentialStore | null
   /** Canonical JSON of `identity` ('' when unset): tells whether the next snapshot may reuse the store. */
