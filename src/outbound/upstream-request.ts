@@ -251,10 +251,26 @@ export class UpstreamRequest implements Handler, Try, Expirable {
     this.#exchange.tryEnd(this, trailers)
   }
 
-  onResponseError(_controller: Controller, err: Error): void {
+  onResponseError(controller: Controller, err: Error): void {
     if (this.#state === State.Done) return
     const beforeHeaders = this.#state === State.Waiting
+    if (!beforeHeaders && this.#bytes === 0 && (this.#status === 304 || this.#status === 204) && isLengthMismatch(err)) {
+      // A 304 or 204 has no body whatever its Content-Length says (RFC 9110 §8.6: a 304's
+      // announces the representation's length). undici 7 reports the body it did not get
+      // as cut short; the response is complete, not a reset.
+      this.onResponseEnd(controller, {})
+      return
+    }
     this.#finish()
+    if (beforeHeaders && !this.#aborted && this.#callerBodyFailed(err)) {
+      // The caller's own request body failed while it was being sent (its stream errored):
+      // the caller's failure, never the upstream's — no breaker, outlier or health outcome,
+      // no 503, no retry. The caller gets its body's error, as plain undici gives it.
+      this.#breaker?.release(this.#trial)
+      this.#failed('aborted', undefined)
+      this.#exchange.tryError(this, err)
+      return
+    }
     if (beforeHeaders && !this.#aborted && this.#up === null && isArgumentError(err)) {
       // The pool refused the request before a byte went out (the door's checks mirror
       // undici's, so this is a backstop): the caller's mistake, never the upstream's — no
@@ -286,6 +302,12 @@ export class UpstreamRequest implements Handler, Try, Expirable {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** Whether `err` is the caller's request body failing: the stream it gave (or the one a retry replays from) errored with it. */
+  #callerBodyFailed(err: Error): boolean {
+    const body = this.#exchange.opts.body as { errored?: unknown } | null | undefined
+    return typeof body === 'object' && body !== null && body.errored === err
+  }
 
   /** A timeout (the route's or the try's) ended the try: counted as such, the pool's request aborted. */
   #timedOut(err: MeshError): void {
@@ -339,6 +361,11 @@ export class UpstreamRequest implements Handler, Try, Expirable {
       this.#deadlines = undefined
     }
   }
+}
+
+/** undici's error for a response body shorter than its Content-Length. */
+function isLengthMismatch(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
 }
 
 /** undici's errors for a request it will not send: its arguments, not the upstream. */
