@@ -4,7 +4,7 @@
  * `file:line:column` of problems in a config read from a file, and the process warnings of
  * what a load found. `load.ts` calls in here; it keeps the single-object paths.
  */
-import { parseAllDocuments } from 'yaml'
+import { yaml } from './lazy-modules.js'
 import { ConfigError, MeshError, type ConfigIssue, type ConfigWarning } from '../errors.js'
 import type { UnsupportedField } from './envoy/index.js'
 import { isManifest, translateIstio, type IstioTranslateOptions } from './istio/translate.js'
@@ -41,7 +41,7 @@ export type LoadOptions = IstioTranslateOptions
  * bounded so a "billion laughs" file fails fast.
  */
 export function parseYamlDocuments(text: string): unknown {
-  const docs = parseAllDocuments(text, { prettyErrors: true })
+  const docs = yaml().parseAllDocuments(text, { prettyErrors: true })
   if (!Array.isArray(docs)) return null
   for (const d of docs) if (d.errors.length > 0) throw d.errors[0] as Error
   const values = docs.map((d) => d.toJS({ maxAliasCount: 100 }) as unknown)
