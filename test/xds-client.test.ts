@@ -1,0 +1,99 @@
+/**
+ * The xDS client end to end against a scripted ADS server replaying istiod-shaped
+ * resources (test/helpers/istiod.ts): a mesh created with an istio-agent bootstrap and no
+ * config file routes, splits, retries and balances as the resources say; subscriptions
+ * grow as the app calls new authorities.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { createMesh, isMeshError, type Mesh } from '../src/index.js'
+import { ResourceTable, ScriptedAdsServer } from './helpers/ads-server.js'
+import { agentBootstrap, apiListener, clusterKey, edsCluster, loadAssignment, routeConfig } from './helpers/istiod.js'
+import { startUpstream, type Upstream } from './helpers/upstream.js'
+
+const HOST = 'echo.default.svc.cluster.local'
+let server: ScriptedAdsServer
+let table: ResourceTable
+let v1: Upstream
+let v2: Upstream
+
+before(async () => {
+  server = await ScriptedAdsServer.start()
+  table = new ResourceTable(server)
+  v1 = await startUpstream('v1')
+  v2 = await startUpstream('v2')
+})
+after(async () => {
+  await server.stop()
+  await Promise.all([v1.close(), v2.close()])
+})
+
+function echoResources(to: Record<string, number> | string): void {
+  const v1Key = clusterKey(HOST, 8080, 'v1')
+  const v2Key = clusterKey(HOST, 8080, 'v2')
+  table
+    .set('listener', apiListener(`${HOST}:8080`, HOST, 8080), apiListener('echo:8080', HOST, 8080))
+    .set('route', routeConfig(HOST, 8080, [{ to }]))
+    .set('cluster', edsCluster(v1Key), edsCluster(v2Key))
+    .set('endpoint', loadAssignment(v1Key, [{ address: '127.0.0.1', port: v1.port, labels: { version: 'v1' } }]), loadAssignment(v2Key, [{ address: '127.0.0.1', port: v2.port, labels: { version: 'v2' } }]))
+}
+
+async function count(mesh: Mesh, url: string, n: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (let i = 0; i < n; i++) {
+    const res = await mesh.fetch(url)
+    const body = await res.text()
+    const key = res.status === 200 ? body.split(' ')[0] as string : String(res.status)
+    out[key] = (out[key] ?? 0) + 1
+  }
+  return out
+}
+
+describe('xDS client: a mesh joins as a proxyless client', () => {
+  test('the first request to an authority subscribes to its Listener, waits for the tree and is routed', async () => {
+    echoResources(clusterKey(HOST, 8080, 'v1'))
+    const mesh = createMesh({ service: 'client', xds: { bootstrap: agentBootstrap(server.address), resourceTimeout: '3s' } })
+    try {
+      const res = await mesh.fetch(`http://${HOST}:8080/hello`)
+      assert.equal(res.status, 200)
+      assert.equal(await res.text(), 'v1 /hello')
+      const lds = server.requests.find((r) => r.type === 'listener')
+      assert.deepEqual(lds?.names, [`${HOST}:8080`])
+      assert.equal((lds?.node?.['metadata'] as Record<string, unknown>)['GENERATOR'], 'grpc')
+      const status = mesh.xds?.status()
+      assert.equal(status?.state, 'CONNECTED')
+      const byType = Object.fromEntries((status?.resources ?? []).map((r) => [`${r.type}:${r.name}`, r.status]))
+      assert.equal(byType[`listener:${HOST}:8080`], 'ACKED')
+      assert.equal(byType[`route:${clusterKey(HOST, 8080)}`], 'ACKED')
+      assert.equal(byType[`cluster:${clusterKey(HOST, 8080, 'v1')}`], 'ACKED')
+      assert.equal(byType[`endpoint:${clusterKey(HOST, 8080, 'v1')}`], 'ACKED')
+      // Istio's cluster names are kept as ours.
+      assert.ok(mesh.config.clusters?.some((c) => c.name === clusterKey(HOST, 8080, 'v1')))
+      // A second authority grows the subscription; the short name is its own Listener.
+      const short = await mesh.fetch('http://echo:8080/x')
+      assert.equal(short.status, 200)
+      await short.text()
+      const last = server.requests.filter((r) => r.type === 'listener').at(-1)
+      assert.deepEqual([...(last?.names ?? [])].sort(), [`${HOST}:8080`, 'echo:8080'])
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  test('a split moved at the server changes what the caller sees; traffic.split refuses xDS routes', async () => {
+    echoResources({ [clusterKey(HOST, 8080, 'v1')]: 100, [clusterKey(HOST, 8080, 'v2')]: 0 })
+    const mesh = createMesh({ xds: { bootstrap: agentBootstrap(server.address), listeners: [`${HOST}:8080`], resourceTimeout: '3s' } })
+    try {
+      assert.equal(await mesh.xds?.ready(), true)
+      assert.deepEqual(await count(mesh, `http://${HOST}:8080/`, 10), { v1: 10 })
+      const applied = new Promise((resolve) => mesh.once('config', resolve))
+      echoResources({ [clusterKey(HOST, 8080, 'v1')]: 0, [clusterKey(HOST, 8080, 'v2')]: 100 })
+      table.push('route')
+      await applied
+      assert.deepEqual(await count(mesh, `http://${HOST}:8080/`, 10), { v2: 10 })
+      await assert.rejects(mesh.traffic.split(`${HOST}:8080`, { v1: 50, v2: 50 }), (err) => isMeshError(err, 'SIDECARLESS_ERR_XDS_MANAGED'))
+    } finally {
+      await mesh.close()
+    }
+  })
+})
