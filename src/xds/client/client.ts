@@ -292,6 +292,9 @@ export class XdsClient implements ResourceView {
       const waiter: Waiter = {
         resolve,
         timer: setTimeout(() => {
+          // The Listener's does-not-exist timer is running (it started when the request was
+          // sent on the connected stream): it decides, within one more timeout at most.
+          if (this.listener(name)?.timer !== undefined) return
           waiters.delete(waiter)
           resolve(false)
         }, this.#options.resourceTimeoutMs),
