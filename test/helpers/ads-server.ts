@@ -36,6 +36,8 @@ type Stream = GrpcModule.ServerDuplexStream<Buffer, Buffer>
 /** The server. */
 export class ScriptedAdsServer {
   readonly requests: SeenRequest[] = []
+  /** Every response sent, by nonce: its type, version and the names of its resources in order. */
+  readonly sent = new Map<string, { readonly type: TypeName; readonly version: string; readonly names: string[]; readonly stream: number }>()
   #grpc!: typeof GrpcModule
   #codec!: XdsCodec
   #server: GrpcModule.Server | undefined
@@ -136,6 +138,7 @@ export class ScriptedAdsServer {
       resources: resources.map((r) => ('@type' in r ? r : { '@type': TYPE[type], ...r })),
     })
     call.write(Buffer.from(body))
+    this.sent.set(nonce, { type, version, names: resources.map((r) => String(r['name'] ?? r['cluster_name'] ?? '')), stream: options.stream ?? this.stream })
     return nonce
   }
 
@@ -161,6 +164,26 @@ export class ScriptedAdsServer {
   /** The request acknowledging (or refusing) `nonce`. */
   answerTo(nonce: string, ms = 5_000): Promise<SeenRequest> {
     return this.next((r) => r.nonce === nonce, ms, 0)
+  }
+
+  /**
+   * What the client decided for each resource it was sent, from its answer to the last
+   * response that carried it while the client still subscribed to it (a client ignores a
+   * resource it no longer wants): `type:name` → ACK or NACK (named by `resource index <i>`
+   * in error_detail), with the version the answer carried.
+   */
+  decisions(): Map<string, { decision: 'ACK' | 'NACK'; version: string; error: string | undefined }> {
+    const out = new Map<string, { decision: 'ACK' | 'NACK'; version: string; error: string | undefined }>()
+    for (const [nonce, response] of this.sent) {
+      const answer = this.requests.find((r) => r.nonce === nonce && r.stream === response.stream)
+      if (answer === undefined) continue
+      const refused = new Set([...(answer.error ?? '').matchAll(/resource index (\d+)/g)].map((m) => Number(m[1])))
+      response.names.forEach((name, i) => {
+        if (!answer.names.includes(name)) return
+        out.set(`${response.type}:${name}`, { decision: refused.has(i) ? 'NACK' : 'ACK', version: answer.version, error: refused.has(i) ? answer.error : undefined })
+      })
+    }
+    return out
   }
 
   /** Stops accepting and ends every stream (a server going away). */
@@ -252,8 +275,9 @@ export class ResourceTable {
     try {
       const nonce = this.#server.send(type, version, resources, { stream })
       this.#sent.set(key, { names: namesKey, version, nonce })
-    } catch {
-      // the stream went away
+    } catch (err) {
+      // The stream went away; anything else is a test's mistake.
+      if ((err as Error).message !== 'no open stream') throw err
     }
   }
 }

@@ -129,12 +129,17 @@ export function edsCluster(name: string, spec: ClusterSpec = {}): XdsObject {
   return c
 }
 
-/** buildCommonTLSContext: certificate and validation from provider instance `default`. */
+/**
+ * buildCommonTLSContext: certificate and validation from provider instance `default`, each
+ * in the current field and in the deprecated one (istiod writes both since gRPC 1.66
+ * dropped the deprecated ones; see grpcgen/tls_test.go).
+ */
 export function commonTls(sans: readonly string[]): XdsObject {
-  const validation: XdsObject = {}
+  const validation: XdsObject = { ca_certificate_provider_instance: { instance_name: 'default', certificate_name: 'ROOTCA' } }
   if (sans.length > 0) validation['match_subject_alt_names'] = sans.map((s) => ({ exact: s }))
   return {
     tls_certificate_provider_instance: { instance_name: 'default', certificate_name: 'default' },
+    tls_certificate_certificate_provider_instance: { instance_name: 'default', certificate_name: 'default' },
     combined_validation_context: {
       validation_context_certificate_provider_instance: { instance_name: 'default', certificate_name: 'ROOTCA' },
       default_validation_context: validation,
