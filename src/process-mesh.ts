@@ -53,16 +53,22 @@ function start(): ProcessMeshState {
     return { error: err as Error, environment: undefined }
   }
   const path = environment.config
-  if (path === undefined) {
+  if (path === undefined && !environment.xds) {
     return { error: new MeshError('SIDECARLESS_ERR_ENVIRONMENT', `SIDECARLESS_CONFIG is not set: ${CONFIG_HELP}`), environment }
   }
   let mesh: Mesh
   try {
-    mesh = createMesh({ ...(environment.service === undefined ? {} : { service: environment.service }), labels: environment.labels, config: path })
+    mesh = createMesh({
+      ...(environment.service === undefined ? {} : { service: environment.service }),
+      labels: environment.labels,
+      ...(path === undefined ? {} : { config: path }),
+      // The bootstrap as gRPC reads it: GRPC_XDS_BOOTSTRAP, else GRPC_XDS_BOOTSTRAP_CONFIG.
+      ...(environment.xds ? { xds: true } : {}),
+    })
   } catch (err) {
     return { error: err as Error, environment }
   }
-  watch(mesh, path)
+  if (path !== undefined) watch(mesh, path)
   closeOnExit(mesh)
   return { mesh, environment }
 }

@@ -5,10 +5,14 @@
  * grow as the app calls new authorities.
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createMesh, isMeshError, type Mesh } from '../src/index.js'
 import { ResourceTable, ScriptedAdsServer } from './helpers/ads-server.js'
 import { agentBootstrap, apiListener, clusterKey, edsCluster, loadAssignment, routeConfig } from './helpers/istiod.js'
+import { start, stopAll } from './helpers/spawned.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 const HOST = 'echo.default.svc.cluster.local'
@@ -24,6 +28,7 @@ before(async () => {
   v2 = await startUpstream('v2')
 })
 after(async () => {
+  stopAll()
   await server.stop()
   await Promise.all([v1.close(), v2.close()])
 })
@@ -94,6 +99,44 @@ describe('xDS client: a mesh joins as a proxyless client', () => {
       await assert.rejects(mesh.traffic.split(`${HOST}:8080`, { v1: 50, v2: 50 }), (err) => isMeshError(err, 'SIDECARLESS_ERR_XDS_MANAGED'))
     } finally {
       await mesh.close()
+    }
+  })
+
+  test('istio-agent\'s unix socket target (unix:/// + an absolute path) is reached', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sidecarless-uds-'))
+    const uds = await ScriptedAdsServer.start(`unix:${join(dir, 'XDS')}`)
+    const udsTable = new ResourceTable(uds)
+    udsTable.set('listener', apiListener(`${HOST}:8080`, HOST, 8080)).set('route', routeConfig(HOST, 8080, [{ to: clusterKey(HOST, 8080, 'v1') }]))
+      .set('cluster', edsCluster(clusterKey(HOST, 8080, 'v1'))).set('endpoint', loadAssignment(clusterKey(HOST, 8080, 'v1'), [{ address: '127.0.0.1', port: v1.port }]))
+    const mesh = createMesh({ xds: { bootstrap: agentBootstrap(`unix:///${join(dir, 'XDS')}`), resourceTimeout: '3s' } })
+    try {
+      const res = await mesh.fetch(`http://${HOST}:8080/uds`)
+      assert.equal(await res.text(), 'v1 /uds')
+    } finally {
+      await mesh.close()
+      await uds.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('zero code change: an unmodified app under --import sidecarless/register with GRPC_XDS_BOOTSTRAP and no SIDECARLESS_CONFIG', async () => {
+    const backend = clusterKey('backend', 80)
+    table.set('listener', apiListener('backend:80', 'backend', 80)).set('route', routeConfig('backend', 80, [{ to: backend }]))
+      .set('cluster', edsCluster(backend)).set('endpoint', loadAssignment(backend, [{ address: '127.0.0.1', port: v2.port }]))
+    const dir = mkdtempSync(join(tmpdir(), 'sidecarless-register-'))
+    try {
+      const file = join(dir, 'grpc-bootstrap.json')
+      writeFileSync(file, JSON.stringify(agentBootstrap(server.address)))
+      const app = start(process.execPath, ['--import', 'sidecarless/register', 'test/fixtures/apps/esm-http.mjs'], { GRPC_XDS_BOOTSTRAP: file })
+      const port = Number((await app.waitFor(/"port":(\d+)/))[1])
+      const got = await (await fetch(`http://127.0.0.1:${port}/call`)).json() as { fetch: { status: number; cluster: string; body: string }; undici: { body: string } }
+      assert.equal(got.fetch.status, 200, app.stderr())
+      assert.equal(got.fetch.cluster, backend)
+      assert.equal(got.fetch.body, 'v2 /call')
+      assert.equal(got.undici.body, 'v2 /undici')
+    } finally {
+      stopAll()
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
