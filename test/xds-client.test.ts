@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test'
 import { createMesh, isMeshError, type Mesh } from '../src/index.js'
 import { ResourceTable, ScriptedAdsServer } from './helpers/ads-server.js'
 import { agentBootstrap, apiListener, clusterKey, edsCluster, loadAssignment, routeConfig } from './helpers/istiod.js'
+import { startAdmin } from '../src/proxy/admin.js'
 import { start, stopAll } from './helpers/spawned.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -97,6 +98,18 @@ describe('xDS client: a mesh joins as a proxyless client', () => {
       await applied
       assert.deepEqual(await count(mesh, `http://${HOST}:8080/`, 10), { v2: 10 })
       await assert.rejects(mesh.traffic.split(`${HOST}:8080`, { v1: 50, v2: 50 }), (err) => isMeshError(err, 'SIDECARLESS_ERR_XDS_MANAGED'))
+      // The admin endpoint's /config_dump shows the same per-resource state as mesh.xds.status().
+      const admin = await startAdmin(mesh, '127.0.0.1', 0, { version: 't', startedAt: Date.now(), configPath: '-', listener: () => '-', state: () => 'LIVE' })
+      try {
+        const dump = await (await fetch(`http://${admin.address}/config_dump`)).json() as { xds: { state: string; resources: { type: string; name: string; status: string; version: string }[] } }
+        assert.equal(dump.xds.state, 'CONNECTED')
+        assert.deepEqual(dump.xds.resources.find((r) => r.type === 'route'), JSON.parse(JSON.stringify(mesh.xds?.status().resources.find((r) => r.type === 'route'))))
+        const prometheus = mesh.metrics.prometheus()
+        assert.match(prometheus, /^sidecarless_xds_connected_state\{server="127\.0\.0\.1:\d+"\} 1$/m)
+        assert.match(prometheus, /^sidecarless_xds_update_success_total\{type="route"\} [1-9]/m)
+      } finally {
+        await admin.close()
+      }
     } finally {
       await mesh.close()
     }

@@ -245,7 +245,7 @@ function available(what: () => void): string | undefined {
 
 function runPeer(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, GRPC_XDS_BOOTSTRAP: bootstrapFile, PEER_SECONDS: '2.5', GRPC_VERBOSITY: process.env['GRPC_VERBOSITY'] ?? 'NONE' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { env: { ...process.env, GRPC_XDS_BOOTSTRAP: bootstrapFile, PEER_SECONDS: '2', GRPC_VERBOSITY: process.env['GRPC_VERBOSITY'] ?? 'NONE' }, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
