@@ -12,7 +12,10 @@
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, MeshXds, Traffic, XdsConnectionEvent, XdsOptions } from './mesh.js'
+export type { XdsCounters, XdsResourceStatus, XdsStatus } from './xds/client/client.js'
+export type { XdsResourceType } from './xds/client/resources.js'
+export type { ResourceStatus as XdsClientResourceStatus } from './xds/client/protocol.js'
 export type { Peer, RequestContext } from './observability/context.js'
 export type { ClusterResilienceStats, ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export { DEFAULT_ROUTE, OTHER_ENDPOINT } from './observability/metrics.js'

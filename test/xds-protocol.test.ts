@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, test } from 'node:test'
-import { ConfigError, createMesh, type Mesh } from '../src/index.js'
+import { type ConfigError, createMesh, type Mesh } from '../src/index.js'
 import { ResourceTable, ScriptedAdsServer, type SeenRequest } from './helpers/ads-server.js'
 import { agentBootstrap, apiListener, clusterKey, edsCluster, loadAssignment, routeConfig } from './helpers/istiod.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'

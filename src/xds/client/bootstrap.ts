@@ -173,19 +173,19 @@ function parseServer(s: unknown, at: string, fail: Fail): XdsServer | undefined 
   creds.forEach((c: unknown, j) => {
     const here = `${at}.channel_creds[${j}]`
     if (!isObject(c) || typeof c['type'] !== 'string') fail(`${here}.type`, 'must be a string')
-    const config = (c as Record<string, unknown>)['config']
+    const config = (c)['config']
     if (config !== undefined && !isObject(config)) fail(`${here}.config`, 'must be an object')
     // gRPC stops at the first type it supports.
     if (credentials !== undefined) return
-    const type = (c as Record<string, unknown>)['type']
+    const type = (c)['type']
     if (type === 'insecure') credentials = { type: 'insecure' }
-    else if (type === 'tls') credentials = tlsCredentials((config ?? {}) as Record<string, unknown>, `${here}.config`, fail)
+    else if (type === 'tls') credentials = tlsCredentials((config ?? {}), `${here}.config`, fail)
   })
   const features = s['server_features']
   if (features !== undefined && !Array.isArray(features)) fail(`${at}.server_features`, 'must be a list')
   if (credentials === undefined) return undefined
   const ignoreResourceDeletion = Array.isArray(features) && features.includes('ignore_resource_deletion')
-  return { uri: uri as string, target: grpcTarget(uri as string), credentials, ignoreResourceDeletion }
+  return { uri: uri, target: grpcTarget(uri), credentials, ignoreResourceDeletion }
 }
 
 function tlsCredentials(config: Record<string, unknown>, at: string, fail: Fail): XdsChannelCredentials {
@@ -218,14 +218,14 @@ function parseNode(n: unknown, fail: Fail): XdsBootstrapNode {
     if (!isObject(l)) fail('node.locality', 'must be an object')
     const out: Record<string, string> = {}
     for (const key of ['region', 'zone', 'sub_zone']) {
-      const v = (l as Record<string, unknown>)[key]
+      const v = (l)[key]
       if (v === undefined) continue
       if (typeof v !== 'string') fail(`node.locality.${key}`, 'must be a string')
-      out[key] = v as string
+      out[key] = v
     }
     locality = out
   }
-  return { id: str('id'), cluster: str('cluster'), metadata: (metadata ?? {}) as Record<string, unknown>, locality }
+  return { id: str('id'), cluster: str('cluster'), metadata: (metadata ?? {}), locality }
 }
 
 function parseProvider(name: string, p: unknown, fail: Fail): FileWatcherProvider {
@@ -252,7 +252,7 @@ function parseProvider(name: string, p: unknown, fail: Fail): FileWatcherProvide
     // A protobuf Duration in JSON: "600s", "1.5s" (istio-agent writes "900s").
     const ms = typeof refresh === 'string' && /^\d+(\.\d+)?s$/.test(refresh) ? parseDuration(refresh) : undefined
     if (ms === undefined || ms <= 0) fail(`${at}.config.refresh_interval`, `is ${JSON.stringify(refresh)}; write a duration like "600s"`)
-    refreshIntervalMs = ms as number
+    refreshIntervalMs = ms
   }
   return { name, certificateFile, privateKeyFile, caCertificateFile, refreshIntervalMs }
 }

@@ -25,7 +25,7 @@ import { loadGrpc, loadProtobuf, type Protobuf } from '../optional-deps.js'
 import { loadXdsCodec } from '../protos.js'
 import type { XdsObject } from '../types.js'
 import { serverListenerName, type XdsBootstrap } from './bootstrap.js'
-import { compose, listenerDomains, listenerNameOf, type Composition, type OutboundListener } from './compose.js'
+import { compose, listenerDomains, listenerNameOf, type OutboundListener } from './compose.js'
 import { AdsProtocol, type ResourceEntry, type ResourceStatus } from './protocol.js'
 import { DECODERS, type ClusterValue, type EndpointValue, type ListenerValue, type RouteValue, type ServerListener, type XdsResourceType } from './resources.js'
 import { AdsTransport, GRPC_BACKOFF, type BackoffOptions } from './transport.js'
@@ -137,13 +137,16 @@ export class XdsClient implements ResourceView {
   readonly #outbound = new Set<string>()
   /** Inbound Listener name → number of servers bound to it. */
   readonly #inbound = new Map<string, number>()
-  /** The last ready tree of each outbound Listener. */
+  /** The last ready tree of each outbound Listener, and the objects it was built from. */
   readonly #trees = new Map<string, ListenerTree>()
+  readonly #treeInputs = new Map<string, readonly unknown[]>()
+  /** What the config in force was composed from (identities): the same again is the same config. */
+  #composedFrom: readonly unknown[] | undefined
+  #refusedFrom: readonly unknown[] | undefined
   readonly #waiters = new Map<string, Set<Waiter>>()
   /** Listeners in the config in force. */
   #applied = new Set<string>()
   #notes: readonly string[] = []
-  #lastJson: string | undefined
   #applying: Promise<void> | undefined
   #applyDirty = false
   readonly #applyWaiters: ApplyWaiter[] = []
@@ -395,8 +398,17 @@ export class XdsClient implements ResourceView {
     for (const name of this.#outbound) {
       this.#protocol.subscribe('listener', name)
       const r = resolveListener(this, name, needs)
-      if (r.kind === 'ready') this.#trees.set(name, r.tree)
-      else if (r.kind === 'absent') this.#trees.delete(name)
+      if (r.kind === 'ready') {
+        // Built from the same objects as the tree in force: keep that one (the config is then unchanged).
+        const before = this.#treeInputs.get(name)
+        if (before === undefined || !sameItems(before, r.inputs) || !this.#trees.has(name)) {
+          this.#trees.set(name, r.tree)
+          this.#treeInputs.set(name, r.inputs)
+        }
+      } else if (r.kind === 'absent') {
+        this.#trees.delete(name)
+        this.#treeInputs.delete(name)
+      }
     }
     // Make-before-break: what the trees in force name stays subscribed, so it keeps updating.
     for (const tree of this.#trees.values()) {
@@ -417,15 +429,23 @@ export class XdsClient implements ResourceView {
     for (const e of [...this.#protocol.entries(type)]) if (!wanted.has(e.name)) this.#protocol.unsubscribe(type, e.name)
   }
 
-  #compose(): Composition {
+  /** The parts of the next config: the same objects as the config in force mean the same config. */
+  #parts(): { outbound: OutboundListener[]; inbound: ServerListener[]; key: unknown[] } {
     const outbound: OutboundListener[] = []
-    for (const [name, tree] of this.#trees) outbound.push({ tree, domains: listenerDomains(name) })
+    const key: unknown[] = [this.#base]
+    for (const [name, tree] of this.#trees) {
+      outbound.push({ tree, domains: listenerDomains(name) })
+      key.push(tree)
+    }
     const inbound: ServerListener[] = []
     for (const name of this.#inbound.keys()) {
       const v = this.listener(name)?.value
-      if (v?.role === 'server' && this.listener(name)?.deleted !== true) inbound.push(v)
+      if (v?.role === 'server' && this.listener(name)?.deleted !== true) {
+        inbound.push(v)
+        key.push(v)
+      }
     }
-    return compose(this.#base, { outbound, inbound, providers: this.#options.bootstrap.certificateProviders })
+    return { outbound, inbound, key }
   }
 
   /** Applies the current composition once the apply in flight (if any) is done. */
@@ -442,21 +462,23 @@ export class XdsClient implements ResourceView {
     while (this.#applyDirty && !this.#closed) {
       this.#applyDirty = false
       const waiters = this.#applyWaiters.splice(0)
-      const composition = this.#compose()
-      const json = JSON.stringify(composition.config)
-      if (json === this.#lastJson) {
+      const parts = this.#parts()
+      // The config in force, or one validation refused already: nothing to apply.
+      if ((this.#composedFrom !== undefined && sameItems(this.#composedFrom, parts.key)) || (this.#refusedFrom !== undefined && sameItems(this.#refusedFrom, parts.key))) {
         for (const w of waiters) w.resolve(undefined)
         continue
       }
+      const composition = compose(this.#base, { outbound: parts.outbound, inbound: parts.inbound, providers: this.#options.bootstrap.certificateProviders })
       try {
         const applied = await this.#host.apply(composition.config)
-        this.#lastJson = json
+        this.#composedFrom = parts.key
         this.#applied = new Set(composition.listeners)
         this.#notes = composition.notes
         this.#configsApplied++
         for (const w of waiters) w.resolve(applied)
         for (const name of composition.listeners) this.#settle(name, true)
       } catch (err) {
+        this.#refusedFrom = parts.key
         this.#configsRejected++
         for (const w of waiters) w.reject(err)
       }
@@ -477,6 +499,12 @@ export class XdsClient implements ResourceView {
   #settleAll(ok: boolean): void {
     for (const name of [...this.#waiters.keys()]) this.#settle(name, ok)
   }
+}
+
+function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** The node of the first request of each stream (Envoy `config.core.v3.Node`). */

@@ -42,7 +42,12 @@ export interface ListenerTree {
 export type Resolution =
   | { readonly kind: 'pending' }
   | { readonly kind: 'absent' }
-  | { readonly kind: 'ready'; readonly tree: ListenerTree }
+  | {
+    readonly kind: 'ready'
+    readonly tree: ListenerTree
+    /** The objects the tree was built from: the same objects again make the same tree. */
+    readonly inputs: readonly unknown[]
+  }
 
 /** What each type needs subscribed. */
 export interface Needs {
@@ -106,27 +111,30 @@ export function resolveListener(view: ResourceView, name: string, needs: Needs):
   const names = new Set<string>()
   for (const r of vhost?.routes ?? []) for (const c of routeClusters(r.route)) names.add(c)
   const clusters = new Map<string, ClusterConfig>()
+  const inputs: unknown[] = [value, vhost]
   let pending = false
   for (const c of names) {
     needs.clusters.add(c)
-    const cluster = resolveCluster(view, c, needs)
+    const cluster = resolveCluster(view, c, needs, inputs)
     if (cluster === undefined) pending = true
     else clusters.set(c, cluster)
   }
   if (pending) return { kind: 'pending' }
   const routesOf: VirtualHostConfig = vhost === undefined ? { name, domains: [], routes: [] } : { ...vhost, name, domains: [] }
-  return { kind: 'ready', tree: { listener: name, routes: routesOf, clusters } }
+  return { kind: 'ready', tree: { listener: name, routes: routesOf, clusters }, inputs }
 }
 
 /** A cluster with its endpoints, an empty one when it does not exist, or undefined while pending. */
-export function resolveCluster(view: ResourceView, name: string, needs: Needs): ClusterConfig | undefined {
+export function resolveCluster(view: ResourceView, name: string, needs: Needs, inputs: unknown[] = []): ClusterConfig | undefined {
   const entry = view.cluster(name)
   if (entry === undefined) return undefined
   const value = entry.value
+  inputs.push(value ?? entry.status)
   if (value === undefined) return entry.status === 'DOES_NOT_EXIST' ? { name } : undefined
   if (value.edsServiceName === undefined) return value.config
   needs.endpoints.add(value.edsServiceName)
   const eds = view.endpoint(value.edsServiceName)
+  inputs.push(eds?.value ?? eds?.status)
   if (eds?.value !== undefined) {
     const scheme = value.endpointScheme
     const endpoints = eds.value.endpoints.map((e) => (scheme === 'https' ? { ...e, address: e.address.replace(/^http:/, 'https:') } : e))
