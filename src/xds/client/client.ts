@@ -19,15 +19,17 @@ import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { ConfigError } from '../../errors.js'
 import type { MeshConfig } from '../../config/types.js'
-import type { UnsupportedField } from '../../config/envoy/index.js'
 import type { XdsCodec } from '../codec.js'
 import { loadGrpc, loadProtobuf, type Protobuf } from '../optional-deps.js'
 import { loadXdsCodec } from '../protos.js'
 import type { XdsObject } from '../types.js'
 import { serverListenerName, type XdsBootstrap } from './bootstrap.js'
 import { compose, listenerDomains, listenerNameOf, type OutboundListener } from './compose.js'
-import { AdsProtocol, type ResourceEntry, type ResourceStatus } from './protocol.js'
-import { DECODERS, type ClusterValue, type EndpointValue, type ListenerValue, type RouteValue, type ServerListener, type XdsResourceType } from './resources.js'
+import { AdsProtocol, type ResourceEntry } from './protocol.js'
+import { DECODERS, type ClusterValue, type EndpointValue, type ListenerValue, type RouteValue, type ServerListener } from './resources.js'
+import type { XdsResourceStatus, XdsStatus } from './status.js'
+
+export type { XdsCounters, XdsResourceStatus, XdsStatus } from './status.js'
 import { AdsTransport, GRPC_BACKOFF, type BackoffOptions } from './transport.js'
 import { resolveCluster, resolveListener, type ListenerTree, type Needs, type ResourceView } from './tree.js'
 import { readDiscoveryResponse } from './wire.js'
@@ -59,57 +61,6 @@ export interface XdsClientHost {
   disconnected(server: string, reason: string): void
   /** A response was NACKed: the resources named stay at their last good version. */
   rejected(error: ConfigError): void
-}
-
-/** One resource as `mesh.xds.status()` shows it (after CSDS's per-resource status). */
-export interface XdsResourceStatus {
-  /** `listener`, `route`, `cluster` or `endpoint`. */
-  readonly type: XdsResourceType
-  readonly name: string
-  /** REQUESTED (not received yet), ACKED, NACKED (the last version was refused; the one before is in use), DOES_NOT_EXIST. */
-  readonly status: ResourceStatus
-  /** The version in use (of the response that carried it). */
-  readonly version: string | undefined
-  /** When the version in use arrived (ms since the epoch). */
-  readonly lastUpdated: number | undefined
-  /** The last refused version of this resource and every reason. */
-  readonly error: { readonly version: string; readonly message: string; readonly at: number } | undefined
-  /** Fields of the version in use the mesh does not apply (the resource was accepted). */
-  readonly warnings: readonly UnsupportedField[]
-}
-
-/** The client's state: `mesh.xds.status()`. */
-export interface XdsStatus {
-  /** The xDS server's `server_uri`. */
-  readonly server: string
-  /** The node id sent. */
-  readonly node: string
-  /** `CONNECTING` (no stream ready yet), `CONNECTED`, `DISCONNECTED` (retrying), `CLOSED`. */
-  readonly state: 'CONNECTING' | 'CONNECTED' | 'DISCONNECTED' | 'CLOSED'
-  /** Why the last stream ended, or why the client could not start. */
-  readonly lastError: string | undefined
-  /** The version last accepted per type. */
-  readonly versions: Readonly<Record<XdsResourceType, string>>
-  /** Every subscribed resource. */
-  readonly resources: readonly XdsResourceStatus[]
-  /** Outbound Listeners whose trees are in force. */
-  readonly listeners: readonly string[]
-  /** What the composition left out (an authority the config file routes, a cluster name it uses). */
-  readonly notes: readonly string[]
-  /** Counters: responses, ACKs, NACKs, resource updates and rejections per type, configs applied and refused, streams. */
-  readonly counters: XdsCounters
-}
-
-/** The client's counters (also on `mesh.metrics.prometheus()`). */
-export interface XdsCounters {
-  readonly responses: number
-  readonly acks: number
-  readonly nacks: number
-  readonly updates: Readonly<Record<XdsResourceType, number>>
-  readonly rejections: Readonly<Record<XdsResourceType, number>>
-  readonly configsApplied: number
-  readonly configsRejected: number
-  readonly streams: number
 }
 
 interface Waiter {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { XdsStatus } from './client.js'
+import type { XdsStatus } from './status.js'
 
 /** Prometheus lines of the client's state and counters. */
 export function xdsPrometheus(s: XdsStatus): string {

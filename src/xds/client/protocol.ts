@@ -23,7 +23,8 @@ import type { AnyParts } from '../codec.js'
 import { typeUrlOf } from '../type-urls.js'
 import type { XdsObject } from '../types.js'
 import type { UnsupportedField } from '../../config/envoy/index.js'
-import type { DecodeContext, Decoder, XdsResourceType } from './resources.js'
+import type { DecodeContext, Decoder } from './resources.js'
+import type { ResourceStatus, XdsResourceType } from './status.js'
 import type { RawDiscoveryResponse } from './wire.js'
 
 /** The type URL of each resource type. */
@@ -38,8 +39,7 @@ const RESOURCE_WRAPPER = typeUrlOf('envoy.service.discovery.v3.Resource')
 /** Types whose responses hold every subscribed resource (a missing one was deleted). */
 const FULL_STATE: ReadonlySet<XdsResourceType> = new Set(['listener', 'cluster'])
 
-/** CSDS's ClientResourceStatus, as `mesh.xds.status()` shows it. */
-export type ResourceStatus = 'REQUESTED' | 'ACKED' | 'NACKED' | 'DOES_NOT_EXIST'
+export type { ResourceStatus } from './status.js'
 
 /** A NACK of one resource. */
 export interface ResourceError {

@@ -33,8 +33,9 @@ import { validateConfig } from '../../config/validate.js'
 import type { XdsObject } from '../types.js'
 import type { FileWatcherProvider } from './bootstrap.js'
 
-/** The resource types a proxyless client subscribes to. */
-export type XdsResourceType = 'listener' | 'route' | 'cluster' | 'endpoint'
+import type { XdsResourceType } from './status.js'
+
+export type { XdsResourceType } from './status.js'
 
 /** A decoded resource, or why it is refused. */
 export type DecodeResult<V> =
