@@ -13,6 +13,7 @@ import { createMesh, isMeshError, type Mesh } from '../src/index.js'
 import { ResourceTable, ScriptedAdsServer } from './helpers/ads-server.js'
 import { agentBootstrap, apiListener, clusterKey, edsCluster, loadAssignment, routeConfig } from './helpers/istiod.js'
 import { startAdmin } from '../src/proxy/admin.js'
+import { makePki } from './helpers/certs.js'
 import { start, stopAll } from './helpers/spawned.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -128,6 +129,27 @@ describe('xDS client: a mesh joins as a proxyless client', () => {
     } finally {
       await mesh.close()
       await uds.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('tls channel credentials (gRFC A65): the ADS stream over TLS, the server verified against ca_certificate_file', async () => {
+    const pki = makePki([])
+    const dir = mkdtempSync(join(tmpdir(), 'sidecarless-xds-tls-'))
+    const secure = await ScriptedAdsServer.start('127.0.0.1:0', pki.server)
+    const secureTable = new ResourceTable(secure)
+    secureTable.set('listener', apiListener(`${HOST}:8080`, HOST, 8080)).set('route', routeConfig(HOST, 8080, [{ to: clusterKey(HOST, 8080, 'v1') }]))
+      .set('cluster', edsCluster(clusterKey(HOST, 8080, 'v1'))).set('endpoint', loadAssignment(clusterKey(HOST, 8080, 'v1'), [{ address: '127.0.0.1', port: v1.port }]))
+    writeFileSync(join(dir, 'ca.pem'), pki.ca)
+    const bootstrap = { ...agentBootstrap(secure.address), xds_servers: [{ server_uri: secure.address, channel_creds: [{ type: 'tls', config: { ca_certificate_file: join(dir, 'ca.pem') } }] }] }
+    const mesh = createMesh({ xds: { bootstrap, resourceTimeout: '3s' } })
+    try {
+      const res = await mesh.fetch(`http://${HOST}:8080/tls`)
+      assert.equal(await res.text(), 'v1 /tls')
+      assert.equal(mesh.xds?.status().state, 'CONNECTED')
+    } finally {
+      await mesh.close()
+      await secure.stop()
       rmSync(dir, { recursive: true, force: true })
     }
   })

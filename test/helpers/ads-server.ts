@@ -49,9 +49,12 @@ export class ScriptedAdsServer {
   onRequest: ((r: SeenRequest, server: ScriptedAdsServer) => void) | undefined
   address = ''
 
-  /** Starts on `address` (`127.0.0.1:0` or `unix:/path`); resolves with the bound address. */
-  static async start(address = '127.0.0.1:0'): Promise<ScriptedAdsServer> {
+  #tls: { cert: string; key: string } | undefined
+
+  /** Starts on `address` (`127.0.0.1:0` or `unix:/path`), over TLS when given; resolves with the bound address. */
+  static async start(address = '127.0.0.1:0', tls?: { cert: string; key: string }): Promise<ScriptedAdsServer> {
     const s = new ScriptedAdsServer()
+    s.#tls = tls
     s.#grpc = await loadGrpc()
     s.#codec = await loadXdsCodec()
     await s.listen(address)
@@ -77,7 +80,10 @@ export class ScriptedAdsServer {
       StreamAggregatedResources: (call: Stream) => this.#stream(call),
     })
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err)))
+      const creds = this.#tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(this.#tls.key), cert_chain: Buffer.from(this.#tls.cert) }], false)
+      server.bindAsync(address, creds, (err, p) => (err === null ? resolve(p) : reject(err)))
     })
     this.#server = server
     if (this.address === '') this.address = address.startsWith('unix:') ? address : `127.0.0.1:${port}`
