@@ -35,6 +35,11 @@ import { resolveCluster, resolveListener, type ListenerTree, type Needs, type Re
 import { readDiscoveryResponse } from './wire.js'
 
 const DISCOVERY_REQUEST = 'envoy.service.discovery.v3.DiscoveryRequest'
+/**
+ * On-demand subscriptions stop here: an app calling ever new hosts (outside the mesh) must
+ * not grow the subscription without bound. Past it, new authorities route as without xDS.
+ */
+const MAX_ON_DEMAND = 4096
 
 /** Settings of the client. */
 export interface XdsClientOptions {
@@ -101,6 +106,7 @@ export class XdsClient implements ResourceView {
   #applying: Promise<void> | undefined
   #applyDirty = false
   readonly #applyWaiters: ApplyWaiter[] = []
+  #warnedFull = false
   #configsApplied = 0
   #configsRejected = 0
   #streams = 0
@@ -210,7 +216,14 @@ export class XdsClient implements ResourceView {
     if (this.#closed) return undefined
     const name = listenerNameOf(authority, scheme)
     if (name === undefined) return undefined
-    if (!this.#outbound.has(name) && !this.#options.onDemand) return undefined
+    if (!this.#outbound.has(name)) {
+      if (!this.#options.onDemand) return undefined
+      if (this.#outbound.size >= MAX_ON_DEMAND) {
+        if (!this.#warnedFull) process.emitWarning(`sidecarless xDS client: ${MAX_ON_DEMAND} Listeners subscribed; further authorities (${name}) are not asked for and route as without xDS`, { code: 'SIDECARLESS_XDS_SUBSCRIPTIONS_FULL' })
+        this.#warnedFull = true
+        return undefined
+      }
+    }
     // In force already: the request's authority is not one of its domains; nothing to wait for.
     if (this.#applied.has(name) || this.#absent(name)) return undefined
     return this.#waitFor(name)
