@@ -29,7 +29,8 @@
  * (ms per variant, 2000: the JIT of undici and the mesh settles late), BENCH_CONCURRENCY
  * (32), BENCH_SLICES (slices per variant per round, a multiple of 4, 8), BENCH_OPS (recorder
  * pairs per micro sample, 2,000,000), BENCH_AA=1 (diagnostic: leave the 'neutral' client
- * unpatched too, so the ratio measures the noise floor; no target).
+ * unpatched too, so the ratio measures the noise floor; no target), BENCH_NEUTRAL=istio
+ * (neutralise only `IstioSeries.prototype.record`: the ratio is the cost of Istio's series).
  */
 import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -49,7 +50,12 @@ async function client(variant) {
   if (!VARIANTS.includes(variant)) throw new Error(`unknown client variant ${variant}`)
   const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 32)
   const [portA, portB] = process.argv.find((a) => a.startsWith('--ports='))?.slice('--ports='.length).split(',').map(Number) ?? []
-  if (variant === 'neutral' && process.env.BENCH_AA !== '1') {
+  if (variant === 'neutral' && process.env.BENCH_NEUTRAL === 'istio') {
+    // Only Istio's series neutralised: built ÷ neutral is what the istio_* recording adds.
+    const { IstioSeries } = await import('../dist/observability/istio-metrics.js')
+    if (typeof IstioSeries.prototype.record !== 'function') throw new Error('IstioSeries.prototype.record is not a function: the patch no longer fits dist/')
+    IstioSeries.prototype.record = function noop() {}
+  } else if (variant === 'neutral' && process.env.BENCH_AA !== '1') {
     // Must run before the mesh exists: the registry hands out recorders from these methods.
     const { MetricsRegistry } = await import('../dist/observability/metrics.js')
     const NOOP = Object.freeze({ start() {}, end() {}, fail() {} })
@@ -102,7 +108,7 @@ async function client(variant) {
     counts[s] = (counts[s] ?? 0) + 1
   }
   if (!(counts.v1 > 50 && counts.v2 > 50)) throw new Error(`${variant}: the 50/50 split does not reach both subsets: ${JSON.stringify(counts)}`)
-  const expected = variant === 'built' || process.env.BENCH_AA === '1' ? 200 : 0
+  const expected = variant === 'built' || process.env.BENCH_AA === '1' || process.env.BENCH_NEUTRAL === 'istio' ? 200 : 0
   if (recorded() !== expected) throw new Error(`${variant}: metrics recorded ${recorded()} requests, expected ${expected}`)
 
   process.send({ ready: true, pid: process.pid, split: counts, recorded: recorded() })
@@ -252,6 +258,7 @@ async function main() {
   const served = Object.fromEntries(VARIANTS.map((v) => [v, results[v].reduce((a, x) => a + x.n, 0)]))
   console.log(`\nmetrics check: built recorded ${recorded.built} requests (≥ ${served.built} timed), neutral recorded ${recorded.neutral}`)
   if (AA) console.log('BENCH_AA=1: both clients record (an A/A run: the ratio shows the noise floor)')
+  else if (process.env.BENCH_NEUTRAL === 'istio') console.log('BENCH_NEUTRAL=istio: both clients record the sidecarless_* series; only the neutral one skips Istio\'s')
   else if (recorded.neutral !== 0 || recorded.built < served.built) throw new Error('the neutralisation did not take, or the built client did not record')
 
   // ------------------------------------------------------------ summary
@@ -309,10 +316,15 @@ async function main() {
  */
 async function microRecorder(OPS, cpuPerReqUs) {
   const { MetricsRegistry } = await import('../dist/observability/metrics.js')
+  const { IstioSeries } = await import('../dist/observability/istio-metrics.js')
   const registry = new MetricsRegistry({ service: 'bench' })
+  const series = new IstioSeries('reporter="source"')
+  // The Istio part alone: what one request adds to its precomputed series (a cell lookup, buckets).
+  const istio = { start() {}, end(status, ms) { series.record(status, 0, 7, ms, 0, 56) }, fail() {} }
   const targets = {
     upstream: registry.upstream('reviews', 'v1', '127.0.0.1:9080'),
     inbound: registry.inbound('route-a'),
+    istio,
     noop: { start() {}, end() {}, fail() {} },
   }
   const rnd = prng(42)
@@ -321,6 +333,7 @@ async function microRecorder(OPS, cpuPerReqUs) {
   const loops = {
     upstream: (r, n) => { for (let i = 0; i < n; i++) { r.start(); r.end(200, LAT[i & 1023], 56, 0) } },
     inbound: (r, n) => { for (let i = 0; i < n; i++) { r.start(); r.end(200, LAT[i & 1023], 56, 0) } },
+    istio: (r, n) => { for (let i = 0; i < n; i++) { r.start(); r.end(200, LAT[i & 1023], 56, 0) } },
     noop: (r, n) => { for (let i = 0; i < n; i++) { r.start(); r.end(200, LAT[i & 1023], 56, 0) } },
   }
   const names = Object.keys(targets)
@@ -339,6 +352,7 @@ async function microRecorder(OPS, cpuPerReqUs) {
   console.log(`\nmicro: recorder.start() + recorder.end(), ${fmt(OPS)} pairs per sample, median of ${SAMPLES} samples:`)
   console.log(`  upstream recorder (endpoint + subset + cluster)  ${fmt(out.upstream, 1)} ns/pair  (net of the no-op loop: ${fmt(upNet, 1)} ns)`)
   console.log(`  inbound recorder (one route)                     ${fmt(out.inbound, 1)} ns/pair  (net: ${fmt(out.inbound - out.noop, 1)} ns)`)
+  console.log(`  of which Istio's series (one IstioSeries.record)  ${fmt(out.istio - out.noop, 1)} ns net (part of both recorders above)`)
   console.log(`  no-op recorder (the loop itself)                 ${fmt(out.noop, 1)} ns/pair`)
   console.log(`  = ${fmt((upNet / 1000 / cpuPerReqUs) * 100, 3)} % of the built client's ${fmt(cpuPerReqUs, 1)} µs CPU per request`)
   const snap = registry.snapshot().outbound.clusters.reviews

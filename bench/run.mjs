@@ -8,6 +8,10 @@
  *   node bench/run.mjs --node=node --node=/tmp/node24/node_modules/.bin/node
  *                                                       every bench on each node binary
  *
+ * side-by-side runs once, last, with every --node given (it starts its own processes under
+ * each binary and prints one table per version and a combined one); its timeout is
+ * BENCH_TIMEOUT_SIDE_BY_SIDE (s per Node version, default 600).
+ *
  * Build first (`npm run build`, or `npm run bench`, which builds and runs this).
  * Environment knobs (BENCH_ROUNDS, BENCH_DURATION, ...) pass through to every bench;
  * BENCH_TIMEOUT (s, default 180) bounds each one.
@@ -19,7 +23,9 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const BENCHES = ['dispatcher', 'inbound', 'metrics', 'route-match', 'compile', 'rate-limit', 'global-rate-limit', 'mtls', 'authz', 'resilience']
+const BENCHES = ['dispatcher', 'inbound', 'metrics', 'route-match', 'compile', 'rate-limit', 'global-rate-limit', 'mtls', 'authz', 'resilience', 'request-check', 'xds-descriptor', 'control-plane', 'side-by-side']
+/** Benches that take every --node at once rather than running under each. */
+const MULTI_NODE = new Set(['side-by-side'])
 
 const args = process.argv.slice(2)
 const nodes = args.filter((a) => a.startsWith('--node=')).map((a) => a.slice('--node='.length))
@@ -38,10 +44,10 @@ if (!existsSync(join(here, '..', 'dist', 'index.js'))) {
   process.exit(1)
 }
 
-function runOne(node, name) {
+function runOne(node, name, extraArgs = [], limitS = timeoutS) {
   return new Promise((resolve) => {
     const started = Date.now()
-    const child = spawn(node, [join(here, `${name}.mjs`)], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
+    const child = spawn(node, [join(here, `${name}.mjs`), ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
     const results = []
     createInterface({ input: child.stdout }).on('line', (line) => {
       console.log(line)
@@ -58,7 +64,7 @@ function runOne(node, name) {
       timedOut = true
       child.kill('SIGTERM')
       setTimeout(() => child.kill('SIGKILL'), 5000).unref()
-    }, timeoutS * 1000)
+    }, limitS * 1000)
     child.on('error', (err) => {
       clearTimeout(timer)
       resolve({ node, name, ok: false, why: err.message, results, seconds: (Date.now() - started) / 1000 })
@@ -66,7 +72,7 @@ function runOne(node, name) {
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       const seconds = (Date.now() - started) / 1000
-      if (timedOut) resolve({ node, name, ok: false, why: `timed out after ${timeoutS}s`, results, seconds })
+      if (timedOut) resolve({ node, name, ok: false, why: `timed out after ${limitS}s`, results, seconds })
       else if (code !== 0) resolve({ node, name, ok: false, why: `exited with ${code ?? signal}`, results, seconds })
       else if (results.length === 0) resolve({ node, name, ok: false, why: 'printed no RESULT line', results, seconds })
       else resolve({ node, name, ok: true, results, seconds })
@@ -76,10 +82,15 @@ function runOne(node, name) {
 
 const runs = []
 for (const node of nodes) {
-  for (const name of selected) {
+  for (const name of selected.filter((n) => !MULTI_NODE.has(n))) {
     console.log(`\n======== ${name} on ${node}`)
     runs.push(await runOne(node, name))
   }
+}
+if (selected.includes('side-by-side')) {
+  console.log(`\n======== side-by-side on ${nodes.join(', ')}`)
+  const perNodeS = Number(process.env.BENCH_TIMEOUT_SIDE_BY_SIDE ?? 600)
+  runs.push(await runOne(process.execPath, 'side-by-side', nodes.map((n) => `--node=${n}`), perNodeS * nodes.length))
 }
 
 console.log('\n======== summary')
@@ -93,6 +104,7 @@ for (const r of runs) {
   }
   console.log(`${r.name} on ${version} (${r.seconds.toFixed(0)} s)`)
   for (const res of r.results) {
+    if (r.results.length > 1) console.log(` ${res.node}`)
     for (const t of res.targets ?? []) {
       const digits = t.unit === '×' ? 3 : 2
       console.log(`  ${t.verdict}  ${t.label}: ${t.value.toFixed(digits)}${t.unit} (target ${t.cmp} ${t.target}${t.unit})`)

@@ -12,6 +12,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_INVALID_CONFIG: 'the config is invalid',
   /** A config file could not be read or parsed. */
   SIDECARLESS_ERR_CONFIG_LOAD: 'the config file could not be read or parsed',
+  /** A request undici would refuse to send (CR/LF in a header, the path or the method; a header such as `transfer-encoding`; bad options); `cause` is undici's error. */
+  SIDECARLESS_ERR_INVALID_REQUEST: 'the request is invalid; it was not sent',
   /** The request URL could not be parsed. */
   SIDECARLESS_ERR_INVALID_URL: 'the request URL is invalid',
   /** `outboundTrafficPolicy.mode` is REGISTRY_ONLY and no virtual host matches the authority. */
@@ -22,10 +24,6 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_UPSTREAM_TIMEOUT: 'the route timeout expired while the response was streaming',
   /** The upstream reset or closed the connection after the response headers; the body was cut short. */
   SIDECARLESS_ERR_UPSTREAM_RESET: 'the upstream failed after the response started',
-  /** An outbound request was refused by a rate limit (local bucket, or the shared quota). */
-  SIDECARLESS_ERR_RATE_LIMITED: 'a rate limit refused the request',
-  /** An outbound request was refused by a concurrency limit (full, or it waited past the queue timeout). */
-  SIDECARLESS_ERR_CONCURRENCY_LIMITED: 'a concurrency limit refused the request',
   /** The mesh (or its dispatcher) was closed; no new requests are accepted. */
   SIDECARLESS_ERR_CLOSED: 'the mesh is closed',
   /** A traffic API call named a virtual host or cluster the config does not have. */
@@ -59,6 +57,8 @@ export type ErrorCode = keyof typeof ErrorCodes
 
 /** Codes of the problems validation reports, each with the path where it was found. */
 export const ConfigIssueCodes = {
+  /** The config is empty: null, undefined, or a file with no document (empty, or only comments). `{}` is not empty. */
+  EMPTY_CONFIG: 'the config is empty (null, undefined, or a file with no document)',
   /** A field the model does not know (the message suggests the closest known name). */
   UNKNOWN_FIELD: 'a field the model does not know',
   /** A required field is missing. */
@@ -106,6 +106,38 @@ export interface ConfigIssue {
   readonly code: ConfigIssueCode
   /** What is wrong, naming the value where that helps. */
   readonly message: string
+  /**
+   * Where the problem is in the file the config was read from (for a translated Istio
+   * manifest, the manifest field it came from). Set only for configs read from a file.
+   */
+  readonly location?: ConfigLocation
+}
+
+/**
+ * Codes of config warnings: settings that are valid (Envoy accepts them) but almost surely
+ * not what was meant. A config with warnings is applied; `sidecarless validate` prints them
+ * and the mesh reports them once as a `SIDECARLESS_CONFIG_WARNING` process warning.
+ */
+export const ConfigWarningCodes = {
+  /** A route `prefix` that does not start with `/`: no request path does, so the route never matches. */
+  PREFIX_WITHOUT_SLASH: 'a path prefix does not start with /',
+} as const
+
+/** A stable config warning code, one of {@link ConfigWarningCodes}. */
+export type ConfigWarningCode = keyof typeof ConfigWarningCodes
+
+/** A setting that is valid but almost surely a mistake. */
+export interface ConfigWarning {
+  readonly path: string
+  readonly code: ConfigWarningCode
+  readonly message: string
+}
+
+/** A position in a config file: 1-based line and column. */
+export interface ConfigLocation {
+  readonly file: string
+  readonly line: number
+  readonly column: number
 }
 
 /** The error class of the mesh: every error it raises is a MeshError with a stable code. */
@@ -130,7 +162,7 @@ export class ConfigError extends MeshError {
 
   constructor(issues: readonly ConfigIssue[], options?: { cause?: unknown; source?: string }) {
     const where = options?.source === undefined ? '' : ` (${options.source})`
-    const lines = issues.map((i) => `  ${i.path || '<root>'}: ${i.code}: ${i.message}`)
+    const lines = issues.map((i) => `  ${i.location === undefined ? '' : `${i.location.file}:${i.location.line}:${i.location.column}: `}${i.path || '<root>'}: ${i.code}: ${i.message}`)
     super(
       'SIDECARLESS_ERR_INVALID_CONFIG',
       `invalid mesh config${where}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`,
@@ -139,6 +171,20 @@ export class ConfigError extends MeshError {
     this.name = 'ConfigError'
     this.issues = Object.freeze([...issues])
   }
+}
+
+/**
+ * The error a caller sees when it aborted its own request, on every path (waiting for the
+ * upstream, in a fault delay, queued at a bulkhead, waiting for a shared quota, in a retry
+ * back-off, while the body streams): a `SIDECARLESS_ERR_ABORTED` {@link MeshError} named
+ * `AbortError` (code written for fetch checks the name), the caller's reason as its
+ * `cause`. A reason that is already a MeshError is the mesh's own and stays as it is.
+ */
+export function abortError(reason: unknown): MeshError {
+  if (reason instanceof MeshError) return reason
+  const err = new MeshError('SIDECARLESS_ERR_ABORTED', 'the request was aborted by the caller', { cause: reason })
+  err.name = 'AbortError'
+  return err
 }
 
 /** True when `err` is a {@link MeshError} with the given code. */

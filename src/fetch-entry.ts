@@ -9,7 +9,7 @@
  * (`SIDECARLESS_ERR_ENVIRONMENT`, `SIDECARLESS_ERR_INVALID_CONFIG`,
  * `SIDECARLESS_ERR_CONFIG_LOAD`) whose message says what to set or fix.
  *
- * @module
+ * @module sidecarless/fetch
  */
 import './runtime-check.js'
 import type { Mesh } from './mesh.js'

@@ -9,11 +9,14 @@
  * ```
  *
  * @packageDocumentation
+ * @module sidecarless
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, MeshXds, Traffic, XdsConnectionEvent, XdsOptions } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, MeshXds, PrometheusOptions, Traffic, XdsConnectionEvent, XdsOptions } from './mesh.js'
 export type { ResourceStatus as XdsClientResourceStatus, XdsCounters, XdsResourceStatus, XdsResourceType, XdsStatus } from './xds/client/status.js'
+export type { PromClientRegistry, RegisterOptions } from './observability/prom-client-bridge.js'
+export { PEER_HEADER } from './observability/istio-metrics.js'
 export type { Peer, RequestContext } from './observability/context.js'
 export type { ClusterResilienceStats, ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export { DEFAULT_ROUTE, OTHER_ENDPOINT } from './observability/metrics.js'
@@ -22,7 +25,7 @@ export type { BreakerState, BreakerStateChange, BreakerStats } from './policy/er
 export type { RequestAuth, JwtFailure } from './security/jwt.js'
 export type { SecurityStats } from './security/stats.js'
 export type { FinishedSpan } from './observability/tracing.js'
-export type { ExporterStats } from './observability/exporters/batch-exporter.js'
+export type { ExporterStats } from './observability/exporters/collectors.js'
 export type { TrafficWeights } from './traffic/split.js'
 export type { RouteDecision, RouteQuery } from './router/router.js'
 export { MeshDispatcher } from './outbound/dispatcher.js'
@@ -35,13 +38,16 @@ export {
   SUBSET_HEADER,
 } from './outbound/response-headers.js'
 export type { ResponseFlag } from './outbound/response-headers.js'
-export { ConfigError, ConfigIssueCodes, ErrorCodes, isMeshError, MeshError } from './errors.js'
-export type { ConfigIssue, ConfigIssueCode, ErrorCode } from './errors.js'
+export { ConfigError, ConfigIssueCodes, ConfigWarningCodes, ErrorCodes, isMeshError, MeshError } from './errors.js'
+export type { ConfigIssue, ConfigIssueCode, ConfigLocation, ConfigWarning, ConfigWarningCode, ErrorCode } from './errors.js'
 export { validateConfig } from './config/validate.js'
+export { lintConfig } from './config/lint.js'
 export { loadConfig } from './config/load.js'
-export type { LoadedConfig } from './config/load.js'
+export type { LoadedConfig, LoadOptions } from './config/load.js'
 export { fromEnvoy } from './config/envoy/index.js'
 export type { EnvoyImport, UnsupportedField } from './config/envoy/index.js'
+export { fromIstio } from './config/istio/translate.js'
+export type { IstioImport, IstioTranslateOptions } from './config/istio/translate.js'
 export { parseDuration } from './config/duration.js'
 export { defaults } from './config/defaults.js'
 export type { DeepReadonly } from './snapshot/snapshot.js'
@@ -63,3 +69,16 @@ export {
 export type { SpiffeId, SpiffeIdReason } from './security/identity.js'
 export { CredentialsError, CredentialStore, loadCredentials } from './security/tls.js'
 export type { CredentialSources, Credentials, CredentialStoreEvents, CredentialStoreOptions } from './security/tls.js'
+export { createControlPlane } from './xds/control-plane.js'
+export type {
+  ControlPlane,
+  ControlPlaneApplied,
+  ControlPlaneClient,
+  ControlPlaneEvents,
+  ControlPlaneNack,
+  ControlPlaneOptions,
+  ControlPlaneStats,
+  ControlPlaneTraffic,
+  XdsVersions,
+} from './xds/control-plane-api.js'
+export type { OmittedField, XdsNack, XdsNode, XdsObject, XdsTypeStatus } from './xds/types.js'

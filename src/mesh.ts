@@ -11,11 +11,15 @@ import { LimitRegistry } from './policy/limits.js'
 import { createWrappedServer, wrapServer } from './inbound/server.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
+import { workloadOf } from './observability/istio-metrics.js'
+import { buildInfo, processMetrics } from './observability/process-metrics.js'
+import { packageVersion } from './observability/tracing.js'
+import { registerWith, type PromClientRegistry, type RegisterOptions } from './observability/prom-client-bridge.js'
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
-import type { ExporterStats } from './observability/exporters/batch-exporter.js'
+import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy/index.js'
-import { loadConfig } from './config/load.js'
+import { loadConfig, reportLoaded, type LoadOptions } from './config/load.js'
 import type { Duration, MeshConfig } from './config/types.js'
 import { parseDuration } from './config/duration.js'
 import { ConfigError, MeshError } from './errors.js'
@@ -42,8 +46,19 @@ export interface MeshOptions {
   /** This workload's labels, e.g. `{ version: 'v1' }`. */
   readonly labels?: Readonly<Record<string, string>>
   /**
-   * The config: an object in our model, an Envoy v3 bootstrap object, or the path of a
-   * JSON or YAML file holding either. Omitted: an empty config (every request passes through).
+   * This workload's Kubernetes namespace, for Istio manifests in the config (short names
+   * resolve in it; policies of other namespaces do not apply). Default: the environment's
+   * `SIDECARLESS_NAMESPACE` or `POD_NAMESPACE`, else `default`.
+   */
+  readonly namespace?: string
+  /**
+   * The config: an object in our model, an Envoy v3 bootstrap object, Istio manifests (one,
+   * a `kind: List`, or a list of documents), or the path of a JSON or YAML file holding any of
+   * them (Istio manifests as a multi-document file). Omitted: an empty config (`{}`: every
+   * request passes through, no policy). Given but `null` or `undefined`, or a file with no
+   * document, it is refused like any invalid config ({@link ConfigError}, `EMPTY_CONFIG`): an
+   * empty value is more often a mistake (an unset variable, a truncated file) than a wish for
+   * no policy.
    */
   readonly config?: MeshConfig | string | object
   /**
@@ -143,7 +158,11 @@ export interface MeshEvents {
   xdsDisconnected: [XdsConnectionEvent]
 }
 
-/** An in-process service mesh. Create one with {@link createMesh}. */
+/**
+ * An in-process service mesh. Create one with {@link createMesh}. It is a Node
+ * `EventEmitter` of {@link MeshEvents}: `mesh.on('config', …)`, `once`, `off` are Node's
+ * (not repeated on this page).
+ */
 export class Mesh extends EventEmitter<MeshEvents> {
   /** This workload's service name. */
   readonly service: string | undefined
@@ -170,6 +189,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #tracer: MeshTracer
   readonly #metricsRegistry: MetricsRegistry
   readonly #pipeline: InboundPipeline
+  /** Who Istio manifests in the config are translated for. */
+  readonly #load: LoadOptions
   #restoreGlobal: (() => void) | undefined
   #closing: Promise<void> | undefined
 
@@ -178,9 +199,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super()
     this.service = options.service
     this.labels = Object.freeze({ ...(options.labels ?? {}) })
-    const loaded = loadConfig(options.config)
+    this.#load = { labels: this.labels, ...(options.namespace === undefined ? {} : { namespace: options.namespace }) }
+    // No `config` option at all is the documented empty start; an explicit null/undefined is not.
+    const loaded = 'config' in options ? loadConfig(options.config, this.#load) : { config: {}, unsupported: [], source: undefined }
     this.unsupported = loaded.unsupported
-    reportUnsupported(loaded.unsupported, loaded.source)
+    reportLoaded(loaded)
     const xdsOptions = options.xds === true ? {} : options.xds === false || options.xds === undefined ? undefined : options.xds
     if (xdsOptions !== undefined) {
       requireXdsDependencies()
@@ -216,7 +239,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (err instanceof ConfigError && loaded.source !== undefined) throw new ConfigError(err.issues, { source: loaded.source })
       throw err
     }
-    this.#metricsRegistry = new MetricsRegistry(options.service === undefined ? {} : { service: options.service })
+    this.#metricsRegistry = new MetricsRegistry({ service: options.service, workload: workloadOf(options.service, this.labels) })
+    this.#metricsRegistry.setEndpointLabelsSource((cluster, subset, endpoint) => endpointLabels(this.#store.current.clusters.get(cluster), subset, endpoint))
     this.#metricsRegistry.setLimitSource(() => this.#limits.stats())
     this.#metricsRegistry.setResilienceSource(() => resilienceStats(this.#store.current.clusters))
     this.#registry.tlsStats = this.#metricsRegistry.security.tls
@@ -231,11 +255,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
       return out
     })
+    const exposition = (options?: PrometheusOptions): string =>
+      this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics()) +
+      (this.#xds === undefined ? '' : xdsPrometheus(this.#xds.status()))
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
-      prometheus: () => this.#metricsRegistry.prometheus() + (this.#xds === undefined ? '' : xdsPrometheus(this.#xds.status())),
+      prometheus: exposition,
+      registerWith: (registry: PromClientRegistry, options?: RegisterOptions) => registerWith(registry, () => exposition({ process: options?.process === true }), options),
     })
-    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless' })
+    this.#tracer = new MeshTracer({ serviceName: options.service ?? 'sidecarless', labels: this.labels })
     this.tracing = Object.freeze({ recent: () => this.#tracer.recent(), exporters: () => this.#tracer.exporters() })
     this.#pipeline = new InboundPipeline(() => this.#store.current, this.#tracer, this.#metricsRegistry)
     this.dispatcher = new MeshDispatcher(this.#store, {
@@ -336,19 +364,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Validates and applies a new config (object, Envoy bootstrap, or file path). Requests in
+   * Validates and applies a new config (object, Envoy bootstrap, Istio manifests, or file path). Requests in
    * flight finish on the config they started with. Rejects with a {@link ConfigError}
-   * listing every problem when the config is invalid; the current config stays in force.
+   * listing every problem when the config is invalid — `null`, `undefined` and a file with
+   * no document included (`EMPTY_CONFIG`); the current config stays in force.
    */
   async update(config: MeshConfig | string | object): Promise<ConfigApplied> {
     let loaded
     try {
-      loaded = loadConfig(config)
+      loaded = loadConfig(config, this.#load)
     } catch (err) {
       if (err instanceof ConfigError) this.emit('configRejected', err)
       throw err
     }
-    reportUnsupported(loaded.unsupported, loaded.source)
+    reportLoaded(loaded)
     if (this.#xds !== undefined) {
       if (this.dispatcher.closed) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed; config updates are refused')
       await this.#xds.setBase(loaded.config)
@@ -431,8 +460,35 @@ export class Mesh extends EventEmitter<MeshEvents> {
 export interface MeshMetrics {
   /** Every counter and latency summary, per inbound route and per outbound cluster, subset and endpoint. */
   snapshot(): MetricsSnapshot
-  /** The same in Prometheus text exposition format 0.0.4, with Envoy-like names (`sidecarless_…`). */
-  prometheus(): string
+  /**
+   * The same in Prometheus text exposition format 0.0.4 (serve it with `Content-Type:
+   * text/plain; version=0.0.4`): Envoy-like names (`sidecarless_…`), Istio's standard
+   * metrics (`istio_requests_total`, `istio_request_duration_milliseconds`,
+   * `istio_request_bytes`, `istio_response_bytes`) and, unless `{ process: false }`, the
+   * process and runtime metrics under prom-client's default names (`process_*`, `nodejs_*`).
+   */
+  prometheus(options?: PrometheusOptions): string
+  /**
+   * Adds the mesh's metrics to an app's own prom-client registry, so the app's `/metrics`
+   * serves them too: `mesh.metrics.registerWith(register)` with prom-client's default
+   * `register` or any `new Registry()`. Process metrics are left out unless
+   * `{ process: true }` (the app's `collectDefaultMetrics()` has them). A name the registry
+   * already has stays the app's. Returns a function that removes the mesh's metrics again.
+   *
+   * ```ts
+   * import { collectDefaultMetrics, register } from 'prom-client'
+   * collectDefaultMetrics()
+   * mesh.metrics.registerWith(register)
+   * app.get('/metrics', async (_req, res) => res.type(register.contentType).send(await register.metrics()))
+   * ```
+   */
+  registerWith(registry: PromClientRegistry, options?: RegisterOptions): () => void
+}
+
+/** Options of `mesh.metrics.prometheus()`. */
+export interface PrometheusOptions {
+  /** Whether to add the process and runtime metrics (default true). */
+  readonly process?: boolean
 }
 
 /** Reading the mesh's spans. */
@@ -440,9 +496,10 @@ export interface MeshTracing {
   /** Finished spans kept in memory (oldest first), when the app registered no tracer provider. */
   recent(): FinishedSpan[]
   /**
-   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp`: spans queued,
-   * exported, dropped (queue full, oldest first) and failed. Empty until the first sampled
-   * span, and when the app registered its own tracer provider.
+   * Counters of the collectors named by `tracing.zipkin` / `tracing.otlp` (or the `OTEL_*`
+   * variables): spans queued, exported, dropped (the batch queue was full) and failed (after
+   * the exporter's retries). Empty until the first sampled span, and when the app registered
+   * its own tracer provider.
    */
   exporters(): ExporterStats[]
 }
@@ -469,15 +526,6 @@ function requireXdsDependencies(): void {
   }
 }
 
-function reportUnsupported(unsupported: readonly UnsupportedField[], source: string | undefined): void {
-  if (unsupported.length === 0) return
-  const lines = unsupported.map((u) => `  ${u.path}: ${u.message}`).join('\n')
-  process.emitWarning(
-    `the Envoy bootstrap${source === undefined ? '' : ` ${source}`} has ${unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`,
-    { code: 'SIDECARLESS_ENVOY_UNSUPPORTED' },
-  )
-}
-
 function resilienceStats(clusters: ReadonlyMap<string, Cluster>): Record<string, ClusterResilienceStats> {
   const out: Record<string, ClusterResilienceStats> = {}
   for (const [name, c] of clusters) {
@@ -491,4 +539,17 @@ function resilienceStats(clusters: ReadonlyMap<string, Cluster>): Record<string,
     out[name] = { ...stats, breakers }
   }
   return out
+}
+
+/**
+ * Istio's destination labels of an outbound request come from the endpoint's labels (its
+ * `version`, `app`, ...), or, before an endpoint was chosen, from the subset's selector.
+ */
+function endpointLabels(cluster: Cluster | undefined, subset: string | undefined, endpoint: string | undefined): Readonly<Record<string, string>> | undefined {
+  if (cluster === undefined) return undefined
+  if (endpoint !== undefined) {
+    const e = cluster.members.endpoints.find((m) => m.host.address.hostPort === endpoint)
+    if (e !== undefined) return e.labels
+  }
+  return subset === undefined ? undefined : cluster.config.subsets?.find((s) => s.name === subset)?.labels
 }

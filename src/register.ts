@@ -15,7 +15,7 @@
  *
  * Importing it twice (or through two paths) does the work once.
  *
- * @module
+ * @module sidecarless/register
  */
 import './runtime-check.js'
 import { processMeshState } from './process-mesh.js'

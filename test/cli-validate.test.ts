@@ -100,17 +100,18 @@ test('a valid config: exit 0 and a one-line summary', async () => {
   assert.equal(r.stdout, `${file}: valid: 1 cluster, 1 virtual host, 2 routes (listener 0.0.0.0:8080)\n`)
 })
 
-test('an invalid config: exit 1, every issue as "file: path: CODE message"', async () => {
+test('an invalid config: exit 1, every issue as "file:line:column: path: CODE message"', async () => {
   const file = write('invalid.yaml', INVALID)
   const r = await cli('validate', file)
   assert.equal(r.code, 1)
   const lines = r.stdout.trimEnd().split('\n')
+  // The line and column of the field (a missing field: its parent's).
   assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 3).join(' ')), [
-    `${file}: clusters[0].endpoints[0].address: INVALID_ADDRESS`,
-    `${file}: clusters[0].loadBalancer: INVALID_VALUE`,
-    `${file}: virtualHosts[0].routes[0].route.subset: UNKNOWN_SUBSET`,
-    `${file}: listener.address: INVALID_ADDRESS`,
-    `${file}: admin.address: REQUIRED`,
+    `${file}:3:20: clusters[0].endpoints[0].address: INVALID_ADDRESS`,
+    `${file}:4:5: clusters[0].loadBalancer: INVALID_VALUE`,
+    `${file}:10:36: virtualHosts[0].routes[0].route.subset: UNKNOWN_SUBSET`,
+    `${file}:12:3: listener.address: INVALID_ADDRESS`,
+    `${file}:13:1: admin.address: REQUIRED`,
     `${file}: invalid: 5`,
   ])
   assert.match(r.stdout, /listener\.address: INVALID_ADDRESS "localhost:99999": the port must be 0 to 65535/)

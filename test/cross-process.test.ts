@@ -19,7 +19,7 @@ import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 // build/test/cross-process.test.js → repo root → test/fixtures/services (fixtures are not compiled).
 const SERVICE = fileURLToPath(new URL('../../test/fixtures/services/meshed-service.mjs', import.meta.url))
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0([01])$/
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[0-3])$/
 const B3_SINGLE = /^([0-9a-f]{32})-([0-9a-f]{16})-([01])(?:-([0-9a-f]{16}))?$/
 const START_TIMEOUT = 10_000
 const WAIT_TIMEOUT = 5_000
@@ -280,7 +280,8 @@ describe('trace continuity across processes', { timeout: 60_000 }, () => {
       assert.ok(m, `${c.name}: traceparent at the leaf: ${String(seen[0]!.headers.traceparent)}`)
       assert.equal(m[1], traceId, `${c.name}: same trace id at the leaf`)
       assert.equal(m[2], childClient.spanId, `${c.name}: the leaf's parent is the child's client span`)
-      assert.equal(m[3], '1', `${c.name}: still sampled`)
+      assert.equal(Number.parseInt(m[3]!, 16) & 1, 1, `${c.name}: still sampled`)
+      assert.equal(Number.parseInt(m[3]!, 16) & 2, c.headers.traceparent === undefined ? 2 : 0, `${c.name}: the random-trace-id flag is set on a trace the frontend started, and kept as received (unset) otherwise`)
       assert.equal(seen[0]!.headers['x-request-id'], front.requestId, `${c.name}: the request id reaches the leaf`)
       assert.equal(seen[0]!.headers.b3, undefined, 'no B3 unless configured')
 

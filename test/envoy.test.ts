@@ -332,7 +332,6 @@ static_resources:
     const C = 'static_resources.clusters[0]'
     const TLS = `${C}.transport_socket.typed_config`
     assert.deepEqual(paths(result).sort(), [
-      `${C}.dns_lookup_family`,
       `${C}.health_checks[0]`,
       `${C}.lb_subset_config.subset_selectors`,
       'static_resources.clusters[1]',
@@ -368,6 +367,7 @@ static_resources:
     assert.deepEqual(web, {
       name: 'web',
       type: 'strict_dns',
+      dnsLookupFamily: 'v4_only',
       circuitBreakers: { maxConnections: 10 },
       outlierDetection: { consecutive5xx: 3 },
       tls: { mode: 'simple', sni: 'web.example.com', trustBundle: '/etc/ca.pem' },

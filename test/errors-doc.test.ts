@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
-import { ConfigIssueCodes, ErrorCodes } from '../src/index.js'
+import { ConfigIssueCodes, ConfigWarningCodes, ErrorCodes } from '../src/index.js'
 
 // Compiled to build/test/, so the repository root is two levels up.
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8')
@@ -46,6 +46,10 @@ describe('docs/errors.md', () => {
   it('documents no code that does not exist, and each code once', () => {
     assert.deepEqual([...errorRows].sort(), Object.keys(ErrorCodes).sort())
     assert.deepEqual([...issueRows].sort(), Object.keys(ConfigIssueCodes).sort())
+  })
+
+  it('documents every config warning code, and no other', () => {
+    assert.deepEqual(tableCodes('## Config warnings').sort(), Object.keys(ConfigWarningCodes).sort())
   })
 
   it('every table row has the same number of cells as its header', () => {

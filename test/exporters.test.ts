@@ -1,159 +1,27 @@
 /**
- * Span export to Zipkin and OTLP collectors: real collectors (node:http on port 0) record
- * what they receive; a meshed server calls a real upstream through `mesh.fetch`.
+ * Span export through OpenTelemetry's own exporters, to a collector stand-in that decodes
+ * what real collectors receive (OTLP protobuf and JSON, gzip, Zipkin v2, OTLP/gRPC); a
+ * meshed server calls a real upstream through `mesh.fetch`. The standard OTEL_* variables
+ * are set on `process.env` around the meshes that read them (this file runs in its own
+ * process, its tests one after another).
  */
 import assert from 'node:assert/strict'
-import { AsyncResource } from 'node:async_hooks'
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import type http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { promisify } from 'node:util'
 import { trace } from '@opentelemetry/api'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { Agent, request } from 'undici'
-import { ConfigError, createMesh, validateConfig, type ConfigIssue, type FinishedSpan, type Mesh } from '../src/index.js'
-import { BatchExporter } from '../src/observability/exporters/batch-exporter.js'
-import { CollectorClients } from '../src/observability/exporters/collector-clients.js'
-import { encodeOtlp } from '../src/observability/exporters/otlp.js'
-import { encodeZipkin } from '../src/observability/exporters/zipkin.js'
-import { closedPort, echo, startUpstream, type Upstream } from './helpers/upstream.js'
+import { ConfigError, createMesh, validateConfig, type ConfigIssue, type Mesh } from '../src/index.js'
+import { startCollector, startGrpcCollector, type ReceivedSpan } from './helpers/otlp-collector.js'
+import { echo, startUpstream, type Upstream } from './helpers/upstream.js'
 
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/
-/** Clock slack between Date.now() and the SDK's performance-based clock. */
-const SLACK_MS = 50
-
-// ---------------------------------------------------------------- a collector
-
-interface Received {
-  readonly path: string
-  readonly headers: http.IncomingHttpHeaders
-  readonly body: unknown
-}
-
-interface Collector {
-  readonly url: (path: string) => string
-  readonly port: number
-  readonly received: Received[]
-  /** Requests being answered right now, and the most at once. */
-  readonly maxConcurrent: number
-  /** Lets held requests (mode `hold`) answer. */
-  release(): void
-  close(): Promise<void>
-}
-
-/** `ok`: 200/202; `fail`: 500; `hold`: answers only on `release()` (or never). */
-async function startCollector(mode: 'ok' | 'fail' | 'hold' = 'ok'): Promise<Collector> {
-  const received: Received[] = []
-  const held: (() => void)[] = []
-  const sockets = new Set<Socket>()
-  let concurrent = 0
-  let maxConcurrent = 0
-  let released = false
-  const server = http.createServer((req, res) => {
-    concurrent++
-    maxConcurrent = Math.max(maxConcurrent, concurrent)
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8')
-      received.push({ path: req.url ?? '', headers: req.headers, body: text === '' ? undefined : JSON.parse(text) })
-      const answer = (): void => {
-        concurrent--
-        if (mode === 'fail') {
-          res.writeHead(500, { 'content-type': 'text/plain' }).end('collector broke')
-        } else {
-          // Zipkin answers 202 Accepted, an OTLP receiver 200 with an empty response message.
-          const zipkin = req.url?.startsWith('/api/v2/spans') === true
-          res.writeHead(zipkin ? 202 : 200, { 'content-type': 'application/json' }).end(zipkin ? '' : '{}')
-        }
-      }
-      if (mode === 'hold' && !released) held.push(answer)
-      else answer()
-    })
-  })
-  server.on('connection', (s: Socket) => {
-    sockets.add(s)
-    s.on('close', () => sockets.delete(s))
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as AddressInfo).port
-  return {
-    url: (path) => `http://127.0.0.1:${port}${path}`,
-    port,
-    received,
-    get maxConcurrent() {
-      return maxConcurrent
-    },
-    release() {
-      released = true
-      for (const answer of held.splice(0)) answer()
-    },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy()
-      server.close(() => resolve())
-    }),
-  }
-}
-
-// ---------------------------------------------------------------- helpers
-
-type ZipkinSpan = {
-  traceId: string
-  id: string
-  parentId?: string
-  name: string
-  kind?: string
-  timestamp: number
-  duration: number
-  localEndpoint: { serviceName?: string }
-  remoteEndpoint?: { serviceName?: string; ipv4?: string; ipv6?: string; port?: number }
-  tags: Record<string, string>
-}
-
-type OtlpValue = { stringValue?: string; intValue?: string; doubleValue?: number; boolValue?: boolean }
-type OtlpSpan = {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  flags?: number
-  name: string
-  kind: number
-  startTimeUnixNano: string
-  endTimeUnixNano: string
-  attributes: { key: string; value: OtlpValue }[]
-  status: { code: number; message?: string }
-}
-type OtlpRequest = {
-  resourceSpans: {
-    resource: { attributes: { key: string; value: OtlpValue }[] }
-    scopeSpans: { scope: { name: string; version?: string }; spans: OtlpSpan[] }[]
-  }[]
-}
-
-function zipkinSpans(c: Collector): ZipkinSpan[] {
-  return c.received.filter((r) => r.path === '/api/v2/spans').flatMap((r) => r.body as ZipkinSpan[])
-}
-
-function otlpRequests(c: Collector): OtlpRequest[] {
-  return c.received.filter((r) => r.path === '/v1/traces').map((r) => r.body as OtlpRequest)
-}
-
-function otlpSpans(c: Collector): OtlpSpan[] {
-  return otlpRequests(c).flatMap((r) => r.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)))
-}
-
-function attr(span: OtlpSpan, key: string): OtlpValue | undefined {
-  return span.attributes.find((a) => a.key === key)?.value
-}
-
-function byKind<T extends { kind?: string | number }>(spans: T[], kind: string | number): T[] {
-  return spans.filter((s) => s.kind === kind)
-}
+// Sampled (bit 0); the random-trace-id flag (bit 1) is set when the mesh started the trace.
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]$/
+const run = promisify(execFile)
 
 /** Collects process warnings with a code starting `SIDECARLESS_TRACING`. */
 function captureWarnings(): { readonly list: (Error & { code?: string })[]; stop(): void } {
@@ -163,16 +31,6 @@ function captureWarnings(): { readonly list: (Error & { code?: string })[]; stop
   }
   process.on('warning', on)
   return { list, stop: () => process.off('warning', on) }
-}
-
-/** Records unhandled rejections while a test runs. */
-function captureRejections(): { readonly list: unknown[]; stop(): void } {
-  const list: unknown[] = []
-  const on = (reason: unknown): void => {
-    list.push(reason)
-  }
-  process.on('unhandledRejection', on)
-  return { list, stop: () => process.off('unhandledRejection', on) }
 }
 
 /** Warnings are emitted on the next tick; give them a turn of the event loop. */
@@ -187,6 +45,20 @@ async function listen(server: http.Server): Promise<string> {
 async function closeServer(server: http.Server): Promise<void> {
   server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
+}
+
+/** Runs `fn` with `vars` in process.env, restoring what was there. */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, vars)
+  try {
+    return await fn()
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  }
 }
 
 let backend: Upstream
@@ -209,11 +81,12 @@ function meshConfig(tracing: Record<string, unknown>, extra: Record<string, unkn
     tracing: { sampling: 100, ...tracing },
     clusters: [{ name: 'backend', endpoints: [{ address: backend.address }] }],
     virtualHosts: [{ name: 'backend', domains: ['backend'], routes: [{ match: { prefix: '/' }, route: { cluster: 'backend' } }] }],
+    listener: { routes: [{ name: '/api/{id}', match: { prefix: '/api/' } }] },
     ...extra,
   }
 }
 
-/** A meshed server whose handler calls the backend through the mesh (`/fail…` makes the backend answer 503). */
+/** A meshed server whose handler calls the backend through the mesh. */
 async function frontend(mesh: Mesh): Promise<{ url: string; server: http.Server }> {
   const server = mesh.createServer(async (req, res) => {
     const upstream = await mesh.fetch(`http://backend${req.url === '/fail' ? '/fail' : '/items?id=1'}`)
@@ -222,216 +95,211 @@ async function frontend(mesh: Mesh): Promise<{ url: string; server: http.Server 
   return { url: await listen(server), server }
 }
 
-// ---------------------------------------------------------------- end to end
-
-describe('zipkin', () => {
-  test('close() delivers the server and client spans as Zipkin v2 JSON', async () => {
-    const collector = await startCollector()
-    const mesh = createMesh({ service: 'frontend', config: meshConfig({ zipkin: collector.url('/api/v2/spans') }) })
-    const { url, server } = await frontend(mesh)
-    const t0 = Date.now()
-    try {
-      const seenBefore = backend.seen.length
-      const res = await request(`${url}/api/orders`)
-      assert.equal(res.statusCode, 200)
+/** Sends `n` requests to a fresh meshed frontend, then closes server and mesh (which flushes the spans). */
+async function traffic(mesh: Mesh, paths: string[]): Promise<string[]> {
+  const { url, server } = await frontend(mesh)
+  const seen: string[] = []
+  try {
+    for (const p of paths) {
+      const before = backend.seen.length
+      const res = await request(`${url}${p}`)
       await res.body.text()
-      const tp = TRACEPARENT.exec(String(backend.seen[seenBefore]?.headers.traceparent))
-      assert.ok(tp, 'the backend got a sampled traceparent')
-      await closeServer(server)
-      await mesh.close()
-      const t1 = Date.now()
-
-      assert.equal(collector.received.length, 1, 'one batch')
-      const req = collector.received[0]!
-      assert.equal(req.headers['content-type'], 'application/json')
-      assert.equal(req.headers.traceparent, undefined, 'the export request carries no trace')
-      const spans = zipkinSpans(collector)
-      assert.equal(spans.length, 2, JSON.stringify(spans))
-      const [serverSpan] = byKind(spans, 'SERVER')
-      const [clientSpan] = byKind(spans, 'CLIENT')
-      assert.ok(serverSpan && clientSpan)
-
-      assert.match(serverSpan.traceId, /^[0-9a-f]{32}$/)
-      assert.match(serverSpan.id, /^[0-9a-f]{16}$/)
-      assert.equal(serverSpan.parentId, undefined, 'a request without trace headers starts a trace')
-      assert.equal(clientSpan.traceId, serverSpan.traceId)
-      assert.equal(clientSpan.parentId, serverSpan.id, 'the client span is a child of the server span')
-      assert.equal(tp[1], clientSpan.traceId)
-      assert.equal(tp[2], clientSpan.id, 'the backend saw the client span as its parent')
-
-      assert.equal(serverSpan.name, 'GET')
-      assert.equal(clientSpan.name, 'GET')
-      for (const s of spans) {
-        assert.ok(Number.isInteger(s.timestamp) && Number.isInteger(s.duration), 'whole microseconds')
-        assert.ok(s.duration >= 1)
-        assert.ok(s.timestamp >= (t0 - SLACK_MS) * 1000 && s.timestamp + s.duration <= (t1 + SLACK_MS) * 1000, `${s.timestamp} in [${t0}, ${t1}] ms`)
-        assert.deepEqual(s.localEndpoint, { serviceName: 'frontend' })
-      }
-      assert.ok(clientSpan.timestamp >= serverSpan.timestamp, 'the client span starts inside the server span')
-      assert.ok(clientSpan.timestamp + clientSpan.duration <= serverSpan.timestamp + serverSpan.duration + 1)
-
-      assert.deepEqual(clientSpan.remoteEndpoint, { ipv4: '127.0.0.1', port: backend.port })
-      assert.deepEqual(serverSpan.remoteEndpoint, { ipv4: '127.0.0.1' })
-
-      assert.equal(serverSpan.tags['http.request.method'], 'GET')
-      assert.equal(serverSpan.tags['url.path'], '/api/orders')
-      assert.equal(serverSpan.tags['http.response.status_code'], '200', 'tags are strings')
-      assert.equal(clientSpan.tags['http.response.status_code'], '200')
-      assert.equal(clientSpan.tags['server.port'], String(backend.port))
-      assert.equal(clientSpan.tags['sidecarless.cluster'], 'backend')
-      assert.equal(clientSpan.tags['url.full'], 'http://backend/items?id=1')
-      for (const s of spans) {
-        assert.equal(s.tags['error'], undefined, 'no error tag on success')
-        assert.equal(s.tags['otel.status_code'], undefined, 'UNSET status is not reported')
-        for (const v of Object.values(s.tags)) assert.equal(typeof v, 'string')
-      }
-    } finally {
-      await closeServer(server)
-      await mesh.close()
-      await collector.close()
+      seen.push(String(backend.seen[before]?.headers.traceparent))
     }
+  } finally {
+    await closeServer(server)
+    await mesh.close()
+  }
+  return seen
+}
+
+const byKind = (spans: readonly ReceivedSpan[], kind: number): ReceivedSpan[] => spans.filter((s) => s.kind === kind)
+
+// ---------------------------------------------------------------- loaded only when configured
+
+describe('the exporters are loaded only when a collector is configured', () => {
+  test('importing the package and serving sampled requests loads no exporter; naming a collector loads its one', async () => {
+    const script = `
+      import { createRequire } from 'node:module'
+      import { createMesh } from './build/src/index.js'
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).filter((k) => /@opentelemetry[\\/](exporter|otlp)/.test(k)).length
+      const counts = [loaded()]
+      const mesh = createMesh({ config: { tracing: { sampling: 100 } } })
+      const server = mesh.createServer((req, res) => res.end('ok'))
+      await new Promise((r) => server.listen(0, '127.0.0.1', r))
+      await fetch('http://127.0.0.1:' + server.address().port + '/')
+      counts.push(mesh.tracing.recent().length, loaded())
+      await mesh.update({ tracing: { sampling: 100, otlp: 'http://127.0.0.1:9/v1/traces' } })
+      await fetch('http://127.0.0.1:' + server.address().port + '/')
+      counts.push(loaded())
+      server.close(); await mesh.close(true)
+      console.log(JSON.stringify(counts))
+    `
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname })
+    const [atImport, recorded, afterSampled, afterOtlp] = JSON.parse(stdout) as number[]
+    assert.equal(atImport, 0, 'importing sidecarless loads no exporter')
+    assert.equal(recorded, 1, 'the request was sampled and recorded')
+    assert.equal(afterSampled, 0, 'recording spans without a collector loads no exporter')
+    assert.ok(afterOtlp! > 0, 'the OTLP exporter was loaded once a collector was named')
   })
 })
+
+// ---------------------------------------------------------------- OTLP
 
 describe('otlp', () => {
-  test('close() delivers an OTLP JSON ExportTraceServiceRequest continuing the caller\'s trace', async () => {
+  test('default http/protobuf: one trace, semantic-convention names, the workload on the resource, sub-millisecond times', async () => {
     const collector = await startCollector()
-    const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: collector.url('/v1/traces') }) })
-    const { url, server } = await frontend(mesh)
-    const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736'
-    const callerSpan = '00f067aa0ba902b7'
+    const mesh = createMesh({ service: 'frontend', labels: { version: 'v2' }, config: meshConfig({ otlp: collector.url('/v1/traces') }) })
     const t0 = Date.now()
-    try {
-      const res = await request(`${url}/api/orders?x=1`, {
-        headers: { traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: 'vendor=abc' },
-      })
-      assert.equal(res.statusCode, 200)
-      await res.body.text()
-      await closeServer(server)
-      await mesh.close()
-      const t1 = Date.now()
+    const [sent] = await traffic(mesh, ['/api/7', '/other'])
+    const t1 = Date.now()
+    const spans = collector.spans()
+    assert.equal(spans.length, 4, JSON.stringify(collector.requests.map((r) => r.spans.map((s) => s.name))))
+    assert.ok(collector.requests.every((r) => r.encoding === 'protobuf'), 'protobuf by default, as the OTel spec says')
+    assert.equal(collector.requests[0]!.headers['content-type'], 'application/x-protobuf')
+    assert.match(String(collector.requests[0]!.headers['user-agent']), /OTel-OTLP-Exporter-JavaScript/)
+    assert.equal(collector.requests[0]!.headers.traceparent, undefined, 'the export request carries no trace')
 
-      const [body, ...more] = otlpRequests(collector)
-      assert.ok(body)
-      assert.equal(more.length, 0, 'one batch')
-      assert.equal(collector.received[0]!.headers['content-type'], 'application/json')
-      assert.equal(body.resourceSpans.length, 1)
-      const rs = body.resourceSpans[0]!
-      assert.deepEqual(rs.resource.attributes, [{ key: 'service.name', value: { stringValue: 'frontend' } }])
-      assert.equal(rs.scopeSpans.length, 1)
-      assert.deepEqual(rs.scopeSpans[0]!.scope, { name: 'sidecarless', version: PACKAGE_VERSION })
+    const servers = byKind(spans, 2)
+    const clients = byKind(spans, 3)
+    assert.deepEqual(servers.map((s) => s.name).sort(), ['GET', 'GET /api/{id}'], 'HTTP semantic conventions: method and route')
+    const api = servers.find((s) => s.name === 'GET /api/{id}')!
+    assert.equal(api.attributes['http.route'], '/api/{id}')
+    assert.equal(servers.find((s) => s.name === 'GET')!.attributes['http.route'], undefined, 'no route: no http.route')
+    const client = clients.find((c) => c.traceId === api.traceId)!
+    assert.ok(client, 'the client span is in the server span\'s trace')
+    assert.equal(client.parentSpanId, api.spanId)
+    const tp = TRACEPARENT.exec(sent!)
+    assert.ok(tp)
+    assert.deepEqual([tp[1], tp[2]], [client.traceId, client.spanId], 'the backend saw the client span as its parent')
 
-      const spans = otlpSpans(collector)
-      assert.equal(spans.length, 2)
-      const [serverSpan] = byKind(spans, 2)
-      const [clientSpan] = byKind(spans, 3)
-      assert.ok(serverSpan && clientSpan, 'kinds are integers: SPAN_KIND_SERVER = 2, SPAN_KIND_CLIENT = 3')
-
-      assert.equal(serverSpan.traceId, callerTrace, 'ids are lower-case hex, not base64')
-      assert.equal(serverSpan.parentSpanId, callerSpan)
-      assert.match(serverSpan.spanId, /^[0-9a-f]{16}$/)
-      assert.equal(clientSpan.traceId, callerTrace)
-      assert.equal(clientSpan.parentSpanId, serverSpan.spanId)
-      assert.equal((serverSpan as { traceState?: string }).traceState, 'vendor=abc')
-      assert.equal(serverSpan.flags, 0x301, 'sampled, with a remote parent')
-      assert.equal(clientSpan.flags, 0x101, 'sampled, with a local parent')
-      assert.equal(serverSpan.name, 'GET')
-
-      for (const s of spans) {
-        assert.match(s.startTimeUnixNano, /^\d{19}$/, 'fixed64 as a decimal string')
-        assert.match(s.endTimeUnixNano, /^\d{19}$/)
-        const start = BigInt(s.startTimeUnixNano)
-        const end = BigInt(s.endTimeUnixNano)
-        assert.ok(start <= end)
-        assert.ok(start >= BigInt(t0 - SLACK_MS) * 1_000_000n && end <= BigInt(t1 + SLACK_MS) * 1_000_000n)
-        assert.deepEqual(s.status, { code: 0 })
-      }
-      assert.ok(BigInt(clientSpan.startTimeUnixNano) >= BigInt(serverSpan.startTimeUnixNano))
-      assert.ok(BigInt(clientSpan.endTimeUnixNano) <= BigInt(serverSpan.endTimeUnixNano))
-
-      assert.deepEqual(attr(serverSpan, 'http.request.method'), { stringValue: 'GET' })
-      assert.deepEqual(attr(serverSpan, 'url.path'), { stringValue: '/api/orders' })
-      assert.deepEqual(attr(serverSpan, 'url.query'), { stringValue: 'x=1' })
-      assert.deepEqual(attr(serverSpan, 'http.response.status_code'), { intValue: '200' }, 'int64 as a decimal string')
-      assert.deepEqual(attr(clientSpan, 'server.port'), { intValue: String(backend.port) })
-      assert.deepEqual(attr(clientSpan, 'sidecarless.cluster'), { stringValue: 'backend' })
-    } finally {
-      await closeServer(server)
-      await mesh.close()
-      await collector.close()
+    for (const s of spans) {
+      assert.equal(s.resource['service.name'], 'frontend')
+      assert.equal(s.resource['service.version'], 'v2', 'the version label is service.version')
+      assert.equal(s.resource['telemetry.sdk.name'], 'opentelemetry')
+      assert.equal(s.scope, 'sidecarless')
+      assert.ok(s.startTimeUnixNano >= BigInt(t0 - 5) * 1_000_000n && s.endTimeUnixNano <= BigInt(t1 + 5) * 1_000_000n, `${s.startTimeUnixNano} within [${t0}, ${t1}] ms`)
+      assert.ok(s.endTimeUnixNano >= s.startTimeUnixNano)
     }
+    assert.ok(client.startTimeUnixNano >= api.startTimeUnixNano && client.endTimeUnixNano <= api.endTimeUnixNano, 'the client span lies inside the server span')
+    // Date.now() would give whole milliseconds: all four starts and ends on a millisecond has odds of 1e-24.
+    assert.ok(spans.some((s) => s.startTimeUnixNano % 1_000_000n !== 0n) && spans.some((s) => s.endTimeUnixNano % 1_000_000n !== 0n), 'sub-millisecond (whole-microsecond) start and end times')
+    assert.deepEqual(mesh.tracing.exporters().map((e) => [e.format, e.protocol, e.exported, e.failed, e.dropped, e.queued]), [['otlp', 'http/protobuf', 4, 0, 0, 0]])
+    await collector.close()
   })
-})
 
-describe('zipkin and otlp at once', () => {
-  test('both collectors get every span; error status maps to Zipkin\'s error tag and OTLP code 2', async () => {
+  test('otlpProtocol http/json; a URL without a path gets /v1/traces', async () => {
     const collector = await startCollector()
-    const mesh = createMesh({
-      service: 'frontend',
-      config: meshConfig({ zipkin: collector.url('/api/v2/spans'), otlp: collector.url('/v1/traces') }),
+    const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: collector.url(), otlpProtocol: 'http/json' }) })
+    await traffic(mesh, ['/api/1'])
+    assert.equal(collector.spans().length, 2)
+    assert.deepEqual(collector.requests.map((r) => [r.path, r.encoding]), [['/v1/traces', 'json']])
+    await collector.close()
+  })
+
+  test('OTEL_EXPORTER_OTLP_HEADERS, _COMPRESSION=gzip, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured', async () => {
+    const collector = await startCollector()
+    await withEnv({
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=s3cr3t,x-tenant=blue',
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip',
+      OTEL_SERVICE_NAME: 'frontend-from-env',
+      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=staging,service.name=ignored',
+    }, async () => {
+      const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: collector.url('/v1/traces') }) })
+      await traffic(mesh, ['/api/1'])
     })
-    const { url, server } = await frontend(mesh)
-    try {
-      const ok = await request(`${url}/ok`)
-      await ok.body.text()
-      const failed = await request(`${url}/fail`)
-      await failed.body.text()
-      assert.equal(failed.statusCode, 200, 'the app answers 200 whatever the backend said')
-      await closeServer(server)
-      await mesh.close()
-
-      const z = zipkinSpans(collector)
-      const o = otlpSpans(collector)
-      assert.equal(z.length, 4)
-      assert.equal(o.length, 4)
-      assert.deepEqual(new Set(z.map((s) => s.id)), new Set(o.map((s) => s.spanId)), 'the same spans in both formats')
-
-      const zFailed = byKind(z, 'CLIENT').find((s) => s.tags['http.response.status_code'] === '503')
-      assert.ok(zFailed)
-      assert.equal(zFailed.tags['otel.status_code'], 'ERROR')
-      assert.equal(zFailed.tags['error'], '503', 'Zipkin marks the span failed; the reason is error.type')
-      const oFailed = o.find((s) => s.spanId === zFailed.id)
-      assert.ok(oFailed)
-      assert.equal(oFailed.status.code, 2, 'STATUS_CODE_ERROR')
-      assert.deepEqual(attr(oFailed, 'error.type'), { stringValue: '503' })
-      const stats = mesh.tracing.exporters()
-      assert.deepEqual(stats.map((s) => [s.format, s.exported, s.dropped, s.failed, s.queued]).sort(), [['otlp', 4, 0, 0, 0], ['zipkin', 4, 0, 0, 0]])
-    } finally {
-      await closeServer(server)
-      await mesh.close()
-      await collector.close()
+    const [req] = collector.requests
+    assert.ok(req)
+    assert.equal(req.headers['x-api-key'], 's3cr3t')
+    assert.equal(req.headers['x-tenant'], 'blue')
+    assert.equal(req.gzip, true, 'gzip-compressed body')
+    assert.equal(collector.spans().length, 2)
+    for (const s of collector.spans()) {
+      assert.equal(s.resource['service.name'], 'frontend-from-env', 'OTEL_SERVICE_NAME wins')
+      assert.equal(s.resource['deployment.environment.name'], 'staging')
     }
+    await collector.close()
   })
 
-  test('the config lines are all it takes: a YAML file with sampling, zipkin and otlp', async () => {
+  test('no config lines: OTEL_EXPORTER_OTLP_ENDPOINT names the collector, OTEL_TRACES_SAMPLER=always_on samples', async () => {
     const collector = await startCollector()
-    const dir = mkdtempSync(join(tmpdir(), 'sidecarless-exporters-'))
-    const file = join(dir, 'mesh.yaml')
-    writeFileSync(file, [
-      'tracing:',
-      '  sampling: 100',
-      `  zipkin: ${collector.url('/api/v2/spans')}      # Zipkin v2 JSON`,
-      `  otlp: ${collector.url('/v1/traces')}           # OTLP/HTTP JSON`,
-      '',
-    ].join('\n'))
-    const mesh = createMesh({ config: file })
-    const server = mesh.createServer((_req, res) => res.end('ok'))
-    const url = await listen(server)
-    try {
-      await (await request(url)).body.text()
-      await closeServer(server)
-      await mesh.close()
-      assert.equal(zipkinSpans(collector).length, 1)
-      assert.equal(zipkinSpans(collector)[0]!.localEndpoint.serviceName, 'sidecarless', 'the default service name')
-      assert.equal(otlpSpans(collector).length, 1)
-    } finally {
-      await closeServer(server)
-      await mesh.close()
-      await collector.close()
-      rmSync(dir, { recursive: true, force: true })
-    }
+    await withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url(), OTEL_TRACES_SAMPLER: 'always_on' }, async () => {
+      const config = meshConfig({})
+      delete (config.tracing as { sampling?: number }).sampling
+      const mesh = createMesh({ service: 'frontend', config })
+      assert.equal(mesh.snapshot.tracing.samplingRatio, 1)
+      await traffic(mesh, ['/api/1', '/api/2'])
+      assert.deepEqual(mesh.tracing.exporters().map((e) => [e.format, e.url, e.exported]), [['otlp', '(from OTEL_* environment)', 4]])
+    })
+    assert.deepEqual([...new Set(collector.requests.map((r) => r.path))], ['/v1/traces'])
+    assert.equal(collector.spans().length, 4)
+    await collector.close()
+  })
+
+  test('OTEL_TRACES_SAMPLER=parentbased_traceidratio with _ARG=0 samples no new trace but honours a sampled caller', async () => {
+    await withEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }, async () => {
+      const mesh = createMesh({ config: { tracing: { recentSpans: 10 } } })
+      assert.equal(mesh.snapshot.tracing.samplingRatio, 0)
+      const server = mesh.createServer((_req, res) => res.end('ok'))
+      const url = await listen(server)
+      try {
+        await (await request(url)).body.text()
+        assert.equal(mesh.tracing.recent().length, 0)
+        await (await request(url, { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } })).body.text()
+        await settle()
+        assert.deepEqual(mesh.tracing.recent().map((s) => s.traceId), ['4bf92f3577b34da6a3ce929d0e0e4736'])
+      } finally {
+        await closeServer(server)
+        await mesh.close()
+      }
+    })
+  })
+
+  test('a collector answering 503 gets the batch again (the exporter\'s retry); nothing counts as failed', async () => {
+    const collector = await startCollector()
+    collector.failNext(1, 503)
+    const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: collector.url('/v1/traces') }) })
+    await traffic(mesh, ['/api/1'])
+    assert.deepEqual(collector.requests.map((r) => r.status), [503, 200])
+    assert.deepEqual(collector.requests[1]!.spans.map((s) => s.spanId).sort(), collector.requests[0]!.spans.map((s) => s.spanId).sort(), 'the same spans, sent again')
+    assert.deepEqual(mesh.tracing.exporters().map((e) => [e.exported, e.failed]), [[2, 0]])
+    await collector.close()
+  })
+
+  test('grpc: OTLP over gRPC to a grpc-js TraceService', async () => {
+    const collector = await startGrpcCollector()
+    const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: collector.url, otlpProtocol: 'grpc' }) })
+    await traffic(mesh, ['/api/1'])
+    const spans = collector.requests.flatMap((r) => r.spans)
+    assert.deepEqual(spans.map((s) => s.name).sort(), ['GET', 'GET /api/{id}'])
+    assert.equal(spans[0]!.resource['service.name'], 'frontend')
+    assert.deepEqual(mesh.tracing.exporters().map((e) => [e.format, e.protocol, e.exported]), [['otlp', 'grpc', 2]])
+    await collector.close()
   })
 })
+
+// ---------------------------------------------------------------- Zipkin
+
+describe('zipkin', () => {
+  test('tracing.zipkin: Zipkin v2 JSON from OpenTelemetry\'s Zipkin exporter, one trace', async () => {
+    const collector = await startCollector()
+    const mesh = createMesh({ service: 'frontend', labels: { version: 'v1' }, config: meshConfig({ zipkin: collector.url('/api/v2/spans') }) })
+    const [sent] = await traffic(mesh, ['/api/3'])
+    const spans = collector.spans()
+    assert.deepEqual(collector.requests.map((r) => [r.path, r.encoding, r.headers['content-type']]), [['/api/v2/spans', 'zipkin', 'application/json']])
+    const [server] = byKind(spans, 2)
+    const [client] = byKind(spans, 3)
+    assert.ok(server && client)
+    assert.equal(server.name, 'GET /api/{id}')
+    assert.equal(client.parentSpanId, server.spanId)
+    assert.equal(TRACEPARENT.exec(sent!)?.[2], client.spanId)
+    assert.equal(server.resource['service.name'], 'frontend')
+    assert.equal(server.attributes['http.route'], '/api/{id}')
+    await collector.close()
+  })
+})
+
+// ---------------------------------------------------------------- isolation of export traffic
 
 describe('export requests are not meshed nor traced', () => {
   test('with the mesh installed globally and a route claiming the collector\'s authority, exports still go straight to it', async () => {
@@ -452,34 +320,25 @@ describe('export requests are not meshed nor traced', () => {
       }),
     })
     const restore = mesh.installGlobal()
-    // The test's own calls to the frontend must not go through the (now global) mesh.
     const direct = new Agent()
     const { url, server } = await frontend(mesh)
     try {
       for (let i = 0; i < 3; i++) await (await request(`${url}/api/${i}`, { dispatcher: direct })).body.text()
-      // Let one timed export happen while the requests' contexts are gone, then flush the rest.
+      // One timed export while the requests' contexts are gone, then the rest at close.
       await settle(1_300)
       await (await request(`${url}/api/last`, { dispatcher: direct })).body.text()
       await closeServer(server)
       await mesh.close()
-
       assert.equal(trap.seen.length, 0, 'the mesh\'s route for the collector\'s authority was never used')
-      assert.ok(collector.received.length >= 4, `${collector.received.length} export requests`)
-      for (const r of collector.received) {
+      for (const r of collector.requests) {
         assert.equal(r.headers.traceparent, undefined)
         assert.equal(r.headers['x-request-id'], undefined)
       }
-      const z = zipkinSpans(collector)
-      const o = otlpSpans(collector)
-      assert.equal(z.length, 8, 'server and client span of four requests, nothing else')
-      assert.equal(o.length, 8)
-      for (const s of z) {
-        assert.notEqual(s.tags['server.port'], String(collector.port), 'no span for an export request')
-        assert.notEqual(s.tags['sidecarless.cluster'], 'trap')
-      }
-      const recent = mesh.tracing.recent()
-      assert.equal(recent.length, 8)
-      assert.ok(recent.every((s) => s.attributes['server.port'] !== collector.port))
+      const zipkin = collector.requests.filter((r) => r.encoding === 'zipkin').flatMap((r) => r.spans)
+      const otlp = collector.requests.filter((r) => r.encoding === 'protobuf').flatMap((r) => r.spans)
+      assert.equal(zipkin.length, 8, 'server and client span of four requests, nothing else')
+      assert.equal(otlp.length, 8)
+      assert.ok(otlp.every((s) => s.attributes['server.port'] !== collector.port), 'no span for an export request')
       const clusters = mesh.metrics.snapshot().outbound.clusters
       assert.deepEqual(Object.keys(clusters).filter((c) => (clusters[c]?.requests ?? 0) > 0), ['backend'], 'no meshed request to the collector')
     } finally {
@@ -496,222 +355,36 @@ describe('export requests are not meshed nor traced', () => {
 // ---------------------------------------------------------------- failures
 
 describe('a failing collector never fails a request', () => {
-  async function run(collectorUrl: string, rounds: number): Promise<{ mesh: Mesh; warnings: (Error & { code?: string })[]; rejections: unknown[]; closeMs: number; requestMs: number[] }> {
-    const warnings = captureWarnings()
-    const rejections = captureRejections()
-    const mesh = createMesh({ service: 'frontend', config: meshConfig({ zipkin: collectorUrl }) })
-    const { url, server } = await frontend(mesh)
-    const requestMs: number[] = []
-    try {
-      for (let round = 0; round < rounds; round++) {
-        if (round > 0) await settle(1_300)
-        for (let i = 0; i < 3; i++) {
-          const started = performance.now()
-          const res = await request(`${url}/api/${round}/${i}`)
-          assert.equal(res.statusCode, 200)
-          assert.equal(await res.body.text(), 'backend /items?id=1')
-          requestMs.push(performance.now() - started)
-        }
-      }
-      await closeServer(server)
-      const started = performance.now()
-      await mesh.close()
-      const closeMs = performance.now() - started
-      await settle()
-      return { mesh, warnings: warnings.list, rejections: rejections.list, closeMs, requestMs }
-    } finally {
-      warnings.stop()
-      rejections.stop()
-      await closeServer(server)
-      await mesh.close()
-    }
-  }
-
-  test('collector answers 500: one warning for several failed batches, spans counted as failed', async () => {
-    const collector = await startCollector('fail')
-    try {
-      const { mesh, warnings, rejections, closeMs } = await run(collector.url('/api/v2/spans'), 2)
-      assert.equal(collector.received.length, 2, 'a timed export, then the flush at close')
-      assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'))
-      assert.equal(warnings[0]!.code, 'SIDECARLESS_TRACING_EXPORT_FAILED')
-      assert.match(warnings[0]!.message, /HTTP 500/)
-      assert.deepEqual(rejections, [])
-      assert.ok(closeMs < 2_000, `close took ${closeMs} ms`)
-      assert.deepEqual(mesh.tracing.exporters().map((s) => [s.format, s.exported, s.failed, s.dropped, s.queued]), [['zipkin', 0, 12, 0, 0]], 'readable after close')
-    } finally {
-      await collector.close()
-    }
-  })
-
-  test('collector down: one warning, close() is quick', async () => {
-    const port = await closedPort()
-    const { warnings, rejections, closeMs } = await run(`http://127.0.0.1:${port}/api/v2/spans`, 2)
-    assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'))
-    assert.equal(warnings[0]!.code, 'SIDECARLESS_TRACING_EXPORT_FAILED')
-    assert.match(warnings[0]!.message, /127\.0\.0\.1:\d+\/api\/v2\/spans/)
-    assert.deepEqual(rejections, [])
-    assert.ok(closeMs < 2_000, `close took ${closeMs} ms`)
-  })
-
-  test('collector hangs: requests are not slowed, close() gives up at the export timeout (10 s)', async () => {
-    const collector = await startCollector('hold')
-    try {
-      const { warnings, rejections, closeMs, requestMs } = await run(collector.url('/api/v2/spans'), 1)
-      assert.equal(collector.received.length, 1)
-      assert.ok(Math.max(...requestMs) < 1_000, `requests took ${requestMs.join(', ')} ms`)
-      assert.ok(closeMs >= 9_500 && closeMs < 11_500, `close took ${closeMs} ms`)
-      assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'))
-      assert.equal(warnings[0]!.code, 'SIDECARLESS_TRACING_EXPORT_FAILED')
-      assert.deepEqual(rejections, [])
-    } finally {
-      await collector.close()
-    }
-  })
-})
-
-// ---------------------------------------------------------------- the batch exporter alone
-
-function fakeSpan(i: number): FinishedSpan {
-  const start = 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n
-  return {
-    traceId: 'ab'.repeat(16),
-    spanId: i.toString(16).padStart(16, '0'),
-    parentSpanId: undefined,
-    name: `span-${i}`,
-    kind: 'internal',
-    startTime: Number(start / 1_000_000n),
-    durationMs: 0.5,
-    startTimeUnixNano: String(start),
-    endTimeUnixNano: String(start + 500_000n),
-    attributes: { i, ratio: 0.5, ok: true, list: ['a', 'b'] },
-    status: 'unset',
-    statusMessage: undefined,
-    traceState: undefined,
-    parentIsRemote: false,
-  }
-}
-
-function exporterFor(collector: Collector, clients: CollectorClients, options: { maxQueueSize?: number; maxBatchSize?: number; delayMs?: number; timeoutMs?: number }): BatchExporter {
-  return new BatchExporter({
-    format: 'zipkin',
-    url: collector.url('/api/v2/spans'),
-    encode: encodeZipkin,
-    resource: { serviceName: 'unit', scopeName: 'sidecarless', scopeVersion: undefined },
-    transport: (url, body, signal) => clients.post(url, body, signal),
-    scope: new AsyncResource('test'),
-    ...options,
-  })
-}
-
-describe('BatchExporter', () => {
-  test('a full queue drops the oldest spans and counts them; one request in flight at a time', async () => {
-    const collector = await startCollector('hold')
-    const clients = new CollectorClients(5_000)
-    const warnings = captureWarnings()
-    const exporter = exporterFor(collector, clients, { maxQueueSize: 5, maxBatchSize: 5, delayMs: 60_000 })
-    try {
-      for (let i = 0; i < 5; i++) exporter.enqueue(fakeSpan(i))
-      // A full batch goes out at once, without waiting for the delay.
-      while (collector.received.length === 0) await settle(5)
-      for (let i = 5; i < 13; i++) exporter.enqueue(fakeSpan(i))
-      assert.deepEqual(exporter.stats(), { format: 'zipkin', url: collector.url('/api/v2/spans'), queued: 5, exported: 0, dropped: 3, failed: 0 })
-      await settle(50)
-      assert.equal(collector.received.length, 1, 'the next batch waits for the one in flight')
-      collector.release()
-      await exporter.flush(Date.now() + 5_000)
-      assert.equal(collector.maxConcurrent, 1)
-      const ids = zipkinSpans(collector).map((s) => Number.parseInt(s.id, 16))
-      assert.deepEqual(ids, [0, 1, 2, 3, 4, 8, 9, 10, 11, 12], 'spans 5, 6 and 7 were the oldest when the queue overflowed')
-      assert.deepEqual(exporter.stats(), { format: 'zipkin', url: collector.url('/api/v2/spans'), queued: 0, exported: 10, dropped: 3, failed: 0 })
-      await settle()
-      assert.deepEqual(warnings.list.map((w) => w.code), ['SIDECARLESS_TRACING_EXPORT_DROPPED'], 'one warning for three drops')
-    } finally {
-      warnings.stop()
-      await exporter.shutdown(Date.now() + 1_000)
-      await clients.close(Date.now() + 1_000)
-      await collector.close()
-    }
-  })
-
-  test('a partial batch waits for the delay; spans ended after shutdown are dropped, not sent', async () => {
+  test('collector answers 500 (not retried): one warning, spans counted as failed, requests unaffected', async () => {
     const collector = await startCollector()
-    const clients = new CollectorClients(5_000)
-    const exporter = exporterFor(collector, clients, { maxBatchSize: 3, delayMs: 300 })
-    try {
-      exporter.enqueue(fakeSpan(1))
-      await settle(100)
-      assert.equal(collector.received.length, 0)
-      await settle(400)
-      assert.equal(collector.received.length, 1)
-      const [span] = zipkinSpans(collector)
-      assert.deepEqual(span?.tags, { i: '1', ratio: '0.5', ok: 'true', list: '["a","b"]' })
-      assert.equal(span?.kind, undefined, 'internal spans have no Zipkin kind')
-      assert.equal(span?.timestamp, 1_700_000_000_001_000)
-      assert.equal(span?.duration, 500)
-      await exporter.shutdown(Date.now() + 1_000)
-      assert.doesNotThrow(() => exporter.enqueue(fakeSpan(2)))
-      assert.equal(exporter.stats().dropped, 1)
-      await settle(400)
-      assert.equal(collector.received.length, 1)
-    } finally {
-      await exporter.shutdown(Date.now() + 1_000)
-      await clients.close(Date.now() + 1_000)
-      await collector.close()
-    }
-  })
-
-  test('shutdown is bounded by its deadline when the collector never answers', async () => {
-    const collector = await startCollector('hold')
-    const clients = new CollectorClients(60_000)
+    collector.failNext(100, 500)
     const warnings = captureWarnings()
-    const exporter = exporterFor(collector, clients, { timeoutMs: 60_000 })
+    const mesh = createMesh({ service: 'frontend', config: meshConfig({ zipkin: collector.url('/api/v2/spans?token=s3cr3t'), otlp: collector.url('/v1/traces') }) })
     try {
-      for (let i = 0; i < 3; i++) exporter.enqueue(fakeSpan(i))
-      const started = performance.now()
-      await exporter.shutdown(Date.now() + 300)
-      await clients.close(Date.now())
-      const ms = performance.now() - started
-      assert.ok(ms >= 250 && ms < 1_500, `shutdown took ${ms} ms`)
-      assert.equal(exporter.stats().failed, 3)
+      await traffic(mesh, ['/api/1', '/api/2'])
       await settle()
-      assert.deepEqual(warnings.list.map((w) => w.code), ['SIDECARLESS_TRACING_EXPORT_FAILED'])
+      assert.deepEqual(mesh.tracing.exporters().map((e) => [e.format, e.exported, e.failed]).sort(), [['otlp', 0, 4], ['zipkin', 0, 4]])
+      assert.deepEqual(warnings.list.map((w) => w.code), ['SIDECARLESS_TRACING_EXPORT_FAILED', 'SIDECARLESS_TRACING_EXPORT_FAILED'], 'one per collector')
+      assert.ok(warnings.list.every((w) => !w.message.includes('s3cr3t')), 'the query string (a token) is not repeated')
     } finally {
       warnings.stop()
       await collector.close()
     }
   })
-})
 
-describe('encoders', () => {
-  test('OTLP attribute values: strings, int64 as strings, doubles, booleans, arrays, non-finite doubles', () => {
-    const span = { ...fakeSpan(7), attributes: { s: 'x', n: 42, big: 2 ** 60, d: 1.5, b: false, a: [1, 2.5, null], nan: Number.NaN, inf: -Infinity } }
-    const body = JSON.parse(encodeOtlp([span], { serviceName: 'svc', scopeName: 'sidecarless', scopeVersion: undefined })) as OtlpRequest
-    const s = body.resourceSpans[0]!.scopeSpans[0]!
-    assert.deepEqual(s.scope, { name: 'sidecarless' })
-    assert.deepEqual(s.spans[0]!.attributes, [
-      { key: 's', value: { stringValue: 'x' } },
-      { key: 'n', value: { intValue: '42' } },
-      { key: 'big', value: { doubleValue: 2 ** 60 } },
-      { key: 'd', value: { doubleValue: 1.5 } },
-      { key: 'b', value: { boolValue: false } },
-      { key: 'a', value: { arrayValue: { values: [{ intValue: '1' }, { doubleValue: 2.5 }, {}] } } },
-      { key: 'nan', value: { doubleValue: 'NaN' } },
-      { key: 'inf', value: { doubleValue: '-Infinity' } },
-    ])
-    assert.equal(s.spans[0]!.kind, 1, 'SPAN_KIND_INTERNAL')
-    assert.equal(s.spans[0]!.parentSpanId, undefined)
-    assert.equal(s.spans[0]!.startTimeUnixNano, '1700000000007000000')
-  })
-
-  test('Zipkin: an `error` attribute on a span without error status is not sent (Zipkin would mark it failed)', () => {
-    const span = { ...fakeSpan(1), kind: 'client' as const, attributes: { error: false, 'server.address': 'Reviews.default', 'server.port': 9080 } }
-    const [z] = JSON.parse(encodeZipkin([span], { serviceName: 'svc', scopeName: 'sidecarless', scopeVersion: undefined })) as ZipkinSpan[]
-    assert.equal(z?.tags['error'], undefined)
-    assert.deepEqual(z?.remoteEndpoint, { serviceName: 'reviews.default', port: 9080 })
-    const failed = { ...span, status: 'error' as const, statusMessage: 'boom' }
-    const [f] = JSON.parse(encodeZipkin([failed], { serviceName: 'svc', scopeName: 'sidecarless', scopeVersion: undefined })) as ZipkinSpan[]
-    assert.equal(f?.tags['error'], 'boom')
-    assert.equal(f?.tags['otel.status_code'], 'ERROR')
+  test('collector down: requests are answered; close() is bounded', async () => {
+    const collector = await startCollector()
+    const url = collector.url('/v1/traces')
+    await collector.close()
+    const warnings = captureWarnings()
+    await withEnv({ OTEL_EXPORTER_OTLP_TIMEOUT: '1000' }, async () => {
+      const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: url }) })
+      const started = performance.now()
+      await traffic(mesh, ['/api/1'])
+      assert.ok(performance.now() - started < 15_000)
+      assert.equal(mesh.tracing.exporters()[0]!.exported, 0)
+    })
+    warnings.stop()
   })
 })
 
@@ -765,6 +438,40 @@ describe('tracing.zipkin / tracing.otlp validation', () => {
     }
   })
 
+  test('tracing.spans and tracing.otlpProtocol take their enums only', () => {
+    assert.deepEqual(issuesOf({ spans: 'sidecar', otlpProtocol: 'http/xml' }).map((i) => [i.path, i.code]).sort(), [
+      ['tracing.otlpProtocol', 'INVALID_VALUE'],
+      ['tracing.spans', 'INVALID_VALUE'],
+    ].sort())
+    assert.deepEqual(issuesOf({ spans: 'both', otlpProtocol: 'grpc', otlp: 'http://127.0.0.1:4317' }), [])
+  })
+
+  test('OTEL_TRACES_SAMPLER_ARG out of range: a warning, and the OTel SDK\'s fallback of 1', async () => {
+    const seen: string[] = []
+    const on = (w: Error & { code?: string }): void => void (w.code === 'SIDECARLESS_OTEL_ENV_IGNORED' && seen.push(w.message))
+    process.on('warning', on)
+    try {
+      await withEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '7' }, async () => {
+        const mesh = createMesh({ config: {} })
+        assert.equal(mesh.snapshot.tracing.samplingRatio, 1)
+        assert.equal(mesh.snapshot.tracing.parentBased, false, 'traceidratio is not parent-based')
+        await mesh.close()
+      })
+      await withEnv({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }, async () => {
+        const mesh = createMesh({ config: {} })
+        assert.equal(mesh.snapshot.tracing.samplingRatio, 0.01, 'Istio\'s default when the sampler cannot be applied')
+        await mesh.close()
+      })
+      const mesh = createMesh({ config: { tracing: { sampling: 50 } } })
+      assert.equal(mesh.snapshot.tracing.samplingRatio, 0.5, 'tracing.sampling wins over the environment')
+      await mesh.close()
+      await settle()
+      assert.equal(seen.length, 2, seen.join('\n'))
+    } finally {
+      process.off('warning', on)
+    }
+  })
+
   test('mesh.update() with a bad URL is rejected whole; the config in force stays', async () => {
     const mesh = createMesh({ config: { tracing: { zipkin: 'http://127.0.0.1:9411/api/v2/spans' } } })
     const rejected: ConfigError[] = []
@@ -800,8 +507,8 @@ describe('config changes', () => {
       await (await request(`${url}/two`)).body.text()
       await closeServer(server)
       await mesh.close()
-      assert.deepEqual(otlpSpans(first).map((s) => attr(s, 'url.path')?.stringValue), ['/one'])
-      assert.deepEqual(otlpSpans(second).map((s) => attr(s, 'url.path')?.stringValue), ['/two'])
+      assert.deepEqual(first.spans().map((s) => s.attributes['url.path']), ['/one'])
+      assert.deepEqual(second.spans().map((s) => s.attributes['url.path']), ['/two'])
     } finally {
       await closeServer(server)
       await mesh.close()
@@ -819,13 +526,10 @@ describe('an app-registered tracer provider', () => {
     assert.ok(trace.setGlobalTracerProvider(provider))
     const warnings = captureWarnings()
     const mesh = createMesh({ config: meshConfig({ zipkin: collector.url('/api/v2/spans'), otlp: collector.url('/v1/traces') }) })
-    const { url, server } = await frontend(mesh)
     try {
-      for (let i = 0; i < 3; i++) await (await request(`${url}/api/${i}`)).body.text()
-      await closeServer(server)
-      await mesh.close()
+      await traffic(mesh, ['/api/1', '/api/2', '/api/3'])
       await settle()
-      assert.equal(collector.received.length, 0)
+      assert.equal(collector.requests.length, 0)
       assert.deepEqual(mesh.tracing.exporters(), [])
       assert.equal(memory.getFinishedSpans().length, 6, 'server and client span of each request, in the app\'s exporter')
       assert.deepEqual(warnings.list.map((w) => w.code), ['SIDECARLESS_TRACING_EXPORT_IGNORED'])
@@ -833,8 +537,6 @@ describe('an app-registered tracer provider', () => {
       warnings.stop()
       trace.disable()
       await provider.shutdown()
-      await closeServer(server)
-      await mesh.close()
       await collector.close()
     }
   })

@@ -13,7 +13,8 @@ import Koa from 'koa'
 import { createMesh, type Mesh, type RequestContext } from '../src/index.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/
+// Flags: sampled (bit 0) and W3C level 2 random-trace-id (bit 1, set on traces the mesh starts).
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[0-3]$/
 
 let backend: Upstream
 before(async () => {

@@ -165,16 +165,25 @@ describe('outbound limits', () => {
     }
   }
 
-  test('a cluster rate limit refuses with SIDECARLESS_ERR_RATE_LIMITED, and the request is never sent', async () => {
+  test('a cluster rate limit answers 429 local_rate_limited (flag RL), like Envoy, and the request is never sent', async () => {
     const mesh = createMesh({ config: config() })
     try {
       const before = up.seen.length
       assert.equal((await mesh.fetch('http://up/1')).status, 200)
       assert.equal((await mesh.fetch('http://up/2')).status, 200)
-      await assert.rejects(mesh.fetch('http://up/3'), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_RATE_LIMITED') && /cluster\[up\]/.test((err as Error).message))
-      await assert.rejects(request('http://up/4', { dispatcher: mesh.dispatcher }), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_RATE_LIMITED'))
+      const refused = await mesh.fetch('http://up/3')
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers.get('x-sidecarless-response-flags'), 'RL')
+      assert.equal(refused.headers.get('x-sidecarless-cluster'), 'up')
+      assert.equal(await refused.text(), 'local_rate_limited')
+      const viaUndici = await request('http://up/4', { dispatcher: mesh.dispatcher })
+      assert.equal(viaUndici.statusCode, 429)
+      assert.equal(viaUndici.headers['x-sidecarless-response-flags'], 'RL')
+      await viaUndici.body.text()
       assert.equal(up.seen.length - before, 2)
-      assert.equal(mesh.metrics.snapshot().limits['cluster[up]']?.limited, 2)
+      const snap = mesh.metrics.snapshot()
+      assert.equal(snap.limits['cluster[up]']?.limited, 2)
+      assert.equal(snap.outbound.clusters['up']?.errors.rate_limited, 2)
     } finally {
       await mesh.close()
     }
@@ -184,23 +193,58 @@ describe('outbound limits', () => {
     const mesh = createMesh({ config: config() })
     try {
       assert.equal((await mesh.fetch('http://limited/a')).status, 200)
-      await assert.rejects(mesh.fetch('http://limited/b'), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_RATE_LIMITED'))
+      const refused = await mesh.fetch('http://limited/b')
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers.get('x-sidecarless-response-flags'), 'RL')
+      await refused.text()
       assert.equal((await mesh.fetch('http://slow/c')).status, 200, 'the same cluster through another route')
     } finally {
       await mesh.close()
     }
   })
 
-  test('a cluster bulkhead queues one and refuses the rest with SIDECARLESS_ERR_CONCURRENCY_LIMITED', async () => {
+  test('with responseHeaders, a refused outbound request carries x-ratelimit-* like an inbound one', async () => {
+    const c = config()
+    c.clusters![0]!.rateLimit = { maxTokens: 1, fillInterval: '1h', responseHeaders: true }
+    const mesh = createMesh({ config: c })
+    try {
+      await (await mesh.fetch('http://up/1')).text()
+      const refused = await mesh.fetch('http://up/2')
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers.get('x-ratelimit-remaining'), '0')
+      await refused.text()
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  test('a cluster bulkhead queues one and answers the rest 503 (flag UO, x-sidecarless-overflow: concurrency_limit)', async () => {
     const mesh = createMesh({ config: config() })
     try {
-      const results = await Promise.allSettled([1, 2, 3].map((i) => mesh.fetch(`http://slow/${i}`).then(async (r) => { await r.text(); return r.status })))
-      const ok = results.filter((r) => r.status === 'fulfilled').map((r) => (r).value)
-      const refused = results.filter((r) => r.status === 'rejected').map((r) => (r).reason as unknown)
-      assert.deepEqual(ok, [200, 200])
-      assert.equal(refused.length, 1)
-      assert.ok(isMeshError(refused[0], 'SIDECARLESS_ERR_CONCURRENCY_LIMITED'))
-      assert.equal(mesh.metrics.snapshot().limits['cluster[slow]']?.concurrency?.active, 0)
+      const results = await Promise.all([1, 2, 3].map((i) => mesh.fetch(`http://slow/${i}`).then(async (r) => ({ status: r.status, flags: r.headers.get('x-sidecarless-response-flags'), overflow: r.headers.get('x-sidecarless-overflow'), body: await r.text() }))))
+      const ok = results.filter((r) => r.status === 200)
+      const refused = results.filter((r) => r.status !== 200)
+      assert.equal(ok.length, 2)
+      assert.deepEqual(refused, [{ status: 503, flags: 'UO', overflow: 'concurrency_limit', body: 'concurrency limit exceeded' }])
+      const snap = mesh.metrics.snapshot()
+      assert.equal(snap.limits['cluster[slow]']?.concurrency?.active, 0)
+      assert.equal(snap.outbound.clusters['slow']?.errors.overflow, 1)
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  test('a bulkhead queue wait that times out is 503 UO too', async () => {
+    const c = config()
+    c.clusters![1]!.concurrencyLimit = { maxConcurrent: 1, maxQueue: 1, queueTimeout: '20ms' }
+    const mesh = createMesh({ config: c })
+    try {
+      const [first, second] = await Promise.all([mesh.fetch('http://slow/1'), mesh.fetch('http://slow/2')])
+      assert.equal(first.status, 200)
+      assert.equal(second.status, 503)
+      assert.equal(second.headers.get('x-sidecarless-overflow'), 'concurrency_limit')
+      assert.equal(await second.text(), 'concurrency limit queue timeout')
+      await first.text()
     } finally {
       await mesh.close()
     }
@@ -219,7 +263,7 @@ describe('outbound limits', () => {
       assert.equal((await mesh.fetch('http://up/1')).status, 200)
       await mesh.update({ ...config(), outboundTrafficPolicy: { mode: 'ALLOW_ANY' } })
       assert.equal((await mesh.fetch('http://up/2')).status, 200)
-      await assert.rejects(mesh.fetch('http://up/3'), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_RATE_LIMITED'), 'the bucket was kept, not refilled, by the update')
+      assert.equal((await mesh.fetch('http://up/3')).status, 429, 'the bucket was kept, not refilled, by the update')
     } finally {
       await mesh.close()
     }
@@ -274,6 +318,29 @@ describe('a quota shared through Redis', { skip: redisServerAvailable() ? false 
     } finally {
       await Promise.all(servers.map(closeServer))
       await Promise.all(meshes.map((m) => m.close()))
+      await redis.stop()
+    }
+  })
+
+  test('an outbound shared quota used up answers 429 rate_limited (flag RL); the request is never sent', async () => {
+    const redis = await startRedis()
+    const up = await startUpstream('quota')
+    const mesh = createMesh({
+      config: {
+        clusters: [{ name: 'quota', endpoints: [{ address: up.address }], rateLimit: { maxTokens: 1000, fillInterval: '1h', global: { redis: redis.url, requestsPerUnit: 2, unit: 'hour', timeout: '2s', prefix: `sidecarless:test:out:${process.pid}:` } } }],
+        virtualHosts: [{ name: 'quota', domains: ['quota'], routes: [{ match: { prefix: '/' }, route: { cluster: 'quota' } }] }],
+      },
+    })
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await (await mesh.fetch('http://quota/x')).text()), `quota /x`)
+      const refused = await mesh.fetch('http://quota/y')
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers.get('x-sidecarless-response-flags'), 'RL')
+      assert.equal(await refused.text(), 'rate_limited')
+      assert.equal(up.seen.length, 2)
+    } finally {
+      await mesh.close()
+      await up.close()
       await redis.stop()
     }
   })

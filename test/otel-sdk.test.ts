@@ -293,3 +293,27 @@ describe('with the app\'s OpenTelemetry SDK registered', () => {
     }
   })
 })
+
+test('tracing.spans: app, without any HTTP instrumentation: the mesh records no span and passes the caller\'s trace on', async () => {
+  assert.ok(exporter, 'the app SDK is registered')
+  const mesh = createMesh({ service: 'quiet', config: meshConfig({ tracing: { spans: 'app' } }) })
+  let ctx: RequestContext | undefined
+  const server = mesh.createServer(async (_req, res) => {
+    ctx = mesh.context()
+    res.end(await (await mesh.fetch('http://backend/app-mode')).text())
+  })
+  const url = await listen(server)
+  try {
+    const seenBefore = backend.seen.length
+    await (await request(`${url}/x`, { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_SPAN}-01` } })).body.text()
+    assert.equal(ctx?.traceId, INCOMING_TRACE, 'mesh.context() still answers')
+    const m = TRACEPARENT.exec(String(backend.seen[seenBefore]?.headers.traceparent))
+    assert.equal(m?.[1], INCOMING_TRACE, 'one trace downstream')
+    await new Promise((r) => setTimeout(r, 50))
+    assert.deepEqual(spansOf(INCOMING_TRACE).filter((s) => s.instrumentationScope.name === 'sidecarless' && s.attributes['url.path'] === '/x'), [], 'no server span of the mesh\'s')
+    assert.equal(spansOf(INCOMING_TRACE).filter((s) => s.instrumentationScope.name === 'sidecarless' && s.attributes['url.full'] === 'http://backend/app-mode').length, 0, 'no client span of the mesh\'s')
+  } finally {
+    await closeServer(server)
+    await mesh.close()
+  }
+})

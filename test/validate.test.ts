@@ -121,6 +121,7 @@ function withListenerMatch(match: unknown): unknown {
 
 describe('validateConfig: one example per ConfigIssueCode', () => {
   const examples: Record<ConfigIssueCode, { config: unknown; path: string; words: string[] }> = {
+    EMPTY_CONFIG: { config: null, path: '', words: ['empty', '{}'] },
     UNKNOWN_FIELD: { config: withCluster({ loadBalancr: 'random' }), path: 'clusters[0].loadBalancr', words: ['loadBalancr', 'loadBalancer'] },
     REQUIRED: { config: { clusters: [{ endpoints: [] }] }, path: 'clusters[0].name', words: ['name'] },
     INVALID_TYPE: { config: withCluster({ endpoints: [{ address: 'x:1', weight: '2' }] }), path: 'clusters[0].endpoints[0].weight', words: ['"2"'] },
@@ -363,7 +364,7 @@ describe('validateConfig: INVALID_VALUE', () => {
 // ---------------------------------------------------------------- durations
 
 describe('validateConfig: durations', () => {
-  for (const bad of ['5 sec', -1, '1d', '', '1.5.5s', '.5s', 's', '0', '9000h', Number.NaN, Infinity, true, {}] as unknown[]) {
+  for (const bad of ['5 sec', -1, '1w', '366d', '', '1.5.5s', '.5s', 's', '0', '9000h', Number.NaN, Infinity, true, {}] as unknown[]) {
     it(`rejects ${typeof bad === 'string' ? JSON.stringify(bad) : String(bad)}`, () => {
       expectExactly(withCluster({ connectTimeout: bad }), [['clusters[0].connectTimeout', 'INVALID_DURATION']])
     })
@@ -372,10 +373,10 @@ describe('validateConfig: durations', () => {
   it('names the bad value in the message', () => {
     expectIssue(withCluster({ idleTimeout: '5 sec' }), 'clusters[0].idleTimeout', 'INVALID_DURATION', '"5 sec"')
     expectIssue(withCluster({ dnsRefreshRate: -1 }), 'clusters[0].dnsRefreshRate', 'INVALID_DURATION', '-1')
-    expectIssue(withRoutes({ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '1d' } }), 'virtualHosts[0].routes[0].route.timeout', 'INVALID_DURATION', '1d')
+    expectIssue(withRoutes({ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '1w' } }), 'virtualHosts[0].routes[0].route.timeout', 'INVALID_DURATION', '1w')
   })
 
-  const good: [unknown, number][] = [['250ms', 250], ['3s', 3000], ['1m', 60_000], ['1.5s', 1500], ['1m30s', 90_000], ['1h', 3_600_000], [0, 0], [0.5, 1], [1.4, 1], [1500, 1500]]
+  const good: [unknown, number][] = [['250ms', 250], ['3s', 3000], ['1m', 60_000], ['1.5s', 1500], ['1m30s', 90_000], ['1h', 3_600_000], ['1d', 86_400_000], ['1d12h', 129_600_000], ['365d', 31_536_000_000], [0, 0], [0.5, 1], [1.4, 1], [1500, 1500]]
   for (const [value, ms] of good) {
     it(`accepts ${JSON.stringify(value)} = ${ms} ms`, () => {
       expectValid(withCluster({ connectTimeout: value }))
@@ -902,53 +903,153 @@ describe('validateConfig: hostile input never throws', () => {
   for (let i = 0; i < 100_000; i++) deep = { a: deep }
   let deepList: unknown = []
   for (let i = 0; i < 100_000; i++) deepList = [deepList]
+  const hugeKey = 'k'.repeat(1_000_000)
 
-  const cases: [string, () => unknown][] = [
-    ['null', () => null],
-    ['undefined', () => undefined],
-    ['42', () => 42],
-    ['a string', () => 'str'],
-    ['a list', () => []],
-    ['a function', () => () => 1],
-    ['a symbol', () => Symbol('x')],
-    ['a bigint', () => 10n],
-    ['a Map', () => new Map([['clusters', []]])],
-    ['a Date', () => new Date()],
-    ['deeply nested unknown objects', () => ({ ...deep, clusters: [{ name: 'x', leastRequest: deep }] })],
-    ['deeply nested lists where a list of strings is expected', () => ({ virtualHosts: [{ name: 'v', domains: deepList, routes: deepList }] })],
-    ['__proto__ and constructor keys', () => JSON.parse('{"__proto__": {"clusters": 5}, "constructor": {"prototype": {}}, "clusters": [{"__proto__": null, "name": "a"}]}') as unknown],
-    ['an object without a prototype', () => Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a' })] })],
-    ['symbols and bigints as values', () => ({ clusters: [{ name: Symbol('n'), endpoints: [{ address: 'x:1', weight: 1n }] }], virtualHosts: 10n })],
-    ['functions as values', () => ({ clusters: () => [], listener: { routes: [{ match: () => ({}) }] } })],
-    ['sparse lists', () => ({ clusters: [, , { name: 'a' }] })], // eslint-disable-line no-sparse-arrays
-    ['a huge unknown key', () => ({ ['k'.repeat(1_000_000)]: 1 })],
+  // Each case names every issue it must produce (path and code, in order): a validator that
+  // returned [] — or threw — fails every one of them.
+  const cases: [string, () => unknown, readonly Pair[]][] = [
+    ['null', () => null, [['', 'EMPTY_CONFIG']]],
+    ['undefined', () => undefined, [['', 'EMPTY_CONFIG']]],
+    ['42', () => 42, [['', 'INVALID_TYPE']]],
+    ['a string', () => 'str', [['', 'INVALID_TYPE']]],
+    ['a list', () => [], [['', 'INVALID_TYPE']]],
+    ['a function', () => () => 1, [['', 'INVALID_TYPE']]],
+    ['a symbol', () => Symbol('x'), [['', 'INVALID_TYPE']]],
+    ['a bigint', () => 10n, [['', 'INVALID_TYPE']]],
+    // A Map is not read as its entries (nor as an empty object): it is not plain data.
+    ['a Map', () => new Map([['clusters', []]]), [['', 'INVALID_TYPE']]],
+    ['a Date', () => new Date(), [['', 'INVALID_TYPE']]],
+    ['deeply nested unknown objects', () => ({ ...deep, clusters: [{ name: 'x', leastRequest: deep }] }), [['a', 'UNKNOWN_FIELD'], ['clusters[0].leastRequest.a', 'UNKNOWN_FIELD']]],
+    ['deeply nested lists where a list of strings is expected', () => ({ virtualHosts: [{ name: 'v', domains: deepList, routes: deepList }] }),
+      [['virtualHosts[0].domains[0]', 'INVALID_TYPE'], ['virtualHosts[0].routes[0]', 'INVALID_TYPE']]],
+    ['__proto__ and constructor keys', () => JSON.parse('{"__proto__": {"clusters": 5}, "constructor": {"prototype": {}}, "clusters": [{"__proto__": null, "name": "a"}]}') as unknown,
+      [['__proto__', 'UNKNOWN_FIELD'], ['constructor', 'UNKNOWN_FIELD'], ['clusters[0].__proto__', 'UNKNOWN_FIELD']]],
+    // Objects without a prototype are plain data, read field by field (not refused as non-data).
+    ['an object without a prototype', () => Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a', loadBalancr: 'random' })] }), [['clusters[0].loadBalancr', 'UNKNOWN_FIELD']]],
+    ['symbols and bigints as values', () => ({ clusters: [{ name: Symbol('n'), endpoints: [{ address: 'x:1', weight: 1n }] }], virtualHosts: 10n }),
+      [['clusters[0].name', 'INVALID_TYPE'], ['clusters[0].endpoints[0].weight', 'INVALID_TYPE'], ['virtualHosts', 'INVALID_TYPE']]],
+    ['functions as values', () => ({ clusters: () => [], listener: { routes: [{ match: () => ({}) }] } }), [['clusters', 'INVALID_TYPE'], ['listener.routes[0].match', 'INVALID_TYPE']]],
+    ['sparse lists', () => ({ clusters: [, , { name: 'a' }] }), [['clusters[0]', 'INVALID_TYPE'], ['clusters[1]', 'INVALID_TYPE']]], // eslint-disable-line no-sparse-arrays
+    ['a huge unknown key', () => ({ [hugeKey]: 1 }), [[hugeKey, 'UNKNOWN_FIELD']]],
+    ['a throwing getter', () => ({ get clusters(): never { throw new Error('boom') } }), [['clusters', 'INVALID_VALUE']]],
+    ['a throwing getter deep in a list', () => ({ clusters: [{ name: 'a', get endpoints(): never { throw new Error('boom') } }] }), [['clusters[0].endpoints', 'INVALID_VALUE']]],
+    ['a Proxy whose ownKeys trap throws, at the root', () => new Proxy({}, { ownKeys: () => { throw new Error('no keys') } }), [['', 'INVALID_VALUE']]],
+    ['a Proxy whose get trap throws', () => ({ clusters: [new Proxy({ name: 'a' }, { get: () => { throw new Error('no get') } })] }), [['clusters[0].name', 'INVALID_VALUE']]],
+    ['a Proxy whose getPrototypeOf trap throws', () => ({ listener: new Proxy({}, { getPrototypeOf: () => { throw new Error('no proto') } }) }), [['listener', 'INVALID_VALUE']]],
+    ['a Proxy whose has/getOwnPropertyDescriptor traps throw', () => ({ listener: new Proxy({ mtls: {} }, { getOwnPropertyDescriptor: () => { throw new Error('no descriptor') } }) }), [['listener', 'INVALID_VALUE']]],
+    ['a revoked Proxy', () => {
+      const r = Proxy.revocable({}, {})
+      r.revoke()
+      return { clusters: [{ name: 'a' }], listener: r.proxy }
+    }, [['listener', 'INVALID_VALUE']]],
+    ['a list whose length getter throws', () => ({ clusters: new Proxy([], { get: (t, k) => { if (k === 'length') throw new Error('no length'); return Reflect.get(t, k) as unknown } }) }), [['clusters', 'INVALID_VALUE']]],
+    ['a class instance where an object is expected', () => {
+      class ClusterSpec { name = 'a' }
+      return { clusters: [new ClusterSpec()] }
+    }, [['clusters[0]', 'INVALID_TYPE']]],
+    ['a Date where a duration is expected', () => ({ clusters: [{ name: 'a', connectTimeout: new Date() }] }), [['clusters[0].connectTimeout', 'INVALID_DURATION']]],
+    ['a Map where labels are expected', () => ({ clusters: [{ name: 'a', endpoints: [{ address: 'x:1', labels: new Map([['version', 'v1']]) }] }] }), [['clusters[0].endpoints[0].labels', 'INVALID_TYPE']]],
+    ['a Set where a list is expected', () => ({ virtualHosts: [{ name: 'v', domains: new Set(['v']), routes: [] }] }), [['virtualHosts[0].domains', 'INVALID_TYPE']]],
   ]
 
-  for (const [label, make] of cases) {
+  for (const [label, make, expected] of cases) {
     it(label, () => {
       const input = make()
       let issues: ConfigIssue[] = []
       assert.doesNotThrow(() => { issues = validateConfig(input) })
-      assert.ok(Array.isArray(issues))
-      for (const i of issues) {
-        assert.equal(typeof i.path, 'string')
-        assert.ok(i.code in ConfigIssueCodes, i.code)
-        assert.equal(typeof i.message, 'string')
-      }
+      assert.deepEqual(issues.map((i) => [i.path, i.code]), expected.map(([p, c]) => [p, c]), `got ${show(issues).slice(0, 2000)}`)
+      for (const i of issues) assert.ok(i.message.length > 0 && i.message.length < 400, i.message.slice(0, 400))
     })
   }
 
-  it('a non-object root is one INVALID_TYPE at the root, naming what it got', () => {
-    for (const [input, word] of [[null, 'null'], [42, '42'], ['str', '"str"'], [[], 'list']] as [unknown, string][]) {
+  it('a valid config made of objects without a prototype is accepted', () => {
+    expectValid(Object.assign(Object.create(null) as object, { clusters: [Object.assign(Object.create(null) as object, { name: 'a' })] }))
+  })
+
+  it('names what could not be read, and why', () => {
+    expectIssue({ get clusters(): never { throw new Error('boom') } }, 'clusters', 'INVALID_VALUE', 'could not be read', 'boom')
+    expectIssue({ clusters: [{ name: 'a', connectTimeout: new Date() }] }, 'clusters[0].connectTimeout', 'INVALID_DURATION', 'Date')
+    class ClusterSpec { name = 'a' }
+    expectIssue({ clusters: [new ClusterSpec()] }, 'clusters[0]', 'INVALID_TYPE', 'ClusterSpec', 'not plain data')
+  })
+
+  it('a non-object root is one INVALID_TYPE at the root, naming what it got; null and undefined are EMPTY_CONFIG', () => {
+    for (const [input, word] of [[42, '42'], ['str', '"str"'], [[], 'list'], [new Map(), 'Map']] as [unknown, string][]) {
       const issues = expectExactly(input, [['', 'INVALID_TYPE']])
+      assert.ok(issues[0]!.message.includes(word), issues[0]!.message)
+    }
+    for (const [input, word] of [[null, 'null'], [undefined, 'undefined']] as [unknown, string][]) {
+      const issues = expectExactly(input, [['', 'EMPTY_CONFIG']])
       assert.ok(issues[0]!.message.includes(word), issues[0]!.message)
     }
   })
 
-  it('a throwing getter: no throw, and the config is reported, not accepted', () => {
+  it('shared references are bounded: a small object standing for a huge tree is TOO_LARGE, quickly', () => {
+    // 1,000 clusters sharing one list of 10,000 endpoints: 10 million endpoint objects to read.
+    const endpoints = Array.from({ length: 10_000 }, () => ({ address: '127.0.0.1:1' }))
+    const clusters = Array.from({ length: 1_000 }, (_, i) => ({ name: `c${i}`, endpoints }))
+    const issues = validateConfig({ clusters })
+    assert.equal(issues.filter((i) => i.code === 'TOO_LARGE').length, 1, show(issues.slice(0, 5)))
+  })
+
+  it('a getter that throws only when read a second time (the document-order walk) does not make validation throw', () => {
+    let reads = 0
+    const config = { loadBalancr: 1, get clusters(): unknown {
+      if (reads++ > 0) throw new Error('second read')
+      return []
+    } }
     let issues: ConfigIssue[] = []
-    assert.doesNotThrow(() => { issues = validateConfig({ get clusters(): never { throw new Error('boom') } }) })
-    assert.ok(issues.length > 0)
+    assert.doesNotThrow(() => { issues = validateConfig(config) })
+    assert.deepEqual(issues.map((i) => [i.path, i.code]), [['loadBalancr', 'UNKNOWN_FIELD']])
+    assert.equal(reads, 1, 'each value of the input is read once')
+  })
+
+  it('mesh.update rejects every hostile config with a ConfigError, and the config in force stays', async () => {
+    const mesh = createMesh({ config: base() })
+    try {
+      const revoked = Proxy.revocable({}, {})
+      revoked.revoke()
+      const hostile: unknown[] = [
+        new Proxy({}, { ownKeys: () => { throw new Error('no keys') } }),
+        new Proxy({}, { getPrototypeOf: () => { throw new Error('no proto') } }),
+        new Proxy({ clusters: [] }, { get: () => { throw new Error('no get') } }),
+        revoked.proxy,
+        { get clusters(): never { throw new Error('boom') } },
+        // Looks like an Envoy bootstrap; reading it throws inside the import.
+        { static_resources: { get clusters(): never { throw new Error('boom') } } },
+        { get static_resources(): never { throw new Error('boom') } },
+        new Map(),
+        () => ({}),
+      ]
+      for (const config of hostile) {
+        await assert.rejects(mesh.update(config as MeshConfig), (err: unknown) => {
+          assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
+          assert.ok(err.issues.length > 0)
+          return true
+        })
+      }
+      assert.deepEqual(mesh.config, base())
+      assert.equal(mesh.version, 1)
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  it('a Proxy that answers differently on a second read cannot slip past validation', async () => {
+    // The first read is validated; a second read (compile) would see a cluster the routes
+    // never named. The mesh compiles what it validated.
+    let reads = 0
+    const config = { clusters: [{ name: 'a' }], get virtualHosts(): unknown {
+      reads++
+      return reads === 1 ? [] : [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, route: { cluster: 'nope' } }] }]
+    } }
+    const mesh = createMesh({ config })
+    try {
+      assert.equal(reads, 1)
+      assert.deepEqual(mesh.config.virtualHosts, [])
+    } finally {
+      await mesh.close()
+    }
   })
 
   it('a cyclic object finishes (the schema does not recurse)', () => {

@@ -19,7 +19,10 @@ export function tally(results) {
   return { byVersion, byStatus }
 }
 
-const ZERO = { requests: 0, responses: { '2xx': 0, '5xx': 0 }, errors: { overflow: 0 } }
+const ZERO = { requests: 0, responses: { '2xx': 0, '5xx': 0 }, errors: { overflow: 0, no_healthy_upstream: 0, connect_failure: 0, reset: 0, timeout: 0 } }
+
+/** 5xx answers the mesh made for the upstream (they count in the 5xx class too, as Envoy counts them). */
+const meshMade5xx = (s) => s.errors.overflow + s.errors.no_healthy_upstream + s.errors.connect_failure + s.errors.reset + s.errors.timeout
 
 /**
  * A table of productpage's calls to reviews, per version, between two metrics snapshots:
@@ -34,7 +37,7 @@ export function versionTable(before, after) {
     const x = a[v] ?? ZERO
     const y = b[v] ?? ZERO
     const d = (f) => f(x) - f(y)
-    rows.push([v, d((s) => s.requests), d((s) => s.responses['2xx']), d((s) => s.responses['5xx']), d((s) => s.errors.overflow), breakers[v]?.state ?? 'closed'])
+    rows.push([v, d((s) => s.requests), d((s) => s.responses['2xx']), d((s) => s.responses['5xx'] - meshMade5xx(s)), d((s) => s.errors.overflow), breakers[v]?.state ?? 'closed'])
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)))
   return rows.map((r) => '    ' + r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ')).join('\n')

@@ -19,10 +19,15 @@ import { parseArgs } from 'node:util'
 import { isMeshError } from '../errors.js'
 import { CA_FILES, createCertificateAuthority, loadCertificateAuthority, writeAtomic } from '../security/ca.js'
 
-const USAGE = `usage:
-  sidecarless ca init  --dir <dir> [--trust-domain cluster.local] [--ttl 24h] [--force]
-  sidecarless ca issue --dir <dir> (--namespace <ns> --service-account <sa> | --spiffe-id <id>)
-                       [--ttl 24h] [--dns <name>]... --out <dir>`
+const USAGE = `Usage: sidecarless ca init  --dir <dir> [--trust-domain cluster.local] [--ttl 24h] [--force]
+       sidecarless ca issue --dir <dir> (--namespace <ns> --service-account <sa> | --spiffe-id <id>)
+                            [--ttl 24h] [--dns <name>]... --out <dir>
+
+A development workload CA on disk. \`init\` writes a root (ca-cert.pem, ca-key.pem);
+\`issue\` writes a SPIFFE workload certificate under Istio's file names (cert-chain.pem,
+key.pem, root-cert.pem). Private keys are never printed.
+
+Exit codes: 0 done, 1 failed, 2 usage error.`
 
 /** Files `ca issue` writes into `--out` (Istio's names). */
 export const ISSUED_FILES = Object.freeze({ certificate: 'cert-chain.pem', privateKey: 'key.pem', trustBundle: 'root-cert.pem' })
@@ -39,7 +44,9 @@ const defaultIo: Io = {
 
 /** Runs `sidecarless ca <init|issue> ...`; `args` are the words after `ca`. Resolves with the exit code. */
 export async function run(args: string[], io: Io = defaultIo): Promise<number> {
-  const [command, ...rest] = args
+  const [first, ...others] = args
+  // `ca --help` / `ca -h` ask for help as `ca help` does (and as every other subcommand's --help).
+  const [command, rest] = first === '--help' || first === '-h' ? ['help', others] : [first, others]
   let values: Record<string, string | boolean | string[] | undefined>
   try {
     values = parseArgs({

@@ -25,12 +25,14 @@ import type { HostRegistry } from '../upstream/host.js'
 import { defaults } from './defaults.js'
 import { parseDuration } from './duration.js'
 import { compileRegex } from './regex.js'
+import { normalizeEnvoyEnums } from './envoy-enums.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
+import { envSampler } from './otel-env.js'
 import { compileFault } from '../policy/fault.js'
 import { compileMirror } from '../policy/mirror.js'
 import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
@@ -55,7 +57,8 @@ export function compileConfig(
   limits: LimitRegistry,
   previous?: Snapshot,
 ): CompileResult {
-  const config = cloneFrozen(input) as DeepReadonly<MeshConfig>
+  // Envoy's upper-case enum spellings (ROUND_ROBIN, STRICT_DNS, SECOND) become the model's, once.
+  const config = cloneFrozen(normalizeEnvoyEnums(input)) as DeepReadonly<MeshConfig>
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
   // Security next: it reads files and may throw; a store it created is closed if anything below throws.
@@ -155,13 +158,18 @@ function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSett
   const zipkin = collector('zipkin')
   const otlp = collector('otlp')
   if (issues.length > 0) throw new ConfigError(issues)
+  // tracing.sampling wins; unset, the standard OTEL_TRACES_SAMPLER(_ARG); then Istio's default.
+  const sampler = t?.sampling !== undefined ? { ratio: t.sampling / 100, parentBased: true } : envSampler() ?? { ratio: defaults.tracingSampling / 100, parentBased: true }
   return Object.freeze({
-    samplingRatio: (t?.sampling ?? defaults.tracingSampling) / 100,
+    samplingRatio: sampler.ratio,
+    parentBased: sampler.parentBased,
     extract: Object.freeze([...(t?.extract ?? defaults.traceExtract)]),
     inject: Object.freeze([...(t?.inject ?? defaults.traceInject)]),
     recentSpans: t?.recentSpans ?? defaults.recentSpans,
     zipkin,
     otlp,
+    otlpProtocol: t?.otlpProtocol,
+    spans: t?.spans ?? 'auto',
   })
 }
 

@@ -175,6 +175,12 @@ export const limits = Object.freeze({
   configFileBytes: 64 * 1024 * 1024,
   /** Items of any one list (clusters, endpoints, routes, domains, ...). */
   listItems: 100_000,
+  /**
+   * Values in one config (objects, lists and primitives the schema reaches, shared references
+   * counted at each use): a bound on validation time for configs built in code, where a few
+   * shared objects can stand for a huge tree.
+   */
+  configValues: 5_000_000,
   /** Characters of any one string value. */
   stringLength: 8_192,
   /** Characters of a regular expression (Envoy's RE2 program size bound plays this role). */

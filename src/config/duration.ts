@@ -1,11 +1,12 @@
 /**
- * Durations in config: a non-negative number of milliseconds, or a string of one or more
- * `<number><unit>` parts with units `ms`, `s`, `m`, `h` (`250ms`, `3s`, `1.5s`, `1m30s`).
- * Envoy's protobuf JSON form (`"0.25s"`) is the same syntax.
+ * Durations in config: a non-negative number of milliseconds (a bare number is always
+ * milliseconds: `250` is 250ms), or a string of one or more `<number><unit>` parts with units
+ * `ms`, `s`, `m`, `h`, `d` (`250ms`, `3s`, `1.5s`, `1m30s`, `1d12h`). Envoy's protobuf JSON
+ * form (`"0.25s"`) and Go/Istio durations (`1h30m`) are the same syntax.
  */
 
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /** The largest duration accepted: 365 days, far beyond any timeout, below timer overflow concerns. */
 export const MAX_DURATION_MS = 365 * 24 * 3_600_000

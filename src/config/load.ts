@@ -1,14 +1,23 @@
 /**
  * Where a config comes from: an object, a JSON file or a YAML file. An Envoy v3 bootstrap
- * (recognised by its `static_resources` key) is translated into our model on the way in.
+ * (recognised by its `static_resources` key) and Kubernetes manifests (recognised by
+ * `apiVersion` and `kind`: Istio's VirtualService, DestinationRule, … in a multi-document
+ * file or a `kind: List`; see `load-documents.ts`) are translated into our model on the way in.
  */
 import { readFileSync, statSync } from 'node:fs'
 import { extname } from 'node:path'
-import { parse as parseYaml } from 'yaml'
-import { MeshError } from '../errors.js'
+import { ConfigError, MeshError, type ConfigIssue, type ConfigWarning } from '../errors.js'
 import { limits } from './defaults.js'
 import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from './envoy/index.js'
+import { isManifest } from './istio/translate.js'
+import { lintConfig } from './lint.js'
+import { loadDocuments, parseYamlDocuments, refuseInvalid, type LoadOptions } from './load-documents.js'
+import { plainCopy, type PlainCopy } from './plain-data.js'
+import { validateConfig } from './validate.js'
+import { rememberSource } from './source-location.js'
 import type { MeshConfig } from './types.js'
+
+export { reportLoaded, type LoadOptions } from './load-documents.js'
 
 /** A config ready to validate, with what an Envoy import could not translate. */
 export interface LoadedConfig {
@@ -17,9 +26,16 @@ export interface LoadedConfig {
   readonly unsupported: readonly UnsupportedField[]
   /** The file it came from, if any. */
   readonly source: string | undefined
+  /** What the input was: the mesh's own format, an Envoy bootstrap, or Kubernetes (Istio) manifests. */
+  readonly format?: 'mesh' | 'envoy' | 'istio'
+  /** Settings that are valid but almost surely mistakes (see `ConfigWarningCodes`). */
+  readonly warnings?: readonly ConfigWarning[]
 }
 
-/** Reads and parses a JSON or YAML file (bounded in size). Throws `SIDECARLESS_ERR_CONFIG_LOAD`. */
+/**
+ * Reads and parses a JSON or YAML file (bounded in size); a YAML file of several documents
+ * gives the list of them. Throws `SIDECARLESS_ERR_CONFIG_LOAD`.
+ */
 export function readConfigFile(path: string): unknown {
   let text: string
   try {
@@ -32,28 +48,77 @@ export function readConfigFile(path: string): unknown {
     if (err instanceof MeshError) throw err
     throw new MeshError('SIDECARLESS_ERR_CONFIG_LOAD', `cannot read config file ${path}: ${(err as Error).message}`, { cause: err })
   }
+  // No document at all (an empty file, whitespace): undefined, which loading refuses as an
+  // empty config — the same answer YAML gives for a comment-only file (null).
+  if (text.trim() === '') return undefined
+  let value: unknown
   try {
-    if (extname(path).toLowerCase() === '.json') return JSON.parse(text) as unknown
-    // YAML 1.2 is a superset of JSON; aliases are bounded so a "billion laughs" file fails fast.
-    return parseYaml(text, { maxAliasCount: 100, prettyErrors: true }) as unknown
+    // YAML (several documents give a list of them; see parseYamlDocuments), or JSON.
+    value = extname(path).toLowerCase() === '.json' ? JSON.parse(text) as unknown : parseYamlDocuments(text)
   } catch (err) {
     throw new MeshError('SIDECARLESS_ERR_CONFIG_LOAD', `cannot parse config file ${path}: ${(err as Error).message}`, { cause: err })
   }
+  // Kept (weakly) so a problem can be reported with its line; parsed again only then.
+  rememberSource(value, { file: path, text })
+  return value
 }
 
 /**
- * Normalises a config source: a path is read and parsed; an Envoy bootstrap is translated,
- * and what the translation could not carry is returned in `unsupported` (the mesh reports
- * it as a process warning and on `mesh.unsupported`; it is never dropped silently).
+ * Normalises a config source: a path is read and parsed; an Envoy bootstrap or Istio
+ * manifests are translated, and what the translation could not carry is returned in
+ * `unsupported` (the mesh reports it as a process warning and on `mesh.unsupported`; it is
+ * never dropped silently). A list is a list of documents (manifests and mesh configs).
+ *
+ * A config read from a file is validated here, so that each problem carries its
+ * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then.
+ *
+ * An empty source — `null`, `undefined`, a file with no document (empty, blank, or only
+ * comments) — throws a {@link ConfigError} (`EMPTY_CONFIG` at the root): applying it as `{}`
+ * would remove every policy, so a truncated file must not. `{}` itself is a config.
+ *
+ * @param options - the workload an Istio translation is for (see {@link LoadOptions}).
  */
-export function loadConfig(source: MeshConfig | string | undefined | null): LoadedConfig {
-  if (source === undefined || source === null) return { config: {}, unsupported: [], source: undefined }
+export function loadConfig(source: MeshConfig | string | readonly unknown[] | undefined | null, options: LoadOptions = {}): LoadedConfig {
+  if (source === undefined || source === null) throw emptyConfig(source, undefined)
   const file = typeof source === 'string' ? source : undefined
-  const raw: unknown = file === undefined ? source : readConfigFile(file)
-  if (raw === null || raw === undefined) return { config: {}, unsupported: [], source: file }
+  // A config built in code is copied to plain data first and read only from the copy: the
+  // format checks, the importers, the lint and validation then all see the same values (a
+  // getter or Proxy cannot answer one of them differently, nor throw into an importer).
+  const raw: unknown = file === undefined ? plainConfig(source) : readConfigFile(file)
+  if (raw === null || raw === undefined) throw emptyConfig(raw, file)
   if (isEnvoyBootstrap(raw)) {
     const { config, unsupported } = fromEnvoy(raw)
-    return { config, unsupported, source: file }
+    return { config, unsupported, source: file, format: 'envoy', warnings: lintConfig(config) }
   }
-  return { config: raw, unsupported: [], source: file }
+  if (Array.isArray(raw) || isManifest(raw)) return loadDocuments(raw, file, options)
+  if (file !== undefined) refuseInvalid(raw, raw, file, undefined)
+  return { config: raw, unsupported: [], source: file, format: 'mesh', warnings: lintConfig(raw) }
+}
+
+/** The issue that refuses an empty config (a value, or a file with no document). */
+export function emptyConfigIssue(value: null | undefined, file: string | undefined): ConfigIssue {
+  const message = file === undefined
+    ? `the config is ${value === null ? 'null' : 'undefined'}: pass a config object or a file path (an empty config is refused, so a missing value cannot remove every policy; {} is a config with nothing in it)`
+    : `the file has no document (it is empty or holds only comments); an empty file is refused so that a truncated or half-written file cannot remove every policy. Write {} for a config with nothing in it`
+  return { path: '', code: 'EMPTY_CONFIG', message }
+}
+
+function emptyConfig(value: null | undefined, file: string | undefined): ConfigError {
+  return new ConfigError([emptyConfigIssue(value, file)], file === undefined ? undefined : { source: file })
+}
+
+/** The plain copy of a config built in code; a ConfigError listing every problem when it cannot be copied. */
+function plainConfig(source: unknown): unknown {
+  const plain: PlainCopy = plainCopy(source)
+  if (plain.issue === undefined) return plain.value
+  // The copy stops at the first problem; for our own format, validation lists them all (it
+  // never throws). Manifests and bootstraps are not our format: their first problem is it.
+  let ours: boolean
+  try {
+    ours = !Array.isArray(source) && !isManifest(source) && !isEnvoyBootstrap(source)
+  } catch {
+    ours = false
+  }
+  const issues = ours ? validateConfig(source) : []
+  throw new ConfigError(issues.length > 0 ? issues : [plain.issue])
 }

@@ -4,6 +4,8 @@
  * regexes, addresses, weights) lives in `validate.ts`.
  */
 
+import { DISCOVERY_TYPES, LOAD_BALANCERS, RATE_LIMIT_UNITS } from './envoy-enums.js'
+
 /** What one field may hold. */
 export type Spec =
   | { readonly t: 'string'; readonly required?: boolean }
@@ -107,7 +109,7 @@ const rateLimit: Spec = {
       fields: {
         redis: reqStr,
         requestsPerUnit: { t: 'number', required: true, int: true, min: 1, max: 1e12 },
-        unit: { t: 'enum', required: true, values: ['second', 'minute', 'hour', 'day'] },
+        unit: { t: 'enum', required: true, values: RATE_LIMIT_UNITS },
         descriptor: { t: 'object', fields: { key: descriptorKey, name: str } },
         timeout: { t: 'duration' },
         failureMode: { t: 'enum', values: ['open', 'closed'] },
@@ -389,7 +391,7 @@ export const meshConfigFields: Fields = {
       t: 'object',
       fields: {
         name: reqStr,
-        type: { t: 'enum', values: ['static', 'strict_dns', 'logical_dns'] },
+        type: { t: 'enum', values: DISCOVERY_TYPES },
         dnsRefreshRate: { t: 'duration' },
         respectDnsTtl: bool,
         dnsFailureRefreshRate: { t: 'object', fields: { baseInterval: { t: 'duration', required: true }, maxInterval: { t: 'duration' } } },
@@ -408,7 +410,7 @@ export const meshConfigFields: Fields = {
           },
         },
         subsets: { t: 'array', of: { t: 'object', fields: { name: reqStr, labels: { t: 'labels', required: true } } } },
-        loadBalancer: { t: 'enum', values: ['round_robin', 'least_request', 'random', 'ring_hash', 'maglev'] },
+        loadBalancer: { t: 'enum', values: LOAD_BALANCERS },
         leastRequest: { t: 'object', fields: { choiceCount: { t: 'number', int: true, min: 2, max: 100 } } },
         ringHash: {
           t: 'object',
@@ -482,6 +484,8 @@ export const meshConfigFields: Fields = {
       recentSpans: { t: 'number', int: true, min: 0, max: 1_000_000 },
       zipkin: str,
       otlp: str,
+      otlpProtocol: { t: 'enum', values: ['http/protobuf', 'http/json', 'grpc'] },
+      spans: { t: 'enum', values: ['auto', 'mesh', 'app', 'both'] },
     },
   },
   outboundTrafficPolicy: {

@@ -8,7 +8,12 @@
  * @module
  */
 
-/** A duration: a number of milliseconds, or a string such as `250ms`, `3s`, `1.5s`, `1m`, `1h`. */
+/**
+ * A duration: a number of milliseconds, or a string of `<number><unit>` parts with units
+ * `ms`, `s`, `m`, `h`, `d` — `250ms`, `3s`, `1.5s`, `1m30s`, `1h`, `1d12h`. A bare number is
+ * always milliseconds: `timeout: 3` is 3ms, not 3s. At most 365 days; fractions of a
+ * millisecond are rounded.
+ */
 export type Duration = number | string
 
 /** The whole config of one workload. */
@@ -120,7 +125,11 @@ export type TraceFormat = 'w3c' | 'b3' | 'b3multi'
 
 /** Trace propagation and span recording (Istio's `tracing` mesh config, Envoy's HCM tracing). */
 export interface TracingConfig {
-  /** Percent (0–100) of new traces that are recorded; a caller's sampled flag is always honoured. Istio's default: 1. */
+  /**
+   * Percent (0–100) of new traces that are recorded; a caller's sampled flag is always
+   * honoured. Unset: `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` when set, else
+   * Istio's default, 1.
+   */
   sampling?: number
   /** Header formats read from inbound requests, first valid wins (default `w3c`, `b3`, `b3multi`). */
   extract?: TraceFormat[]
@@ -130,8 +139,9 @@ export interface TracingConfig {
   recentSpans?: number
   /**
    * A Zipkin collector's v2 span endpoint, e.g. `http://127.0.0.1:9411/api/v2/spans`:
-   * sampled spans are sent there as Zipkin v2 JSON, in batches. An http or https URL
-   * without credentials. May be set together with `otlp`.
+   * sampled spans are sent there as Zipkin v2 JSON, in batches, by OpenTelemetry's Zipkin
+   * exporter. An http or https URL without credentials. May be set together with `otlp`.
+   * Unset, `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (or `OTEL_TRACES_EXPORTER=zipkin`) can name it.
    *
    * Only when the app registered no OpenTelemetry tracer provider: when it did, the mesh's
    * spans go through the app's provider and its exporters, this setting does nothing, and
@@ -139,16 +149,48 @@ export interface TracingConfig {
    */
   zipkin?: string
   /**
-   * An OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`: sampled spans
-   * are sent there as OTLP JSON (`ExportTraceServiceRequest`), in batches. An http or https
-   * URL without credentials. May be set together with `zipkin`.
+   * An OTLP traces endpoint: sampled spans are sent there in batches by OpenTelemetry's own
+   * OTLP exporter, over {@link TracingConfig.otlpProtocol} (default `http/protobuf`). For
+   * OTLP/HTTP, the URL is used as written (`http://127.0.0.1:4318/v1/traces`); a URL
+   * without a path gets `/v1/traces` added. For gRPC, `http://127.0.0.1:4317`. An http or
+   * https URL without credentials: headers (an API key), compression and the timeout come
+   * from the standard `OTEL_EXPORTER_OTLP_*` environment variables. May be set together
+   * with `zipkin`. Unset, `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` or `OTEL_TRACES_EXPORTER`
+   * can name the collector.
    *
    * Only when the app registered no OpenTelemetry tracer provider: when it did, the mesh's
    * spans go through the app's provider and its exporters, this setting does nothing, and
    * the mesh says so once with a `SIDECARLESS_TRACING_EXPORT_IGNORED` warning.
    */
   otlp?: string
+  /**
+   * The OTLP transport of `otlp`: `http/protobuf` (default, as the OTel spec's),
+   * `http/json`, or `grpc` (needs the optional package `@opentelemetry/exporter-trace-otlp-grpc`).
+   * Unset: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL`.
+   */
+  otlpProtocol?: OtlpProtocol
+  /**
+   * Who makes the HTTP server and client spans of a hop when the app runs OpenTelemetry's
+   * HTTP instrumentation (`@opentelemetry/instrumentation-http`, `-undici`, as
+   * `auto-instrumentations-node` loads them), so that a hop has one server span, one client
+   * span and one trace:
+   * - `auto` (default): per side, the app's instrumentation when it is active on that side
+   *   (the server's `emit` is instrumented; undici requests are), else the mesh;
+   * - `app`: the instrumentation's spans only; `mesh.context()` reports them, and the trace
+   *   headers sent upstream are the instrumentation's;
+   * - `mesh`: the mesh's spans only; the app's HTTP instrumentation is bypassed for wrapped
+   *   servers and silenced for requests sent through the mesh;
+   * - `both`: both, nested (the mesh's server span under the instrumentation's, the
+   *   instrumentation's client span under the mesh's): to see the mesh's own time.
+   */
+  spans?: SpanOwnership
 }
+
+/** The OTLP transports (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`). */
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc'
+
+/** Who makes a hop's HTTP spans: see {@link TracingConfig.spans}. */
+export type SpanOwnership = 'auto' | 'mesh' | 'app' | 'both'
 
 /** Istio's `outboundTrafficPolicy`. */
 export interface OutboundTrafficPolicy {
@@ -159,10 +201,17 @@ export interface OutboundTrafficPolicy {
   mode: 'ALLOW_ANY' | 'REGISTRY_ONLY'
 }
 
-/** Load-balancing policy of a cluster (Envoy's `lb_policy`, lower case). */
+/**
+ * Load-balancing policy of a cluster (Envoy's `lb_policy`, lower case). A config file (or an
+ * untyped object) may also use Envoy's spelling, `ROUND_ROBIN`, `LEAST_REQUEST`, `RANDOM`,
+ * `RING_HASH`, `MAGLEV`: validation accepts it and the mesh reads it as the lower case.
+ */
 export type LoadBalancerPolicy = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev'
 
-/** How a cluster finds its endpoints (Envoy's cluster `type`). */
+/**
+ * How a cluster finds its endpoints (Envoy's cluster `type`, lower case; Envoy's `STATIC`,
+ * `STRICT_DNS`, `LOGICAL_DNS` are accepted too, as for {@link LoadBalancerPolicy}).
+ */
 export type DiscoveryType = 'static' | 'strict_dns' | 'logical_dns'
 
 /**
@@ -249,9 +298,9 @@ export interface ClusterConfig {
   maglev?: { tableSize?: number }
   /** TCP (and TLS) connect timeout; Envoy's default is 5s. */
   connectTimeout?: Duration
-  /** Rate limit of outbound requests to this cluster; refused requests fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
+  /** Rate limit of outbound requests to this cluster; refused requests are answered 429 (flag `RL`) and not sent. */
   rateLimit?: RateLimitConfig
-  /** At most this many requests to this cluster at once; the rest queue or fail with `SIDECARLESS_ERR_CONCURRENCY_LIMITED`. */
+  /** At most this many requests to this cluster at once; the rest queue, or are answered 503 (flag `UO`, `x-sidecarless-overflow: concurrency_limit`). */
   concurrencyLimit?: ConcurrencyLimitConfig
   /**
    * How long an idle upstream connection is kept (Envoy `idle_timeout`). Unset: undici's
@@ -623,7 +672,7 @@ export interface RouteAction {
   maxStreamDuration?: { maxStreamDuration?: Duration; grpcTimeoutHeaderMax?: Duration; grpcTimeoutHeaderOffset?: Duration }
   /** How a request's hash is computed for `ring_hash`/`maglev` clusters. */
   hashPolicy?: HashPolicy[]
-  /** Rate limit of the requests this route sends; refused ones fail with `SIDECARLESS_ERR_RATE_LIMITED`. */
+  /** Rate limit of the requests this route sends; refused ones are answered 429 (flag `RL`) and not sent. */
   rateLimit?: RateLimitConfig
   /** At most this many of this route's requests at once. */
   concurrencyLimit?: ConcurrencyLimitConfig
@@ -996,6 +1045,7 @@ export interface GlobalRateLimitConfig {
   redis: string
   /** Requests allowed per `unit` per descriptor value. */
   requestsPerUnit: number
+  /** The window of `requestsPerUnit` (a config file may also use Envoy's `RateLimitUnit` spelling, `SECOND`, …). */
   unit: 'second' | 'minute' | 'hour' | 'day'
   /** What the quota keys on (default: one quota for the whole limit). */
   descriptor?: { key: DescriptorKey; name?: string }

@@ -15,7 +15,9 @@ import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from '../observability/exporters/collector-url.js'
 import { regexProblem, rewriteProblem } from './regex.js'
 import { headerFormatProblem } from './header-format.js'
+import { describeThrown } from './plain-data.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
+import type { MeshConfig } from './types.js'
 import { checkSecurity } from './validate-security.js'
 import { checkAuthorization, checkRequestAuthentication } from './validate-auth.js'
 import { checkClusterDns } from './validate-dns.js'
@@ -25,9 +27,19 @@ type Obj = Record<string, unknown>
 /** Past this many problems, validation stops listing them (a hostile file could hold millions). */
 const MAX_ISSUES = 1_000
 
+/**
+ * Stands, in the copy validation makes, for a value that is not plain data or could not be
+ * read (a function, a Map, a getter that threw). It is "present" but of no usable type, so
+ * the semantic pass neither reads it nor reports it a second time as missing.
+ */
+const NOT_DATA: unique symbol = Symbol('sidecarless.notData')
+
 class Issues {
   readonly list: ConfigIssue[] = []
   #dropped = 0
+  /** Values visited; bounded, because shared references can make a small object a huge tree. */
+  visited = 0
+  overBudget = false
   add(path: string, code: ConfigIssueCode, message: string): void {
     if (this.list.length < MAX_ISSUES) this.list.push({ path, code, message })
     else this.#dropped++
@@ -43,28 +55,107 @@ class Issues {
   }
 }
 
+/** What {@link checkConfig} found: every problem, and the config as plain data when there is none. */
+export interface CheckedConfig {
+  readonly issues: ConfigIssue[]
+  /**
+   * A copy of the input made of plain objects, lists and primitives, read once; `undefined`
+   * when there are issues. Compile this, never the input: a getter or a Proxy could answer
+   * differently the second time it is read.
+   */
+  readonly config: MeshConfig | undefined
+}
+
 /**
  * Checks a config and returns every problem found, in document order; an empty list means
- * it is valid. Never throws, whatever `input` is.
+ * it is valid. Never throws, whatever `input` is: getters that throw, Proxies whose traps
+ * throw, cycles, deep nesting and non-data values (functions, Maps, Dates, class
+ * instances) are reported as issues at their paths.
  */
 export function validateConfig(input: unknown): ConfigIssue[] {
+  return checkConfig(input).issues
+}
+
+/**
+ * {@link validateConfig}, and the copy to compile: the structural pass reads every value
+ * of the input once, by the schema, and builds a plain copy as it goes; the semantic pass
+ * and the compiler read only that copy.
+ */
+export function checkConfig(input: unknown): CheckedConfig {
   const issues = new Issues()
-  if (!isObject(input)) {
-    issues.add('', 'INVALID_TYPE', `the config must be an object, not ${describe(input)}`)
-    return issues.list
+  if (input === undefined || input === null) {
+    issues.add('', 'EMPTY_CONFIG', `the config is empty (${input === null ? 'null' : 'undefined'}); an empty document is refused so that a blank or truncated file cannot remove every policy. Write {} for a config with nothing in it`)
+    return { issues: issues.list, config: undefined }
   }
+  let copy: Obj | undefined
   try {
-    checkFields(input, meshConfigFields, '', issues)
-    checkSemantics(input, issues)
+    const kind = kindOf(input, '', issues)
+    if (kind !== 'object') {
+      if (kind !== 'unreadable') issues.add('', 'INVALID_TYPE', `the config must be an object, not ${describe(input)}`)
+      return { issues: issues.list, config: undefined }
+    }
+    copy = checkFields(input as Obj, meshConfigFields, '', issues)
+    if (copy !== undefined) checkSemantics(copy, issues)
   } catch (err) {
-    // A getter that throws, a Proxy that lies: whatever it is, the config is not usable.
-    issues.add('', 'INVALID_VALUE', `the config could not be read: ${err instanceof Error ? err.message : String(err)}`)
-    return issues.list
+    // Not expected (every read of the input is guarded); a last line so that validation never throws.
+    issues.add('', 'INVALID_VALUE', `the config could not be read: ${describeThrown(err)}`)
+    return { issues: issues.list, config: undefined }
   }
-  if (issues.list.length === 0) return issues.list
-  const ordered = inDocumentOrder(input, issues.list)
+  if (issues.list.length === 0) return { issues: issues.list, config: copy }
+  let ordered: ConfigIssue[]
+  try {
+    ordered = copy === undefined ? issues.list : inDocumentOrder(copy, issues.list)
+  } catch {
+    ordered = issues.list
+  }
   if (issues.dropped > 0) ordered.push({ path: '', code: 'TOO_LARGE', message: `${issues.dropped} more problems were not listed` })
-  return ordered
+  return { issues: ordered, config: undefined }
+}
+
+/** What a value is, as data. Reading it may run a Proxy trap; a throw is reported at `path`. */
+function kindOf(value: unknown, path: string, issues: Issues): 'object' | 'array' | 'other' | 'unreadable' {
+  if (typeof value !== 'object' || value === null) return 'other'
+  try {
+    if (Array.isArray(value)) return 'array'
+    // Plain objects only: a Map, Set, Date or class instance would be read as its own
+    // enumerable fields (usually none), silently dropping what the caller meant.
+    const proto: unknown = Object.getPrototypeOf(value)
+    return proto === null || Object.getPrototypeOf(proto) === null ? 'object' : 'other'
+  } catch (err) {
+    issues.add(path, 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    return 'unreadable'
+  }
+}
+
+/** Sets an own property, even one named `__proto__` (plain assignment would set the prototype). */
+function setOwn(obj: Obj, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+  else obj[key] = value
+}
+
+/** A value's own enumerable keys, or undefined (reported) when the object will not say. */
+function keysOf(obj: object, path: string, issues: Issues): string[] | undefined {
+  try {
+    return Object.keys(obj)
+  } catch (err) {
+    issues.add(path, 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    return undefined
+  }
+}
+
+/** Reads one property; NOT_DATA (reported) when a getter or trap throws. */
+function readProp(obj: object, key: string | number, parent: string, issues: Issues): unknown {
+  try {
+    return (obj as Record<string | number, unknown>)[key]
+  } catch (err) {
+    issues.add(pathOf(parent, key), 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    return NOT_DATA
+  }
+}
+
+/** What the copy holds for a value of the wrong type: primitives as they are, anything else NOT_DATA. */
+function inert(value: unknown): unknown {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function' ? NOT_DATA : value
 }
 
 /**
@@ -103,10 +194,15 @@ function inDocumentOrder(input: Obj, issues: readonly ConfigIssue[]): ConfigIssu
 
 // ---------------------------------------------------------------- structural pass
 
-function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): void {
-  for (const key of Object.keys(obj)) {
+/** Checks an object's fields; returns its plain copy (unknown fields as NOT_DATA), or undefined when it cannot be read. */
+function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): Obj | undefined {
+  const keys = keysOf(obj, path, issues)
+  if (keys === undefined) return undefined
+  const out: Obj = {}
+  for (const key of keys) {
     const spec = Object.hasOwn(fields, key) ? fields[key] : undefined
     if (spec === undefined) {
+      setOwn(out, key, NOT_DATA)
       if (issues.full) {
         issues.add(join(path, key), 'UNKNOWN_FIELD', '')
         continue
@@ -115,34 +211,44 @@ function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): vo
       issues.add(join(path, key), 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       continue
     }
-    const value = obj[key]
+    const value = readProp(obj, key, path, issues)
     if (value === undefined || value === null) {
       if (spec.required === true) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
+      out[key] = value
       continue
     }
-    checkValue(value, spec, path, key, issues)
+    out[key] = value === NOT_DATA ? NOT_DATA : checkValue(value, spec, path, key, issues)
   }
   for (const key in fields) {
     const spec = fields[key] as Spec
-    if (spec.required === true && !(key in obj)) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
+    if (spec.required === true && !Object.hasOwn(out, key)) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
   }
+  return out
 }
 
 /**
- * Checks one value against its spec. The value's path is `parent` + `key` (a field name, or
- * a list index as a number); it is only spelled out when there is a problem to report or a
- * container to descend into, because building every path of a large config is most of the
- * cost of a valid one.
+ * Checks one value against its spec and returns its plain copy (NOT_DATA for a value that
+ * is not data, a wrongly typed primitive as it is). The value's path is `parent` + `key` (a
+ * field name, or a list index as a number); it is only spelled out when there is a problem
+ * to report or a container to descend into, because building every path of a large config
+ * is most of the cost of a valid one.
  */
-function checkValue(value: unknown, spec: Spec, parent: string, key: string | number, issues: Issues): void {
+function checkValue(value: unknown, spec: Spec, parent: string, key: string | number, issues: Issues): unknown {
+  if (++issues.visited > limits.configValues) {
+    if (!issues.overBudget) {
+      issues.overBudget = true
+      issues.add(pathOf(parent, key), 'TOO_LARGE', `the config holds more than ${limits.configValues} values (shared references count each time they are used); the rest was not read`)
+    }
+    return NOT_DATA
+  }
   switch (spec.t) {
     case 'string':
       if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a string, got ${describe(value)}`)
       else if (value.length > limits.stringLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
-      return
+      return inert(value)
     case 'boolean':
       if (typeof value !== 'boolean') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected true or false, got ${describe(value)}`)
-      return
+      return inert(value)
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a number, got ${describe(value)}`)
@@ -151,93 +257,123 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
       } else if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
         issues.add(pathOf(parent, key), 'INVALID_VALUE', `${value} is outside ${spec.min ?? '-∞'}..${spec.max ?? '∞'}`)
       }
-      return
+      return inert(value)
     case 'duration':
       if (parseDuration(value) === undefined) {
-        issues.add(pathOf(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (milliseconds, or a string like "250ms", "3s", "1m")`)
+        issues.add(pathOf(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (a number of milliseconds, or a string like "250ms", "3s", "1m30s", "1d")`)
       }
-      return
+      return inert(value)
     case 'enum':
       if (typeof value !== 'string' || !spec.values.includes(value)) {
         const hint = typeof value === 'string' ? didYouMean(value, spec.values) : undefined
         issues.add(pathOf(parent, key), 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       }
-      return
+      return inert(value)
     case 'enumList': {
-      const list = typeof value === 'string' ? value.split(',').map((v) => v.trim()) : value
-      if (!Array.isArray(list)) {
+      if (typeof value === 'string') {
+        const list = value.split(',').map((v) => v.trim())
+        if (list.length > spec.values.length * 4) {
+          issues.add(pathOf(parent, key), 'TOO_LARGE', `${list.length} items; at most ${spec.values.length * 4} are accepted`)
+          return value
+        }
+        list.forEach((item, i) => checkValue(item, { t: 'enum', values: spec.values }, pathOf(parent, key), i, issues))
+        return value
+      }
+      const kind = kindOf(value, pathOf(parent, key), issues)
+      if (kind === 'unreadable') return NOT_DATA
+      if (kind !== 'array') {
         issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a list (or a comma-separated string), got ${describe(value)}`)
-        return
+        return inert(value)
       }
-      if (list.length > spec.values.length * 4) {
-        issues.add(pathOf(parent, key), 'TOO_LARGE', `${list.length} items; at most ${spec.values.length * 4} are accepted`)
-        return
-      }
-      list.forEach((item: unknown, i) => checkValue(item, { t: 'enum', values: spec.values }, pathOf(parent, key), i, issues))
-      return
+      return checkList(value as unknown[], { t: 'enum', values: spec.values }, spec.values.length * 4, parent, key, issues)
     }
-    case 'labels': {
-      if (!isObject(value)) {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a map of label names to strings, got ${describe(value)}`)
-        return
+    case 'labels':
+    case 'map': {
+      const what = spec.t === 'labels' ? 'a map of label names to strings' : 'a map'
+      const kind = kindOf(value, pathOf(parent, key), issues)
+      if (kind === 'unreadable') return NOT_DATA
+      if (kind !== 'object') {
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected ${what}, got ${describe(value)}`)
+        return inert(value)
       }
-      const entries = Object.entries(value)
-      if (entries.length > MAX_LABELS) {
-        issues.add(pathOf(parent, key), 'TOO_LARGE', `${entries.length} labels; at most ${MAX_LABELS} are accepted`)
-        return
+      const here = pathOf(parent, key)
+      const keys = keysOf(value as object, here, issues)
+      if (keys === undefined) return NOT_DATA
+      if (keys.length > MAX_LABELS) {
+        issues.add(here, 'TOO_LARGE', `${keys.length} ${spec.t === 'labels' ? 'labels' : 'entries'}; at most ${MAX_LABELS} are accepted`)
+        return NOT_DATA
       }
-      for (const [k, v] of entries) {
-        if (k.length > limits.stringLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
-        else if (typeof v !== 'string') issues.add(join(pathOf(parent, key), k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
-        else if (v.length > limits.stringLength) issues.add(join(pathOf(parent, key), k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+      const out: Obj = {}
+      for (const k of keys) {
+        const v = readProp(value as object, k, here, issues)
+        if (v === NOT_DATA) {
+          setOwn(out, k, NOT_DATA)
+          continue
+        }
+        if (spec.t === 'labels') {
+          if (k.length > limits.stringLength) issues.add(here, 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
+          else if (typeof v !== 'string') issues.add(join(here, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
+          else if (v.length > limits.stringLength) issues.add(join(here, k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+          setOwn(out, k, inert(v))
+        } else if (v === undefined || v === null) {
+          issues.add(join(here, k), 'INVALID_TYPE', 'an entry is empty')
+          setOwn(out, k, v)
+        } else {
+          setOwn(out, k, checkValue(v, spec.of, here, k, issues))
+        }
       }
-      return
+      return out
     }
     case 'pem':
       if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected PEM text or a file path, got ${describe(value)}`)
       else if (value.length > limits.pemLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.pemLength} characters`)
-      return
-    case 'map': {
-      if (!isObject(value)) {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a map, got ${describe(value)}`)
-        return
+      return inert(value)
+    case 'object': {
+      const kind = kindOf(value, pathOf(parent, key), issues)
+      if (kind === 'unreadable') return NOT_DATA
+      if (kind !== 'object') {
+        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
+        return inert(value)
       }
-      const here = pathOf(parent, key)
-      const entries = Object.entries(value)
-      if (entries.length > MAX_LABELS) {
-        issues.add(here, 'TOO_LARGE', `${entries.length} entries; at most ${MAX_LABELS} are accepted`)
-        return
-      }
-      for (const [k, v] of entries) {
-        if (v === undefined || v === null) issues.add(join(here, k), 'INVALID_TYPE', 'an entry is empty')
-        else checkValue(v, spec.of, here, k, issues)
-      }
-      return
+      return checkFields(value as Obj, spec.fields, pathOf(parent, key), issues) ?? NOT_DATA
     }
-    case 'object':
-      if (!isObject(value)) issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
-      else checkFields(value, spec.fields, pathOf(parent, key), issues)
-      return
     case 'array': {
-      if (!Array.isArray(value)) {
+      const kind = kindOf(value, pathOf(parent, key), issues)
+      if (kind === 'unreadable') return NOT_DATA
+      if (kind !== 'array') {
         issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a list, got ${describe(value)}`)
-        return
+        return inert(value)
       }
-      if (value.length > limits.listItems) {
-        issues.add(pathOf(parent, key), 'TOO_LARGE', `${value.length} items; at most ${limits.listItems} are accepted`)
-        return
-      }
-      const here = pathOf(parent, key)
-      for (let i = 0; i < value.length; i++) {
-        const item: unknown = value[i]
-        if (item === undefined || item === null) issues.add(`${here}[${i}]`, 'INVALID_TYPE', 'a list item is empty')
-        else checkValue(item, spec.of, here, i, issues)
-      }
-      return
+      return checkList(value as unknown[], spec.of, limits.listItems, parent, key, issues)
     }
   }
 }
 
+/** Checks the items of a list (bounded); returns the plain copy. */
+function checkList(list: unknown[], of: Spec, max: number, parent: string, key: string | number, issues: Issues): unknown {
+  const here = pathOf(parent, key)
+  let length: number
+  try {
+    length = list.length
+  } catch (err) {
+    issues.add(here, 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    return NOT_DATA
+  }
+  if (length > max) {
+    issues.add(here, 'TOO_LARGE', `${length} items; at most ${max} are accepted`)
+    return NOT_DATA
+  }
+  const out: unknown[] = new Array<unknown>(length)
+  for (let i = 0; i < length; i++) {
+    const item = readProp(list, i, here, issues)
+    if (item === NOT_DATA) out[i] = NOT_DATA
+    else if (item === undefined || item === null) {
+      issues.add(`${here}[${i}]`, 'INVALID_TYPE', 'a list item is empty')
+      out[i] = item
+    } else out[i] = checkValue(item, of, here, i, issues)
+  }
+  return out
+}
 
 /** Labels on one endpoint or subset (Kubernetes objects rarely carry more than a few dozen). */
 const MAX_LABELS = 256
@@ -831,9 +967,21 @@ function join(path: string, key: string): string {
 function describe(v: unknown): string {
   if (v === null) return 'null'
   if (v === undefined) return 'nothing'
-  if (Array.isArray(v)) return 'a list'
+  if (v === NOT_DATA) return 'a value that is not data'
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
-  if (typeof v === 'object') return 'an object'
+  if (typeof v === 'function') return 'a function'
+  if (typeof v === 'symbol') return 'a symbol'
+  if (typeof v === 'object') {
+    try {
+      if (Array.isArray(v)) return 'a list'
+      const proto: unknown = Object.getPrototypeOf(v)
+      if (proto === null || Object.getPrototypeOf(proto) === null) return 'an object'
+      const name = (proto as { constructor?: { name?: unknown } }).constructor?.name
+      return typeof name === 'string' && /^[A-Za-z_$][\w$]{0,63}$/.test(name) ? `an instance of ${name} (not plain data)` : 'an object that is not plain data'
+    } catch {
+      return 'an object that cannot be read'
+    }
+  }
   return `${typeof v} ${String(v)}`
 }
 

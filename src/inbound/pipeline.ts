@@ -7,7 +7,11 @@
  * `mesh.context()` and outbound calls see it anywhere in its async call tree.
  */
 import type http from 'node:http'
-import type { Attributes } from '@opentelemetry/api'
+import { context as otelContext, type Attributes } from '@opentelemetry/api'
+import type { SpanOwnership } from '../config/types.js'
+import { setAppRoute } from '../observability/instrumentation.js'
+import { PEER_HEADER } from '../observability/istio-metrics.js'
+import { appServerSpan } from './http-instrumentation.js'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
 import { MeshRequestContext, runWithContext } from '../observability/context.js'
 import { newRequestId } from '../observability/ids.js'
@@ -39,6 +43,11 @@ export class InboundPipeline {
     this.#snapshot = snapshot
     this.#tracer = tracer
     this.#metrics = metrics
+  }
+
+  /** `tracing.spans` in force: who makes the server span under the app's HTTP instrumentation. */
+  spanOwnership(): SpanOwnership {
+    return this.#snapshot().tracing.spans
   }
 
   /** The listener's mTLS in the snapshot in force (null: plain HTTP). */
@@ -75,10 +84,16 @@ export class InboundPipeline {
     const route = entry?.name
     const peer = peerOf(req)
     const method = req.method ?? 'GET'
-    const s = this.#tracer.startServer(parent, snapshot.tracing, method, serverAttributes(req, peer?.address))
-    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span)
+    // [otel] HTTP semantic conventions: `GET /api/{id}` with `http.route` from the named route.
+    const appSpan = appServerSpan(req)
+    if (appSpan !== undefined && route !== undefined) setAppRoute(otelContext.active(), route)
+    const s = this.#tracer.startServer(parent, snapshot.tracing, route === undefined ? method : `${method} ${route}`, serverAttributes(req, peer?.address, route), started, appSpan)
+    const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span, s.random)
 
-    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity)
+    // [otel-metrics] a calling mesh's word on who it is (Istio's source_* labels); the app does not see it.
+    const caller = headers[PEER_HEADER]
+    if (caller !== undefined) delete headers[PEER_HEADER]
+    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity, typeof caller === 'string' ? caller : undefined)
     recorder.start()
     const socket = req.socket
     const readBefore = socket.bytesRead
@@ -154,7 +169,7 @@ function matchRoute(snapshot: Snapshot, req: http.IncomingMessage): Snapshot['li
   return undefined
 }
 
-function serverAttributes(req: http.IncomingMessage, clientAddress: string | undefined): () => Attributes {
+function serverAttributes(req: http.IncomingMessage, clientAddress: string | undefined, route: string | undefined): () => Attributes {
   return () => {
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -170,6 +185,7 @@ function serverAttributes(req: http.IncomingMessage, clientAddress: string | und
     const ua = req.headers['user-agent']
     if (ua !== undefined) attrs['user_agent.original'] = ua
     attrs['network.protocol.version'] = req.httpVersion
+    if (route !== undefined) attrs['http.route'] = route
     return attrs
   }
 }

@@ -14,6 +14,7 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { MeshError } from '../errors.js'
 import { peerIdentity } from '../security/identity.js'
 import type { InboundPipeline } from './pipeline.js'
+import { requestDelivery, uninstrumented } from './http-instrumentation.js'
 import { MtlsFront } from './tls-listener.js'
 import { Tunnel } from './tunnel.js'
 
@@ -59,6 +60,11 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   }
   marked[WRAPPED] = pipeline
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
+  // [otel] through the app's OpenTelemetry HTTP instrumentation, when it wraps this emit.
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- the function itself is inspected, and called with `this` bound
+  const deliver = requestDelivery(server, server.emit as Parameters<typeof requestDelivery>[1], pipeline)
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with `this` bound
+  const plainEmit = uninstrumented(server.emit as Parameters<typeof uninstrumented>[0])
   // node:https servers keep their own TLS; listener.mtls applies to plain http servers.
   const plain = !((server as unknown) instanceof TlsServer)
   const front = new MtlsFront((s) => emit('connection', s), pipeline.tlsCounters())
@@ -69,7 +75,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
       return
     }
     res.writeContinue()
-    emit('request', req, res)
+    // The chain ran outside OpenTelemetry's instrumentation: its wrapper would add a second server span.
+    plainEmit.call(server, 'request', req, res)
   }
   const tunnel = (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     const t = Tunnel.open(req, socket)
@@ -92,6 +99,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
         return true
       }
       case 'request':
+        deliver(args[0] as http.IncomingMessage, args[1] as http.ServerResponse)
+        return true
       case 'checkExpectation': {
         const req = args[0] as http.IncomingMessage
         const res = args[1] as http.ServerResponse

@@ -57,6 +57,11 @@ export class MeshRequestContext implements RequestContext {
     readonly peer: Peer | undefined,
     /** @internal the server span, when the trace is recorded. */
     readonly span: Span | undefined,
+    /**
+     * @internal the W3C Level 2 random-trace-id flag of the trace (`SpanStart.random`), so
+     * outgoing calls that keep the trace id keep the flag as received.
+     */
+    readonly random: boolean = false,
   ) {}
 
   /** Set by the JWT filter before the app runs; read-only to callers. */

@@ -34,6 +34,10 @@ export interface ClusterResilienceStats extends ResilienceStats {
 import { EJECTION_REASONS, type ClusterHealthStats } from '../upstream/host-health.js'
 import { SecurityCounters, type SecurityStats } from '../security/stats.js'
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
+import { escapeHelp, escapeLabelValue, formatValue } from './prometheus-text.js'
+import { istioLabels, IstioSeries, parsePeerHeader, serviceOfCluster, UNKNOWN_WORKLOAD, workloadOf, writeIstio, type IstioWorkload } from './istio-metrics.js'
+
+export { escapeLabelValue } from './prometheus-text.js'
 
 /** Why a request ended without an upstream response, or with one the mesh made itself. */
 export type ErrorKind =
@@ -176,7 +180,12 @@ export interface MetricsOptions {
    * cluster) cannot grow the registry without end.
    */
   readonly maxEndpointsPerCluster?: number | undefined
+  /** This workload as Istio's labels describe it (the `service` option and the mesh's labels); default: `service` alone. */
+  readonly workload?: IstioWorkload | undefined
 }
+
+/** What the registry asks of the config for Istio's destination labels: an endpoint's labels, or a subset's selector. */
+export type EndpointLabelsSource = (cluster: string, subset: string | undefined, endpoint: string | undefined) => Readonly<Record<string, string>> | undefined
 
 /** The inbound route name of requests that no named route took. */
 export const DEFAULT_ROUTE = '(default)'
@@ -215,6 +224,15 @@ function kindIndex(kind: ErrorKind): number {
   }
 }
 
+/**
+ * The answer the caller got when a request ended with an error of each kind (by
+ * {@link kindIndex}): the status the mesh replied with (0: no response, the request failed
+ * or the caller left) and Envoy's response flag (index in `RESPONSE_FLAGS`). Like Envoy, the
+ * mesh's own replies count in the response classes too.
+ */
+const REPLY_STATUS = new Int16Array([503, 503, 504, 503, 404, 0, 503, 429, 0, 0, 401, 403])
+const REPLY_FLAG = new Uint8Array([4, 6, 5, 3, 7, 9, 2, 1, 7, 0, 0, 8])
+
 /** The counters of one place. Plain fields: the hot path only adds to them. */
 class Place {
   requests = 0
@@ -229,12 +247,17 @@ class Place {
   constructor(readonly labels: string) {}
 }
 
-/** A recorder over the places of one request's path, most specific first. */
+/** A recorder over the places of one request's path, most specific first, and its Istio series. */
 class PlaceRecorder implements Recorder {
   readonly #places: readonly Place[]
+  readonly #istio: IstioSeries | null
+  /** Inbound: bytes received are the request's; outbound: the response's. */
+  readonly #inbound: boolean
 
-  constructor(places: readonly Place[]) {
+  constructor(places: readonly Place[], istio: IstioSeries | null = null, inbound = false) {
     this.#places = places
+    this.#istio = istio
+    this.#inbound = inbound
   }
 
   start(): void {
@@ -259,20 +282,30 @@ class PlaceRecorder implements Recorder {
       p.bytesSent += tx
       if (slot >= 0) p.latency.recordSlot(slot, v)
     }
+    const istio = this.#istio
+    if (istio !== null) istio.record(status, 0, slot >= 0 ? slot >>> SLOT_BITS : -1, v, this.#inbound ? rx : tx, this.#inbound ? tx : rx)
   }
 
   fail(kind: ErrorKind, ms: number): void {
     const k = kindIndex(kind)
     const v = clampLatency(ms)
     const slot = v === v ? latencySlot(v) : -1
+    const status = REPLY_STATUS[k]!
+    const cls = status === 0 ? -1 : classIndex(status)
     for (let i = 0, places = this.#places; i < places.length; i++) {
       const p = places[i]!
       p.inFlight--
       p.errors[k]!++
+      if (cls >= 0) p.responses[cls]!++
       if (slot >= 0) p.latency.recordSlot(slot, v)
     }
+    const istio = this.#istio
+    if (istio !== null) istio.record(status, REPLY_FLAG[k]!, slot >= 0 ? slot >>> SLOT_BITS : -1, v, 0, 0)
   }
 }
+
+/** The bits of a latency slot below its Envoy bound index (see `latencySlot`). */
+const SLOT_BITS = 9
 
 /** One cluster: its totals, subsets, endpoints, and the recorders made over them. */
 class ClusterPlace {
@@ -286,8 +319,10 @@ class ClusterPlace {
   /** Recorders for failures before an endpoint was chosen: without subset, and per subset. */
   clusterOnly: Recorder | undefined
   readonly subsetOnly = new Map<string, Recorder>()
+  /** Istio series (reporter="source") of this cluster, by their labels. */
+  readonly istio = new Map<string, IstioSeries>()
 
-  constructor(readonly labels: string) {
+  constructor(readonly labels: string, readonly name: string) {
     this.total = new Place(labels)
   }
 }
@@ -339,7 +374,19 @@ export class MetricsRegistry {
     return entry.recorder
   }
 
+  readonly #workload: IstioWorkload
+  #endpointLabels: EndpointLabelsSource | undefined
+  /** Istio series (reporter="destination") of inbound requests, by their labels; bounded like the callers. */
+  readonly #inboundIstio = new Map<string, IstioSeries>()
+  /** Inbound recorders per (route, caller principal, peer header), past the plain per-route one. */
+
+  /** Where Istio's destination labels of outbound requests come from (the clusters in force). */
+  setEndpointLabelsSource(source: EndpointLabelsSource): void {
+    this.#endpointLabels = source
+  }
+
   constructor(options: MetricsOptions = {}) {
+    this.#workload = options.workload ?? workloadOf(options.service, {})
     this.#serviceLabel = options.service === undefined ? '' : `service="${escapeLabelValue(options.service)}",`
     const max = options.maxEndpointsPerCluster
     this.#maxEndpoints = max === undefined ? DEFAULT_MAX_ENDPOINTS : Math.max(0, Math.floor(max))
@@ -349,22 +396,58 @@ export class MetricsRegistry {
    * The recorder for inbound requests taken by `route` (`undefined` or `''`: no named
    * route, counted as {@link DEFAULT_ROUTE}). The same object for the same name: cache it.
    */
-  inbound(route: string | undefined, sourcePrincipal?: string): Recorder {
+  inbound(route: string | undefined, sourcePrincipal?: string, peer?: string): Recorder {
     const name = route === undefined || route === '' ? DEFAULT_ROUTE : route
     let entry = this.#routes.get(name)
     if (entry === undefined) {
       const place = new Place(`${this.#serviceLabel}route="${escapeLabelValue(name)}"`)
-      entry = { place, recorder: new PlaceRecorder([place]), bySource: new Map() }
+      entry = { place, recorder: new PlaceRecorder([place], this.#inboundSeries(undefined, undefined), true), bySource: new Map() }
       this.#routes.set(name, entry)
     }
-    if (sourcePrincipal === undefined) return entry.recorder
-    let r = entry.bySource.get(sourcePrincipal)
+    if (sourcePrincipal === undefined && peer === undefined) return entry.recorder
+    // Keyed by caller and by what it says of itself (the peer header); the common case, an
+    // mTLS caller without the header, keys by its principal alone.
+    const key = peer === undefined ? sourcePrincipal as string : `${sourcePrincipal ?? ''}\n${peer}`
+    let r = entry.bySource.get(key)
     if (r === undefined) {
-      r = new PlaceRecorder([entry.place, this.#source(sourcePrincipal)])
+      const places = sourcePrincipal === undefined ? [entry.place] : [entry.place, this.#source(sourcePrincipal)]
+      r = new PlaceRecorder(places, this.#inboundSeries(sourcePrincipal, peer), true)
       // Bounded like the places: a recorder per (route, caller) the registry tracks.
-      if (entry.bySource.size < this.#maxEndpoints) entry.bySource.set(sourcePrincipal, r)
+      if (entry.bySource.size < this.#maxEndpoints) entry.bySource.set(key, r)
     }
     return r
+  }
+
+  /** The Istio series of inbound requests from this caller; past the bound, the unknown caller's. */
+  #inboundSeries(principal: string | undefined, peer: string | undefined): IstioSeries {
+    const caller = peer === undefined ? undefined : parsePeerHeader(peer, principal)
+    const source = caller ?? (principal === undefined ? UNKNOWN_WORKLOAD : { ...workloadOf(undefined, {}, principal), workload: 'unknown', app: 'unknown' })
+    const w = this.#workload
+    const service = { service: w.namespace === 'unknown' ? w.canonicalService : `${w.canonicalService}.${w.namespace}.svc.cluster.local`, name: w.canonicalService, namespace: w.namespace }
+    let labels = istioLabels('destination', source, w, service, principal === undefined ? 'none' : 'mutual_tls')
+    if (!this.#inboundIstio.has(labels) && this.#inboundIstio.size >= this.#maxEndpoints) {
+      labels = istioLabels('destination', UNKNOWN_WORKLOAD, w, service, principal === undefined ? 'none' : 'mutual_tls')
+    }
+    let series = this.#inboundIstio.get(labels)
+    if (series === undefined) {
+      series = new IstioSeries(labels)
+      this.#inboundIstio.set(labels, series)
+    }
+    return series
+  }
+
+  /** The Istio series of outbound requests to `cluster` (through `subset`, to `endpoint`): destination labels from the endpoint's labels. */
+  #outboundSeries(c: ClusterPlace, subset: string | undefined, endpoint: string | undefined): IstioSeries {
+    const labels = this.#endpointLabels?.(c.name, subset, endpoint) ?? {}
+    const service = serviceOfCluster(c.name)
+    const destination = workloadOf(labels['app'] === undefined ? service.name : undefined, labels)
+    const key = istioLabels('source', this.#workload, destination, service, 'unknown')
+    let series = c.istio.get(key)
+    if (series === undefined) {
+      series = new IstioSeries(key)
+      c.istio.set(key, series)
+    }
+    return series
   }
 
   /** The caller's place, or the shared {@link OTHER_ENDPOINT} one past the limit. */
@@ -399,7 +482,7 @@ export class MetricsRegistry {
       const [key, place] = this.#endpoint(c, endpoint)
       recorder = byEndpoint.get(key)
       if (recorder === undefined) {
-        recorder = new PlaceRecorder(subset === undefined ? [place, c.total] : [place, this.#subset(c, subset), c.total])
+        recorder = new PlaceRecorder(subset === undefined ? [place, c.total] : [place, this.#subset(c, subset), c.total], this.#outboundSeries(c, subset, key === OTHER_ENDPOINT ? undefined : key))
         byEndpoint.set(key, recorder)
       }
     }
@@ -413,10 +496,10 @@ export class MetricsRegistry {
    */
   cluster(cluster: string, subset: string | undefined): Recorder {
     const c = this.#cluster(cluster)
-    if (subset === undefined) return (c.clusterOnly ??= new PlaceRecorder([c.total]))
+    if (subset === undefined) return (c.clusterOnly ??= new PlaceRecorder([c.total], this.#outboundSeries(c, undefined, undefined)))
     let recorder = c.subsetOnly.get(subset)
     if (recorder === undefined) {
-      recorder = new PlaceRecorder([this.#subset(c, subset), c.total])
+      recorder = new PlaceRecorder([this.#subset(c, subset), c.total], this.#outboundSeries(c, subset, undefined))
       c.subsetOnly.set(subset, recorder)
     }
     return recorder
@@ -510,13 +593,14 @@ export class MetricsRegistry {
     if (health !== undefined) writeHealth(out, this.#serviceLabel, health)
     if (this.security.used) writeSecurity(out, this.#serviceLabel, this.security.snapshot())
     out.push(...this.security.tls.prometheus(this.#serviceLabel))
+    writeIstio(out, [...this.#inboundIstio.values(), ...clusters.flatMap((c) => [...c.istio.values()])])
     return out.length === 0 ? '' : out.join('\n') + '\n'
   }
 
   #cluster(name: string): ClusterPlace {
     let c = this.#clusters.get(name)
     if (c === undefined) {
-      c = new ClusterPlace(`${this.#serviceLabel}cluster_name="${escapeLabelValue(name)}"`)
+      c = new ClusterPlace(`${this.#serviceLabel}cluster_name="${escapeLabelValue(name)}"`, name)
       this.#clusters.set(name, c)
     }
     return c
@@ -796,20 +880,4 @@ function writeLevel(out: string[], level: Level, places: readonly Place[]): void
       `${name}_count{${p.labels}} ${formatValue(h.count)}`,
     )
   }
-}
-
-/** A sample value as the format wants it (Go's ParseFloat syntax, `+Inf`, `-Inf`, `NaN`). */
-function formatValue(n: number): string {
-  if (Number.isFinite(n)) return String(n)
-  return n !== n ? 'NaN' : n > 0 ? '+Inf' : '-Inf'
-}
-
-/** Escapes a label value: backslash, double quote and line feed. */
-export function escapeLabelValue(value: string): string {
-  return value.replace(/[\\"\n]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '"' ? '\\"' : '\\n'))
-}
-
-/** Escapes a HELP docstring: backslash and line feed. */
-function escapeHelp(text: string): string {
-  return text.replace(/[\\\n]/g, (ch) => (ch === '\\' ? '\\\\' : '\\n'))
 }

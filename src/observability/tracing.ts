@@ -3,16 +3,22 @@
  * uses it: our server and client spans go where the app's go, and the app's spans nest
  * under ours. When it did not, sampled spans go to a provider of the mesh's own
  * (`@opentelemetry/sdk-trace-base`, loaded on first use) that keeps a bounded store of
- * recent spans, readable with `mesh.tracing.recent()`, and that sends them to the Zipkin
- * and OTLP collectors named by `tracing.zipkin` / `tracing.otlp`, in batches, over
- * connections of its own (never through the mesh, and never traced).
+ * recent spans, readable with `mesh.tracing.recent()`, and that sends them to the collectors
+ * named by `tracing.zipkin` / `tracing.otlp` or the standard `OTEL_*` variables, through
+ * OpenTelemetry's own exporters (`exporters/collectors.ts`).
+ *
+ * When the app runs OpenTelemetry's HTTP instrumentation, who makes a hop's spans follows
+ * `tracing.spans` (see `instrumentation.ts`): one server span, one client span, one trace.
  *
  * Unsampled requests create no span object at all: ids are generated and propagated, which
- * costs a few hundred nanoseconds.
+ * costs a few hundred nanoseconds. Recorded spans get start and end times with
+ * sub-millisecond precision (`clock.ts`).
  */
 import { AsyncResource } from 'node:async_hooks'
+import { hostname } from 'node:os'
 import { createRequire } from 'node:module'
 import {
+  context as otelContext,
   createTraceState,
   ROOT_CONTEXT,
   SpanKind,
@@ -22,17 +28,22 @@ import {
   type Attributes,
   type Context,
   type Span,
+  type SpanContext,
   type Tracer,
 } from '@opentelemetry/api'
+import type * as Resources from '@opentelemetry/resources'
 import type * as Sdk from '@opentelemetry/sdk-trace-base'
 import { defaults } from '../config/defaults.js'
-import { BatchExporter, type ExporterStats, type ExportFormat } from './exporters/batch-exporter.js'
-import { CollectorClients } from './exporters/collector-clients.js'
-import type { ExportResource } from './exporters/encoder.js'
-import { encodeOtlp } from './exporters/otlp.js'
-import { encodeZipkin } from './exporters/zipkin.js'
+import { envExport, type EnvExport } from '../config/otel-env.js'
+import type { OtlpProtocol, SpanOwnership } from '../config/types.js'
+import { spanTime } from './clock.js'
+import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
 import { newSpanId, newTraceId } from './ids.js'
+import { peerHeaderValue, workloadOf } from './istio-metrics.js'
+import { appTracerRegistered, undiciInstrumented, withoutAppSpans } from './instrumentation.js'
 import type { PropagationFormat, TraceParent } from './propagation.js'
+
+export type { ExporterStats } from './exporters/collectors.js'
 
 /** A finished span, as the recent-span store keeps it. */
 export interface FinishedSpan {
@@ -65,17 +76,30 @@ export interface SpanStart {
   readonly parentSpanId: string | undefined
   readonly sampled: boolean
   readonly traceState: string | undefined
+  /**
+   * The W3C Level 2 `random-trace-id` flag of this span's trace: true for a trace the mesh
+   * started (its ids are all random, see ids.ts), the caller's flag as received when the
+   * trace is continued, false when another id generator chose the trace id.
+   */
+  readonly random: boolean
+  /** The mesh's span, when it made one that records. */
   readonly span: Span | undefined
+  /**
+   * Client: the trace header formats the mesh writes on this try (none when the app's
+   * undici instrumentation writes them).
+   */
+  readonly formats: readonly PropagationFormat[]
+  /**
+   * Client: the OTel context the try is dispatched in, when the app's undici instrumentation
+   * must be silenced (`mesh`) or must nest under the mesh's span (`both`); else `undefined`.
+   */
+  readonly dispatchContext: Context | undefined
+  /** Client: the `x-sidecarless-peer` value the mesh sends (this workload, for Istio's metrics at the destination). */
+  readonly peer: string | undefined
 }
 
-const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
 const KIND_NAMES = ['internal', 'server', 'client', 'producer', 'consumer'] as const
-
-/** True when the app registered a global OpenTelemetry tracer provider. */
-function appTracerRegistered(): boolean {
-  const g = (globalThis as Record<symbol, { trace?: unknown } | undefined>)[OTEL_GLOBAL]
-  return g?.trace !== undefined
-}
+const NO_FORMATS: readonly PropagationFormat[] = Object.freeze([])
 
 /** Tracing settings as compiled from config. */
 export interface TracingSettings {
@@ -85,18 +109,38 @@ export interface TracingSettings {
   readonly inject: readonly PropagationFormat[]
   /** Probability that a new trace is sampled, 0..1. */
   readonly samplingRatio: number
+  /** Whether a caller's sampled flag decides (false only for `OTEL_TRACES_SAMPLER` samplers that are not parent-based). */
+  readonly parentBased: boolean
   /** How many finished spans the built-in store keeps (0: none, and no SDK is loaded for it). */
   readonly recentSpans: number
   /** Zipkin v2 collector URL (normalised), when spans are exported there. */
   readonly zipkin: string | undefined
-  /** OTLP/HTTP JSON traces URL (normalised), when spans are exported there. */
+  /** OTLP collector URL (normalised), when spans are exported there. */
   readonly otlp: string | undefined
+  /** `tracing.otlpProtocol`, when set. */
+  readonly otlpProtocol: OtlpProtocol | undefined
+  /** Who makes a hop's HTTP spans when the app runs OTel's HTTP instrumentation. */
+  readonly spans: SpanOwnership
 }
 
 /** Options of a {@link MeshTracer}. */
 export interface MeshTracerOptions {
-  /** `service.name` of exported spans (the mesh's `service` option); default `sidecarless`. */
+  /** `service.name` of the mesh's own spans (the mesh's `service` option); default `sidecarless`. `OTEL_SERVICE_NAME` wins. */
   readonly serviceName?: string
+  /** The workload's labels: `version` becomes `service.version` on the resource. */
+  readonly labels?: Readonly<Record<string, string>>
+  /** The standard environment (default `process.env`), read once. */
+  readonly env?: Readonly<Record<string, string | undefined>>
+}
+
+/** The trace a span continues: its ids and, when in this process, the span itself. */
+export interface ParentTrace {
+  readonly traceId: string
+  readonly spanId: string
+  readonly sampled: boolean
+  readonly traceState: string | undefined
+  /** The W3C Level 2 random-trace-id flag of the trace, when known. */
+  readonly random?: boolean
 }
 
 /** Starts spans for the mesh and keeps the recent ones. */
@@ -106,15 +150,19 @@ export class MeshTracer {
   #ringNext = 0
   #capacity = 0
   #provider: { shutdown(): Promise<void> } | undefined
+  #sdk: typeof Sdk | undefined
   readonly #serviceName: string
-  /** The settings the store and exporters were last configured from. */
+  readonly #labels: Readonly<Record<string, string>>
+  /** This workload, as the `x-sidecarless-peer` header of outbound requests tells it. */
+  readonly #peer: string
+  /** Collectors the environment names when the config names none (read once, as the OTel SDK does). */
+  readonly #envExport: EnvExport
+  /** The settings the store and collectors were last configured from. */
   #settings: TracingSettings | undefined
-  /** Active exporters, by `format url`. */
-  readonly #exporters = new Map<string, BatchExporter>()
-  /** Exporters a config change removed, still flushing. */
+  /** Active collectors, by {@link collectorKey}. */
+  readonly #collectors = new Map<string, Collector>()
+  /** Collectors a config change removed, still flushing. */
   readonly #retiring = new Set<Promise<void>>()
-  #clients: CollectorClients | undefined
-  #resource: ExportResource | undefined
   /**
    * Export timers and requests run in this scope (that of the mesh's creation), so they
    * neither carry nor keep alive the context of the request whose span filled a batch.
@@ -125,48 +173,87 @@ export class MeshTracer {
 
   constructor(options: MeshTracerOptions = {}) {
     this.#serviceName = options.serviceName ?? 'sidecarless'
+    this.#labels = options.labels ?? {}
+    this.#peer = peerHeaderValue(workloadOf(options.serviceName, this.#labels))
+    this.#envExport = envExport(options.env ?? process.env)
   }
 
-  /** Starts the span of an inbound request, continuing `parent` when the caller sent a trace. */
-  startServer(parent: TraceParent | undefined, settings: TracingSettings, name: string, attributes: () => Attributes): SpanStart {
-    return this.#start(parent, settings, name, SpanKind.SERVER, attributes, undefined)
+  /**
+   * Starts the span of an inbound request, continuing `parent` when the caller sent a
+   * trace. `appSpan` is the server span of the app's HTTP instrumentation, when it runs
+   * around the mesh's chain: with `spans` `app` (or `auto`) the mesh adopts it and makes
+   * none; with `both` the mesh's span nests under it. `startTime` is the
+   * `performance.now()` of the request's arrival.
+   */
+  startServer(parent: TraceParent | undefined, settings: TracingSettings, name: string, attributes: () => Attributes, startTime: number, appSpan?: Span): SpanStart {
+    if (appSpan !== undefined && settings.spans !== 'mesh' && appSpan.spanContext().traceId !== INVALID_TRACE) {
+      if (settings.spans !== 'both') return adopt(appSpan, parent)
+      return this.#start(undefined, settings, name, SpanKind.SERVER, attributes, appSpan, startTime, settings.inject, undefined)
+    }
+    // `app` without the instrumentation on this server: the trace goes on, the mesh records nothing.
+    return this.#start(parent, settings, name, SpanKind.SERVER, attributes, undefined, startTime, settings.inject, undefined, settings.spans !== 'app')
   }
 
   /**
    * Starts the span of an outbound attempt. `parentSpan` is the app's active span or the
    * server span; `parent` carries the trace facts when no span object exists (unsampled).
    */
-  startClient(
-    parent: { traceId: string; spanId: string; sampled: boolean; traceState: string | undefined } | undefined,
-    parentSpan: Span | undefined,
-    settings: TracingSettings,
-    name: string,
-    attributes: () => Attributes,
-  ): SpanStart {
+  startClient(parent: ParentTrace | undefined, parentSpan: Span | undefined, settings: TracingSettings, name: string, attributes: () => Attributes): SpanStart {
     const tp: TraceParent | undefined = parent === undefined
       ? undefined
-      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c' }
-    return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan)
+      : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c', random: parent.random === true }
+    const spans = settings.spans
+    if (spans !== 'app' && (spans === 'mesh' || !undiciInstrumented())) {
+      // The mesh's client span and trace headers; an app undici instrumentation (forced
+      // `mesh`) is silenced for this try so that it adds neither a span nor a second traceparent.
+      const silence = spans === 'mesh' && undiciInstrumented() ? withoutAppSpans(otelContext.active()) : undefined
+      return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, silence, true, this.#peer)
+    }
+    if (spans === 'both') {
+      // The mesh's span, then the instrumentation's under it: its traceparent is the one sent.
+      const s = this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), NO_FORMATS, undefined, true, this.#peer)
+      const sc: SpanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: s.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE }
+      return { ...s, dispatchContext: trace.setSpan(otelContext.active(), s.span ?? trace.wrapSpanContext(sc)) }
+    }
+    if (undiciInstrumented()) {
+      // `app`/`auto` with the app's undici instrumentation: it makes the span and the headers.
+      return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, random: tp?.random === true, span: undefined, formats: NO_FORMATS, dispatchContext: undefined, peer: this.#peer }
+    }
+    // `app` without an undici instrumentation: no span of the mesh's, the trace passed on as it is.
+    if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, undefined, false, this.#peer)
+    return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, random: tp.random === true, span: undefined, formats: settings.inject, dispatchContext: undefined, peer: this.#peer }
   }
 
-  #start(parent: TraceParent | undefined, settings: TracingSettings, name: string, kind: SpanKind, attributes: () => Attributes, parentSpan: Span | undefined): SpanStart {
-    const sampled = parent?.sampled ?? (settings.samplingRatio > 0 && Math.random() < settings.samplingRatio)
+  #start(parent: TraceParent | undefined, settings: TracingSettings, name: string, kind: SpanKind, attributes: () => Attributes, parentSpan: Span | undefined,
+    startTime: number, formats: readonly PropagationFormat[], dispatchContext: Context | undefined, record = true, peer: string | undefined = undefined): SpanStart {
+    const inherited = parentSpan !== undefined ? (parentSpan.spanContext().traceFlags & 1) === 1 : parent?.sampled
+    const sampled = (settings.parentBased ? inherited : undefined) ?? (settings.samplingRatio > 0 && Math.random() < settings.samplingRatio)
     const appTracer = appTracerRegistered()
     if (appTracer && !this.#warnedAppProvider && (settings.zipkin !== undefined || settings.otlp !== undefined)) this.#warnAppProvider()
-    if (!sampled && !appTracer) {
+    // W3C Level 2: the random-trace-id flag belongs to the trace id. A trace the mesh starts
+    // has a random id (newTraceId, or our own SDK provider's generator, which is the same);
+    // a continued trace keeps the caller's flag as received.
+    if ((!sampled && !appTracer) || !record) {
       // The cheap path: no span object, only ids to propagate.
+      const traceId = parentSpan?.spanContext().traceId ?? parent?.traceId ?? newTraceId()
       return {
-        traceId: parent?.traceId ?? newTraceId(),
+        traceId,
         spanId: newSpanId(),
-        parentSpanId: parent?.spanId,
-        sampled: false,
+        parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
+        sampled,
         traceState: parent?.traceState,
+        // Ours when the mesh starts the trace; the caller's when it continues it; unknown
+        // (false) when the app's span chose the trace id.
+        random: parent !== undefined && traceId === parent.traceId ? parent.random === true : parent === undefined && parentSpan === undefined,
         span: undefined,
+        formats,
+        dispatchContext,
+        peer,
       }
     }
-    const tracer = appTracer ? trace.getTracer('sidecarless') : this.#ownTracer(settings)
+    const tracer = appTracer ? trace.getTracer('sidecarless', packageVersion()) : this.#ownTracer(settings)
     if (tracer === undefined) {
-      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, span: undefined }
+      return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, random: parent === undefined ? true : parent.random === true, span: undefined, formats, dispatchContext, peer }
     }
     let ctx: Context = ROOT_CONTEXT
     if (parentSpan !== undefined) {
@@ -180,15 +267,25 @@ export class MeshTracer {
         ...(parent.traceState === undefined ? {} : { traceState: createTraceState(parent.traceState) }),
       })
     }
-    const span = tracer.startSpan(name, { kind, attributes: attributes() }, ctx)
+    // An explicit start time: the SDK's own is Date.now(), whole milliseconds.
+    const span = tracer.startSpan(name, { kind, attributes: attributes(), startTime: spanTime(startTime) }, ctx)
     const sc = span.spanContext()
+    // The flag follows the trace id: the caller's when the span continues its trace; ours
+    // when our own provider started a new one; unknown (false) when the app's tracer chose it.
+    const random = parent !== undefined && sc.traceId === parent.traceId
+      ? parent.random === true
+      : !appTracer && parent === undefined && parentSpan === undefined
     return {
       traceId: sc.traceId,
       spanId: sc.spanId,
       parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
       sampled: (sc.traceFlags & 1) === 1,
       traceState: sc.traceState?.serialize() ?? parent?.traceState,
+      random,
       span,
+      formats,
+      dispatchContext: dispatchContext === undefined ? undefined : trace.setSpan(dispatchContext, span),
+      peer,
     }
   }
 
@@ -202,7 +299,8 @@ export class MeshTracer {
       span.setAttribute('error.type', error ?? String(status))
       span.setStatus({ code: SpanStatusCode.ERROR })
     }
-    span.end()
+    // An explicit end too: a span given its start time would otherwise end at Date.now().
+    span.end(spanTime())
   }
 
   /** The finished spans in the store, oldest first. */
@@ -213,21 +311,19 @@ export class MeshTracer {
 
   /** Counters of the collectors spans are exported to (empty until the first sampled span; kept after shutdown). */
   exporters(): ExporterStats[] {
-    return [...this.#exporters.values()].map((e) => e.stats())
+    return [...this.#collectors.values()].map((c) => c.stats())
   }
 
   /**
-   * Stops the mesh's own provider, if it was started, then sends the spans still queued
-   * for collectors (bounded by the export timeout) and closes the connections to them.
-   * With `force`, queued spans are dropped and requests in flight aborted.
+   * Sends the spans still queued for collectors (bounded by the export timeout), then stops
+   * the mesh's own provider and the exporters. With `force`, does not wait for them.
    */
   async shutdown(force = false): Promise<void> {
     this.#closed = true
-    await this.#provider?.shutdown().catch(() => undefined)
     const deadline = Date.now() + defaults.traceExportTimeoutMs
-    // The exporters stay in the map, closed, so their counters can still be read.
-    await Promise.all([...[...this.#exporters.values()].map((e) => e.shutdown(deadline, force)), ...this.#retiring])
-    await this.#clients?.close(force ? 0 : deadline)
+    // The collectors stay in the map, closed, so their counters can still be read.
+    await Promise.all([...[...this.#collectors.values()].map((c) => c.shutdown(deadline, force)), ...this.#retiring])
+    await this.#provider?.shutdown().catch(() => undefined)
   }
 
   #keep(span: FinishedSpan): void {
@@ -242,43 +338,49 @@ export class MeshTracer {
 
   #ownTracer(settings: TracingSettings): Tracer | undefined {
     if (settings !== this.#settings) this.#configure(settings)
-    if (settings.recentSpans === 0 && this.#exporters.size === 0) return undefined
+    if (settings.recentSpans === 0 && this.#collectors.size === 0) return undefined
     if (this.#own !== undefined) return this.#own
-    // Loaded on the first sampled span only: apps that never sample never load the SDK.
-    const sdk = createRequire(import.meta.url)('@opentelemetry/sdk-trace-base') as typeof Sdk
-    const keep = (s: Sdk.ReadableSpan): void => {
-      const sc = s.spanContext()
-      const finished: FinishedSpan = {
-        traceId: sc.traceId,
-        spanId: sc.spanId,
-        parentSpanId: s.parentSpanContext?.spanId,
-        name: s.name,
-        kind: KIND_NAMES[s.kind] ?? 'internal',
-        startTime: s.startTime[0] * 1000 + s.startTime[1] / 1e6,
-        durationMs: s.duration[0] * 1000 + s.duration[1] / 1e6,
-        startTimeUnixNano: unixNano(s.startTime),
-        endTimeUnixNano: unixNano(s.endTime),
-        attributes: s.attributes,
-        status: s.status.code === SpanStatusCode.ERROR ? 'error' : s.status.code === SpanStatusCode.OK ? 'ok' : 'unset',
-        statusMessage: s.status.message,
-        traceState: sc.traceState?.serialize(),
-        parentIsRemote: s.parentSpanContext?.isRemote === true,
-      }
-      this.#keep(finished)
-      for (const e of this.#exporters.values()) e.enqueue(finished)
+    const sdk = this.#loadSdk()
+    const onEnd = (s: Sdk.ReadableSpan): void => {
+      if (this.#capacity > 0) this.#keep(finished(s))
+      for (const c of this.#collectors.values()) c.onEnd(s)
     }
     const provider = new sdk.BasicTracerProvider({
+      // The mesh decided sampling before starting the span.
+      // The mesh's own ids (CSPRNG, all bits random): a trace it starts may set the W3C
+      // Level 2 random-trace-id flag.
+      idGenerator: { generateTraceId: newTraceId, generateSpanId: newSpanId },
       sampler: new sdk.AlwaysOnSampler(),
+      resource: this.#resource(),
       spanProcessors: [{
         onStart: () => undefined,
-        onEnd: keep,
+        onEnd,
         forceFlush: () => Promise.resolve(),
         shutdown: () => Promise.resolve(),
       }],
     })
     this.#provider = provider
-    this.#own = provider.getTracer('sidecarless')
+    this.#own = provider.getTracer('sidecarless', packageVersion())
     return this.#own
+  }
+
+  /** Loaded on the first sampled span only: apps that never sample never load the SDK. */
+  #loadSdk(): typeof Sdk {
+    return (this.#sdk ??= createRequire(import.meta.url)('@opentelemetry/sdk-trace-base') as typeof Sdk)
+  }
+
+  /**
+   * The resource of the mesh's own spans: the SDK's defaults (`telemetry.sdk.*`), the
+   * workload (`service.name`, `service.version` from the `version` label, `host.name`,
+   * `process.pid`), then `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME`, which win.
+   */
+  #resource(): Resources.Resource {
+    const r = createRequire(import.meta.url)('@opentelemetry/resources') as typeof Resources
+    const workload: Attributes = { 'service.name': this.#serviceName, 'host.name': hostname(), 'process.pid': process.pid }
+    const version = this.#labels['version'] ?? this.#labels['service.istio.io/canonical-revision']
+    if (version !== undefined) workload['service.version'] = version
+    const fromEnv = r.detectResources({ detectors: [r.envDetector] })
+    return r.defaultResource().merge(r.resourceFromAttributes(workload)).merge(fromEnv)
   }
 
   /** Applies a new snapshot's settings: the store's size, and which collectors get spans. */
@@ -289,28 +391,26 @@ export class MeshTracer {
       this.#ring = []
       this.#ringNext = 0
     }
-    const wanted = new Map<string, [ExportFormat, string]>()
-    if (settings.zipkin !== undefined) wanted.set(`zipkin ${settings.zipkin}`, ['zipkin', settings.zipkin])
-    if (settings.otlp !== undefined) wanted.set(`otlp ${settings.otlp}`, ['otlp', settings.otlp])
-    for (const [key, exporter] of this.#exporters) {
+    const wanted = new Map<string, CollectorSpec>()
+    const add = (spec: CollectorSpec): void => void wanted.set(collectorKey(spec), spec)
+    const protocol = settings.otlpProtocol ?? this.#envExport.protocol
+    // The config's collectors; where it names none, those of the OTEL_* environment.
+    if (settings.otlp !== undefined) add({ format: 'otlp', protocol, url: otlpUrl(settings.otlp, protocol) })
+    else if (this.#envExport.otlp) add({ format: 'otlp', protocol, url: undefined })
+    if (settings.zipkin !== undefined) add({ format: 'zipkin', protocol: undefined, url: settings.zipkin })
+    else if (this.#envExport.zipkin) add({ format: 'zipkin', protocol: undefined, url: undefined })
+    for (const [key, collector] of this.#collectors) {
       if (wanted.has(key)) continue
       // Removed from the config: what it holds is still sent, then it is forgotten.
-      this.#exporters.delete(key)
-      const done = exporter.shutdown(Date.now() + defaults.traceExportTimeoutMs).finally(() => this.#retiring.delete(done))
+      this.#collectors.delete(key)
+      const done = collector.shutdown().finally(() => this.#retiring.delete(done))
       this.#retiring.add(done)
     }
     if (this.#closed) return
-    for (const [key, [format, url]] of wanted) {
-      if (this.#exporters.has(key)) continue
-      const clients = this.#clients ??= new CollectorClients(defaults.traceExportTimeoutMs)
-      this.#exporters.set(key, new BatchExporter({
-        format,
-        url,
-        encode: format === 'zipkin' ? encodeZipkin : encodeOtlp,
-        resource: this.#resource ??= { serviceName: this.#serviceName, scopeName: 'sidecarless', scopeVersion: packageVersion() },
-        transport: (target, body, signal) => clients.post(target, body, signal),
-        scope: this.#scope,
-      }))
+    for (const [key, spec] of wanted) {
+      if (this.#collectors.has(key)) continue
+      const collector = Collector.create(spec, this.#loadSdk(), this.#scope)
+      if (collector !== undefined) this.#collectors.set(key, collector)
     }
   }
 
@@ -324,18 +424,74 @@ export class MeshTracer {
   }
 }
 
+const INVALID_TRACE = '00000000000000000000000000000000'
+
+/**
+ * Dispatches `opts` in the OTel context `ctx` (where the app's undici instrumentation reads
+ * the active span as it creates the request): a client try under `tracing.spans` `mesh` or `both`.
+ */
+export function dispatchIn(ctx: Context, dispatcher: { dispatch(opts: never, handler: never): boolean }, opts: unknown, handler: unknown): boolean {
+  return otelContext.with(ctx, () => dispatcher.dispatch(opts as never, handler as never))
+}
+
+/** The trace facts of the app instrumentation's server span, which the mesh reports as its own. */
+function adopt(appSpan: Span, parent: TraceParent | undefined): SpanStart {
+  const sc = appSpan.spanContext()
+  // SDK spans know their parent; through the bare API, the caller's span is the best answer.
+  const parentSpanId = (appSpan as { parentSpanContext?: SpanContext }).parentSpanContext?.spanId ?? parent?.spanId
+  return {
+    traceId: sc.traceId,
+    spanId: sc.spanId,
+    parentSpanId,
+    sampled: (sc.traceFlags & 1) === 1,
+    traceState: sc.traceState?.serialize() ?? parent?.traceState,
+    // The app's tracer chose the id unless it continued the caller's trace.
+    random: parent !== undefined && sc.traceId === parent.traceId && parent.random === true,
+    // Not the mesh's to end: the instrumentation ends it.
+    span: undefined,
+    formats: NO_FORMATS,
+    dispatchContext: undefined,
+    peer: undefined,
+  }
+}
+
+/** A finished SDK span as the store keeps it. */
+function finished(s: Sdk.ReadableSpan): FinishedSpan {
+  const sc = s.spanContext()
+  return {
+    traceId: sc.traceId,
+    spanId: sc.spanId,
+    parentSpanId: s.parentSpanContext?.spanId,
+    name: s.name,
+    kind: KIND_NAMES[s.kind] ?? 'internal',
+    startTime: s.startTime[0] * 1000 + s.startTime[1] / 1e6,
+    durationMs: s.duration[0] * 1000 + s.duration[1] / 1e6,
+    startTimeUnixNano: unixNano(s.startTime),
+    endTimeUnixNano: unixNano(s.endTime),
+    attributes: s.attributes,
+    status: s.status.code === SpanStatusCode.ERROR ? 'error' : s.status.code === SpanStatusCode.OK ? 'ok' : 'unset',
+    statusMessage: s.status.message,
+    traceState: sc.traceState?.serialize(),
+    parentIsRemote: s.parentSpanContext?.isRemote === true,
+  }
+}
+
 /** Nanoseconds since the epoch of an OTel HrTime, exactly, as a decimal string. */
 function unixNano([seconds, nanos]: readonly [number, number]): string {
   const ns = Math.min(999_999_999, Math.max(0, Math.round(nanos)))
   return seconds === 0 ? String(ns) : `${seconds}${String(ns).padStart(9, '0')}`
 }
 
+let version: string | undefined | null = null
+
 /** This package's version, for the instrumentation scope; `undefined` when it cannot be read. */
-function packageVersion(): string | undefined {
+export function packageVersion(): string | undefined {
+  if (version !== null) return version
   try {
     const pkg = createRequire(import.meta.url)('sidecarless/package.json') as { version?: unknown }
-    return typeof pkg.version === 'string' ? pkg.version : undefined
+    version = typeof pkg.version === 'string' ? pkg.version : undefined
   } catch {
-    return undefined
+    version = undefined
   }
+  return version
 }

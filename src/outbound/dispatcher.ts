@@ -10,10 +10,9 @@ import { Agent, Dispatcher } from 'undici'
 import { currentContext, currentParentSpan } from '../observability/context.js'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
 import type { MeshTracer, TracingSettings } from '../observability/tracing.js'
-import { MeshError } from '../errors.js'
+import { abortError, MeshError } from '../errors.js'
 import type { ClusterAction, Target } from '../router/route-action.js'
 import { pickTarget } from '../router/route-action.js'
-import type { RequestView } from '../router/request-view.js'
 import { destinationFor, requestMutationsFor, resolveRoute } from '../router/resolve.js'
 import { virtualCluster } from './virtual-cluster.js'
 import type { SnapshotStore } from '../snapshot/store.js'
@@ -22,8 +21,10 @@ import { toNewStyle, type Handler } from './handler.js'
 import { LocalController, sendLocalReply, type LocalReply } from './local-reply.js'
 import type { Controller } from './handler.js'
 import type { LimitSet } from '../policy/limits.js'
+import { rateLimitHeaders } from '../policy/rate-limit.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
-import { findHeader, upstreamHeaders } from './request-headers.js'
+import { OutboundView, replacedBy, upstreamHeaders, type CallerHeaders } from './request-headers.js'
+import { checkRequest } from './request-check.js'
 import { CLUSTER_HEADER, OVERFLOW_HEADER, SUBSET_HEADER } from './response-headers.js'
 import { PASSTHROUGH, UpstreamRequest } from './upstream-request.js'
 import { Deadlines, type DeadlineList } from './deadlines.js'
@@ -126,13 +127,21 @@ export class MeshDispatcher extends Dispatcher {
       fail(h, new MeshError('SIDECARLESS_ERR_INVALID_URL', `cannot route a request without a valid origin and path (origin: ${String(opts.origin)})`))
       return false
     }
-    const [scheme, originAuthority] = origin
+    // A request undici would refuse is the caller's mistake: refused here, before routing,
+    // so it never reaches an endpoint's pool and never counts against an upstream.
     const snapshot = this.#store.current
-    const hostHeader = findHeader(opts.headers, 'host')
-    const authority = hostHeader ?? originAuthority
+    const caller = checkRequest(opts, replacedBy(snapshot.tracing.inject))
+    if (caller instanceof MeshError) {
+      discardBody(opts.body)
+      fail(h, caller)
+      return false
+    }
+    const [scheme, originAuthority] = origin
+    const authority = caller.host ?? originAuthority
 
     // Route resolution is router/resolve.ts, the same function mesh.route() explains.
-    const r = resolveRoute(snapshot, opts.method, opts.path, authority, scheme, opts.headers)
+    const view = new OutboundView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers, caller)
+    const r = resolveRoute(snapshot, opts.method, opts.path, authority, scheme, opts.headers, undefined, view)
     if ((r.kind === 'registry_only' || r.kind === 'passthrough') && this.#awaitAuthority(opts, handler, authority, scheme)) return true // xds
     switch (r.kind) {
       case 'registry_only':
@@ -140,13 +149,13 @@ export class MeshDispatcher extends Dispatcher {
         fail(h, new MeshError('SIDECARLESS_ERR_REGISTRY_ONLY', `"${authority}" is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`))
         return false
       case 'passthrough':
-        return this.#dispatchPassThrough(opts, h, originAuthority)
+        return this.#dispatchPassThrough(opts, h, scheme, originAuthority, caller, snapshot.tracing)
       case 'local':
         discardBody(opts.body)
         localReply(h, r.answer)
         return true
       case 'cluster':
-        return this.#dispatchToCluster(opts, virtualCluster(h, r, this.#metrics), r.view, r.action, authority, snapshot.tracing)
+        return this.#dispatchToCluster(opts, virtualCluster(h, r, this.#metrics), view, r.action, authority, snapshot.tracing)
     }
   }
 
@@ -169,7 +178,7 @@ export class MeshDispatcher extends Dispatcher {
     return true
   }
 
-  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, authority: string, tracing: TracingSettings, faulted = false): boolean {
+  #dispatchToCluster(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, authority: string, tracing: TracingSettings, faulted = false): boolean {
     // fault/mirror (policy/fault.ts, policy/mirror.ts): the fault filter first, then the copy.
     if (action.fault !== null && !faulted) return injectFault(action.fault, opts, h, (name) => view.header(name), (next) => this.#dispatchToCluster(opts, next, view, action, authority, tracing, true))
     if (action.mirror !== null) this.#mirrors.copy(action.mirror, opts, view, action.hostRewrite ?? authority, action.rewritePath === null ? opts.path : action.rewritePath(view), action.timeoutMs, tracing)
@@ -183,35 +192,47 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   /**
-   * The outbound limits of the route and of the target's cluster: local buckets decide at
-   * once (a refusal is `SIDECARLESS_ERR_RATE_LIMITED`); a shared quota and a bulkhead queue
-   * may make the request wait, and the caller can abort it meanwhile.
+   * The outbound limits of the route and of the target's cluster. Like Envoy, the mesh
+   * answers a refusal itself with an ordinary response, never an error: a rate limit
+   * (local bucket or shared quota) is 429 with flag `RL`; a full bulkhead (or its queue
+   * wait expiring) is 503 with flag `UO` and `x-sidecarless-overflow: concurrency_limit`.
+   * A shared quota and a bulkhead queue may make the request wait; the caller can abort it
+   * meanwhile (`SIDECARLESS_ERR_ABORTED`).
    */
-  #gate(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings): boolean {
+  #gate(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings): boolean {
     const sets = action.limits === null ? [target.clusterLimits as LimitSet] : target.clusterLimits === null ? [action.limits] : [action.limits, target.clusterLimits]
     const now = performance.now()
     for (const set of sets) {
-      if (set.rate !== null && !set.rate.check(view, now).allowed) {
+      if (set.rate === null) continue
+      const verdict = set.rate.check(view, now)
+      if (!verdict.allowed) {
         discardBody(opts.body)
-        fail(h, new MeshError('SIDECARLESS_ERR_RATE_LIMITED', `the rate limit of ${set.name} refused the request`))
-        return false
+        const headers = this.#refused(target, 'rate_limited')
+        if (set.responseHeaders) for (const [k, v] of rateLimitHeaders(verdict)) headers[k] = v
+        localReply(h, { status: 429, body: 'local_rate_limited', flag: 'RL', headers })
+        return true
       }
     }
-    const gate = new GateController()
+    const gate = new GateController(h, opts.body)
     h.onRequestStart?.(gate, {})
     const held: ConcurrencyLimiter[] = []
-    const refuse = (err: MeshError): void => {
+    const refuse = (reply: LocalReply): void => {
       for (const c of held) c.release()
+      held.length = 0
       discardBody(opts.body)
-      if (!gate.aborted) h.onResponseError?.(gate, err)
+      if (gate.aborted) return
+      gate.settle()
+      sendLocalReply(h, gate, reply)
+    }
+    gate.onAbort = () => {
+      for (const c of held) c.release()
+      held.length = 0
     }
     const bulkheads = sets.flatMap((s) => (s.concurrency === null ? [] : [{ name: s.name, limiter: s.concurrency }]))
     const acquireNext = (i: number): void => {
-      if (gate.aborted) {
-        for (const c of held) c.release()
-        return
-      }
+      if (gate.aborted) return
       if (i === bulkheads.length) {
+        gate.onAbort = null
         this.#send(opts, h, view, action, target, hash, authority, tracing, held.length === 0 ? null : held, gate)
         return
       }
@@ -224,12 +245,17 @@ export class MeshDispatcher extends Dispatcher {
       const ticket = b.limiter.enqueue(() => {
         held.push(b.limiter)
         acquireNext(i + 1)
-      }, (reason) => refuse(new MeshError('SIDECARLESS_ERR_CONCURRENCY_LIMITED', `the concurrency limit of ${b.name} refused the request (${reason})`)))
+      }, (reason) => {
+        const headers = this.#refused(target, 'overflow')
+        headers[OVERFLOW_HEADER] = 'concurrency_limit'
+        refuse({ status: 503, body: reason === 'timeout' ? 'concurrency limit queue timeout' : 'concurrency limit exceeded', flag: 'UO', headers })
+      })
       // No ticket: the limiter settled at once and already called one of the two callbacks.
       if (ticket === undefined) return
       gate.onAbort = () => {
         ticket.cancel()
         for (const c of held) c.release()
+        held.length = 0
       }
     }
     const globals = sets.filter((s) => s.global !== null)
@@ -241,12 +267,20 @@ export class MeshDispatcher extends Dispatcher {
       .then((answers) => {
         if (gate.aborted) return
         if (answers.every(Boolean)) acquireNext(0)
-        else refuse(new MeshError('SIDECARLESS_ERR_RATE_LIMITED', `the shared quota of ${globals.map((s) => s.name).join(', ')} refused the request`))
+        else refuse({ status: 429, body: 'rate_limited', flag: 'RL', headers: this.#refused(target, 'rate_limited') })
       })
     return true
   }
 
-  #send(opts: DispatchOptions, h: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
+  /** Counts a request a limit refused in the target cluster's metrics; returns the reply's headers. */
+  #refused(target: Target, kind: 'rate_limited' | 'overflow'): Record<string, string | string[] | undefined> {
+    const r = this.#metrics.cluster(target.clusterName, target.subset)
+    r.start()
+    r.fail(kind, 0)
+    return targetHeaders(target)
+  }
+
+  #send(opts: DispatchOptions, h: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, gate: GateController | null): boolean {
     const policy = action.retry
     const body = policy === null || opts.upgrade != null || !policy.admits(view) ? undefined : replayableBody(opts.body)
     if (policy !== null && body !== undefined) {
@@ -265,7 +299,10 @@ export class MeshDispatcher extends Dispatcher {
       if (held !== null) for (const c of held) c.release()
       discardBody(opts.body)
       if (gate === null) localReply(h, t)
-      else sendLocalReply(h, gate, t)
+      else {
+        gate.settle()
+        sendLocalReply(h, gate, t)
+      }
       return true
     }
     if (gate === null) h.onRequestStart?.(t, {})
@@ -279,7 +316,7 @@ export class MeshDispatcher extends Dispatcher {
    * gets its upstream headers and client span. Returns the local reply instead when the try
    * cannot go (503 overflow or no healthy upstream).
    */
-  #startTry(opts: DispatchOptions, downstream: Handler, view: RequestView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, deadlines: DeadlineList | undefined, avoid: readonly Host[] | null, attempts: number, body: unknown, resend: number): UpstreamRequest | LocalReply {
+  #startTry(opts: DispatchOptions, downstream: Handler, view: OutboundView, action: ClusterAction, target: Target, hash: number | undefined, authority: string, tracing: TracingSettings, held: ConcurrencyLimiter[] | null, deadlines: DeadlineList | undefined, avoid: readonly Host[] | null, attempts: number, body: unknown, resend: number): UpstreamRequest | LocalReply {
     const cluster = target.cluster
     const breaker = cluster.breakers === null ? null : cluster.breakers[target.subsetIndex + 1] ?? null
     let trial = false
@@ -311,13 +348,16 @@ export class MeshDispatcher extends Dispatcher {
     const ctx = currentContext()
     const parentSpan = currentParentSpan(ctx)
     const client = this.#tracer.startClient(ctx, parentSpan, tracing, opts.method, clientAttributes(opts.method, authority, view, target, host, resend))
-    const headers = upstreamHeaders(opts.headers, action.hostRewrite ?? authority, requestMutationsFor(target, view), {
+    // A lone try (no retry policy) is the last to read the caller's headers: no copy.
+    const headers = upstreamHeaders(view.caller, action.hostRewrite ?? authority, requestMutationsFor(target, view), {
       trace: client,
-      formats: tracing.inject,
+      formats: client.formats,
       requestId: ctx?.requestId,
-    })
+      peer: client.peer,
+    }, !(downstream instanceof RetryingRequest))
     const path = action.rewritePath === null ? opts.path : action.rewritePath(view)
     const request = new UpstreamRequest(downstream, destinationFor(target, view), host.address.hostPort, host, deadlines, this.#recorder(target, host), client.span, held, cluster)
+    request.traceContext = client.dispatchContext // [otel] tracing.spans
     if (breaker !== null) {
       request.breaker = breaker
       request.trial = trial
@@ -351,10 +391,22 @@ export class MeshDispatcher extends Dispatcher {
     return r
   }
 
-  #dispatchPassThrough(opts: DispatchOptions, h: Handler, originAuthority: string): boolean {
-    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, undefined, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), undefined)
+  /**
+   * A host outside the registry (Istio's PassthroughCluster): sent as it is, to its own
+   * origin, but traced like any other call — a client span, `traceparent`/`tracestate`
+   * replaced with this call's, the inbound request's `x-request-id` carried — as Istio's
+   * sidecar does for pass-through traffic.
+   */
+  #dispatchPassThrough(opts: DispatchOptions, h: Handler, scheme: string, originAuthority: string, caller: CallerHeaders, tracing: TracingSettings): boolean {
+    const authority = caller.host ?? originAuthority
+    const ctx = currentContext()
+    const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), tracing, opts.method, passThroughAttributes(opts.method, scheme, authority, originAuthority, opts.path))
+    // No x-sidecarless-peer: the call leaves the mesh.
+    const headers = upstreamHeaders(caller, authority, null, { trace: client, formats: client.formats, requestId: ctx?.requestId }, true)
+    const request = new UpstreamRequest(h, PASSTHROUGH, originAuthority, undefined, undefined, this.#metrics.upstream(PASSTHROUGH.clusterName, undefined, originAuthority), client.span)
+    request.traceContext = client.dispatchContext // [otel] tracing.spans
     h.onRequestStart?.(request, {})
-    return this.#passThrough.dispatch(opts, request)
+    return this.#passThrough.dispatch({ ...opts, headers }, request)
   }
 
   /**
@@ -406,8 +458,24 @@ function upstreamOptions(opts: DispatchOptions, host: Host, path: string, header
   return up
 }
 
+/** OTel HTTP client span attributes of a pass-through call, built only when the span is recorded. */
+function passThroughAttributes(method: string, scheme: string, authority: string, originAuthority: string, path: string): () => Attributes {
+  return () => {
+    const at = originAuthority.lastIndexOf(':')
+    const bracket = originAuthority.lastIndexOf(']')
+    const hasPort = at > bracket && at !== -1
+    return {
+      'http.request.method': method,
+      'server.address': hasPort ? originAuthority.slice(0, at) : originAuthority,
+      'server.port': hasPort ? Number(originAuthority.slice(at + 1)) : scheme === 'https' ? 443 : 80,
+      'url.full': `${scheme}://${authority}${path}`,
+      'sidecarless.cluster': PASSTHROUGH.clusterName,
+    }
+  }
+}
+
 /** OTel HTTP client span attributes, built only when the span is recorded. */
-function clientAttributes(method: string, authority: string, view: RequestView, target: Target, host: Host, resend: number): () => Attributes {
+function clientAttributes(method: string, authority: string, view: OutboundView, target: Target, host: Host, resend: number): () => Attributes {
   return () => {
     const attrs: Attributes = {
       'http.request.method': method,
@@ -431,15 +499,24 @@ function targetHeaders(target: Target): Record<string, string | string[] | undef
 
 /**
  * The controller a caller holds while its request waits at the limits: an abort there gives
- * up the wait; once the request is sent, the controller forwards to the upstream request.
+ * up the wait (the caller gets `SIDECARLESS_ERR_ABORTED` at once); once the request is sent,
+ * the controller forwards to the upstream request.
  */
 class GateController implements Controller {
   next: Controller | null = null
   onAbort: (() => void) | null = null
   rawHeaders: Buffer[] | null = null
+  readonly #handler: Handler
+  #body: unknown
   #aborted = false
+  #settled = false
   #paused = false
   #reason: Error | null = null
+
+  constructor(handler: Handler, body: unknown) {
+    this.#handler = handler
+    this.#body = body
+  }
 
   get aborted(): boolean {
     return this.next?.aborted ?? this.#aborted
@@ -461,7 +538,18 @@ class GateController implements Controller {
     if (this.#aborted) return
     this.#aborted = true
     this.#reason = reason
+    // Being answered locally: the reply sees the abort and ends the request with it.
+    if (this.#settled) return
     this.onAbort?.()
+    this.onAbort = null
+    discardBody(this.#body)
+    this.#body = undefined
+    this.#handler.onResponseError?.(this, abortError(reason))
+  }
+
+  /** The wait is over and the mesh answers the request itself (a local reply follows). */
+  settle(): void {
+    this.#settled = true
     this.onAbort = null
   }
 
@@ -482,7 +570,7 @@ function localReply(h: Handler, reply: LocalReply): void {
   h.onRequestStart?.(controller, {})
   queueMicrotask(() => {
     if (!controller.aborted) sendLocalReply(h, controller, reply)
-    else h.onResponseError?.(controller, controller.reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'aborted'))
+    else h.onResponseError?.(controller, abortError(controller.reason))
   })
 }
 

@@ -3,6 +3,7 @@
  * failure, timeout, no route, redirects and direct responses. They are ordinary responses
  * to the caller, marked by the response-flags header.
  */
+import { abortError } from '../errors.js'
 import { rawFrom, type Controller, type Handler } from './handler.js'
 import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from './response-headers.js'
 
@@ -18,7 +19,7 @@ export interface LocalReply {
 
 const STATUS_TEXT: Record<number, string> = {
   301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
-  404: 'Not Found', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 }
 
 /**
@@ -37,10 +38,10 @@ export function sendLocalReply(handler: Handler, controller: Controller, reply: 
   }
   controller.rawHeaders = rawFrom(headers)
   handler.onResponseStart?.(controller, reply.status, headers, STATUS_TEXT[reply.status] ?? '')
-  if (controller.aborted) return
-  if (body !== undefined && body.length > 0) handler.onResponseData?.(controller, body)
-  if (controller.aborted) return
-  handler.onResponseEnd?.(controller, {})
+  if (!controller.aborted && body !== undefined && body.length > 0) handler.onResponseData?.(controller, body)
+  // Aborted by the caller while it read the reply: the request ends with the abort, as any other.
+  if (controller.aborted) handler.onResponseError?.(controller, abortError(controller.reason))
+  else handler.onResponseEnd?.(controller, {})
 }
 
 /** A controller for requests answered locally, with no upstream behind them. */

@@ -1,74 +1,75 @@
 /**
- * Request headers as undici accepts them (object, flat array, or iterable of pairs), read
- * and rewritten for the upstream hop. The common case (no mutations, no Host in the
- * request) costs one small copy: the original authority is added as Host, because the
+ * Request headers rewritten for the upstream hop, from the caller's headers as the door
+ * read them (object, flat array, or iterable of pairs: see request-check.ts). The common
+ * case (no mutations) costs one small copy: the original authority is added as Host, because the
  * upstream must see the name the caller used, not the endpoint's IP (Envoy forwards
  * `:authority` unchanged).
  */
-import type { Dispatcher } from 'undici'
 import { inject, type PropagationFormat } from '../observability/propagation.js'
+import type { Dispatcher } from 'undici'
+import { PEER_HEADER } from '../observability/istio-metrics.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
-
-type RawHeaders = Dispatcher.DispatchOptions['headers']
-
-/** The first value of a header, by case-insensitive name. */
-export function findHeader(raw: RawHeaders, name: string): string | undefined {
-  if (raw === null || raw === undefined) return undefined
-  if (Array.isArray(raw)) {
-    if (raw.length > 0 && Array.isArray(raw[0])) {
-      for (const [k, v] of raw as unknown as [string, string][]) if (String(k).toLowerCase() === name) return String(v)
-      return undefined
-    }
-    for (let i = 0; i + 1 < raw.length; i += 2) if (String(raw[i]).toLowerCase() === name) return String(raw[i + 1])
-    return undefined
-  }
-  if (typeof (raw as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [k, v] of raw as Iterable<[string, string]>) if (String(k).toLowerCase() === name) return String(v)
-    return undefined
-  }
-  const obj = raw as Record<string, unknown>
-  const direct = obj[name]
-  if (direct !== undefined) return Array.isArray(direct) ? String(direct[0]) : String(direct)
-  for (const k in obj) {
-    if (k.length === name.length && k.toLowerCase() === name) {
-      const v = obj[k]
-      if (v !== undefined && v !== null) return Array.isArray(v) ? String(v[0]) : String(v)
-    }
-  }
-  return undefined
-}
+import { RequestView } from '../router/request-view.js'
 
 /** The trace of an outgoing call, to write into its headers. */
 export interface OutgoingTrace {
-  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined }
+  readonly trace: { readonly traceId: string; readonly spanId: string; readonly parentSpanId: string | undefined; readonly sampled: boolean; readonly traceState: string | undefined; readonly random?: boolean }
   readonly formats: readonly PropagationFormat[]
   /** The request id of the inbound request being served, carried unless the caller set one. */
   readonly requestId: string | undefined
+  /**
+   * This workload, for Istio's `source_*` labels at a meshed destination (the
+   * `x-sidecarless-peer` header); unset for calls leaving the mesh (pass-through).
+   */
+  readonly peer?: string | undefined
 }
 
 /**
- * The headers to send upstream: `host` set to `host` (replacing any Host the caller sent),
- * trace headers replaced (never appended) with this call's, the request id carried, then
- * the route's mutations applied. Returns a flat `[name, value, ...]` list.
+ * The caller's request headers, read once at the door (src/outbound/request-check.ts):
+ * checked as undici checks them, flattened (a list value gives one line per item; null and
+ * undefined values none), with Host and the trace headers the mesh writes itself taken
+ * out. Every try and mirrored copy builds its upstream headers from it without walking the
+ * caller's headers again.
  */
-export function upstreamHeaders(raw: RawHeaders, host: string, mutations: HeaderMutations | null, outgoing?: OutgoingTrace): string[] {
-  const out: string[] = []
-  const removed = mutations?.remove
-  const replaced = outgoing === undefined ? null : replacedBy(outgoing.formats)
-  let hasRequestId = false
-  forEachHeader(raw, (k, v) => {
-    const lower = k.toLowerCase()
-    if (lower === 'host') return
-    if (replaced !== null && replaced.has(lower)) return
-    if (removed !== undefined && removed.includes(lower)) return
-    if (lower === 'x-request-id') hasRequestId = true
-    out.push(k, v)
-  })
-  out.push('host', host)
-  if (outgoing !== undefined) {
-    inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
-    if (!hasRequestId && outgoing.requestId !== undefined) out.push('x-request-id', outgoing.requestId)
+export interface CallerHeaders {
+  /** `[name, value, name, value, ...]`, names as the caller wrote them; no Host, no trace headers. */
+  readonly flat: string[]
+  /** The caller's Host header, when it sent one. */
+  readonly host: string | undefined
+  /** Whether the caller set `x-request-id` (then it is kept, not replaced). */
+  readonly hasRequestId: boolean
+}
+
+/** An outbound request as routing sees it, with the caller's headers as the door read them. */
+export class OutboundView extends RequestView {
+  readonly caller: CallerHeaders
+
+  constructor(method: string, fullPath: string, authority: string, scheme: string, raw: Dispatcher.DispatchOptions['headers'], caller: CallerHeaders) {
+    super(method, fullPath, authority, scheme, raw)
+    this.caller = caller
   }
+}
+
+/**
+ * The headers to send upstream: the caller's, then `host` (replacing any Host the caller
+ * sent), this call's trace headers, the request id carried unless the caller set one, then
+ * the route's mutations. Returns a flat `[name, value, ...]` list. `last` says no other try
+ * or copy will read `caller` again: its list is then extended in place instead of copied.
+ */
+export function upstreamHeaders(caller: CallerHeaders, host: string, mutations: HeaderMutations | null, outgoing: OutgoingTrace, last = false): string[] {
+  const out = last ? caller.flat : caller.flat.slice()
+  let hasRequestId = caller.hasRequestId
+  const removed = mutations?.remove
+  if (removed !== undefined && removed.length > 0) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (removed.includes((out[i] as string).toLowerCase())) out.splice(i, 2)
+    }
+    if (removed.includes('x-request-id')) hasRequestId = false
+  }
+  out.push('host', host)
+  inject(outgoing.trace, outgoing.formats, (name, value) => out.push(name, value))
+  if (!hasRequestId && outgoing.requestId !== undefined) out.push('x-request-id', outgoing.requestId)
+  if (outgoing.peer !== undefined) out.push(PEER_HEADER, outgoing.peer)
   if (mutations !== null) {
     for (const a of mutations.add) {
       const present = indexOfName(out, a.name)
@@ -98,34 +99,18 @@ export function upstreamHeaders(raw: RawHeaders, host: string, mutations: Header
 const replacedCache = new WeakMap<readonly PropagationFormat[], ReadonlySet<string>>()
 
 /** Header names a set of formats writes: stale ones from the caller are dropped, not appended to. */
-function replacedBy(formats: readonly PropagationFormat[]): ReadonlySet<string> {
+export function replacedBy(formats: readonly PropagationFormat[]): ReadonlySet<string> {
   let set = replacedCache.get(formats)
   if (set === undefined) {
     const names = new Set<string>()
     inject({ traceId: `${'0'.repeat(31)}1`, spanId: `${'0'.repeat(15)}1`, parentSpanId: `${'0'.repeat(15)}2`, sampled: true, traceState: 'k=v' }, formats, (name) => names.add(name.toLowerCase()))
     if (formats.includes('b3multi')) for (const n of ['x-b3-parentspanid', 'x-b3-flags', 'x-b3-sampled']) names.add(n)
+    // Mesh-to-mesh metadata is the mesh's to write: a caller's own is never forwarded.
+    names.add(PEER_HEADER)
     set = names
     replacedCache.set(formats, set)
   }
   return set
-}
-
-/** Calls `fn` for every header value (repeated values one by one), whatever form `raw` has. */
-function forEachHeader(raw: RawHeaders, fn: (name: string, value: string) => void): void {
-  const push = (k: unknown, v: unknown): void => {
-    if (v === undefined || v === null) return
-    if (Array.isArray(v)) for (const x of v) fn(String(k), String(x))
-    else fn(String(k), String(v))
-  }
-  if (raw === null || raw === undefined) return
-  if (Array.isArray(raw)) {
-    if (raw.length > 0 && Array.isArray(raw[0])) for (const [k, v] of raw as unknown as [string, string][]) push(k, v)
-    else for (let i = 0; i + 1 < raw.length; i += 2) push(raw[i], raw[i + 1])
-  } else if (typeof (raw as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [k, v] of raw as Iterable<[string, string]>) push(k, v)
-  } else {
-    for (const k of Object.keys(raw)) push(k, (raw as Record<string, unknown>)[k])
-  }
 }
 
 function indexOfName(flat: string[], name: string): number {

@@ -12,8 +12,8 @@ export const ENDPOINT_HEADER = 'x-sidecarless-endpoint'
 /**
  * Present only on responses the mesh made itself, with Envoy's response flags:
  * `UH` no healthy upstream, `UF` upstream connection failure, `UC` upstream connection
- * termination, `UT` upstream request timeout, `NR` no route, `RL` rate limited (inbound 429), `UO` overflow (a concurrency
- * limit refused it), `DR` direct response or
+ * termination, `UT` upstream request timeout, `NR` no route, `RL` rate limited (429), `UO` overflow (a concurrency
+ * limit or a circuit-breaker threshold refused it), `DR` direct response or
  * redirect configured on the route (ours: Envoy has no flag for it), `FI` aborted by fault
  * injection. `DI` (delayed by fault injection) is added to any response, the upstream's
  * included; several flags are comma-separated (`DI,FI`).
@@ -21,8 +21,8 @@ export const ENDPOINT_HEADER = 'x-sidecarless-endpoint'
 export const RESPONSE_FLAGS_HEADER = 'x-sidecarless-response-flags'
 
 /**
- * On a 503 with flag `UO` from a cluster's circuit breaking: which threshold shed the
- * request (`max_requests`, `max_pending_requests`, `breaker_open`).
+ * On an outbound 503 with flag `UO`: which limit shed the request (`max_requests`,
+ * `max_pending_requests`, `breaker_open`, `concurrency_limit`).
  */
 export const OVERFLOW_HEADER = 'x-sidecarless-overflow'
 

@@ -8,7 +8,7 @@
  * `maxRetries`), so a failing cluster sees at most that many more requests.
  */
 import type { Duplex } from 'node:stream'
-import { MeshError } from '../errors.js'
+import { abortError, MeshError } from '../errors.js'
 import type { ClusterResources } from '../policy/cluster-resources.js'
 import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
 import { retryAfterMs, type RetryPolicy } from '../policy/retry-policy.js'
@@ -94,8 +94,9 @@ export class RetryingRequest implements Handler, Controller, Expirable {
     return this.#reason
   }
 
-  abort(reason: Error): void {
+  abort(cause: Error): void {
     if (this.#state === State.Done || this.#aborted) return
+    const reason = abortError(cause)
     this.#aborted = true
     this.#reason = reason
     const current = this.#current

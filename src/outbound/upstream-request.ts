@@ -8,9 +8,10 @@
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Span } from '@opentelemetry/api'
-import { MeshError } from '../errors.js'
+import { abortError, MeshError } from '../errors.js'
 import type { ErrorKind, Recorder } from '../observability/metrics.js'
-import { MeshTracer } from '../observability/tracing.js'
+import { dispatchIn, MeshTracer } from '../observability/tracing.js'
+import type { Context } from '@opentelemetry/api'
 import { mutateHeaderObject } from '../router/header-mutations.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
 import type { Host } from '../upstream/host.js'
@@ -138,8 +139,12 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#options = options
   }
 
+  /** [otel] The OTel context to dispatch in, when the app's undici instrumentation must be silenced or nested (`tracing.spans`). */
+  traceContext: Context | undefined = undefined
+
   /** Hands the try to its pool (after the caller was told it started). */
   dispatch(): boolean {
+    if (this.traceContext !== undefined) return dispatchIn(this.traceContext, this.#pool as Dispatcher, this.#options, this)
     return (this.#pool as Dispatcher).dispatch(this.#options as Dispatcher.DispatchOptions, this)
   }
 
@@ -168,7 +173,7 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
       this.#finish()
       this.breaker?.release(this.trial)
       this.#failed('aborted', undefined)
-      this.#downstream.onResponseError?.(this, reason)
+      this.#downstream.onResponseError?.(this, abortError(reason))
     }
   }
 
@@ -242,6 +247,15 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (this.#state === State.Done) return
     const beforeHeaders = this.#state === State.Waiting
     this.#finish()
+    if (beforeHeaders && !this.#aborted && this.#up === null && isArgumentError(err)) {
+      // The pool refused the request before a byte went out (the door's checks mirror
+      // undici's, so this is a backstop): the caller's mistake, never the upstream's — no
+      // breaker, outlier or health outcome, no 503, no retry.
+      this.breaker?.release(this.trial)
+      this.#failed('other', undefined)
+      this.#downstream.onResponseError?.(this, new MeshError('SIDECARLESS_ERR_INVALID_REQUEST', `invalid request: ${err.message}; it was not sent`, { cause: err }))
+      return
+    }
     if (beforeHeaders && !this.#aborted) {
       const { flag, body } = upstreamFailureText(err)
       // A reset before the request was written is a refused stream (Envoy's HTTP/1 view of it).
@@ -255,9 +269,11 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (beforeHeaders) this.breaker?.release(this.trial)
     this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
     // The upstream failed mid-body: the caller's body ends with our code, undici's error as the cause.
-    const reason = this.#aborted || beforeHeaders
-      ? err
-      : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.#endpoint} failed after the response started`, { cause: err })
+    const reason = this.#aborted
+      ? abortError(err)
+      : beforeHeaders
+        ? err
+        : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.#endpoint} failed after the response started`, { cause: err })
     this.#downstream.onResponseError?.(this, reason)
   }
 
@@ -323,4 +339,10 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
       this.#held = null
     }
   }
+}
+
+/** undici's errors for a request it will not send: its arguments, not the upstream. */
+function isArgumentError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED'
 }

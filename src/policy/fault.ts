@@ -20,7 +20,7 @@ import type { Dispatcher } from 'undici'
 import type { FaultConfig } from '../config/types.js'
 import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
-import { MeshError } from '../errors.js'
+import { abortError, MeshError } from '../errors.js'
 import { rawFrom, type Controller, type Handler } from '../outbound/handler.js'
 import { LocalController, sendLocalReply } from '../outbound/local-reply.js'
 import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
@@ -194,7 +194,7 @@ export function injectFault(
     h.onRequestStart?.(controller, {})
     queueMicrotask(() => {
       if (!controller.aborted) sendLocalReply(h, controller, { status: d.abortStatus, body: FAULT_ABORT_BODY, flag: 'FI' })
-      else h.onResponseError?.(controller, abortedError(controller.reason))
+      else h.onResponseError?.(controller, abortError(controller.reason))
     })
     return true
   }
@@ -202,13 +202,6 @@ export function injectFault(
   h.onRequestStart?.(delayed, {})
   delayed.arm()
   return true
-}
-
-function abortedError(reason: Error | null): MeshError {
-  const err = new MeshError('SIDECARLESS_ERR_ABORTED', 'the request was aborted by the caller', { cause: reason ?? undefined })
-  // Code written for fetch and undici checks `err.name === 'AbortError'`; keep that working.
-  err.name = 'AbortError'
-  return err
 }
 
 const enum Phase { Waiting, Forwarded, Done }
@@ -296,7 +289,7 @@ class DelayedRequest implements Controller, Handler {
     this.#fault.release()
     discardBody(this.#body)
     this.#body = undefined
-    this.#down.onResponseError?.(this, abortedError(reason))
+    this.#down.onResponseError?.(this, abortError(reason))
   }
 
   pause(): void {

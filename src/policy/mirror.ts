@@ -32,9 +32,8 @@ import type { RequestMirrorPolicy } from '../config/types.js'
 import type { Controller, Handler } from '../outbound/handler.js'
 import { Deadlines, type DeadlineList, type Expirable } from '../outbound/deadlines.js'
 import { upstreamFailureText } from '../outbound/local-reply.js'
-import { upstreamHeaders } from '../outbound/request-headers.js'
+import { upstreamHeaders, type OutboundView } from '../outbound/request-headers.js'
 import type { HeaderMutations } from '../router/header-mutations.js'
-import type { RequestView } from '../router/request-view.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { Host } from '../upstream/host.js'
 
@@ -140,7 +139,7 @@ export class MirrorSender {
    * never waits. `authority` is what the original request sends as Host (after
    * `hostRewrite`); `path` the path it sends (after rewrites).
    */
-  copy(policy: MirrorPolicy, opts: DispatchOptions, view: RequestView, authority: string, path: string, timeoutMs: number, tracing: TracingSettings): void {
+  copy(policy: MirrorPolicy, opts: DispatchOptions, view: OutboundView, authority: string, path: string, timeoutMs: number, tracing: TracingSettings): void {
     try {
       for (const t of policy.targets) {
         if (t.percentage < 100 && !(t.percentage > 0 && Math.random() * 100 < t.percentage)) continue
@@ -164,7 +163,7 @@ export class MirrorSender {
     for (const s of [...this.#live]) s.cancel()
   }
 
-  #send(policy: MirrorPolicy, t: MirrorTarget, opts: DispatchOptions, view: RequestView, authority: string, path: string, timeoutMs: number, tracing: TracingSettings): void {
+  #send(policy: MirrorPolicy, t: MirrorTarget, opts: DispatchOptions, view: OutboundView, authority: string, path: string, timeoutMs: number, tracing: TracingSettings): void {
     const members = t.cluster.members
     const lb = t.subsetIndex < 0 ? members.all : members.subsets[t.subsetIndex]
     const host = lb?.pick(undefined)
@@ -178,7 +177,7 @@ export class MirrorSender {
     const shadow = shadowAuthority(authority)
     const ctx = currentContext()
     const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), tracing, opts.method, shadowAttributes(opts.method, shadow, view, t, host))
-    const headers = upstreamHeaders(opts.headers, shadow, t.requestMutations, { trace: client, formats: tracing.inject, requestId: ctx?.requestId })
+    const headers = upstreamHeaders(view.caller, shadow, t.requestMutations, { trace: client, formats: client.formats, requestId: ctx?.requestId, peer: client.peer })
     const up: DispatchOptions & { servername?: string } = {
       origin: host.address.origin,
       path,
@@ -211,7 +210,7 @@ export class MirrorSender {
   }
 }
 
-function shadowAttributes(method: string, authority: string, view: RequestView, t: MirrorTarget, host: Host): () => Attributes {
+function shadowAttributes(method: string, authority: string, view: OutboundView, t: MirrorTarget, host: Host): () => Attributes {
   return () => {
     const attrs: Attributes = {
       'http.request.method': method,

@@ -62,12 +62,13 @@ export function findRoute(vhost: CompiledVirtualHost, view: RequestView): Compil
 /**
  * Routes a request by `snapshot`. `authority` is the Host the request carries (or its
  * origin's); `path` the `:path` with the query. No side effects: the dispatcher sends what
- * this decides, `mesh.route()` describes it.
+ * this decides, `mesh.route()` describes it. `view`, when given, is the request as the
+ * caller built it already (the dispatcher's, which carries the headers it checked).
  */
-export function resolveRoute(snapshot: Snapshot, method: string, path: string, authority: string, scheme: string, headers: RawHeaders, downstream?: { readonly remoteAddress?: string | undefined; readonly localAddress?: string | undefined }): Resolution {
+export function resolveRoute(snapshot: Snapshot, method: string, path: string, authority: string, scheme: string, headers: RawHeaders, downstream?: { readonly remoteAddress?: string | undefined; readonly localAddress?: string | undefined }, given?: RequestView): Resolution {
   const vhost = snapshot.domains.find(authority)
   if (vhost === undefined) return snapshot.registryOnly ? { kind: 'registry_only', authority } : { kind: 'passthrough', authority }
-  const view = new RequestView(method, path, authority.toLowerCase(), scheme, headers)
+  const view = given ?? new RequestView(method, path, authority.toLowerCase(), scheme, headers)
   if (downstream !== undefined) {
     view.downstreamRemoteAddress = downstream.remoteAddress
     view.downstreamLocalAddress = downstream.localAddress

@@ -6,7 +6,7 @@
  */
 import { compileConfig } from '../config/compile.js'
 import type { MeshConfig } from '../config/types.js'
-import { validateConfig } from '../config/validate.js'
+import { checkConfig } from '../config/validate.js'
 import { ConfigError, MeshError } from '../errors.js'
 import type { HostRegistry } from '../upstream/host.js'
 import type { LimitRegistry } from '../policy/limits.js'
@@ -25,12 +25,14 @@ export class SnapshotStore {
   constructor(initial: MeshConfig, registry: HostRegistry, limits: LimitRegistry) {
     this.#registry = registry
     this.#limits = limits
-    const issues = validateConfig(initial)
-    if (issues.length > 0) throw new ConfigError(issues)
+    // Compile the plain copy validation made: the input is read once (a getter or Proxy
+    // could answer differently the second time).
+    const checked = checkConfig(initial)
+    if (checked.config === undefined) throw new ConfigError(checked.issues)
     limits.begin()
     let result
     try {
-      result = compileConfig(initial, ++this.#version, registry, limits)
+      result = compileConfig(checked.config, ++this.#version, registry, limits)
     } catch (err) {
       limits.abort()
       throw err
@@ -58,12 +60,12 @@ export class SnapshotStore {
 
   async #apply(input: MeshConfig): Promise<Snapshot> {
     if (this.#closed) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed; config updates are refused')
-    const issues = validateConfig(input)
-    if (issues.length > 0) throw new ConfigError(issues)
+    const checked = checkConfig(input)
+    if (checked.config === undefined) throw new ConfigError(checked.issues)
     this.#limits.begin()
     let result
     try {
-      result = compileConfig(input, this.#version + 1, this.#registry, this.#limits, this.#current)
+      result = compileConfig(checked.config, this.#version + 1, this.#registry, this.#limits, this.#current)
     } catch (err) {
       this.#limits.abort()
       throw err

@@ -6,9 +6,9 @@
  */
 import { ConfigError, MeshError } from '../errors.js'
 
-/** The issue lines of a config problem, each `path: CODE message` (the root path is `<root>`). */
+/** The issue lines of a config problem, each `[file:line:column: ]path: CODE message` (the root path is `<root>`). */
 export function problemLines(err: unknown): string[] {
-  if (err instanceof ConfigError) return err.issues.map((i) => `${i.path === '' ? '<root>' : i.path}: ${i.code} ${i.message}`)
+  if (err instanceof ConfigError) return err.issues.map((i) => `${i.location === undefined ? '' : `${i.location.file}:${i.location.line}:${i.location.column}: `}${i.path === '' ? '<root>' : i.path}: ${i.code} ${i.message}`)
   if (err instanceof MeshError) return [`${err.code} ${err.message}`]
   return [err instanceof Error ? err.message : String(err)]
 }

@@ -7,6 +7,8 @@ export interface Seen {
   readonly method: string
   readonly url: string
   readonly headers: http.IncomingHttpHeaders
+  /** Names and values as received, repeats kept (`headers` joins or drops them). */
+  readonly rawHeaders: string[]
 }
 
 /** A running upstream. */
@@ -37,7 +39,7 @@ export async function startUpstream(name: string, behaviour: Behaviour = echo): 
   const seen: Seen[] = []
   const sockets = new Set<Socket>()
   const server = http.createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders })
     req.resume()
     behaviour(req, res, name)
   })

@@ -125,8 +125,15 @@ export function translateCluster(resource: unknown, path: string, p: Problems): 
     config.type = type.toLowerCase() as DiscoveryType
   }
   put(config, 'connectTimeout', asDuration(p, m.get('connect_timeout')))
-  put(config, 'dnsRefreshRate', asDuration(p, m.get('dns_refresh_rate')))
-  dnsOptions(p, m, config)
+  if (type === 'STRICT_DNS' || type === 'LOGICAL_DNS') {
+    put(config, 'dnsRefreshRate', asDuration(p, m.get('dns_refresh_rate')))
+    dnsOptions(p, m, config)
+  } else {
+    for (const name of DNS_FIELDS) {
+      const f = m.get(name)
+      if (present(f)) p.report(f.path, `${name} applies to STRICT_DNS and LOGICAL_DNS clusters only; ignored`)
+    }
+  }
   put(config, 'loadBalancer', lbPolicy(p, m.get('lb_policy')))
   lbOptions(p, m, config)
   loadBalancingPolicy(p, m.get('load_balancing_policy'), config)
@@ -152,6 +159,7 @@ export function translateCluster(resource: unknown, path: string, p: Problems): 
   return { config, edsServiceName, endpointScheme, tls }
 }
 
+const DNS_FIELDS = ['dns_refresh_rate', 'respect_dns_ttl', 'dns_lookup_family', 'dns_failure_refresh_rate', 'dns_jitter', 'dns_resolvers', 'dns_resolution_config', 'typed_dns_resolver_config']
 const DNS_FAMILIES = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL']
 const FAILURE_REFRESH: Shape = { use: ['base_interval', 'max_interval'] }
 const RESOLUTION_CONFIG: Shape = {
