@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { isMeshError } from '../src/index.js'
-import { Problems, translateCluster, translateDownstreamTlsContext, translateRbac } from '../src/config/envoy/index.js'
+import { Problems, translateCluster, translateClusterLoadAssignment, translateDownstreamTlsContext, translateRbac } from '../src/config/envoy/index.js'
 import { grpcTarget, parseBootstrap, readBootstrap } from '../src/xds/client/bootstrap.js'
 import { listenerDomains, listenerNameOf } from '../src/xds/client/compose.js'
 import { agentBootstrap, commonTls, rbacPolicy } from './helpers/istiod.js'
@@ -125,6 +125,18 @@ describe('DownstreamTlsContext and load_balancing_policy', () => {
     assert.equal(c?.config.loadBalancer, 'ring_hash')
     assert.deepEqual(c?.config.ringHash, { minimumRingSize: 512 })
     assert.deepEqual(p.list(), [])
+  })
+})
+
+describe('ClusterLoadAssignment localities', () => {
+  const group = (weight: number, port: number) => ({ locality: { zone: `z${port}` }, load_balancing_weight: weight, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] })
+  test('one locality with its weight (as istiod sends it) is no warning; different weights between localities are', () => {
+    const one = new Problems()
+    assert.equal(translateClusterLoadAssignment({ cluster_name: 'c', endpoints: [group(1, 1)] }, 'cla', one).endpoints.length, 1)
+    assert.deepEqual(one.list(), [])
+    const two = new Problems()
+    assert.equal(translateClusterLoadAssignment({ cluster_name: 'c', endpoints: [group(1, 1), group(3, 2)] }, 'cla', two).endpoints.length, 2)
+    assert.match(two.list()[0]?.message ?? '', /locality weights are not supported/)
   })
 })
 
