@@ -103,6 +103,10 @@ export class AdsTransport {
       // Keep the channel's own reconnect quick: the stream waits for it (waitForReady).
       'grpc.initial_reconnect_backoff_ms': this.#backoff.initialMs,
       'grpc.max_reconnect_backoff_ms': this.#backoff.maxMs,
+      // A server gone without closing the connection (a partition, a killed node) is noticed;
+      // 5 minutes stays above istiod's keepalive enforcement minimum.
+      'grpc.keepalive_time_ms': 300_000,
+      'grpc.keepalive_timeout_ms': 20_000,
     })
     return this.#client
   }
@@ -176,6 +180,11 @@ export class AdsTransport {
 
   #ended(reason: string, hadResponse: boolean): void {
     if (this.#closed) return
+    // TLS credentials are read when a channel is made: a new one picks up rotated files.
+    if (this.#server.credentials.type === 'tls' && !hadResponse) {
+      this.#client?.close()
+      this.#client = undefined
+    }
     // gRPC resets the backoff once the stream has received a response.
     if (hadResponse) this.#nextBackoffMs = this.#backoff.initialMs
     const delay = hadResponse ? 0 : this.#jittered(this.#nextBackoffMs)
