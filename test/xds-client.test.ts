@@ -141,7 +141,9 @@ describe('xDS client: a mesh joins as a proxyless client', () => {
     secureTable.set('listener', apiListener(`${HOST}:8080`, HOST, 8080)).set('route', routeConfig(HOST, 8080, [{ to: clusterKey(HOST, 8080, 'v1') }]))
       .set('cluster', edsCluster(clusterKey(HOST, 8080, 'v1'))).set('endpoint', loadAssignment(clusterKey(HOST, 8080, 'v1'), [{ address: '127.0.0.1', port: v1.port }]))
     writeFileSync(join(dir, 'ca.pem'), pki.ca)
-    const bootstrap = { ...agentBootstrap(secure.address), xds_servers: [{ server_uri: secure.address, channel_creds: [{ type: 'tls', config: { ca_certificate_file: join(dir, 'ca.pem') } }] }] }
+    // By host name: grpc-js 1.14 sends an IP target as TLS servername, which Node 26 refuses.
+    const uri = secure.address.replace('127.0.0.1', 'localhost')
+    const bootstrap = { ...agentBootstrap(uri), xds_servers: [{ server_uri: uri, channel_creds: [{ type: 'tls', config: { ca_certificate_file: join(dir, 'ca.pem') } }] }] }
     const mesh = createMesh({ xds: { bootstrap, resourceTimeout: '3s' } })
     try {
       const res = await mesh.fetch(`http://${HOST}:8080/tls`)
