@@ -58,7 +58,7 @@ let productpage: Mesh
 before(async () => {
   // The control plane starts with a placeholder fleet; the real ports come once the services listen.
   cp = await createControlPlane({ config: { clusters: [{ name: 'boot', endpoints: [{ address: '127.0.0.1:1' }] }] }, listen: '127.0.0.1:0', log: () => undefined })
-  const ratings = await service('ratings', async () => 'stars:5')
+  const ratings = await service('ratings', () => Promise.resolve('stars:5'))
   const reviews = async (version: string) => service(`reviews-${version}`, async (mesh) => {
     const res = await mesh.fetch('http://ratings/stars')
     return `reviews-${version} (${await res.text()})`
