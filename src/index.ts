@@ -13,7 +13,8 @@
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshState, MeshTracing, PrometheusOptions, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshState, MeshTracing, MeshXds, PrometheusOptions, Traffic, XdsConnectionEvent, XdsOptions } from './mesh.js'
+export type { ResourceStatus as XdsClientResourceStatus, XdsCounters, XdsResourceStatus, XdsResourceType, XdsStatus } from './xds/client/status.js'
 export type { PromClientRegistry, RegisterOptions } from './observability/prom-client-bridge.js'
 export { PEER_HEADER } from './observability/istio-metrics.js'
 export type { Peer, RequestContext } from './observability/context.js'

@@ -94,7 +94,8 @@ export async function startAdmin(mesh: Mesh, host: string, port: number, info: A
         send(res, 200, 'text/plain', clusters(mesh))
         return
       case '/config_dump':
-        send(res, 200, 'application/json', `${JSON.stringify({ version: mesh.version, config: redact(mesh.config), unsupported: mesh.unsupported }, null, 2)}\n`)
+        // With xDS: every resource's version, ACK/NACK state and last refusal (CSDS's view), beside the config they made.
+        send(res, 200, 'application/json', `${JSON.stringify({ version: mesh.version, config: redact(mesh.config), unsupported: mesh.unsupported, xds: mesh.xds === undefined ? undefined : redact(mesh.xds.status()) }, null, 2)}\n`)
         return
       case '/server_info':
         send(res, 200, 'application/json', `${JSON.stringify(serverInfo(mesh, info), null, 2)}\n`)
