@@ -41,6 +41,7 @@ import type { Cluster } from './upstream/cluster.js'
 import type { BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
 import type { ClusterResilienceStats } from './observability/metrics.js'
 import type { ClusterHealthStats, EndpointHealthEvent, OutlierEjectionEvent } from './upstream/host-health.js'
+import type { ClusterDnsStats } from './upstream/dns/discovery.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -278,6 +279,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const out: Record<string, ClusterHealthStats> = {}
       for (const [name, c] of this.#store.current.clusters) {
         const stats = c.healthStats()
+        if (stats !== undefined) out[name] = stats
+      }
+      return out
+    })
+    this.#metricsRegistry.setDnsSource(() => {
+      const out: Record<string, ClusterDnsStats> = {}
+      for (const [name, c] of this.#store.current.clusters) {
+        const stats = c.dnsStats()
         if (stats !== undefined) out[name] = stats
       }
       return out
