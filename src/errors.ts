@@ -48,6 +48,10 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_XDS_UNAVAILABLE: 'the optional xDS dependencies are not installed',
   /** An xDS message or resource could not be encoded or decoded; the message names the type and the field path. */
   SIDECARLESS_ERR_XDS_RESOURCE: 'an xDS resource could not be encoded or decoded',
+  /** `createMesh({ xds })` found no xDS bootstrap (`GRPC_XDS_BOOTSTRAP`, `GRPC_XDS_BOOTSTRAP_CONFIG`, `xds.bootstrap`), or one gRPC would refuse; the message names the field. */
+  SIDECARLESS_ERR_XDS_BOOTSTRAP: 'the xDS bootstrap is missing or invalid',
+  /** A local traffic change (`mesh.traffic.split`) named a virtual host whose routes come from the xDS server. */
+  SIDECARLESS_ERR_XDS_MANAGED: 'the target is managed by the xDS server',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */

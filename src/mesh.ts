@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events'
 import type http from 'node:http'
 import type https from 'node:https'
+import { createRequire } from 'node:module'
 import { InboundPipeline } from './inbound/pipeline.js'
 import { LimitRegistry } from './policy/limits.js'
 import { createWrappedServer, ServerSet, wrapServer, type DrainTimes } from './inbound/server.js'
@@ -19,12 +20,16 @@ import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy/index.js'
 import { loadConfig, reportLoaded, type LoadOptions } from './config/load.js'
-import type { AdminConfig, DrainConfig, MeshConfig } from './config/types.js'
+import type { AdminConfig, DrainConfig, Duration, MeshConfig } from './config/types.js'
 import { defaults, limits } from './config/defaults.js'
 import { parseDuration } from './config/duration.js'
 import { formatListenAddress } from './config/listen-address.js'
 import { version as packageVersion } from './version.js'
 import { ConfigError, MeshError } from './errors.js'
+import { readBootstrap } from './xds/client/bootstrap.js'
+import { XdsClient } from './xds/client/client.js'
+import type { XdsStatus } from './xds/client/status.js'
+import { xdsPrometheus } from './xds/client/metrics.js'
 import { MeshDispatcher } from './outbound/dispatcher.js'
 import { createMeshFetch, type MeshFetch } from './outbound/fetch.js'
 import type { DeepReadonly, Snapshot } from './snapshot/snapshot.js'
@@ -36,6 +41,7 @@ import type { Cluster } from './upstream/cluster.js'
 import type { BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
 import type { ClusterResilienceStats } from './observability/metrics.js'
 import type { ClusterHealthStats, EndpointHealthEvent, OutlierEjectionEvent } from './upstream/host-health.js'
+import type { ClusterDnsStats } from './upstream/dns/discovery.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -60,6 +66,15 @@ export interface MeshOptions {
    */
   readonly config?: MeshConfig | string | object
   /**
+   * Take the config from an xDS server (istiod, or `sidecarless control-plane`) over ADS, as
+   * a proxyless gRPC client does. `true` reads the bootstrap as gRPC does, from
+   * `GRPC_XDS_BOOTSTRAP` (a file) or `GRPC_XDS_BOOTSTRAP_CONFIG` (its JSON); the object form
+   * takes it and more settings. With `config` too, the file's clusters and routes come first
+   * and xDS answers for the authorities the file does not name. Needs the optional
+   * dependencies `@grpc/grpc-js` and `protobufjs` (loaded only when set).
+   */
+  readonly xds?: boolean | XdsOptions
+  /**
    * The drain of `close()`; each field given overrides the config's `drain`
    * (`sidecarless/register` sets it from `SIDECARLESS_DRAIN_TIMEOUT` and
    * `SIDECARLESS_DRAIN_DELAY`).
@@ -67,6 +82,53 @@ export interface MeshOptions {
   readonly drain?: DrainConfig
   /** @internal false: the caller serves the admin endpoint itself (`sidecarless proxy`). */
   readonly serveAdmin?: boolean
+}
+
+/** Settings of the mesh's xDS client (`createMesh({ xds })`). */
+export interface XdsOptions {
+  /**
+   * The gRPC xDS bootstrap: the path of its JSON file, or the object. Default: from
+   * `GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG`, as gRPC reads it (istio-agent writes
+   * it to `/etc/istio/proxy/grpc-bootstrap.json`).
+   */
+  readonly bootstrap?: string | object
+  /**
+   * Outbound Listeners to subscribe to at start, named as the app calls them
+   * (`reviews.default.svc.cluster.local:9080`), so the first request finds its routes ready.
+   * Others are subscribed on the first request to their authority.
+   */
+  readonly listeners?: readonly string[]
+  /**
+   * Subscribe to the Listener of an authority on its first request (default true). That
+   * request waits for the routes, at most `resourceTimeout`. With false, only `listeners`
+   * are asked for; other authorities route as without xDS.
+   */
+  readonly onDemand?: boolean
+  /** How long a requested resource may stay unanswered before it is taken not to exist (gRPC's 15s). */
+  readonly resourceTimeout?: Duration
+}
+
+/** The xDS client of a mesh (`mesh.xds`). */
+export interface MeshXds {
+  /**
+   * Per resource: type, name, status (REQUESTED, ACKED, NACKED, DOES_NOT_EXIST), the version
+   * in use, when it arrived, the last refusal with every reason, and the fields not applied;
+   * the connection state and counters. `/config_dump` of `sidecarless proxy` shows the same.
+   */
+  status(): XdsStatus
+  /**
+   * Resolves once every Listener of `listeners` (default: `xds.listeners`) is in force or
+   * known not to exist: true; false when `resourceTimeout` passed first.
+   */
+  ready(listeners?: readonly string[]): Promise<boolean>
+}
+
+/** What `xdsConnected` carries. */
+export interface XdsConnectionEvent {
+  /** The xDS server's `server_uri`. */
+  readonly server: string
+  /** Why the stream ended (`xdsDisconnected` only). */
+  readonly reason?: string
 }
 
 /**
@@ -109,6 +171,10 @@ export interface MeshEvents {
   outlierEjection: [OutlierEjectionEvent]
   /** An active health check gave an endpoint its first verdict, or changed it. */
   endpointHealth: [EndpointHealthEvent]
+  /** The ADS stream to the xDS server is connected. */
+  xdsConnected: [XdsConnectionEvent]
+  /** The ADS stream ended; the client reconnects (with backoff) and asks for everything again. */
+  xdsDisconnected: [XdsConnectionEvent]
 }
 
 /**
@@ -133,6 +199,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly metrics: MeshMetrics
   /** Recent spans and span export counters, when the app registered no tracer provider. */
   readonly tracing: MeshTracing
+  /** The xDS client, when the mesh was created with `xds`; otherwise undefined. */
+  readonly xds: MeshXds | undefined
+  readonly #xds: XdsClient | undefined
   readonly #store: SnapshotStore
   readonly #registry: HostRegistry
   readonly #limits = new LimitRegistry()
@@ -163,6 +232,31 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const loaded = 'config' in options ? loadConfig(options.config, this.#load) : { config: {}, unsupported: [], source: undefined }
     this.unsupported = loaded.unsupported
     reportLoaded(loaded)
+    const xdsOptions = options.xds === true ? {} : options.xds === false || options.xds === undefined ? undefined : options.xds
+    if (xdsOptions !== undefined) {
+      requireXdsDependencies()
+      const bootstrap = readBootstrap(xdsOptions.bootstrap)
+      const timeout = xdsOptions.resourceTimeout === undefined ? 15_000 : parseDuration(xdsOptions.resourceTimeout)
+      if (timeout === undefined || timeout <= 0) throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `xds.resourceTimeout is ${JSON.stringify(xdsOptions.resourceTimeout)}; write a positive duration such as "15s"`)
+      this.#xds = new XdsClient({
+        bootstrap,
+        listeners: xdsOptions.listeners ?? [],
+        onDemand: xdsOptions.onDemand ?? true,
+        resourceTimeoutMs: timeout,
+        base: loaded.config,
+      }, {
+        apply: (config) => this.#apply(config),
+        connected: (server) => this.#emitSafely('xdsConnected', { server }),
+        disconnected: (server, reason) => this.#emitSafely('xdsDisconnected', { server, reason }),
+        rejected: (err) => this.#emitSafely('configRejected', err),
+      })
+      const client = this.#xds
+      const preset = xdsOptions.listeners ?? []
+      this.xds = Object.freeze({
+        status: () => client.status(),
+        ready: (listeners?: readonly string[]) => client.ready(listeners ?? preset),
+      })
+    }
     this.#registry = new HostRegistry({
       outlierEjection: (e) => this.#emitSafely('outlierEjection', e),
       endpointHealth: (e) => this.#emitSafely('endpointHealth', e),
@@ -189,8 +283,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
       return out
     })
+    this.#metricsRegistry.setDnsSource(() => {
+      const out: Record<string, ClusterDnsStats> = {}
+      for (const [name, c] of this.#store.current.clusters) {
+        const stats = c.dnsStats()
+        if (stats !== undefined) out[name] = stats
+      }
+      return out
+    })
     const exposition = (options?: PrometheusOptions): string =>
-      this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics())
+      this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics()) +
+      (this.#xds === undefined ? '' : xdsPrometheus(this.#xds.status()))
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: exposition,
@@ -203,15 +306,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
       onClose: (force) => this.#shutdown(force),
       tracer: this.#tracer,
       metrics: this.#metricsRegistry,
+      resolveAuthority: this.#xds === undefined ? undefined : (authority, scheme) => this.#xds?.resolveAuthority(authority, scheme),
     })
     this.fetch = createMeshFetch(this.dispatcher)
     this.traffic = Object.freeze({
       split: async (name: string, weights: TrafficWeights) => {
-        const current = this.#store.current.config as MeshConfig
-        return this.#apply(applySplit(current, name, weights))
+        const xds = this.#xds
+        if (xds === undefined) {
+          const current = this.#store.current.config as MeshConfig
+          return this.#apply(applySplit(current, name, weights))
+        }
+        // With xDS the split is a change of the config file's part; what xDS serves is the server's to change.
+        const base = xds.base
+        const inBase = (base.virtualHosts ?? []).some((v) => v.name === name) || (base.clusters ?? []).some((c) => c.name === name)
+        if (!inBase && (xds.manages(name) || (this.config.clusters ?? []).some((c) => c.name === name))) {
+          throw new MeshError('SIDECARLESS_ERR_XDS_MANAGED', `"${name}" comes from the xDS server (${xds.status().server}); change its split there (a VirtualService for istiod, cp.traffic.split() for sidecarless control-plane)`)
+        }
+        await xds.setBase(applySplit(base, name, weights))
+        return Object.freeze({ version: this.version, config: this.config })
       },
       get: (name: string) => readSplit(this.#store.current.config as MeshConfig, name),
     })
+    void this.#xds?.start()
     if (options.serveAdmin !== false) {
       this.#adminConfig = JSON.stringify(loaded.config.admin ?? null)
       if (loaded.config.admin !== undefined) this.#admin = this.#serveAdmin(loaded.config.admin, loaded.source)
@@ -255,7 +371,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   createServer(handler?: RequestListener): http.Server
   createServer(options: http.ServerOptions | https.ServerOptions, handler?: RequestListener): http.Server | https.Server
   createServer(a?: http.ServerOptions | https.ServerOptions | RequestListener, b?: RequestListener): http.Server | https.Server {
-    return createWrappedServer(this.#pipeline, this.#servers, a, b)
+    return this.#followServer(createWrappedServer(this.#pipeline, this.#servers, a, b))
   }
 
   /**
@@ -266,7 +382,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * `SIDECARLESS_ERR_INVALID_ARGUMENT`.
    */
   wrap<S extends http.Server | https.Server>(server: S): S {
-    return wrapServer(server, this.#pipeline, this.#servers, 'explicit')
+    return this.#followServer(wrapServer(server, this.#pipeline, this.#servers, 'explicit'))
   }
 
   /**
@@ -274,7 +390,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * same server, and never takes a server from another mesh.
    */
   wrapImplicitly<S extends http.Server | https.Server>(server: S): S {
-    return wrapServer(server, this.#pipeline, this.#servers, 'implicit')
+    return this.#followServer(wrapServer(server, this.#pipeline, this.#servers, 'implicit'))
   }
 
   /**
@@ -293,6 +409,24 @@ export class Mesh extends EventEmitter<MeshEvents> {
       timeoutMs: parseDuration(option?.timeout ?? config?.timeout) ?? defaults.drainTimeoutMs,
       delayMs: parseDuration(option?.delay ?? config?.delay) ?? defaults.drainDelayMs,
     }
+  }
+
+  /** xDS: a server's inbound Listener is subscribed while it listens. */
+  #followServer<S extends http.Server | https.Server>(server: S): S {
+    const xds = this.#xds
+    if (xds === undefined) return server
+    let bound: ReturnType<typeof server.address> = null
+    const listening = (): void => {
+      bound = server.address()
+      xds.serverListening(bound)
+    }
+    if (server.listening) listening()
+    server.on('listening', listening)
+    server.on('close', () => {
+      if (bound !== null) xds.serverClosed(bound)
+      bound = null
+    })
+    return server
   }
 
   /**
@@ -327,6 +461,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       throw err
     }
     reportLoaded(loaded)
+    if (this.#xds !== undefined) {
+      if (this.dispatcher.closed) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed; config updates are refused')
+      await this.#xds.setBase(loaded.config)
+      this.unsupported = loaded.unsupported
+      return Object.freeze({ version: this.version, config: this.config })
+    }
     const applied = await this.#apply(loaded.config)
     this.unsupported = loaded.unsupported
     return applied
@@ -385,7 +525,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Emits a health event from a timer or the request path: a listener that throws must not
    * break either, so its error becomes a process warning.
    */
-  #emitSafely<K extends 'outlierEjection' | 'endpointHealth'>(name: K, event: MeshEvents[K][0]): void {
+  #emitSafely<K extends 'outlierEjection' | 'endpointHealth' | 'xdsConnected' | 'xdsDisconnected' | 'configRejected'>(name: K, event: MeshEvents[K][0]): void {
     if (this.listenerCount(name) === 0) return
     try {
       ;(this.emit as (n: K, e: MeshEvents[K][0]) => boolean)(name, event)
@@ -403,6 +543,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#servers.drain(force ? { delayMs: 0, timeoutMs: 0 } : this.drainTimes())
       this.dispatcher.serveDrain(false)
       this.#restoreGlobal?.()
+      await this.#xds?.close()
       await this.#store.close()
       await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force), this.#limits.close()])
       // Last: the spans of requests that finished while the pools drained are flushed too.
@@ -510,6 +651,21 @@ type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => 
 /** Creates a mesh. Throws a {@link ConfigError} when the initial config is invalid. */
 export function createMesh(options: MeshOptions = {}): Mesh {
   return new Mesh(options)
+}
+
+/**
+ * The optional xDS dependencies, checked when the mesh is created (resolved, not loaded), so
+ * a missing one fails `createMesh` rather than every later request.
+ */
+function requireXdsDependencies(): void {
+  const require = createRequire(import.meta.url)
+  for (const name of ['@grpc/grpc-js', 'protobufjs']) {
+    try {
+      require.resolve(name)
+    } catch (err) {
+      throw new MeshError('SIDECARLESS_ERR_XDS_UNAVAILABLE', `xDS needs the optional dependency ${name}, which is not installed; install it with npm install ${name}`, { cause: err })
+    }
+  }
 }
 
 function resilienceStats(clusters: ReadonlyMap<string, Cluster>): Record<string, ClusterResilienceStats> {

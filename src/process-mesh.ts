@@ -79,27 +79,29 @@ function start(): ProcessMeshState {
     return { error: err as Error, environment: undefined }
   }
   const path = environment.config
-  if (path === undefined) {
+  if (path === undefined && !environment.xds) {
     return { error: new MeshError('SIDECARLESS_ERR_ENVIRONMENT', `SIDECARLESS_CONFIG is not set: ${CONFIG_HELP}`), environment }
   }
   drainOnSignals(environment)
   try {
     const mesh = create(environment, path)
-    watch(mesh, path)
+    if (path !== undefined) watch(mesh, path)
     return { mesh, environment }
   } catch (err) {
     // Unreadable, invalid, or naming credentials that cannot be loaded yet: a change of the
-    // file retries.
-    startWhenFixed(environment, path)
+    // file retries. A mesh from xDS alone has no file to watch: a bad bootstrap stays an error.
+    if (path !== undefined) startWhenFixed(environment, path)
     return { error: err as Error, environment }
   }
 }
 
-function create(environment: ProcessEnvironment, path: string): Mesh {
+function create(environment: ProcessEnvironment, path: string | undefined): Mesh {
   return createMesh({
     ...(environment.service === undefined ? {} : { service: environment.service }),
     labels: environment.labels,
-    config: path,
+    ...(path === undefined ? {} : { config: path }),
+    // The bootstrap as gRPC reads it: GRPC_XDS_BOOTSTRAP, else GRPC_XDS_BOOTSTRAP_CONFIG.
+    ...(environment.xds ? { xds: true } : {}),
     ...(environment.drain === undefined ? {} : { drain: environment.drain }),
   })
 }

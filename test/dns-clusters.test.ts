@@ -365,6 +365,38 @@ describe('strict_dns refresh', () => {
       await up.close()
     }
   })
+
+  test('metrics: snapshot().dns and the cluster update series count attempts, successes, failures and unchanged answers', async () => {
+    dnsServer.set('counted.strict.test', { a: ['127.0.0.1', '127.0.0.2'] })
+    const mesh = createMesh({
+      config: meshConfig([
+        {
+          name: 'counted', type: 'strict_dns', dnsRefreshRate: '20ms', dnsFailureRefreshRate: { baseInterval: '20ms', maxInterval: '40ms' },
+          dnsResolvers: [dnsServer.address], dnsLookupFamily: 'v4_only', endpoints: [{ address: 'counted.strict.test:1' }],
+        },
+        { name: 'static', endpoints: [{ address: '127.0.0.1:1' }] },
+      ]),
+    })
+    try {
+      await until(() => (mesh.metrics.snapshot().dns?.['counted']?.updateNoRebuild ?? 0) >= 2, 'two unchanged answers')
+      dnsServer.set('counted.strict.test', { rcode: 'SERVFAIL' })
+      await until(() => (mesh.metrics.snapshot().dns?.['counted']?.updateFailure ?? 0) >= 1, 'a failed refresh')
+      const dns = mesh.metrics.snapshot().dns
+      assert.deepEqual(Object.keys(dns ?? {}), ['counted'], 'a static cluster resolves nothing')
+      const c = dns?.['counted']
+      assert.ok(c !== undefined && c.updateAttempt >= c.updateSuccess + c.updateFailure && c.updateSuccess >= 3, JSON.stringify(c))
+      assert.deepEqual(c.targets.map((t) => [t.endpoint, t.addresses, t.lastFailure]), [['counted.strict.test:1', ['127.0.0.1', '127.0.0.2'], 'ESERVFAIL']])
+      const text = mesh.metrics.prometheus()
+      const value = (series: string): number => Number(new RegExp(`^${series}\\{cluster_name="counted"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
+      for (const series of ['update_attempt', 'update_success', 'update_failure', 'update_no_rebuild']) {
+        assert.ok(value(`sidecarless_cluster_${series}_total`) >= 1, `sidecarless_cluster_${series}_total in\n${text}`)
+      }
+      assert.match(text, /^sidecarless_cluster_dns_addresses\{cluster_name="counted",endpoint="counted\.strict\.test:1"\} 2$/m)
+      assert.doesNotMatch(text, /cluster_update_attempt_total\{cluster_name="static"/)
+    } finally {
+      await mesh.close()
+    }
+  })
 })
 
 describe('logical_dns', () => {

@@ -40,6 +40,16 @@ await mesh.close()`)
     assert.ok(!loaded.includes('protobufjs'), `protobufjs was loaded: ${loaded.join(', ')}`)
   })
 
+  it('a mesh with xds loads them, once its client starts', () => {
+    const loaded = loadedPackages(`
+const { createMesh } = await import(${JSON.stringify(index)})
+const mesh = createMesh({ xds: { bootstrap: { xds_servers: [{ server_uri: '127.0.0.1:1', channel_creds: [{ type: 'insecure' }] }] }, resourceTimeout: '200ms' } })
+await mesh.xds.ready(['never:80']).catch(() => {})
+await mesh.close()`)
+    assert.ok(loaded.includes('@grpc/grpc-js'), loaded.join(', '))
+    assert.ok(loaded.includes('protobufjs'), loaded.join(', '))
+  })
+
   it('creating a control plane loads them', () => {
     const loaded = loadedPackages(`
 const { createControlPlane } = await import(${JSON.stringify(index)})

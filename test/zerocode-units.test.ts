@@ -18,10 +18,17 @@ describe('SIDECARLESS_* environment', () => {
   })
 
   it('reads the variables, with exit as the default on a bad config', () => {
-    assert.deepEqual(readEnvironment({}), { config: undefined, service: undefined, labels: {}, onConfigError: 'exit' })
+    assert.deepEqual(readEnvironment({}), { config: undefined, service: undefined, labels: {}, onConfigError: 'exit', xds: false })
     assert.deepEqual(readEnvironment({ SIDECARLESS_CONFIG: 'm.yaml', SIDECARLESS_SERVICE: 'reviews', SIDECARLESS_LABELS: 'v=1', SIDECARLESS_ON_CONFIG_ERROR: 'continue' }), {
-      config: 'm.yaml', service: 'reviews', labels: { v: '1' }, onConfigError: 'continue',
+      config: 'm.yaml', service: 'reviews', labels: { v: '1' }, onConfigError: 'continue', xds: false,
     })
+    // An istio-agent pod: the bootstrap without a mesh config means xDS; SIDECARLESS_XDS decides when set.
+    assert.equal(readEnvironment({ GRPC_XDS_BOOTSTRAP: '/etc/istio/proxy/grpc-bootstrap.json' }).xds, true)
+    assert.equal(readEnvironment({ GRPC_XDS_BOOTSTRAP_CONFIG: '{}' }).xds, true)
+    assert.equal(readEnvironment({ GRPC_XDS_BOOTSTRAP: '/b.json', SIDECARLESS_CONFIG: 'm.yaml' }).xds, false)
+    assert.equal(readEnvironment({ GRPC_XDS_BOOTSTRAP: '/b.json', SIDECARLESS_CONFIG: 'm.yaml', SIDECARLESS_XDS: 'true' }).xds, true)
+    assert.equal(readEnvironment({ GRPC_XDS_BOOTSTRAP: '/b.json', SIDECARLESS_XDS: 'false' }).xds, false)
+    assert.throws(() => readEnvironment({ SIDECARLESS_XDS: 'yes' }), /SIDECARLESS_XDS is "yes"/)
     assert.throws(() => readEnvironment({ SIDECARLESS_ON_CONFIG_ERROR: 'EXIT' }), /SIDECARLESS_ON_CONFIG_ERROR is "EXIT"/)
     assert.throws(() => readEnvironment({ SIDECARLESS_SERVICE: 'two words' }), /SIDECARLESS_SERVICE is "two words"/)
   })

@@ -20,6 +20,7 @@ import type { DeepReadonly } from '../config/deep-readonly.js'
 import type { MeshConfig } from '../config/types.js'
 import type { UnsupportedField } from '../config/envoy/index.js'
 import type { MetricsSnapshot } from '../observability/metrics.js'
+import type { XdsStatus } from '../xds/client/status.js'
 
 
 /** What the endpoint reads of the mesh it serves (`mesh.ts` starts it: no import back). */
@@ -29,6 +30,8 @@ export interface AdminSubject {
   readonly config: DeepReadonly<MeshConfig>
   readonly unsupported: readonly UnsupportedField[]
   readonly metrics: { snapshot(): MetricsSnapshot; prometheus(): string }
+  /** The xDS client's view (CSDS), when the mesh has one. */
+  readonly xds: { status(): XdsStatus } | undefined
 }
 /** What the admin endpoint reports about the process around it. */
 export interface AdminInfo {
@@ -106,7 +109,8 @@ export async function startAdmin(mesh: AdminSubject, host: string, port: number,
         send(res, 200, 'text/plain', clusters(mesh))
         return
       case '/config_dump':
-        send(res, 200, 'application/json', `${JSON.stringify({ version: mesh.version, config: redact(mesh.config), unsupported: mesh.unsupported }, null, 2)}\n`)
+        // With xDS: every resource's version, ACK/NACK state and last refusal (CSDS's view), beside the config they made.
+        send(res, 200, 'application/json', `${JSON.stringify({ version: mesh.version, config: redact(mesh.config), unsupported: mesh.unsupported, xds: mesh.xds === undefined ? undefined : redact(mesh.xds.status()) }, null, 2)}\n`)
         return
       case '/server_info':
         send(res, 200, 'application/json', `${JSON.stringify(serverInfo(mesh, info), null, 2)}\n`)

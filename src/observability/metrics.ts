@@ -32,6 +32,7 @@ export interface ClusterResilienceStats extends ResilienceStats {
   readonly breakers?: Readonly<Record<string, BreakerStats>>
 }
 import { EJECTION_REASONS, type ClusterHealthStats } from '../upstream/host-health.js'
+import type { ClusterDnsStats } from '../upstream/dns/discovery.js'
 import { SecurityCounters, type SecurityStats } from '../security/stats.js'
 import { clampLatency, ENVOY_BUCKET_BOUNDS_MS, LatencyHistogram, latencySlot } from './histogram.js'
 import { escapeHelp, escapeLabelValue, formatValue } from './prometheus-text.js'
@@ -149,6 +150,12 @@ export interface MetricsSnapshot {
    * ejections, health-check results, panic mode. Absent when no cluster has either.
    */
   readonly health?: Readonly<Record<string, ClusterHealthStats>>
+  /**
+   * Service discovery of `strict_dns` and `logical_dns` clusters: resolutions attempted,
+   * succeeded, failed and unchanged, and what each endpoint name resolves to now. Absent when
+   * no cluster resolves names.
+   */
+  readonly dns?: Readonly<Record<string, ClusterDnsStats>>
   /** JWT authentication and authorization of inbound requests. */
   readonly security: SecurityStats
 }
@@ -352,6 +359,13 @@ export class MetricsRegistry {
   /** Where `snapshot().health` and the outlier / health-check / panic series come from (the clusters in force). */
   setHealthSource(source: () => Record<string, ClusterHealthStats>): void {
     this.#healthSource = source
+  }
+
+  #dnsSource: (() => Record<string, ClusterDnsStats>) | undefined
+
+  /** Where `snapshot().dns` and the cluster update series come from (the DNS clusters in force). */
+  setDnsSource(source: () => Record<string, ClusterDnsStats>): void {
+    this.#dnsSource = source
   }
   readonly #maxEndpoints: number
   /** Counters of inbound JWT authentication and authorization (the inbound pipeline records them). */
@@ -562,7 +576,12 @@ export class MetricsRegistry {
     const outbound = this.#virtualClusters.size === 0 ? { clusters } : { clusters, virtualClusters }
     const snap: MetricsSnapshot = { takenAt: Date.now(), inbound: { routes, sources }, outbound, limits: this.#limitSource?.() ?? {}, resilience: this.#resilienceSource?.() ?? {}, security: this.security.snapshot() }
     const health = this.#healthSource?.()
-    return health === undefined || Object.keys(health).length === 0 ? snap : { ...snap, health }
+    const dns = this.#dnsSource?.()
+    return {
+      ...snap,
+      ...(health === undefined || Object.keys(health).length === 0 ? {} : { health }),
+      ...(dns === undefined || Object.keys(dns).length === 0 ? {} : { dns }),
+    }
   }
 
   /**
@@ -591,6 +610,8 @@ export class MetricsRegistry {
     if (resilience !== undefined) writeResilience(out, this.#serviceLabel, resilience)
     const health = this.#healthSource?.()
     if (health !== undefined) writeHealth(out, this.#serviceLabel, health)
+    const dns = this.#dnsSource?.()
+    if (dns !== undefined) writeDns(out, this.#serviceLabel, dns)
     if (this.security.used) writeSecurity(out, this.#serviceLabel, this.security.snapshot())
     out.push(...this.security.tls.prometheus(this.#serviceLabel))
     writeIstio(out, [...this.#inboundIstio.values(), ...clusters.flatMap((c) => [...c.istio.values()])])
@@ -826,6 +847,28 @@ function writeHealth(out: string[], serviceLabel: string, health: Record<string,
       const s = health[n] as ClusterHealthStats
       return [[`${label(n)},subset=""`, s.panic ? 1 : 0] as [string, number], ...s.panicSubsets.map((sub) => [`${label(n)},subset="${escapeLabelValue(sub)}"`, 1] as [string, number])]
     }))
+}
+
+/**
+ * Service discovery of DNS clusters, named after Envoy's `cluster.<name>.update_attempt`,
+ * `update_success`, `update_failure` and `update_no_rebuild`, and the addresses each endpoint
+ * name resolves to now (Envoy's `membership_total` counts hosts, not names).
+ */
+function writeDns(out: string[], serviceLabel: string, dns: Record<string, ClusterDnsStats>): void {
+  const names = Object.keys(dns).sort()
+  if (names.length === 0) return
+  const label = (n: string): string => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`
+  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
+  }
+  const rows = (pick: (s: ClusterDnsStats) => number): [string, number][] => names.map((n) => [label(n), pick(dns[n] as ClusterDnsStats)])
+  series('sidecarless_cluster_update_attempt_total', 'counter', 'DNS resolutions started for the cluster (Envoy update_attempt).', rows((s) => s.updateAttempt))
+  series('sidecarless_cluster_update_success_total', 'counter', 'DNS resolutions that gave an answer (Envoy update_success).', rows((s) => s.updateSuccess))
+  series('sidecarless_cluster_update_failure_total', 'counter', 'DNS resolutions that failed (Envoy update_failure).', rows((s) => s.updateFailure))
+  series('sidecarless_cluster_update_no_rebuild_total', 'counter', 'DNS answers that changed no endpoint (Envoy update_no_rebuild).', rows((s) => s.updateNoRebuild))
+  series('sidecarless_cluster_dns_addresses', 'gauge', 'Addresses an endpoint name of the cluster resolves to now.',
+    names.flatMap((n) => (dns[n] as ClusterDnsStats).targets.map((t) => [`${label(n)},endpoint="${escapeLabelValue(t.endpoint)}"`, t.addresses.length] as [string, number])))
 }
 
 function writeLevel(out: string[], level: Level, places: readonly Place[]): void {

@@ -52,7 +52,16 @@ export interface MeshDispatcherOptions {
   readonly onClose: (force: boolean) => Promise<void>
   readonly tracer: MeshTracer
   readonly metrics: MetricsRegistry
+  /** xDS: see {@link AuthorityResolver}. */
+  readonly resolveAuthority?: AuthorityResolver | undefined
 }
+
+/**
+ * Asked when no virtual host claims a request's authority (the xDS client subscribes to its
+ * Listener): `undefined` to route as usual; a promise to wait, then route once more (`true`)
+ * or answer 503 `no healthy upstream` (`false`).
+ */
+export type AuthorityResolver = (authority: string, scheme: string) => Promise<boolean> | undefined
 
 /**
  * An undici Dispatcher that routes every request by the mesh config. Use it with undici's
@@ -66,6 +75,9 @@ export class MeshDispatcher extends Dispatcher {
   readonly #metrics: MetricsRegistry
   readonly #send: SendPath
   readonly #mirrors: MirrorSender
+  readonly #resolveAuthority: AuthorityResolver | undefined // xds
+  /** xds: requests routed again after a wait, so they wait at most once. */
+  readonly #resolved = new WeakSet<object>() // xds
   #closed = false
   /** While the mesh drains its servers: the requests being drained may still call out. */
   #servingDrain = false
@@ -80,6 +92,7 @@ export class MeshDispatcher extends Dispatcher {
     this.#metrics = options.metrics
     this.#send = new SendPath(options.tracer, options.metrics)
     this.#mirrors = new MirrorSender(this.#send)
+    this.#resolveAuthority = options.resolveAuthority // xds
   }
 
   /** True once `close()` or `destroy()` was called. */
@@ -116,6 +129,7 @@ export class MeshDispatcher extends Dispatcher {
     // Route resolution is router/resolve.ts, the same function mesh.route() explains.
     const view = new OutboundView(opts.method, opts.path, authority.toLowerCase(), scheme, opts.headers, caller)
     const r = resolveRoute(snapshot, opts.method, opts.path, authority, scheme, opts.headers, undefined, view)
+    if ((r.kind === 'registry_only' || r.kind === 'passthrough') && this.#awaitAuthority(opts, handler, authority, scheme)) return true // xds
     switch (r.kind) {
       case 'registry_only':
         discardBody(opts.body)
@@ -142,6 +156,25 @@ export class MeshDispatcher extends Dispatcher {
         return this.#route(ex, action)
       }
     }
+  }
+
+  /**
+   * xds: when the resolver has something to wait for, the request waits, then is dispatched
+   * once more (a second miss routes as usual) or answered 503 `no healthy upstream`.
+   */
+  #awaitAuthority(opts: DispatchOptions, handler: Dispatcher.DispatchHandler, authority: string, scheme: string): boolean {
+    if (this.#resolveAuthority === undefined || this.#resolved.has(handler)) return false
+    const wait = this.#resolveAuthority(authority, scheme)
+    if (wait === undefined) return false
+    this.#resolved.add(handler)
+    void wait.then((ok) => {
+      if (ok || this.#closed) this.dispatch(opts, handler)
+      else {
+        discardBody(opts.body)
+        answerAtDoor(toNewStyle(handler), { status: 503, body: 'no healthy upstream', flag: 'UH', headers: {} })
+      }
+    })
+    return true
   }
 
   /** Hands the caller its controller, the exchange; false when the caller aborted it at once. */

@@ -23,6 +23,12 @@ export interface ProcessEnvironment {
   /** `SIDECARLESS_ON_CONFIG_ERROR`; default `exit`. */
   readonly onConfigError: OnConfigError
   /**
+   * Take the config from xDS: `SIDECARLESS_XDS=true`, or, when `SIDECARLESS_XDS` is unset,
+   * `GRPC_XDS_BOOTSTRAP` (or `GRPC_XDS_BOOTSTRAP_CONFIG`) set and `SIDECARLESS_CONFIG` unset —
+   * a pod istio-agent prepared for proxyless gRPC.
+   */
+  readonly xds: boolean
+  /**
    * `SIDECARLESS_DRAIN_TIMEOUT` and `SIDECARLESS_DRAIN_DELAY` (durations such as `20s`),
    * overriding the config's `drain`; absent when neither is set.
    */
@@ -31,7 +37,7 @@ export interface ProcessEnvironment {
 
 /** What to set, named in every message about a missing config. */
 export const CONFIG_HELP =
-  'set SIDECARLESS_CONFIG to the path of a mesh config (YAML or JSON) or of an Envoy v3 bootstrap'
+  'set SIDECARLESS_CONFIG to the path of a mesh config (YAML or JSON) or of an Envoy v3 bootstrap, or GRPC_XDS_BOOTSTRAP to a gRPC xDS bootstrap (the config then comes from the xDS server)'
 
 /**
  * Reads the environment. Throws a `SIDECARLESS_ERR_ENVIRONMENT` {@link MeshError} naming the
@@ -45,6 +51,12 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): ProcessEn
   if (onConfigError !== 'exit' && onConfigError !== 'continue') {
     throw envError(`SIDECARLESS_ON_CONFIG_ERROR is ${quote(onConfigError)}; it must be "exit" (the default) or "continue"`)
   }
+  const xdsFlag = env['SIDECARLESS_XDS']
+  if (xdsFlag !== undefined && xdsFlag !== '' && xdsFlag !== 'true' && xdsFlag !== 'false') {
+    throw envError(`SIDECARLESS_XDS is ${quote(xdsFlag)}; it must be "true" or "false" (unset: xDS when GRPC_XDS_BOOTSTRAP is set and SIDECARLESS_CONFIG is not)`)
+  }
+  const bootstrap = (env['GRPC_XDS_BOOTSTRAP'] ?? '') !== '' || (env['GRPC_XDS_BOOTSTRAP_CONFIG'] ?? '') !== ''
+  const xds = xdsFlag === 'true' || ((xdsFlag === undefined || xdsFlag === '') && bootstrap && (config === undefined || config === ''))
   if (service !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/.test(service)) {
     throw envError(`SIDECARLESS_SERVICE is ${quote(service)}; a service name is letters, digits, ".", "_" and "-" (at most 253), starting and ending with a letter or digit`)
   }
@@ -54,6 +66,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): ProcessEn
     service,
     labels: parseLabels(env['SIDECARLESS_LABELS'] ?? ''),
     onConfigError,
+    xds,
     ...(drain === undefined ? {} : { drain }),
   })
 }

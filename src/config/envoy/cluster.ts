@@ -26,7 +26,8 @@ import {
   type Problems,
   type Shape,
 } from './reader.js'
-import { translateTlsCertificate, translateValidationContext, type SecretTranslation, type TlsCertificateTranslation, type ValidationTranslation } from './secret.js'
+import { translateCommonTlsContext } from './common-tls.js'
+import type { SecretTranslation, TlsCertificateTranslation, ValidationTranslation } from './secret.js'
 
 /** Upstream TLS as written, with the secrets and certificate providers it names still to resolve. */
 export interface UpstreamTlsTranslation {
@@ -65,7 +66,7 @@ const CLUSTER: Shape = {
     'dns_resolution_config', 'typed_dns_resolver_config',
     'least_request_lb_config', 'ring_hash_lb_config', 'maglev_lb_config', 'lb_subset_config', 'eds_cluster_config',
     'outlier_detection', 'health_checks', 'common_lb_config', 'circuit_breakers', 'typed_extension_protocol_options',
-    'common_http_protocol_options',
+    'common_http_protocol_options', 'load_balancing_policy',
   ],
   // Names and stats have no meaning in-process; alt_stat_name, Istio's per-cluster metadata.
   drop: ['alt_stat_name', 'track_cluster_stats', 'track_timeout_budgets'],
@@ -78,7 +79,6 @@ const CLUSTER: Shape = {
     protocol_selection: 'upstreams are spoken to in HTTP/1.1',
     hosts: 'the deprecated hosts list is not imported; use load_assignment',
     transport_socket_matches: 'per-endpoint transport sockets are not supported',
-    load_balancing_policy: 'extension load-balancing policies are not supported; use lb_policy',
     upstream_connection_options: 'TCP keepalive options are not supported',
     per_connection_buffer_limit_bytes: 'connection buffer limits are not supported',
     close_connections_on_host_health_failure: 'connections are kept when an endpoint turns unhealthy',
@@ -136,6 +136,7 @@ export function translateCluster(resource: unknown, path: string, p: Problems): 
   }
   put(config, 'loadBalancer', lbPolicy(p, m.get('lb_policy')))
   lbOptions(p, m, config)
+  loadBalancingPolicy(p, m.get('load_balancing_policy'), config)
   health(p, m, config)
   put(config, 'circuitBreakers', circuitBreakers(p, m.get('circuit_breakers')))
   put(config, 'idleTimeout', idleTimeout(p, m))
@@ -256,6 +257,77 @@ function lbOptions(p: Problems, m: Map<string, Field>, cluster: ClusterConfig): 
   const mg = readField(p, m.get('maglev_lb_config'), MAGLEV)
   const tableSize = asUint(p, mg?.get('table_size'), 2, 5_000_011)
   if (tableSize !== undefined) cluster.maglev = { tableSize }
+}
+
+const LB_POLICY_LIST: Shape = { use: ['policies'] }
+const LB_POLICY_ENTRY: Shape = { use: ['typed_extension_config'] }
+const TYPED_EXTENSION: Shape = { use: ['typed_config'], drop: ['name'] }
+const LB_EXTENSIONS = 'envoy.extensions.load_balancing_policies.'
+const WRR_LOCALITY: Shape = { use: ['endpoint_picking_policy'] }
+const RING_HASH_POLICY: Shape = { use: ['minimum_ring_size', 'maximum_ring_size'], drop: ['hash_function', 'use_hostname_for_hashing', 'hash_balance_factor', 'consistent_hashing_lb_config'] }
+const LEAST_REQUEST_POLICY: Shape = { use: ['choice_count'], why: { active_request_bias: 'active request bias is not supported', slow_start_config: 'slow start is not supported' } }
+const MAGLEV_POLICY: Shape = { use: ['table_size'], drop: ['consistent_hashing_lb_config'] }
+
+/**
+ * `load_balancing_policy` (the extension form gRPC prefers, gRFC A52): the first policy in
+ * the list the mesh has — round robin, least request, random, ring hash, maglev, or
+ * `wrr_locality` around one of them (localities are flattened here anyway). It replaces
+ * `lb_policy`, as in Envoy.
+ */
+function loadBalancingPolicy(p: Problems, f: Field | undefined, config: ClusterConfig): void {
+  const m = readField(p, f, LB_POLICY_LIST)
+  if (m === undefined || f === undefined) return
+  const entries = asList(p, m.get('policies'))
+  for (const entry of entries) {
+    const ext = readField(p, readField(p, entry, LB_POLICY_ENTRY)?.get('typed_extension_config'), TYPED_EXTENSION)
+    if (lbExtension(p, ext?.get('typed_config'), config, 0)) return
+  }
+  p.report(f.path, 'no load-balancing policy in the list is supported (round_robin, least_request, random, ring_hash, maglev, wrr_locality); the default ROUND_ROBIN applies')
+}
+
+function lbExtension(p: Problems, typed: Field | undefined, config: ClusterConfig, depth: number): boolean {
+  const type = typeName(p, typed)
+  if (!type.startsWith(LB_EXTENSIONS) || depth > 2) return false
+  const kind = type.slice(LB_EXTENSIONS.length).split('.')[0]
+  switch (kind) {
+    case 'round_robin':
+      config.loadBalancer = 'round_robin'
+      return true
+    case 'random':
+      config.loadBalancer = 'random'
+      return true
+    case 'least_request': {
+      config.loadBalancer = 'least_request'
+      const choiceCount = asUint(p, readField(p, typed, LEAST_REQUEST_POLICY)?.get('choice_count'), 2, 100)
+      if (choiceCount !== undefined) config.leastRequest = { choiceCount }
+      return true
+    }
+    case 'ring_hash': {
+      config.loadBalancer = 'ring_hash'
+      const rh = readField(p, typed, RING_HASH_POLICY)
+      const ringHash: NonNullable<ClusterConfig['ringHash']> = {}
+      put(ringHash, 'minimumRingSize', asUint(p, rh?.get('minimum_ring_size'), 1, limits.ringSize))
+      put(ringHash, 'maximumRingSize', asUint(p, rh?.get('maximum_ring_size'), 1, limits.ringSize))
+      if (Object.keys(ringHash).length > 0) config.ringHash = ringHash
+      return true
+    }
+    case 'maglev': {
+      config.loadBalancer = 'maglev'
+      const tableSize = asUint(p, readField(p, typed, MAGLEV_POLICY)?.get('table_size'), 2, 5_000_011)
+      if (tableSize !== undefined) config.maglev = { tableSize }
+      return true
+    }
+    case 'wrr_locality': {
+      const inner = readField(p, readField(p, typed, WRR_LOCALITY)?.get('endpoint_picking_policy'), LB_POLICY_LIST)
+      for (const entry of asList(p, inner?.get('policies'))) {
+        const ext = readField(p, readField(p, entry, LB_POLICY_ENTRY)?.get('typed_extension_config'), TYPED_EXTENSION)
+        if (lbExtension(p, ext?.get('typed_config'), config, depth + 1)) return true
+      }
+      return false
+    }
+    default:
+      return false
+  }
 }
 
 // ---------------------------------------------------------------- circuit breakers, idle timeout
@@ -502,26 +574,6 @@ const UPSTREAM_TLS: Shape = {
     enforce_rsa_key_usage: 'key usage is checked by Node',
   },
 }
-const COMMON_TLS: Shape = {
-  use: [
-    'tls_certificates', 'tls_certificate_sds_secret_configs', 'validation_context', 'validation_context_sds_secret_config',
-    'combined_validation_context', 'tls_certificate_provider_instance', 'tls_certificate_certificate_provider_instance',
-    'validation_context_certificate_provider_instance', 'alpn_protocols',
-  ],
-  why: {
-    tls_params: 'TLS versions and ciphers are Node\'s defaults',
-    custom_handshaker: 'custom handshakers are not supported',
-    key_log: 'TLS key logs are not supported',
-    tls_certificate_selector: 'certificate selectors are not supported',
-    custom_tls_certificate_selector: 'certificate selectors are not supported',
-  },
-}
-const SDS_CONFIG: Shape = { use: ['name'], drop: ['sds_config'] }
-const PROVIDER_INSTANCE: Shape = { use: ['instance_name', 'certificate_name'] }
-const COMBINED_VALIDATION: Shape = {
-  use: ['default_validation_context', 'validation_context_sds_secret_config', 'validation_context_certificate_provider_instance'],
-}
-
 /** The TLS of a transport socket: `undefined` for plain text (raw_buffer or none), or what the UpstreamTlsContext says. */
 function transportSocket(p: Problems, f: Field | undefined): UpstreamTlsTranslation | undefined {
   const m = readField(p, f, TRANSPORT_SOCKET)
@@ -535,46 +587,13 @@ function transportSocket(p: Problems, f: Field | undefined): UpstreamTlsTranslat
     return undefined
   }
   const ctx = readField(p, typed, UPSTREAM_TLS)
-  const common = readField(p, ctx?.get('common_tls_context'), COMMON_TLS)
   const sni = asString(p, ctx?.get('sni'))
-  let certificate: TlsCertificateTranslation | undefined
-  const certs = asList(p, common?.get('tls_certificates'))
-  for (const extra of certs.slice(1)) p.report(extra.path, 'one client certificate is presented; the others are dropped')
-  if (certs[0] !== undefined) certificate = translateTlsCertificate(p, certs[0])
-  let certificateSecret: string | undefined
-  const sds = asList(p, common?.get('tls_certificate_sds_secret_configs'))
-  if (sds[0] !== undefined) certificateSecret = asString(p, readField(p, sds[0], SDS_CONFIG)?.get('name'))
-  const certificateProvider = providerName(p, common?.get('tls_certificate_provider_instance') ?? common?.get('tls_certificate_certificate_provider_instance'))
-  let validation: ValidationTranslation | undefined
-  let validationSecret: string | undefined
-  let validationProvider: string | undefined
-  const combined = readField(p, common?.get('combined_validation_context'), COMBINED_VALIDATION)
-  const direct = common?.get('validation_context')
-  if (present(direct)) validation = translateValidationContext(p, direct)
-  if (combined !== undefined) {
-    const dflt = combined.get('default_validation_context')
-    if (present(dflt)) validation = translateValidationContext(p, dflt)
-    validationSecret = asString(p, readField(p, combined.get('validation_context_sds_secret_config'), SDS_CONFIG)?.get('name'))
-    validationProvider = providerName(p, combined.get('validation_context_certificate_provider_instance'))
-  }
-  validationSecret ??= asString(p, readField(p, common?.get('validation_context_sds_secret_config'), SDS_CONFIG)?.get('name'))
-  validationProvider ??= providerName(p, common?.get('validation_context_certificate_provider_instance'))
-  // ca_certificate_provider_instance sits inside the validation context (gRPC A29); read it there.
-  if (validationProvider === undefined && present(direct) && typeof direct.value === 'object' && direct.value !== null) {
-    const ca = (direct.value as Record<string, unknown>)['ca_certificate_provider_instance'] ?? (direct.value as Record<string, unknown>)['caCertificateProviderInstance']
-    if (ca !== undefined && ca !== null) validationProvider = providerName(p, { key: 'ca_certificate_provider_instance', name: 'ca_certificate_provider_instance', value: ca, path: `${direct.path}.ca_certificate_provider_instance` })
-  }
-  if (validation === undefined && validationSecret === undefined && validationProvider === undefined) {
+  const common = translateCommonTlsContext(p, ctx?.get('common_tls_context'))
+  if (common.validation === undefined && common.validationSecret === undefined && common.validationProvider === undefined) {
     // Envoy without a validation context does not verify the server; the mesh does.
     p.report(f.path, 'upstream TLS without a validation context: Envoy would not verify the server; the mesh verifies it against its default trust')
   }
-  return { path: f.path, sni, certificate, validation, certificateSecret, validationSecret, certificateProvider, validationProvider }
-}
-
-function providerName(p: Problems, f: Field | undefined): string | undefined {
-  const m = readField(p, f, PROVIDER_INSTANCE)
-  if (m === undefined) return undefined
-  return asString(p, m.get('instance_name')) ?? 'default'
+  return { path: f.path, sni, ...common }
 }
 
 /** The TLS settings known without resolving any secret. */

@@ -20,11 +20,10 @@ const LOAD_ASSIGNMENT: Shape = {
   why: { policy: 'overprovisioning and drop overloads are not imported', named_endpoints: 'named endpoints are not supported' },
 }
 const LOCALITY_ENDPOINTS: Shape = {
-  use: ['lb_endpoints', 'priority'],
+  use: ['lb_endpoints', 'priority', 'load_balancing_weight'],
   // Locality is descriptive unless zone-aware or locality-weighted balancing is on (reported where those are).
   drop: ['locality'],
   why: {
-    load_balancing_weight: 'locality weights are not supported',
     leds_cluster_locality_config: 'LEDS is not supported',
     metadata: 'locality metadata is not imported',
   },
@@ -53,7 +52,15 @@ const QUIET_NAMESPACES: readonly string[] = ['istio']
 export function translateClusterLoadAssignment(resource: unknown, path: string, p: Problems, scheme: 'http' | 'https' = 'http'): LoadAssignmentTranslation {
   const m = readField(p, { key: path, name: 'load_assignment', value: resource, path }, LOAD_ASSIGNMENT)
   const endpoints: EndpointConfig[] = []
-  for (const group of asList(p, m?.get('endpoints'))) {
+  const groups = asList(p, m?.get('endpoints'))
+  // Locality weights only matter between localities: one locality (istiod's and our control
+  // plane's usual) or equal weights balance as the flattened endpoints do.
+  const localityWeights = new Set<unknown>()
+  for (const group of groups) {
+    const v = typeof group.value === 'object' && group.value !== null ? (group.value as Record<string, unknown>)['load_balancing_weight'] : undefined
+    localityWeights.add(JSON.stringify(v ?? null))
+  }
+  for (const group of groups) {
     const g = readField(p, group, LOCALITY_ENDPOINTS)
     if (g === undefined) continue
     const priority = asUint(p, g.get('priority'), 0, 0xffffffff)
@@ -61,6 +68,8 @@ export function translateClusterLoadAssignment(resource: unknown, path: string, 
       p.report((g.get('priority') as Field).path, `priority ${priority} is not supported; these endpoints are skipped (only priority 0 is imported)`)
       continue
     }
+    const weight = g.get('load_balancing_weight')
+    if (weight !== undefined && localityWeights.size > 1) p.report(weight.path, 'locality weights are not supported: endpoints of every locality are balanced together')
     for (const item of asList(p, g.get('lb_endpoints'))) {
       const endpoint = lbEndpoint(p, item, scheme)
       if (endpoint !== undefined) endpoints.push(endpoint)
