@@ -20,7 +20,7 @@
  * BENCH_STEPS (comma list of validate,compile,create,update,update-all; clone always runs; for profiling).
  */
 /* global structuredClone */
-import { compileConfig } from '../dist/config/compile.js'
+import { compileConfig } from '../dist/snapshot/build.js'
 import { createMesh, validateConfig } from '../dist/index.js'
 import { HostRegistry } from '../dist/upstream/host.js'
 import { LimitRegistry } from '../dist/policy/limits.js'

@@ -20,7 +20,7 @@ export { PEER_HEADER } from './observability/istio-metrics.js'
 export type { Peer, RequestContext } from './observability/context.js'
 export type { ClusterResilienceStats, ClusterStats, ErrorKind, MetricsSnapshot, TrafficStats } from './observability/metrics.js'
 export { DEFAULT_ROUTE, OTHER_ENDPOINT } from './observability/metrics.js'
-export type { OverflowReason, ResilienceStats } from './policy/cluster-resources.js'
+export type { OverflowReason, ResilienceStats } from './upstream/resource-manager.js'
 export type { BreakerState, BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
 export type { RequestAuth, JwtFailure } from './security/jwt.js'
 export type { SecurityStats } from './security/stats.js'
@@ -36,8 +36,8 @@ export {
   OVERFLOW_HEADER,
   RESPONSE_FLAGS_HEADER,
   SUBSET_HEADER,
-} from './outbound/response-headers.js'
-export type { ResponseFlag } from './outbound/response-headers.js'
+} from './response-headers.js'
+export type { ResponseFlag } from './response-headers.js'
 export { ConfigError, ConfigIssueCodes, ConfigWarningCodes, ErrorCodes, isMeshError, MeshError } from './errors.js'
 export type { ConfigIssue, ConfigIssueCode, ConfigLocation, ConfigWarning, ConfigWarningCode, ErrorCode } from './errors.js'
 export { validateConfig } from './config/validate.js'

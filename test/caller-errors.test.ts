@@ -13,6 +13,9 @@ import { after, before, describe, test } from 'node:test'
 import { errors, Pool, request, stream, type Dispatcher } from 'undici'
 import { createMesh, isMeshError, type Mesh, type MeshConfig } from '../src/index.js'
 import { UpstreamRequest, PASSTHROUGH } from '../src/outbound/upstream-request.js'
+import { Exchange } from '../src/outbound/exchange.js'
+import { OutboundView } from '../src/outbound/request-headers.js'
+import type { TracingSettings } from '../src/observability/tracing.js'
 import { MetricsRegistry } from '../src/observability/metrics.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -25,11 +28,11 @@ after(async () => {
 })
 
 /** A cluster with a sensitive error-rate breaker, outlier detection and a retry policy. */
-function config(): MeshConfig {
+function config(address = up.address): MeshConfig {
   return {
     clusters: [{
       name: 'reviews',
-      endpoints: [{ address: up.address }],
+      endpoints: [{ address }],
       circuitBreakers: { errorRate: { volumeThreshold: 5, errorThreshold: 50, openDuration: '30s', countTransportErrors: true } },
       outlierDetection: { consecutive5xx: 3, consecutiveGatewayFailure: 3, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 100 },
     }],
@@ -224,7 +227,10 @@ describe('the backstop: an argument error from the pool is the caller error, not
       let error: Error | undefined
       let status: number | undefined
       const done = new Promise<void>((resolve) => {
-        const req = new UpstreamRequest({
+        const options: Dispatcher.DispatchOptions = { origin: up.address, path: '/x', method: 'GET', headers: ['transfer-encoding', 'chunked'] }
+        const endpoint = `127.0.0.1:${up.port}`
+        const caller = { flat: [], host: undefined, hasRequestId: false }
+        const handler: Dispatcher.DispatchHandler = {
           onRequestStart() {},
           onResponseStart(_c, s) {
             status = s
@@ -234,9 +240,26 @@ describe('the backstop: an argument error from the pool is the caller error, not
             error = err
             resolve()
           },
-        }, PASSTHROUGH, `127.0.0.1:${up.port}`, undefined, undefined, metrics.upstream('PassthroughCluster', undefined, `127.0.0.1:${up.port}`), undefined)
-        // Bypasses the door: undici's own Request constructor refuses this.
-        req.prepare(pool, { origin: up.address, path: '/x', method: 'GET', headers: ['transfer-encoding', 'chunked'] })
+        }
+        const ex = new Exchange({ nextTry: () => false }, options, handler, new OutboundView('GET', '/x', endpoint, 'http', options.headers, caller), endpoint, '/x', {} as TracingSettings, null)
+        const req = new UpstreamRequest({
+          exchange: ex,
+          dest: PASSTHROUGH,
+          endpoint,
+          host: undefined,
+          recorder: metrics.upstream('PassthroughCluster', undefined, endpoint),
+          span: undefined,
+          traceContext: undefined,
+          cluster: null,
+          resources: null,
+          breaker: null,
+          trial: false,
+          deadlines: undefined,
+          pool,
+          // Bypasses the door: undici's own Request constructor refuses this.
+          options,
+        })
+        ex.trying(req)
         req.dispatch()
       })
       await done
@@ -246,4 +269,54 @@ describe('the backstop: an argument error from the pool is the caller error, not
       await pool.destroy()
     }
   })
+})
+
+describe("the caller's request body failing while it is sent is the caller's failure, not the upstream's", () => {
+  // An upstream that answers once it has the whole body (a failed body never gets an answer).
+  let uploads: Upstream
+  before(async () => {
+    uploads = await startUpstream('uploads', (req, res, name) => req.on('end', () => res.end(name)))
+  })
+  after(async () => {
+    await uploads.close()
+  })
+
+  /** A body that sends a first chunk, then errors with `err`. */
+  function failingBody(err: Error): Readable {
+    const body = new Readable({ read() {} })
+    body.push('partial ')
+    setTimeout(() => body.destroy(err), 10)
+    return body
+  }
+
+  for (const [label, method] of [['POST (sent once)', 'POST'], ['PUT (replayable under the retry policy)', 'PUT']] as const) {
+    test(`${label}: 10 bodies that fail reject with the body's own error; no 503, no retry, breaker closed, no ejection`, async () => {
+      const mesh = createMesh({ config: config(uploads.address) })
+      try {
+        for (let i = 0; i < 10; i++) {
+          const err = new Error(`caller body failed ${i}`)
+          await assert.rejects(mesh.dispatcher.request({ origin: 'http://reviews', path: '/upload', method, body: failingBody(err) }), (got: unknown) => {
+            assert.equal(got, err, `the caller's own error, as plain undici gives it: ${String(got)}`)
+            return true
+          })
+        }
+        const snap = mesh.metrics.snapshot()
+        const breaker = snap.resilience['reviews']?.breakers?.['(cluster)']
+        assert.equal(breaker?.state, 'closed')
+        assert.equal(breaker?.opened, 0)
+        assert.equal(snap.resilience['reviews']?.retries ?? 0, 0, 'no retry of a caller failure')
+        assert.equal(snap.health?.['reviews']?.ejectionsActive ?? 0, 0)
+        const cluster = snap.outbound.clusters['reviews']
+        assert.equal(cluster?.errors.reset, 0)
+        assert.equal(cluster?.errors.connect_failure, 0)
+        assert.equal(cluster?.responses['5xx'], 0)
+        assert.equal(cluster?.errors.aborted, 10, 'counted as the caller giving up')
+        const res = await mesh.dispatcher.request({ origin: 'http://reviews', path: '/upload', method, body: 'whole' })
+        assert.equal(res.statusCode, 200)
+        assert.equal(await res.body.text(), 'uploads')
+      } finally {
+        await mesh.close()
+      }
+    })
+  }
 })

@@ -44,3 +44,18 @@ test('DeadlineList: an entry added after the lists emptied still expires on time
   await new Promise((r) => setTimeout(r, 120))
   assert.ok(fired >= 29, `expired after ${fired} ms`)
 })
+
+test('DeadlineList: the ring grows while its entries wrap around, and an emptied large ring still takes new entries', async () => {
+  const random = prng(11)
+  const list = new DeadlineList(30)
+  const expired = new Set<number>()
+  // Wrap the ring: 12 in, the first 10 cancelled, then 40 more (the ring doubles twice with
+  // its live entries past the end of the array).
+  const first = batch(list, 12, 2, random, expired, 0, 10)
+  const second = batch(list, 40, 5, random, expired, 100)
+  // A burst far past the large-ring bound, every entry cancelled: the ring empties.
+  batch(list, 10_000, 0, random, expired, 1_000)
+  const third = batch(list, 30, 3, random, expired, 50_000)
+  await new Promise((r) => setTimeout(r, 120))
+  assert.deepEqual([...expired].sort((a, b) => a - b), [...first, ...second, ...third].sort((a, b) => a - b))
+})

@@ -19,7 +19,7 @@ import type net from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { describe, it } from 'node:test'
 import { createCertificateAuthority, createMesh, validateConfig, type IssuedCertificate, type MeshConfig } from '../src/index.js'
-import { RESPONSE_FLAGS_HEADER } from '../src/outbound/response-headers.js'
+import { RESPONSE_FLAGS_HEADER } from '../src/response-headers.js'
 import { istioSniOf, selectServerAlpn } from '../src/security/istio-tls.js'
 import { CLOSE_HEADER, listenerConfig, serveMesh, tlsRequest } from './helpers/mtls.js'
 

@@ -9,7 +9,7 @@ import { rename, writeFile } from 'node:fs/promises'
 import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import { ConfigError, createCertificateAuthority, createMesh, isMeshError, type IssuedCertificate, type Mesh, type MeshConfig } from '../src/index.js'
-import { RESPONSE_FLAGS_HEADER } from '../src/outbound/response-headers.js'
+import { RESPONSE_FLAGS_HEADER } from '../src/response-headers.js'
 import { curl, opensslCert, tempDir } from './helpers/pki.js'
 
 const TD = 'cluster.local'

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { createMesh, validateConfig, OVERFLOW_HEADER, RESPONSE_FLAGS_HEADER, type MeshConfig, type RetryPolicyConfig, type CircuitBreakersConfig } from '../src/index.js'
 import { RetryPolicy, retryAfterMs } from '../src/policy/retry-policy.js'
-import { ClusterResources } from '../src/policy/cluster-resources.js'
+import { ResourceManager } from '../src/upstream/resource-manager.js'
 import { closedPort, startUpstream, type Behaviour, type Upstream } from './helpers/upstream.js'
 
 const ok: Behaviour = (_req, res, name) => res.end(name)
@@ -318,14 +318,18 @@ describe('retry budget', () => {
 
 describe('retry budget accounting', () => {
   test('a try waiting for a connection counts once (it is both active and pending)', () => {
-    const r = new ClusterResources({ retryBudget: { budgetPercent: 50, minRetryConcurrency: 0 } })
+    const r = new ResourceManager({ retryBudget: { budgetPercent: 50, minRetryConcurrency: 0 } })
     // Four tries in flight, all still waiting for a connection.
-    r.active = 4
-    r.pending = 4
-    r.activeRetries = 1
+    for (let i = 0; i < 4; i++) assert.equal(r.acquireRequest(), null)
+    assert.equal(r.active, 4)
+    assert.equal(r.pending, 4)
+    assert.equal(r.acquireRetry(), true)
+    assert.equal(r.activeRetries, 1)
     assert.equal(r.mayRetry(), true)
-    r.activeRetries = 2
+    assert.equal(r.acquireRetry(), true)
     assert.equal(r.mayRetry(), false, 'retries in flight may be 50% of 4 tries: 2')
+    assert.equal(r.acquireRetry(), false)
+    assert.equal(r.stats().retryOverflows, 1)
   })
 })
 

@@ -16,8 +16,23 @@ import type { AddressInfo } from 'node:net'
 import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
 import type { AdminConfig } from '../config/types.js'
 import { MeshError } from '../errors.js'
-import type { Mesh } from '../mesh.js'
+import type { DeepReadonly } from '../config/deep-readonly.js'
+import type { MeshConfig } from '../config/types.js'
+import type { UnsupportedField } from '../config/envoy/index.js'
+import type { MetricsSnapshot } from '../observability/metrics.js'
+import type { XdsStatus } from '../xds/client/status.js'
 
+
+/** What the endpoint reads of the mesh it serves (`mesh.ts` starts it: no import back). */
+export interface AdminSubject {
+  readonly service: string | undefined
+  readonly version: number
+  readonly config: DeepReadonly<MeshConfig>
+  readonly unsupported: readonly UnsupportedField[]
+  readonly metrics: { snapshot(): MetricsSnapshot; prometheus(): string }
+  /** The xDS client's view (CSDS), when the mesh has one. */
+  readonly xds: { status(): XdsStatus } | undefined
+}
 /** What the admin endpoint reports about the process around it. */
 export interface AdminInfo {
   readonly version: string
@@ -59,7 +74,7 @@ export function adminBindAddress(config: AdminConfig, warn: (message: string) =>
 }
 
 /** Starts the admin endpoint on `host:port` ({@link adminBindAddress} decides which). */
-export async function startAdmin(mesh: Mesh, host: string, port: number, info: AdminInfo): Promise<AdminServer> {
+export async function startAdmin(mesh: AdminSubject, host: string, port: number, info: AdminInfo): Promise<AdminServer> {
   const restricted = !isLoopback(host)
   const server = http.createServer({ maxHeaderSize: 8192 }, (req, res) => {
     req.resume()
@@ -140,7 +155,7 @@ function send(res: http.ServerResponse, status: number, type: string, body: stri
 }
 
 /** Envoy's `/stats` text: `name: value`, one numeric metric a line, names from the metrics snapshot. */
-function stats(mesh: Mesh): string {
+function stats(mesh: AdminSubject): string {
   const lines: string[] = []
   const walk = (value: unknown, name: string): void => {
     if (typeof value === 'number') lines.push(`${name}: ${value}`)
@@ -155,7 +170,7 @@ function stats(mesh: Mesh): string {
 }
 
 /** Envoy's `/clusters` text: `cluster::host:port::field::value`. */
-function clusters(mesh: Mesh): string {
+function clusters(mesh: AdminSubject): string {
   const lines: string[] = []
   for (const c of mesh.config.clusters ?? []) {
     lines.push(`${c.name}::default_priority::type::${c.type ?? 'static'}`)
@@ -168,7 +183,7 @@ function clusters(mesh: Mesh): string {
   return `${lines.join('\n')}\n`
 }
 
-function serverInfo(mesh: Mesh, info: AdminInfo): Record<string, unknown> {
+function serverInfo(mesh: AdminSubject, info: AdminInfo): Record<string, unknown> {
   return {
     version: info.version,
     state: info.state(),

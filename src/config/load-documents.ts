@@ -4,14 +4,27 @@
  * `file:line:column` of problems in a config read from a file, and the process warnings of
  * what a load found. `load.ts` calls in here; it keeps the single-object paths.
  */
-import { parseAllDocuments } from 'yaml'
-import { ConfigError, MeshError, type ConfigIssue } from '../errors.js'
+import { yaml } from './lazy-modules.js'
+import { ConfigError, MeshError, type ConfigIssue, type ConfigWarning } from '../errors.js'
+import type { UnsupportedField } from './envoy/index.js'
 import { isManifest, translateIstio, type IstioTranslateOptions } from './istio/translate.js'
 import { lintConfig } from './lint.js'
-import type { LoadedConfig } from './load.js'
 import { locateIssues, sourceOf, type Origin } from './source-location.js'
 import type { MeshConfig } from './types.js'
 import { validateConfig } from './validate.js'
+
+/** A config ready to validate, with what an Envoy import could not translate. */
+export interface LoadedConfig {
+  readonly config: MeshConfig
+  /** Fields of an Envoy bootstrap the import did not translate (empty for our own format). */
+  readonly unsupported: readonly UnsupportedField[]
+  /** The file it came from, if any. */
+  readonly source: string | undefined
+  /** What the input was: the mesh's own format, an Envoy bootstrap, or Kubernetes (Istio) manifests. */
+  readonly format?: 'mesh' | 'envoy' | 'istio'
+  /** Settings that are valid but almost surely mistakes (see `ConfigWarningCodes`). */
+  readonly warnings?: readonly ConfigWarning[]
+}
 
 /**
  * Who the config is for, when it holds Istio manifests: Istio computes each workload's config
@@ -28,7 +41,7 @@ export type LoadOptions = IstioTranslateOptions
  * bounded so a "billion laughs" file fails fast.
  */
 export function parseYamlDocuments(text: string): unknown {
-  const docs = parseAllDocuments(text, { prettyErrors: true })
+  const docs = yaml().parseAllDocuments(text, { prettyErrors: true })
   if (!Array.isArray(docs)) return null
   for (const d of docs) if (d.errors.length > 0) throw d.errors[0] as Error
   const values = docs.map((d) => d.toJS({ maxAliasCount: 100 }) as unknown)

@@ -6,31 +6,18 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import { extname } from 'node:path'
-import { ConfigError, MeshError, type ConfigIssue, type ConfigWarning } from '../errors.js'
+import { ConfigError, MeshError, type ConfigIssue } from '../errors.js'
 import { limits } from './defaults.js'
-import { fromEnvoy, isEnvoyBootstrap, type UnsupportedField } from './envoy/index.js'
+import { fromEnvoy, isEnvoyBootstrap } from './envoy/index.js'
 import { isManifest } from './istio/translate.js'
 import { lintConfig } from './lint.js'
-import { loadDocuments, parseYamlDocuments, refuseInvalid, type LoadOptions } from './load-documents.js'
+import { loadDocuments, parseYamlDocuments, refuseInvalid, type LoadedConfig, type LoadOptions } from './load-documents.js'
 import { plainCopy, type PlainCopy } from './plain-data.js'
 import { validateConfig } from './validate.js'
 import { rememberSource } from './source-location.js'
 import type { MeshConfig } from './types.js'
 
-export { reportLoaded, type LoadOptions } from './load-documents.js'
-
-/** A config ready to validate, with what an Envoy import could not translate. */
-export interface LoadedConfig {
-  readonly config: MeshConfig
-  /** Fields of an Envoy bootstrap the import did not translate (empty for our own format). */
-  readonly unsupported: readonly UnsupportedField[]
-  /** The file it came from, if any. */
-  readonly source: string | undefined
-  /** What the input was: the mesh's own format, an Envoy bootstrap, or Kubernetes (Istio) manifests. */
-  readonly format?: 'mesh' | 'envoy' | 'istio'
-  /** Settings that are valid but almost surely mistakes (see `ConfigWarningCodes`). */
-  readonly warnings?: readonly ConfigWarning[]
-}
+export { reportLoaded, type LoadedConfig, type LoadOptions } from './load-documents.js'
 
 /**
  * Reads and parses a JSON or YAML file (bounded in size); a YAML file of several documents

@@ -21,7 +21,8 @@
  *
  * @module
  */
-import { RE2JS } from 're2js'
+import type { RE2JS } from 're2js'
+import { re2js } from './lazy-modules.js'
 import { limits } from './defaults.js'
 
 /** A compiled RE2 pattern. */
@@ -122,6 +123,7 @@ class Re2Pattern implements CompiledRegex {
 
   constructor(source: string, ignoreCase: boolean) {
     this.source = source
+    const { RE2JS } = re2js()
     this.#re = RE2JS.compile(toRe2js(source), ignoreCase ? RE2JS.CASE_INSENSITIVE : 0)
     this.#js = jsEquivalent(source, ignoreCase)
     this.#asciiOnly = ignoreCase || /\.|\[\^/.test(source.replace(/\\./g, ''))
@@ -400,7 +402,7 @@ function literalPrefixOf(re: RE2JS, source: string): [string, boolean] {
   let inner = prefixFields(re)
   if (inner[0] === '' && source.startsWith('^') && source.length > 1) {
     try {
-      inner = prefixFields(RE2JS.compile(toRe2js(source.slice(1))))
+      inner = prefixFields(re2js().RE2JS.compile(toRe2js(source.slice(1))))
     } catch {
       return ['', false]
     }

@@ -5,6 +5,7 @@
  */
 
 import { DISCOVERY_TYPES, LOAD_BALANCERS, RATE_LIMIT_UNITS } from './envoy-enums.js'
+import type { MeshConfig } from './types.js'
 
 /** What one field may hold. */
 export type Spec =
@@ -383,6 +384,13 @@ const authorizationPolicy: Spec = {
   },
 }
 
+/**
+ * The fields of an object type `T`, one spec for each and no other: the compiler refuses a
+ * field of `T` the schema forgets, and a field the schema has that `T` does not. (The
+ * nested objects are checked against the types by test/config-model.test.ts.)
+ */
+type FieldsOf<T> = { readonly [K in keyof Required<T>]: Spec }
+
 /** The root of the config. */
 export const meshConfigFields: Fields = {
   clusters: {
@@ -503,4 +511,4 @@ export const meshConfigFields: Fields = {
   },
   admin: { t: 'object', fields: { address: reqStr, allowNonLoopback: bool } },
   drain: { t: 'object', fields: { timeout: { t: 'duration' }, delay: { t: 'duration' } } },
-}
+} satisfies FieldsOf<MeshConfig>

@@ -3,7 +3,8 @@
  * text (weakly, by the parsed value); only when a problem is reported is the text parsed
  * again with positions, and each issue's path looked up in it. A valid config pays nothing.
  */
-import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml'
+import type { Document } from 'yaml'
+import { yaml } from './lazy-modules.js'
 import type { ConfigIssue, ConfigLocation } from '../errors.js'
 
 /** The text a parsed config came from. */
@@ -34,6 +35,7 @@ export type Origin = (path: string) => { doc: number; path: readonly (string | n
  */
 export function locateIssues(issues: readonly ConfigIssue[], source: SourceText, origin?: Origin): ConfigIssue[] {
   let docs: Document[]
+  const { LineCounter, parseAllDocuments } = yaml()
   const counter = new LineCounter()
   try {
     docs = parseAllDocuments(source.text, { lineCounter: counter })
@@ -61,7 +63,7 @@ export function locateIssues(issues: readonly ConfigIssue[], source: SourceText,
 function nodeOffset(doc: Document, path: readonly (string | number)[]): number | undefined {
   for (let n = path.length; n >= 0; n--) {
     const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true)
-    if (isNode(node) && node.range !== undefined && node.range !== null) {
+    if (yaml().isNode(node) && node.range !== undefined && node.range !== null) {
       // For a map entry, point at its key: that is the line a reader looks for.
       const key = n > 0 ? keyOffset(doc, path.slice(0, n)) : undefined
       return key ?? node.range[0]
@@ -73,11 +75,11 @@ function nodeOffset(doc: Document, path: readonly (string | number)[]): number |
 function keyOffset(doc: Document, path: readonly (string | number)[]): number | undefined {
   const parent: unknown = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true)
   const last = path[path.length - 1]
-  if (typeof last !== 'string' || !isNode(parent) || !('items' in parent)) return undefined
+  if (typeof last !== 'string' || !yaml().isNode(parent) || !('items' in parent)) return undefined
   const items = (parent as { items: unknown[] }).items
   for (const item of items) {
     const key = (item as { key?: unknown }).key
-    if (isNode(key) && 'value' in key && (key as { value: unknown }).value === last && key.range !== undefined && key.range !== null) return key.range[0]
+    if (yaml().isNode(key) && 'value' in key && (key as { value: unknown }).value === last && key.range !== undefined && key.range !== null) return key.range[0]
   }
   return undefined
 }

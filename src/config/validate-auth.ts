@@ -5,10 +5,10 @@
  */
 import type { ConfigIssueCode } from '../errors.js'
 import { isHeaderName } from './http-token.js'
-import { jwksUriProblem, parseJwks } from '../security/jwks-document.js'
-import { isIpConditionKey, parseConditionKey } from '../security/authz.js'
-import { parseIpBlock } from '../security/ip-block.js'
-import { patternProblem } from '../security/string-match.js'
+import { jwksUriProblem, parseJwks } from './jwks-document.js'
+import { isIpConditionKey, parseConditionKey } from './authz-condition.js'
+import { parseIpBlock } from './ip-block.js'
+import { patternProblem } from './string-match.js'
 import { parseDuration } from './duration.js'
 
 type Obj = Record<string, unknown>

@@ -5,7 +5,7 @@
  * then has the same path), since a file may legitimately appear after validation.
  */
 import type { ConfigIssueCode } from '../errors.js'
-import { identityPatternProblem } from '../security/identity.js'
+import { identityPatternProblem } from './spiffe-id.js'
 import { limits } from './defaults.js'
 
 type Obj = Record<string, unknown>

@@ -8,7 +8,7 @@ import { AuthzRequest } from '../security/authz-request.js'
 import type { Authorizer } from '../security/authz.js'
 import type { RequestAuth } from '../security/jwt.js'
 import type { SecurityCounters } from '../security/stats.js'
-import { refuseRequest } from './local-denial.js'
+import { refuse } from './local-refusal.js'
 
 /** Decides on `req`; answers 403 and returns false when refused. */
 export function applyAuthorization(
@@ -25,6 +25,6 @@ export function applyAuthorization(
     return true
   }
   counters.rbacDenied(decision.policy as string)
-  refuseRequest(res, 'denied', 403, 'RBAC: access denied')
+  refuse(res, 'denied', 403, 'RBAC: access denied')
   return false
 }

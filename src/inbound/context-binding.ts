@@ -7,7 +7,7 @@
  * emitters, the emitters of a request the app handles run their listeners in its context.
  *
  * Only `emit` is wrapped (one closure per emitter), and an emit already inside the context
- * (the common case) calls straight through.
+ * (the common case), or of an event nobody listens to, calls straight through.
  */
 import type { EventEmitter } from 'node:events'
 import { currentContext, runWithContext, type MeshRequestContext } from '../observability/context.js'
@@ -16,8 +16,18 @@ import { currentContext, runWithContext, type MeshRequestContext } from '../obse
 export function bindToContext(emitter: EventEmitter, ctx: MeshRequestContext): void {
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the emitter as `this`
   const emit = emitter.emit
-  emitter.emit = function emitInContext(this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
-    if (currentContext() === ctx) return emit.call(this, event, ...args)
-    return runWithContext(ctx, () => emit.call(this, event, ...args))
+  emitter.emit = function emitInContext(this: EventEmitter, event: string | symbol): boolean {
+    // Already in the context, or no listener to run: straight through. `apply(this,
+    // arguments)` hands the arguments on without an array or an iterator per emit, and an
+    // event nobody listens to (most of a response's) does not enter the context: on Node 24
+    // each entry copies the async context frame (a Map).
+    // eslint-disable-next-line prefer-rest-params
+    if (currentContext() === ctx || this.listenerCount(event) === 0) return emit.apply(this, arguments as unknown as Parameters<EventEmitter['emit']>)
+    // eslint-disable-next-line prefer-rest-params
+    return emitIn(ctx, emit, this, arguments)
   } as EventEmitter['emit']
+}
+
+function emitIn(ctx: MeshRequestContext, emit: EventEmitter['emit'], emitter: EventEmitter, args: IArguments): boolean {
+  return runWithContext(ctx, () => emit.apply(emitter, args as unknown as Parameters<EventEmitter['emit']>))
 }

@@ -19,13 +19,19 @@
 import { EventEmitter } from 'node:events'
 import type http from 'node:http'
 import { context, trace, type Span } from '@opentelemetry/api'
-import type { InboundPipeline } from './pipeline.js'
+import type { SpanOwnership } from '../config/types.js'
 
 /** Set on a request the instrumentation runs around: its server span, for the chain to adopt. */
 export const APP_SERVER_SPAN: unique symbol = Symbol('sidecarless.appServerSpan')
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean
 type Req = http.IncomingMessage & { [APP_SERVER_SPAN]?: Span | undefined }
+
+/** What delivery needs of the inbound chain (`pipeline.ts`). */
+export interface InboundChain {
+  handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void): void
+  spanOwnership(): SpanOwnership
+}
 
 /** The emit OpenTelemetry's instrumentation-http wrapped, when `emit` is its wrapper. */
 function wrappedByOtel(emit: Emit): Emit | undefined {
@@ -37,7 +43,7 @@ function wrappedByOtel(emit: Emit): Emit | undefined {
  * How `server` hands a `request` event to the chain, then to its listeners, given the
  * `emit` it had before the mesh wrapped it.
  */
-export function requestDelivery(server: http.Server, emit: Emit, pipelineOf: () => InboundPipeline | null): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+export function requestDelivery(server: http.Server, emit: Emit, pipelineOf: () => InboundChain | null): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const inner = wrappedByOtel(emit)
   if (inner === undefined) {
     return (req, res) => {

@@ -8,7 +8,7 @@ import type http from 'node:http'
 import type { MeshRequestContext } from '../observability/context.js'
 import { JWT_FAILURE_BODY, RequestAuthentication, type AuthnOutcome, type RequestAuth } from '../security/jwt.js'
 import type { SecurityCounters } from '../security/stats.js'
-import { refuseRequest } from './local-denial.js'
+import { refuse } from './local-refusal.js'
 
 /**
  * Authenticates `req`, then calls `proceed` with the verified auth (or `undefined` when the
@@ -54,9 +54,7 @@ export function applyJwtAuthn(
     }
     if (!sync) counters.jwtCacheMisses++
     counters.jwtDenied(o.reason)
-    refuseRequest(res, 'unauthenticated', 401, JWT_FAILURE_BODY[o.reason], {
-      'www-authenticate': `Bearer realm="${realmOf(req)}", error="invalid_token"`,
-    })
+    refuse(res, 'unauthenticated', 401, JWT_FAILURE_BODY[o.reason], [['www-authenticate', `Bearer realm="${realmOf(req)}", error="invalid_token"`]])
   }
 }
 

@@ -5,9 +5,9 @@
  * concurrency limit is full or its queue wait expired (`UO`); the app never sees them.
  */
 import type http from 'node:http'
-import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
 import type { LimitSet } from '../policy/limits.js'
 import { rateLimitHeaders, type RateLimitRequest, type RateLimitVerdict } from '../policy/rate-limit.js'
+import { refuse } from './local-refusal.js'
 
 /** What the limiters read of an inbound request. */
 class InboundLimitRequest implements RateLimitRequest {
@@ -50,7 +50,7 @@ export function applyInboundLimits(
     if (set.rate === null) continue
     const v = set.rate.check(lr, now)
     if (!v.allowed) {
-      refuse(res, 429, 'local_rate_limited', 'RL', set.responseHeaders ? v : undefined)
+      refuse(res, 'rate_limited', 429, 'local_rate_limited', set.responseHeaders ? rateLimitHeaders(v) : undefined)
       return
     }
     if (set.responseHeaders && v.limit >= 0) shown ??= v
@@ -67,7 +67,7 @@ export function applyInboundLimits(
     .then((answers) => {
       if (res.destroyed || res.writableEnded) return
       if (answers.every(Boolean)) admit(res, sets, proceed)
-      else refuse(res, 429, 'rate_limited', 'RL', undefined)
+      else refuse(res, 'rate_limited', 429, 'rate_limited')
     })
 }
 
@@ -86,18 +86,10 @@ function admit(res: http.ServerResponse, sets: readonly LimitSet[], proceed: () 
     return
   }
   const ticket = bulkhead.enqueue(hold, (reason) => {
-    if (!res.destroyed && !res.writableEnded) refuse(res, 503, reason === 'timeout' ? 'concurrency limit queue timeout' : 'concurrency limit exceeded', 'UO', undefined)
+    if (!res.destroyed && !res.writableEnded) refuse(res, 'overflow', 503, reason === 'timeout' ? 'concurrency limit queue timeout' : 'concurrency limit exceeded')
   })
   // No ticket: the limiter settled at once and already called one of the two callbacks.
   if (ticket === undefined) return
   // A caller that goes away while queued gives its place up.
   res.once('close', () => ticket.cancel())
-}
-
-function refuse(res: http.ServerResponse, status: number, body: string, flag: 'RL' | 'UO', verdict: RateLimitVerdict | undefined): void {
-  res.statusCode = status
-  res.setHeader('content-type', 'text/plain')
-  res.setHeader(RESPONSE_FLAGS_HEADER, flag)
-  if (verdict !== undefined) for (const [k, v] of rateLimitHeaders(verdict)) res.setHeader(k, v)
-  res.end(body)
 }

@@ -18,16 +18,15 @@ import { newRequestId } from '../observability/ids.js'
 import { extract, isValidRequestId } from '../observability/propagation.js'
 import { MeshTracer } from '../observability/tracing.js'
 import { RequestView } from '../router/request-view.js'
-import type { Snapshot } from '../snapshot/snapshot.js'
-import { peerOf } from './server.js'
+import type { InboundFilters, InboundRoute, Snapshot } from '../snapshot/snapshot.js'
+import { peerOf } from './peer.js'
 import { applyInboundLimits } from './limits-filter.js'
-import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
-import type { LimitSet } from '../policy/limits.js'
-import { applyInboundFault } from '../policy/fault.js'
+import { applyInboundFault } from './fault-filter.js'
 import type { InboundTls } from '../security/compile.js'
 import type { TlsCounters } from '../security/tls-stats.js'
+import type { SecurityCounters } from '../security/stats.js'
 import { applySecurity } from './security-filter.js'
-import { denialOf } from './local-denial.js'
+import { refusalOf } from './local-refusal.js'
 import { normalizeRequestTarget } from './request-target.js'
 import { bindToContext } from './context-binding.js'
 import type { Tunnel } from './tunnel.js'
@@ -102,9 +101,8 @@ export class InboundPipeline {
       const ms = performance.now() - started
       const received = socket.bytesRead - readBefore
       const sent = socket.bytesWritten - writtenBefore
-      const flag = res.getHeader(RESPONSE_FLAGS_HEADER)
-      // [security-auth] 401/403 made by the JWT and authorization filters.
-      const denial = denialOf(res)
+      // [security-auth] 401/403 of JWT and authorization; 429/503 of the limits.
+      const refusal = refusalOf(res)
       if (tunnel?.handedOver === true) {
         // An upgrade or CONNECT the app took: its status is what it wrote on the socket
         // (101 Switching Protocols, 200 for CONNECT, or its own refusal).
@@ -116,14 +114,12 @@ export class InboundPipeline {
           recorder.end(status, ms, received, sent)
           MeshTracer.end(s.span, status, undefined, 'server')
         }
-      } else if (denial !== undefined) {
-        recorder.fail(denial, ms)
-        // A 4xx is not a server error (OTel HTTP conventions): the span keeps an unset status.
-        MeshTracer.end(s.span, res.statusCode, undefined, 'server')
-      } else if (flag === 'RL' || flag === 'UO') {
-        // Answered by the mesh's own limits: an error of that kind, not an app response.
-        recorder.fail(flag === 'RL' ? 'rate_limited' : 'overflow', ms)
-        MeshTracer.end(s.span, res.statusCode, flag === 'RL' ? 'rate_limited' : 'overflow', 'server')
+      } else if (refusal !== undefined) {
+        // Answered by the mesh itself: an error of that kind, not an app response. A 401 or
+        // 403 is not a server error (OTel HTTP conventions): the span keeps an unset status.
+        recorder.fail(refusal, ms)
+        const spanError = refusal === 'rate_limited' || refusal === 'overflow' ? refusal : undefined
+        MeshTracer.end(s.span, res.statusCode, spanError, 'server')
       } else if (res.writableFinished) {
         recorder.end(res.statusCode, ms, received, sent)
         MeshTracer.end(s.span, res.statusCode, undefined, 'server')
@@ -141,29 +137,41 @@ export class InboundPipeline {
       res.end(`bad request: ${malformed}`)
       return
     }
-    // After the limits: JWT authn → authorization → fault → the app, in its request context.
-    const fault = entry?.fault ?? null
-    const run = (): void => {
-      // Listeners the app adds (body, close, finish) run in the request context too.
-      bindToContext(req, ctx)
-      if (tunnel === undefined) bindToContext(res, ctx)
-      runWithContext(ctx, next)
-    }
-    const faulted = fault === null ? run : () => applyInboundFault(fault, req, res, run)
-    const secured = snapshot.requestAuthentication !== null || snapshot.authorization !== null
-    const app = secured ? () => applySecurity(req, res, snapshot, ctx, this.#metrics.security, faulted) : faulted
-    const listenerLimits = snapshot.listenerLimits
-    const routeLimits = entry?.limits ?? null
-    if (listenerLimits === null && routeLimits === null) {
-      app()
+    const filters = entry === undefined ? snapshot.listenerFilters : entry.filters
+    if (filters === null) {
+      enterApp(req, res, ctx, next, tunnel)
       return
     }
-    const sets = routeLimits === null ? [listenerLimits as LimitSet] : listenerLimits === null ? [routeLimits] : [listenerLimits, routeLimits]
-    applyInboundLimits(req, res, peer?.identity, sets, app)
+    runFilters(filters, req, res, peer?.identity, ctx, this.#metrics.security, () => enterApp(req, res, ctx, next, tunnel))
   }
 }
 
-function matchRoute(snapshot: Snapshot, req: http.IncomingMessage): Snapshot['listenerRoutes'][number] | undefined {
+/** The app, inside its request context: listeners it adds (body, close, finish) run in the context too. */
+function enterApp(req: http.IncomingMessage, res: http.ServerResponse, ctx: MeshRequestContext, next: () => void, tunnel: Tunnel | undefined): void {
+  bindToContext(req, ctx)
+  if (tunnel === undefined) bindToContext(res, ctx)
+  runWithContext(ctx, next)
+}
+
+/** The compiled filters of a request's route, in order: limits → JWT authn → authorization → fault → `app`. */
+function runFilters(
+  filters: InboundFilters,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  identity: string | undefined,
+  ctx: MeshRequestContext,
+  counters: SecurityCounters,
+  app: () => void,
+): void {
+  const fault = filters.fault
+  const faulted = fault === null ? app : () => applyInboundFault(fault, req, res, app)
+  const secured = filters.requestAuthentication !== null || filters.authorization !== null
+  const afterLimits = secured ? () => applySecurity(req, res, filters, ctx, counters, faulted) : faulted
+  if (filters.limits === null) afterLimits()
+  else applyInboundLimits(req, res, identity, filters.limits, afterLimits)
+}
+
+function matchRoute(snapshot: Snapshot, req: http.IncomingMessage): InboundRoute | undefined {
   const view = new RequestView(req.method ?? 'GET', req.url ?? '/', (req.headers.host ?? '').toLowerCase(), 'http', req.headers)
   for (const r of snapshot.listenerRoutes) if (r.match.matches(view)) return r
   return undefined

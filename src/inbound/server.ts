@@ -10,9 +10,8 @@ import http from 'node:http'
 import https from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Server as TlsServer, type TLSSocket } from 'node:tls'
+import { Server as TlsServer } from 'node:tls'
 import { MeshError } from '../errors.js'
-import { peerIdentity } from '../security/identity.js'
 import type { InboundPipeline } from './pipeline.js'
 import { requestDelivery, uninstrumented } from './http-instrumentation.js'
 import { ServerBinding, ServerSet, type WrappableServer } from './server-binding.js'
@@ -203,15 +202,4 @@ export function createWrappedServer(pipeline: InboundPipeline, owner: ServerSet,
   const tls = options.key !== undefined || options.pfx !== undefined || options.cert !== undefined || options.SNICallback !== undefined
   const server = tls ? createHttpsServer(options, handler) : createHttpServer(options as http.ServerOptions, handler)
   return wrapServer(server, pipeline, owner)
-}
-
-/**
- * The peer of a request's connection: address, port and, over verified (m)TLS, the SPIFFE ID
- * of the client certificate (read once per connection and cached on the socket).
- */
-export function peerOf(req: http.IncomingMessage): { address: string; port: number; identity?: string } | undefined {
-  const s = req.socket as TLSSocket | undefined
-  if (s?.remoteAddress === undefined) return undefined
-  const identity = s.encrypted === true ? peerIdentity(s) : undefined
-  return identity === undefined ? { address: s.remoteAddress, port: s.remotePort ?? 0 } : { address: s.remoteAddress, port: s.remotePort ?? 0, identity }
 }

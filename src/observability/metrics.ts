@@ -23,7 +23,7 @@
  * Every sample also carries `service` when the registry was given one.
  */
 import type { LimitStats } from '../policy/limits.js'
-import type { ResilienceStats } from '../policy/cluster-resources.js'
+import type { ResilienceStats } from '../upstream/resource-manager.js'
 import type { BreakerStats } from '../policy/error-rate-breaker.js'
 
 /** Retries, circuit-breaker thresholds and error-rate breakers of one cluster. */

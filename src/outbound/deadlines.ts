@@ -1,7 +1,7 @@
 /**
  * Route timeouts without a Node timer per request. Requests with the same timeout expire in
  * the order they started, so each distinct timeout keeps one FIFO of deadlines and one timer
- * armed for the oldest live entry. Adding is two array pushes; cancelling clears a slot.
+ * armed for the oldest live entry. Adding is two stores into a ring; cancelling clears a slot.
  * Node groups its own timers the same way, but a `setTimeout`/`clearTimeout` pair per
  * request still costs an object, a list insertion and garbage; this costs none of that.
  */
@@ -11,14 +11,24 @@ export interface Expirable {
   expire(): void
 }
 
-/** The deadlines of one timeout duration. */
+/** A ring mask above which an emptied ring is given back (4,096 entries, ~64 KB). */
+const LARGE_RING = 4095
+
+/**
+ * The deadlines of one timeout duration: a ring of entries in start order. Positions count
+ * up from 0 for the life of the list; the entry at position `p` sits at `p & mask`. In the
+ * steady state (as many requests starting as ending) adding and cancelling allocate
+ * nothing: the ring only grows, by doubling, when more requests are in flight than it holds.
+ */
 export class DeadlineList {
   readonly #ms: number
-  #items: (Expirable | null)[] = []
-  #deadlines: number[] = []
+  #items: (Expirable | null)[] = new Array<Expirable | null>(16).fill(null)
+  #deadlines = new Float64Array(16)
+  #mask = 15
+  /** Position of the oldest entry not yet cancelled or expired (or `#tail` when none). */
   #head = 0
-  /** Entries dropped from the front so far: positions stay valid across compaction. */
-  #offset = 0
+  /** Position the next entry gets. */
+  #tail = 0
   #timer: NodeJS.Timeout | undefined
 
   constructor(ms: number) {
@@ -32,41 +42,53 @@ export class DeadlineList {
 
   /** Adds `item`, started at `now` (performance.now()); returns its position for `cancel`. */
   add(item: Expirable, now: number): number {
-    const index = this.#items.length
-    this.#items.push(item)
+    if (this.#tail - this.#head > this.#mask) this.#grow()
+    const position = this.#tail++
     const deadline = now + this.#ms
-    this.#deadlines.push(deadline)
+    this.#items[position & this.#mask] = item
+    this.#deadlines[position & this.#mask] = deadline
     if (this.#timer === undefined) this.#arm(deadline, now)
-    return this.#offset + index
+    return position
   }
 
   /**
    * Makes the entry at `position` inert (it finished in time). Requests of one timeout tend
    * to finish in the order they started, so the head is usually what finishes: moving past
-   * it at once keeps the lists as short as the requests in flight, instead of growing for a
-   * whole timeout period (at 17k requests/s and 15s, half a million entries to collect).
+   * it at once keeps the ring as short as the requests in flight, instead of growing for a
+   * whole timeout period (at 17k requests/s and 15s, half a million entries to hold).
    */
   cancel(position: number): void {
-    const index = position - this.#offset
-    if (index < this.#head || index >= this.#items.length) return
-    this.#items[index] = null
-    if (index !== this.#head) return
+    if (position < this.#head || position >= this.#tail) return
     const items = this.#items
-    let head = index + 1
-    while (head < items.length && items[head] === null) head++
-    if (head === items.length) {
-      this.#offset += items.length
-      this.#items = []
-      this.#deadlines = []
-      this.#head = 0
-    } else if (head > 1024 && head * 2 > items.length) {
-      this.#offset += head
-      this.#items = items.slice(head)
-      this.#deadlines = this.#deadlines.slice(head)
-      this.#head = 0
-    } else {
-      this.#head = head
+    const mask = this.#mask
+    items[position & mask] = null
+    if (position !== this.#head) return
+    let head = position + 1
+    while (head < this.#tail && items[head & mask] === null) head++
+    this.#head = head
+    if (head === this.#tail && mask > LARGE_RING) this.#shrink()
+  }
+
+  /** An empty ring that a burst made large goes back to its first size. */
+  #shrink(): void {
+    this.#items = new Array<Expirable | null>(16).fill(null)
+    this.#deadlines = new Float64Array(16)
+    this.#mask = 15
+  }
+
+  /** Doubles the ring, each live position moving to its place under the new mask. */
+  #grow(): void {
+    const size = (this.#mask + 1) * 2
+    const items = new Array<Expirable | null>(size).fill(null)
+    const deadlines = new Float64Array(size)
+    const mask = size - 1
+    for (let p = this.#head; p < this.#tail; p++) {
+      items[p & mask] = this.#items[p & this.#mask] as Expirable | null
+      deadlines[p & mask] = this.#deadlines[p & this.#mask] as number
     }
+    this.#items = items
+    this.#deadlines = deadlines
+    this.#mask = mask
   }
 
   #arm(deadline: number, now: number): void {
@@ -77,30 +99,21 @@ export class DeadlineList {
   #fire(): void {
     this.#timer = undefined
     const now = performance.now()
+    const items = this.#items
+    const deadlines = this.#deadlines
+    const mask = this.#mask
     const expired: Expirable[] = []
     let head = this.#head
-    while (head < this.#items.length && (this.#deadlines[head] as number) <= now) {
-      const item = this.#items[head]
-      this.#items[head] = null
+    while (head < this.#tail && (deadlines[head & mask] as number) <= now) {
+      const item = items[head & mask]
+      items[head & mask] = null
       head++
       if (item !== null && item !== undefined) expired.push(item)
     }
-    while (head < this.#items.length && this.#items[head] === null) head++
-    if (head === this.#items.length) {
-      this.#offset += this.#items.length
-      this.#items = []
-      this.#deadlines = []
-      this.#head = 0
-    } else {
-      if (head > 1024 && head * 2 > this.#items.length) {
-        this.#offset += head
-        this.#items = this.#items.slice(head)
-        this.#deadlines = this.#deadlines.slice(head)
-        head = 0
-      }
-      this.#head = head
-      this.#arm(this.#deadlines[head] as number, now)
-    }
+    while (head < this.#tail && items[head & mask] === null) head++
+    this.#head = head
+    if (head < this.#tail) this.#arm(deadlines[head & mask] as number, now)
+    else if (mask > LARGE_RING) this.#shrink()
     // Expire after the list is consistent: an expiry may start new requests on this list.
     for (const item of expired) item.expire()
   }

@@ -4,8 +4,9 @@
  * to the caller, marked by the response-flags header.
  */
 import { abortError } from '../errors.js'
+import { RequestController } from './controller.js'
 import { rawFrom, type Controller, type Handler } from './handler.js'
-import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from './response-headers.js'
+import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from '../response-headers.js'
 
 type HeaderObject = Record<string, string | string[] | undefined>
 
@@ -25,11 +26,12 @@ const STATUS_TEXT: Record<number, string> = {
 /**
  * Sends a local reply to `handler` through `controller`. The body is small (at most a few
  * KiB), so it goes in one chunk; an abort by the caller stops the reply where it is.
+ * `delayed`: a fault delay held the request first (flag `DI` before the reply's own).
  */
-export function sendLocalReply(handler: Handler, controller: Controller, reply: LocalReply): void {
+export function sendLocalReply(handler: Handler, controller: Controller, reply: LocalReply, delayed = false): void {
   const body = typeof reply.body === 'string' ? Buffer.from(reply.body) : reply.body
   const headers: HeaderObject = { ...reply.headers }
-  headers[RESPONSE_FLAGS_HEADER] = reply.flag
+  headers[RESPONSE_FLAGS_HEADER] = delayed ? `DI,${reply.flag}` : reply.flag
   if (body !== undefined && body.length > 0) {
     headers['content-type'] ??= 'text/plain'
     headers['content-length'] = String(body.length)
@@ -44,37 +46,30 @@ export function sendLocalReply(handler: Handler, controller: Controller, reply: 
   else handler.onResponseEnd?.(controller, {})
 }
 
-/** A controller for requests answered locally, with no upstream behind them. */
-export class LocalController implements Controller {
-  #aborted = false
-  #paused = false
-  #reason: Error | null = null
-  rawHeaders: Buffer[] | null = null
+/**
+ * Answers a request at the door (no route, a redirect, a direct response, a fault abort):
+ * its controller is announced now, the reply follows on the next microtask, never inside
+ * `dispatch`. An abort meanwhile ends the request with the abort instead.
+ */
+export function answerAtDoor(h: Handler, reply: LocalReply): void {
+  const controller = new RequestController()
+  h.onRequestStart?.(controller, {})
+  queueMicrotask(() => {
+    if (!controller.aborted) sendLocalReply(h, controller, reply)
+    else h.onResponseError?.(controller, abortError(controller.reason))
+  })
+}
 
-  get aborted(): boolean {
-    return this.#aborted
-  }
+/** Fails a request at the door with a coded error, on the next microtask. */
+export function failAtDoor(h: Handler, err: Error): void {
+  queueMicrotask(() => h.onResponseError?.(new RequestController(), err))
+}
 
-  get paused(): boolean {
-    return this.#paused
-  }
-
-  get reason(): Error | null {
-    return this.#reason
-  }
-
-  abort(reason: Error): void {
-    this.#aborted = true
-    this.#reason = reason
-  }
-
-  pause(): void {
-    this.#paused = true
-  }
-
-  resume(): void {
-    this.#paused = false
-  }
+/** A request answered locally never sends its body: release a streaming one. */
+export function discardBody(body: unknown): void {
+  if (body === null || typeof body !== 'object') return
+  const b = body as { destroy?: () => void; resume?: () => void }
+  if (typeof b.resume === 'function' && typeof b.destroy === 'function') b.destroy()
 }
 
 /** Envoy's wording for a request that could not reach or lost its upstream. */

@@ -1,29 +1,29 @@
 /**
- * One outbound request on its way to an upstream host. It sits between the caller's
- * handler and the endpoint pool: to the pool it is a handler, to the caller it is the
- * controller. That seat lets it answer for the upstream when the upstream cannot (503
- * before headers, 504 on timeout, as Envoy does), add the headers that say who served the
- * request, and abort promptly even while the request waits in the pool's queue.
+ * One try of an outbound request, on its way to an upstream host: the handler the
+ * endpoint's pool drives. It counts what the try did (metrics, client span, the cluster's
+ * thresholds, the error-rate breaker, outlier detection) and tells its exchange how the try
+ * went: a response (with the headers that say who served it), or a failure before the
+ * response, which the mesh answers for the upstream as Envoy does (503 on a refused, failed
+ * or reset connection; 504 on the per-try timeout). The exchange decides what the caller
+ * sees: that answer, or another try.
  */
 import type { Duplex } from 'node:stream'
+import type { Context, Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
-import type { Span } from '@opentelemetry/api'
 import { abortError, MeshError } from '../errors.js'
 import type { ErrorKind, Recorder } from '../observability/metrics.js'
 import { dispatchIn, MeshTracer } from '../observability/tracing.js'
-import type { Context } from '@opentelemetry/api'
-import { mutateHeaderObject } from '../router/header-mutations.js'
-import type { HeaderMutations } from '../router/header-mutations.js'
-import type { Host } from '../upstream/host.js'
-import type { Cluster } from '../upstream/cluster.js' // outlier detection (issue #4)
-import type { DeadlineList, Expirable } from './deadlines.js'
-import type { ConcurrencyLimiter } from '../policy/concurrency-limit.js'
-import { rawFrom, type Controller, type Handler } from './handler.js'
-import { sendLocalReply, upstreamFailureText } from './local-reply.js'
-import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from './response-headers.js'
-import type { ClusterResources } from '../policy/cluster-resources.js'
 import type { ErrorRateBreaker } from '../policy/error-rate-breaker.js'
 import type { TryFailure } from '../policy/retry-policy.js'
+import { CLUSTER_HEADER, ENDPOINT_HEADER, SUBSET_HEADER, type ResponseFlag } from '../response-headers.js'
+import { mutateHeaderObject, type HeaderMutations } from '../router/header-mutations.js'
+import type { Cluster } from '../upstream/cluster.js'
+import type { Host } from '../upstream/host.js'
+import type { ResourceManager } from '../upstream/resource-manager.js'
+import type { DeadlineList, Expirable } from './deadlines.js'
+import type { Exchange, Try } from './exchange.js'
+import { rawFrom, type Controller, type Handler } from './handler.js'
+import { upstreamFailureText } from './local-reply.js'
 
 const enum State { Waiting, Streaming, Done }
 
@@ -61,67 +61,84 @@ function rawFor(dest: Destination, endpoint: string): readonly Buffer[] {
   return raw
 }
 
-/** Handler towards the pool, controller towards the caller. */
-export class UpstreamRequest implements Handler, Controller, Expirable {
-  readonly #downstream: Handler
+/** What one try is: where it goes, what it counts, who it reports to. */
+export interface UpstreamRequestOptions {
+  /** The request this try belongs to. */
+  readonly exchange: Exchange
+  readonly dest: Destination
+  /** `host:port` of the upstream, as the endpoint header reports it. */
+  readonly endpoint: string
+  /** The mesh host, whose active-request count least_request reads; none for pass-through. */
+  readonly host: Host | undefined
+  /** Metrics of this destination and endpoint. */
+  readonly recorder: Recorder
+  /** The client span, when the trace is recorded. */
+  readonly span: Span | undefined
+  /** [otel] The OTel context to dispatch in, when the app's undici instrumentation must be silenced or nested (`tracing.spans`). */
+  readonly traceContext: Context | undefined
+  /** The runtime cluster, told the try's outcome (outlier detection); null for pass-through and mirrored copies. */
+  readonly cluster: Cluster | null
+  /** The cluster's thresholds, whose request slot this try holds (acquired by the sender); null when none is held. */
+  readonly resources: ResourceManager | null
+  /** The error-rate breaker this try reports to, and whether it is one of its half-open trials. */
+  readonly breaker: ErrorRateBreaker | null
+  readonly trial: boolean
+  /** The per-try timeout's deadlines (a retry policy's `perTryTimeout`), if any. */
+  readonly deadlines: DeadlineList | undefined
+  /** Where the try is sent, and how. */
+  readonly pool: Dispatcher
+  readonly options: Dispatcher.DispatchOptions
+}
+
+/** The handler of one try, towards the pool. */
+export class UpstreamRequest implements Handler, Try, Expirable {
+  readonly #exchange: Exchange
   readonly #host: Host | undefined
   readonly #dest: Destination
-  readonly #endpoint: string
+  readonly endpoint: string
+  readonly #recorder: Recorder
+  readonly #span: Span | undefined
+  readonly #cluster: Cluster | null
+  readonly #resources: ResourceManager | null
+  readonly #breaker: ErrorRateBreaker | null
+  readonly #trial: boolean
+  readonly #pool: Dispatcher
+  readonly #options: Dispatcher.DispatchOptions
+  readonly #traceContext: Context | undefined
+  readonly #started: number
+  #deadlines: DeadlineList | undefined
+  #deadline = 0
   #up: Controller | null = null
   #state = State.Waiting
   #aborted = false
   #paused = false
   #reason: Error | null = null
-  /** Concurrency slots this request holds until it finishes. */
-  #held: readonly ConcurrencyLimiter[] | null
-  #deadlines: DeadlineList | undefined
-  #deadline = 0
-  readonly #recorder: Recorder
-  readonly #span: Span | undefined
-  readonly #started: number
   #status = 0
   #bytes = 0
-  /** The cluster's thresholds, counted while this try runs; null for pass-through. */
-  readonly #resources: ClusterResources | null
   #pending = true
   /** Raw response headers for old-style callers, when they still match the header object. */
   rawHeaders: Buffer[] | null = null
-  /** The error-rate breaker this try reports to, and whether it is one of its half-open trials. */
-  breaker: ErrorRateBreaker | null = null
-  trial = false
-  /** Set when the mesh answered for the upstream (503 or 504): how the try failed. */
-  failure: TryFailure | null = null
-  /** Outlier detection: the cluster told the outcome of this request (issue #4). */
-  readonly #cluster: Cluster | null
 
-  /**
-   * @param endpoint `host:port` of the upstream, as the endpoint header reports it
-   * @param host the mesh host, whose active-request count least_request reads; none for pass-through
-   * @param recorder metrics of this destination and endpoint
-   * @param span the client span, when the trace is recorded
-   * @param cluster the runtime cluster, told the request's outcome (outlier detection); none for pass-through
-   */
-  constructor(downstream: Handler, dest: Destination, endpoint: string, host: Host | undefined, deadlines: DeadlineList | undefined, recorder: Recorder, span: Span | undefined, held: readonly ConcurrencyLimiter[] | null = null, cluster: Cluster | null = null) {
-    this.#cluster = cluster
-    const resources = cluster === null ? null : cluster.resources
-    this.#held = held
-    this.#resources = resources
-    if (resources !== null) {
-      resources.active++
-      resources.pending++
-    }
-    this.#downstream = downstream
-    this.#dest = dest
-    this.#endpoint = endpoint
-    this.#host = host
-    this.#recorder = recorder
-    this.#span = span
+  constructor(o: UpstreamRequestOptions) {
+    this.#exchange = o.exchange
+    this.#dest = o.dest
+    this.endpoint = o.endpoint
+    this.#host = o.host
+    this.#recorder = o.recorder
+    this.#span = o.span
+    this.#cluster = o.cluster
+    this.#resources = o.resources
+    this.#breaker = o.breaker
+    this.#trial = o.trial
+    this.#pool = o.pool
+    this.#options = o.options
+    this.#traceContext = o.traceContext
     this.#started = performance.now()
-    recorder.start()
-    if (host !== undefined) host.active++
-    if (deadlines !== undefined) {
-      this.#deadlines = deadlines
-      this.#deadline = deadlines.add(this, this.#started)
+    o.recorder.start()
+    if (o.host !== undefined) o.host.active++
+    if (o.deadlines !== undefined) {
+      this.#deadlines = o.deadlines
+      this.#deadline = o.deadlines.add(this, this.#started)
     }
   }
 
@@ -130,37 +147,13 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     return this.#host
   }
 
-  #pool: Dispatcher | undefined
-  #options: Dispatcher.DispatchOptions | undefined
-
-  /** Sets where `dispatch` sends this try. */
-  prepare(pool: Dispatcher, options: Dispatcher.DispatchOptions): void {
-    this.#pool = pool
-    this.#options = options
-  }
-
-  /** [otel] The OTel context to dispatch in, when the app's undici instrumentation must be silenced or nested (`tracing.spans`). */
-  traceContext: Context | undefined = undefined
-
-  /** Hands the try to its pool (after the caller was told it started). */
+  /** Hands the try to its pool. */
   dispatch(): boolean {
-    if (this.traceContext !== undefined) return dispatchIn(this.traceContext, this.#pool as Dispatcher, this.#options, this)
-    return (this.#pool as Dispatcher).dispatch(this.#options as Dispatcher.DispatchOptions, this)
+    if (this.#traceContext !== undefined) return dispatchIn(this.#traceContext, this.#pool, this.#options, this)
+    return this.#pool.dispatch(this.#options, this)
   }
 
-  // ------------------------------------------------------------ controller, for the caller
-
-  get aborted(): boolean {
-    return this.#aborted
-  }
-
-  get paused(): boolean {
-    return this.#paused
-  }
-
-  get reason(): Error | null {
-    return this.#reason
-  }
+  // ------------------------------------------------------------ for the exchange
 
   abort(reason: Error): void {
     if (this.#state === State.Done || this.#aborted) return
@@ -169,11 +162,11 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     if (this.#up !== null) {
       this.#up.abort(reason)
     } else {
-      // Still queued in the pool: answer the caller now; the pool's start is aborted later.
+      // Still queued in the pool: end now; the pool's start is aborted later.
       this.#finish()
-      this.breaker?.release(this.trial)
+      this.#breaker?.release(this.#trial)
       this.#failed('aborted', undefined)
-      this.#downstream.onResponseError?.(this, abortError(reason))
+      this.#exchange.tryError(this, abortError(reason))
     }
   }
 
@@ -187,52 +180,67 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#up?.resume()
   }
 
+  /** The per-try timeout: 504 before headers (Envoy's `upstream request timeout`), a coded error after. */
+  expire(): void {
+    if (this.#state === State.Done) return
+    const beforeHeaders = this.#state === State.Waiting
+    const err = new MeshError('SIDECARLESS_ERR_UPSTREAM_TIMEOUT', 'the route timeout expired')
+    this.#timedOut(err)
+    if (beforeHeaders) this.#exchange.tryFailed(this, 'timeout', this.#reply(504, 'upstream request timeout', 'UT'))
+    else this.#exchange.tryError(this, err)
+  }
+
+  expireRoute(err: MeshError): void {
+    if (this.#state === State.Done) return
+    this.#timedOut(err)
+  }
+
   // ------------------------------------------------------------ handler, for the pool
 
   onRequestStart(controller: Controller): void {
     this.#up = controller
-    this.#started_()
+    this.#leftQueue()
     if (this.#aborted || this.#state === State.Done) controller.abort(this.#reason ?? new MeshError('SIDECARLESS_ERR_ABORTED', 'request no longer wanted'))
+    else if (this.#paused) controller.pause()
   }
 
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: HeaderObject, socket: Duplex): void {
+  onRequestUpgrade(_controller: Controller, statusCode: number, headers: HeaderObject, socket: Duplex): void {
     if (this.#state !== State.Waiting) return
     this.#finish()
-    this.#downstream.onRequestUpgrade?.(this, statusCode, headers, socket)
+    this.#exchange.tryUpgrade(this, statusCode, headers, socket)
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: HeaderObject, statusMessage?: string): void {
     if (this.#state !== State.Waiting) return
-    if (statusCode < 200) {
-      // 1xx informational responses are not the response; wait for the final one.
-      return
-    }
+    // 1xx informational responses are not the response; wait for the final one.
+    if (statusCode < 200) return
     this.#state = State.Streaming
     this.#status = statusCode
-    this.#started_()
-    if (this.breaker !== null) this.breaker.record(this.breaker.isFailureStatus(statusCode), this.trial, performance.now())
+    this.#leftQueue()
+    const breaker = this.#breaker
+    if (breaker !== null) breaker.record(breaker.isFailureStatus(statusCode), this.#trial, performance.now())
     // Outlier detection counts every try's outcome (Envoy does).
     if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, statusCode)
     const d = this.#dest
     headers[CLUSTER_HEADER] = d.clusterName
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
-    headers[ENDPOINT_HEADER] = this.#endpoint
+    headers[ENDPOINT_HEADER] = this.endpoint
     if (d.responseMutations !== null) {
-      mutateHeaderObject(headers, d.responseMutations, { status: statusCode, headers, upstreamAddress: this.#endpoint, flags: undefined })
+      mutateHeaderObject(headers, d.responseMutations, { status: statusCode, headers, upstreamAddress: this.endpoint, flags: undefined })
       this.rawHeaders = rawFrom(headers)
     } else {
       const raw = controller.rawHeaders
       this.rawHeaders = Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]))
-        ? (raw as Buffer[]).concat(rawFor(d, this.#endpoint))
+        ? (raw as Buffer[]).concat(rawFor(d, this.endpoint))
         : rawFrom(headers)
     }
-    this.#downstream.onResponseStart?.(this, statusCode, headers, statusMessage)
+    this.#exchange.tryResponse(this, statusCode, headers, statusMessage)
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
     if (this.#state !== State.Streaming) return
     this.#bytes += chunk.length
-    this.#downstream.onResponseData?.(this, chunk)
+    this.#exchange.tryData(this, chunk)
   }
 
   onResponseEnd(_controller: Controller, trailers: HeaderObject): void {
@@ -240,105 +248,124 @@ export class UpstreamRequest implements Handler, Controller, Expirable {
     this.#finish()
     this.#recorder.end(this.#status, performance.now() - this.#started, this.#bytes, 0)
     MeshTracer.end(this.#span, this.#status, undefined, 'client')
-    this.#downstream.onResponseEnd?.(this, trailers)
+    this.#exchange.tryEnd(this, trailers)
   }
 
-  onResponseError(_controller: Controller, err: Error): void {
+  onResponseError(controller: Controller, err: Error): void {
     if (this.#state === State.Done) return
     const beforeHeaders = this.#state === State.Waiting
+    if (!beforeHeaders && this.#bytes === 0 && (this.#status === 304 || this.#status === 204) && isLengthMismatch(err)) {
+      // A 304 or 204 has no body whatever its Content-Length says (RFC 9110 §8.6: a 304's
+      // announces the representation's length). undici 7 reports the body it did not get
+      // as cut short; the response is complete, not a reset.
+      this.onResponseEnd(controller, {})
+      return
+    }
     this.#finish()
+    if (beforeHeaders && !this.#aborted && this.#callerBodyFailed(err)) {
+      // The caller's own request body failed while it was being sent (its stream errored):
+      // the caller's failure, never the upstream's — no breaker, outlier or health outcome,
+      // no 503, no retry. The caller gets its body's error, as plain undici gives it.
+      this.#breaker?.release(this.#trial)
+      this.#failed('aborted', undefined)
+      this.#exchange.tryError(this, err)
+      return
+    }
     if (beforeHeaders && !this.#aborted && this.#up === null && isArgumentError(err)) {
       // The pool refused the request before a byte went out (the door's checks mirror
       // undici's, so this is a backstop): the caller's mistake, never the upstream's — no
       // breaker, outlier or health outcome, no 503, no retry.
-      this.breaker?.release(this.trial)
+      this.#breaker?.release(this.#trial)
       this.#failed('other', undefined)
-      this.#downstream.onResponseError?.(this, new MeshError('SIDECARLESS_ERR_INVALID_REQUEST', `invalid request: ${err.message}; it was not sent`, { cause: err }))
+      this.#exchange.tryError(this, new MeshError('SIDECARLESS_ERR_INVALID_REQUEST', `invalid request: ${err.message}; it was not sent`, { cause: err }))
       return
     }
     if (beforeHeaders && !this.#aborted) {
       const { flag, body } = upstreamFailureText(err)
       // A reset before the request was written is a refused stream (Envoy's HTTP/1 view of it).
-      this.failure = flag === 'UF' ? 'connect_failure' : this.#up === null ? 'refused' : 'reset'
+      const failure: TryFailure = flag === 'UF' ? 'connect_failure' : this.#up === null ? 'refused' : 'reset'
       this.#transportFailure()
-      if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, this.failure === 'connect_failure' ? 'connect_failure' : 'reset')
+      if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, failure === 'connect_failure' ? 'connect_failure' : 'reset')
       this.#failed(flag === 'UF' ? 'connect_failure' : 'reset', 503)
-      this.#localReply(503, body, flag)
+      this.#exchange.tryFailed(this, failure, this.#reply(503, body, flag))
       return
     }
-    if (beforeHeaders) this.breaker?.release(this.trial)
+    if (beforeHeaders) this.#breaker?.release(this.#trial)
     this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
     // The upstream failed mid-body: the caller's body ends with our code, undici's error as the cause.
     const reason = this.#aborted
       ? abortError(err)
       : beforeHeaders
         ? err
-        : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.#endpoint} failed after the response started`, { cause: err })
-    this.#downstream.onResponseError?.(this, reason)
+        : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.endpoint} failed after the response started`, { cause: err })
+    this.#exchange.tryError(this, reason)
   }
 
   // ------------------------------------------------------------ internals
 
-  /** Route timeout: 504 before headers (Envoy's `upstream request timeout`), a coded error after. */
-  expire(): void {
-    if (this.#state === State.Done) return
+  /** Whether `err` is the caller's request body failing: the stream it gave (or the one a retry replays from) errored with it. */
+  #callerBodyFailed(err: Error): boolean {
+    const body = this.#exchange.opts.body as { errored?: unknown } | null | undefined
+    return typeof body === 'object' && body !== null && body.errored === err
+  }
+
+  /** A timeout (the route's or the try's) ended the try: counted as such, the pool's request aborted. */
+  #timedOut(err: MeshError): void {
     const beforeHeaders = this.#state === State.Waiting
-    const err = new MeshError('SIDECARLESS_ERR_UPSTREAM_TIMEOUT', 'the route timeout expired')
     this.#finish()
     this.#up?.abort(err)
     this.#failed('timeout', beforeHeaders ? 504 : this.#status)
     if (beforeHeaders) {
-      this.failure = 'timeout'
       this.#transportFailure()
       if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, 'timeout')
-      this.#localReply(504, 'upstream request timeout', 'UT')
     }
-    else this.#downstream.onResponseError?.(this, err)
   }
 
-  #localReply(status: number, body: string, flag: ResponseFlag): void {
+  /** The local reply that answers for the upstream: who would have served it, and Envoy's text. */
+  #reply(status: number, body: string, flag: ResponseFlag): { status: number; body: string; flag: ResponseFlag; headers: HeaderObject } {
     const d = this.#dest
     const headers: HeaderObject = { [CLUSTER_HEADER]: d.clusterName }
     if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
-    headers[ENDPOINT_HEADER] = this.#endpoint
-    sendLocalReply(this.#downstream, this, { status, body, flag, headers })
+    headers[ENDPOINT_HEADER] = this.endpoint
+    return { status, body, flag, headers }
   }
 
-  /** Records a request that ended without a complete upstream response. */
+  /** Records a try that ended without a complete upstream response. */
   #failed(kind: ErrorKind, status: number | undefined): void {
     this.#recorder.fail(kind, performance.now() - this.#started)
     MeshTracer.end(this.#span, status, kind, 'client')
   }
 
   /** The try left the pool's queue: it no longer counts as pending. */
-  #started_(): void {
+  #leftQueue(): void {
     if (!this.#pending) return
     this.#pending = false
-    if (this.#resources !== null) this.#resources.pending--
+    this.#resources?.started()
   }
 
   #transportFailure(): void {
-    const b = this.breaker
+    const b = this.#breaker
     if (b !== null) {
-      if (b.countTransportErrors) b.record(true, this.trial, performance.now())
-      else b.release(this.trial)
+      if (b.countTransportErrors) b.record(true, this.#trial, performance.now())
+      else b.release(this.#trial)
     }
   }
 
   #finish(): void {
     this.#state = State.Done
-    this.#started_()
-    if (this.#resources !== null) this.#resources.active--
+    this.#resources?.releaseRequest(this.#pending)
+    this.#pending = false
     if (this.#host !== undefined) this.#host.active--
     if (this.#deadlines !== undefined) {
       this.#deadlines.cancel(this.#deadline)
       this.#deadlines = undefined
     }
-    if (this.#held !== null) {
-      for (const c of this.#held) c.release()
-      this.#held = null
-    }
   }
+}
+
+/** undici's error for a response body shorter than its Content-Length. */
+function isLengthMismatch(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
 }
 
 /** undici's errors for a request it will not send: its arguments, not the upstream. */

@@ -15,7 +15,7 @@ import { Writable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { isMeshError } from '../errors.js'
 import type { Mesh } from '../mesh.js'
-import { RESPONSE_FLAGS_HEADER } from '../outbound/response-headers.js'
+import { RESPONSE_FLAGS_HEADER } from '../response-headers.js'
 import { absoluteFormScheme } from '../inbound/request-target.js'
 
 /** Removed in both directions (RFC 9110 §7.6.1, plus what undici refuses to send). */

@@ -7,17 +7,10 @@
  */
 import { hostname } from 'node:os'
 import { parseHeaderFormat, type FormatOperator, type FormatPart } from '../config/header-format.js'
-import type { RequestView } from './request-view.js'
+import type { RequestFacts } from './request-view.js'
 
-/** What request-side operators read. */
-export interface RequestFacts {
-  readonly view: RequestView
-  /** When the request started (ms since the epoch). */
-  readonly startTime: number
-  readonly cluster: string | undefined
-  readonly route: string | undefined
-  readonly virtualCluster: string | undefined
-}
+export type { RequestFacts } from './request-view.js'
+
 
 /** What response-side operators read. */
 export interface ResponseFacts {

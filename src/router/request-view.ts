@@ -3,9 +3,18 @@
  * without copying: headers are indexed lazily, only when a matcher or hash policy asks.
  */
 import type { Dispatcher } from 'undici'
-import type { RequestFacts } from './header-format.js'
 
 type RawHeaders = Dispatcher.DispatchOptions['headers']
+
+/** What request-side operators read. */
+export interface RequestFacts {
+  readonly view: RequestView
+  /** When the request started (ms since the epoch). */
+  readonly startTime: number
+  readonly cluster: string | undefined
+  readonly route: string | undefined
+  readonly virtualCluster: string | undefined
+}
 
 /** What a route matcher sees of a request. */
 export class RequestView {

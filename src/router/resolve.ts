@@ -7,7 +7,7 @@
  * cluster action (bound to the header's cluster for `cluster_header`, with the timeout a
  * `grpc-timeout` header gives under `max_stream_duration`).
  */
-import type { Snapshot } from '../snapshot/snapshot.js'
+import type { DomainIndex } from './domain-index.js'
 import { bindRequestMutations, bindResponseMutations, mutateHeaderObject, type HeaderMutations } from './header-mutations.js'
 import type { ClusterAction, CompiledRoute, CompiledVirtualHost, Target } from './route-action.js'
 import { RequestView } from './request-view.js'
@@ -16,6 +16,14 @@ import type { Dispatcher } from 'undici'
 
 type RawHeaders = Dispatcher.DispatchOptions['headers']
 type HeaderObject = Record<string, string | string[] | undefined>
+
+/** What routing reads of a snapshot: the virtual hosts by authority, and what to do with other authorities. */
+export interface RouteTable {
+  /** Authority → virtual host. */
+  readonly domains: DomainIndex<CompiledVirtualHost>
+  /** `outboundTrafficPolicy.mode === 'REGISTRY_ONLY'`. */
+  readonly registryOnly: boolean
+}
 
 /** A response the router answers itself (Envoy's local reply). */
 export interface LocalAnswer {
@@ -60,14 +68,14 @@ export function findRoute(vhost: CompiledVirtualHost, view: RequestView): Compil
 }
 
 /**
- * Routes a request by `snapshot`. `authority` is the Host the request carries (or its
+ * Routes a request by `table` (a snapshot). `authority` is the Host the request carries (or its
  * origin's); `path` the `:path` with the query. No side effects: the dispatcher sends what
  * this decides, `mesh.route()` describes it. `view`, when given, is the request as the
  * caller built it already (the dispatcher's, which carries the headers it checked).
  */
-export function resolveRoute(snapshot: Snapshot, method: string, path: string, authority: string, scheme: string, headers: RawHeaders, downstream?: { readonly remoteAddress?: string | undefined; readonly localAddress?: string | undefined }, given?: RequestView): Resolution {
-  const vhost = snapshot.domains.find(authority)
-  if (vhost === undefined) return snapshot.registryOnly ? { kind: 'registry_only', authority } : { kind: 'passthrough', authority }
+export function resolveRoute(table: RouteTable, method: string, path: string, authority: string, scheme: string, headers: RawHeaders, downstream?: { readonly remoteAddress?: string | undefined; readonly localAddress?: string | undefined }, given?: RequestView): Resolution {
+  const vhost = table.domains.find(authority)
+  if (vhost === undefined) return table.registryOnly ? { kind: 'registry_only', authority } : { kind: 'passthrough', authority }
   const view = given ?? new RequestView(method, path, authority.toLowerCase(), scheme, headers)
   if (downstream !== undefined) {
     view.downstreamRemoteAddress = downstream.remoteAddress

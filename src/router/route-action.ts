@@ -3,30 +3,17 @@
  * cumulative weight table), how its path and host are rewritten, or what local reply
  * (redirect, direct response) answers it.
  */
-import type { Cluster } from '../upstream/cluster.js'
 import { fmix32, hash32 } from '../upstream/hash.js'
-import type { HeaderMutations } from './header-mutations.js'
 import type { CompiledMatch } from './matcher.js'
 import type { RequestView } from './request-view.js'
 import type { RouteIndex } from './route-index.js'
-import type { LimitSet } from '../policy/limits.js'
+import type { HeaderMutations } from './header-mutations.js'
+import type { Target } from './target.js'
 import type { RetryPolicy } from '../policy/retry-policy.js'
 import type { CompiledFault } from '../policy/fault.js'
 import type { MirrorPolicy } from '../policy/mirror.js'
 
-/** One destination of a route: a cluster, optionally narrowed to a subset. */
-export interface Target {
-  readonly cluster: Cluster
-  readonly clusterName: string
-  /** Index into `cluster.members.subsets`, or -1 for the whole cluster. */
-  readonly subsetIndex: number
-  readonly subset: string | undefined
-  /** Limits of the target's cluster (`clusters[].rateLimit` / `concurrencyLimit`). */
-  readonly clusterLimits: LimitSet | null
-  /** Request mutations of this target merged with its route's and virtual host's. */
-  readonly requestMutations: HeaderMutations | null
-  readonly responseMutations: HeaderMutations | null
-}
+export type { Target } from './target.js'
 
 /** A compiled hash policy: the request's hash, or undefined when no policy yields a value. */
 export type HashFunction = (req: RequestView) => number | undefined
@@ -43,8 +30,6 @@ export interface ClusterAction {
   readonly rewritePath: ((req: RequestView) => string) | null
   readonly hostRewrite: string | undefined
   readonly hash: HashFunction | null
-  /** Limits of the route itself (`route.rateLimit` / `concurrencyLimit`). */
-  readonly limits: LimitSet | null
   /** The route's retry policy (or its virtual host's); null: one try. */
   readonly retry: RetryPolicy | null
   /** The route's fault injection (`fault`), or `null`. */
@@ -94,7 +79,7 @@ export interface CompiledVirtualHost {
   readonly name: string
   readonly routes: readonly CompiledRoute[]
   /** Candidate routes by first path segment, for virtual hosts with many routes. */
-  readonly index: RouteIndex | null
+  readonly index: RouteIndex<CompiledRoute> | null
   /** Envoy `require_tls`. */
   readonly requireTls: 'NONE' | 'EXTERNAL_ONLY' | 'ALL'
   /** Envoy `virtual_clusters`, in order; `null` when none. */

@@ -6,21 +6,26 @@
  * `prefix: /ap`, regexes, case-insensitive matches) may match anything and stays in every
  * list. Each list keeps the original order, so the first match is the same as a full scan.
  */
-import type { CompiledRoute } from './route-action.js'
+import type { CompiledMatch } from './matcher.js'
+
+/** What the index reads of a route: its compiled match. */
+interface Indexed {
+  readonly match: Pick<CompiledMatch, 'segment'>
+}
 
 /** Below this many routes a plain scan is as fast as the lookup. */
 const INDEX_THRESHOLD = 16
 
 /** An index of a virtual host's routes, or `null` when a scan is cheaper. */
-export interface RouteIndex {
+export interface RouteIndex<R extends Indexed = Indexed> {
   /** Candidates for requests whose first segment is the key. */
-  readonly bySegment: ReadonlyMap<string, readonly CompiledRoute[]>
+  readonly bySegment: ReadonlyMap<string, readonly R[]>
   /** Candidates for any other request: the routes that do not pin a segment. */
-  readonly others: readonly CompiledRoute[]
+  readonly others: readonly R[]
 }
 
 /** Builds the index of `routes`, or returns `null` when they are few or pin no segment. */
-export function buildRouteIndex(routes: readonly CompiledRoute[]): RouteIndex | null {
+export function buildRouteIndex<R extends Indexed>(routes: readonly R[]): RouteIndex<R> | null {
   if (routes.length < INDEX_THRESHOLD) return null
   const segments = new Set<string>()
   for (const r of routes) {
@@ -28,7 +33,7 @@ export function buildRouteIndex(routes: readonly CompiledRoute[]): RouteIndex | 
     if (s !== undefined) segments.add(s)
   }
   if (segments.size === 0) return null
-  const bySegment = new Map<string, readonly CompiledRoute[]>()
+  const bySegment = new Map<string, readonly R[]>()
   for (const seg of segments) {
     bySegment.set(seg, Object.freeze(routes.filter((r) => r.match.segment === undefined || r.match.segment === seg)))
   }

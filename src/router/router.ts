@@ -9,10 +9,9 @@
  */
 import type { Dispatcher } from 'undici'
 import type { HeaderAppendAction } from '../config/types.js'
-import type { Snapshot } from '../snapshot/snapshot.js'
 import { readsResponse } from './header-format.js'
 import { bindRequestMutations, type HeaderMutations } from './header-mutations.js'
-import { resolveRoute } from './resolve.js'
+import { resolveRoute, type RouteTable } from './resolve.js'
 import type { RequestView } from './request-view.js'
 import type { Target } from './route-action.js'
 
@@ -109,13 +108,13 @@ export type RouteDecision =
     readonly headers: Readonly<Record<string, string | readonly string[]>>
   })
 
-/** Decides how `snapshot` routes `query`, without side effects. */
-export function decideRoute(snapshot: Snapshot, query: RouteQuery): RouteDecision {
+/** Decides how `table` (a snapshot) routes `query`, without side effects. */
+export function decideRoute(table: RouteTable, query: RouteQuery): RouteDecision {
   const url = typeof query.url === 'string' ? new URL(query.url) : query.url
   const headers = (query.headers ?? {}) as Dispatcher.DispatchOptions['headers']
   const hostHeader = Object.entries(query.headers ?? {}).find(([k]) => k.toLowerCase() === 'host')?.[1]
   const authority = typeof hostHeader === 'string' ? hostHeader : url.host
-  const r = resolveRoute(snapshot, query.method ?? 'GET', `${url.pathname}${url.search}`, authority, url.protocol.slice(0, -1), headers, query.downstream)
+  const r = resolveRoute(table, query.method ?? 'GET', `${url.pathname}${url.search}`, authority, url.protocol.slice(0, -1), headers, query.downstream)
   if (r.kind === 'passthrough' || r.kind === 'registry_only') return r
   const view = r.view
   const routed: Routed = { virtualHost: r.vhost.name, virtualCluster: view.virtualCluster }

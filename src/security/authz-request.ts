@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls'
 import type { RequestAuth } from './jwt.js'
 import { normalizePath } from './path-normalize.js'
 import { namespaceOf, principalOf } from './spiffe.js'
-import { unmapped } from './ip-block.js'
+import { unmapped } from '../config/ip-block.js'
 
 /** One inbound request as authorization policies see it. */
 export class AuthzRequest {

@@ -10,12 +10,12 @@
  */
 import type http from 'node:http'
 import type { JWTPayload } from 'jose'
-import type { DeepReadonly } from '../snapshot/snapshot.js'
+import type { DeepReadonly } from '../config/deep-readonly.js'
 import type { JwtRule, RequestAuthenticationConfig } from '../config/types.js'
 import { defaults, limits } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import { inlineKeySource, remoteKeySource, type Jose, type KeySource } from './jwks.js'
-import { parseJwks } from './jwks-document.js'
+import { parseJwks } from '../config/jwks-document.js'
 import { claimAt } from './claims.js'
 import { TokenCache } from './token-cache.js'
 

@@ -4,7 +4,7 @@
  * two updates never interleave; retired clusters are disposed only after the swap, and
  * their pools close gracefully, so requests in flight finish on the snapshot they started with.
  */
-import { compileConfig } from '../config/compile.js'
+import { compileConfig } from './build.js'
 import type { MeshConfig } from '../config/types.js'
 import { checkConfig } from '../config/validate.js'
 import { ConfigError, MeshError } from '../errors.js'

@@ -23,7 +23,7 @@ import { MaglevLoadBalancer } from './lb/maglev.js'
 import { RandomLoadBalancer } from './lb/random.js'
 import { RingHashLoadBalancer } from './lb/ring-hash.js'
 import { RoundRobinLoadBalancer } from './lb/round-robin.js'
-import { ClusterResources } from '../policy/cluster-resources.js'
+import { ResourceManager } from './resource-manager.js'
 import { ErrorRateBreaker } from '../policy/error-rate-breaker.js'
 import { HealthChecker } from './health-check.js'
 import { EJECTION_REASONS, HealthCounters, HostHealth, type ClusterHealthStats, type EjectionReason, type HealthEventSink, type RequestOutcome } from './host-health.js'
@@ -64,7 +64,7 @@ export class Cluster {
   readonly usesHash: boolean
   members: Members
   /** Envoy's circuit-breaker thresholds and their live counts. */
-  readonly resources: ClusterResources
+  readonly resources: ResourceManager
   /**
    * Error-rate breakers: index 0 for requests to the whole cluster, `i + 1` for subset `i`;
    * null without `circuitBreakers.errorRate`.
@@ -107,7 +107,7 @@ export class Cluster {
       maxConnections: config.circuitBreakers?.maxConnections,
       tls,
     }
-    this.resources = new ClusterResources(config.circuitBreakers)
+    this.resources = new ResourceManager(config.circuitBreakers)
     const errorRate = config.circuitBreakers?.errorRate
     this.breakers = errorRate === undefined
       ? null

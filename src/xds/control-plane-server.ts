@@ -16,7 +16,6 @@ import { applySplit, readSplit, type TrafficWeights } from '../traffic/split.js'
 import { AdsStream, type WireDiscoveryResponse, type XdsNack } from './ads-stream.js'
 import type { XdsCodec, XdsObject } from './codec.js'
 import { routesToNowhere } from './consistency.js'
-import type { ControlPlaneAdmin } from './control-plane-admin.js'
 import type {
   ControlPlane, ControlPlaneApplied, ControlPlaneClient, ControlPlaneEvents, ControlPlaneStats, ControlPlaneTraffic, XdsVersions,
 } from './control-plane-api.js'
@@ -26,6 +25,12 @@ import { hostNamesOf, resolveHostNames, sameResolution } from './resolve.js'
 import { buildSnapshot, type RetiredResources, type XdsSnapshot } from './snapshot.js'
 import { kindOfTypeUrl, type ResourceKind } from './type-urls.js'
 
+
+/** What the server holds of its admin endpoint (`control-plane-admin.ts`, which reads the server: no import back). */
+interface AttachedAdmin {
+  readonly address: string
+  close(): Promise<void>
+}
 /** gRPC's INVALID_ARGUMENT status code. */
 const GRPC_INVALID_ARGUMENT = 3
 
@@ -56,7 +61,7 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
   #resolved: Map<string, string[]>
   #retired: { emitted: EmittedResources; timer: NodeJS.Timeout } | undefined
   #updates: Promise<unknown> = Promise.resolve()
-  #admin: ControlPlaneAdmin | undefined
+  #admin: AttachedAdmin | undefined
   #watch: ConfigWatch | undefined
   #dnsTimer: NodeJS.Timeout | undefined
   #nextStreamId = 0
@@ -177,7 +182,7 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
   // ------------------------------------------------------------------ internals used by createControlPlane
 
   /** @internal */
-  attach(admin: ControlPlaneAdmin | undefined, watch: ConfigWatch | undefined, dnsRefreshMs: number): void {
+  attach(admin: AttachedAdmin | undefined, watch: ConfigWatch | undefined, dnsRefreshMs: number): void {
     this.#admin = admin
     this.#watch = watch
     this.#dnsTimer = setInterval(() => void this.#refreshDns(), dnsRefreshMs)

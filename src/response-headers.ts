@@ -28,3 +28,10 @@ export const OVERFLOW_HEADER = 'x-sidecarless-overflow'
 
 /** Envoy's response flags, as the mesh uses them. */
 export type ResponseFlag = 'UH' | 'UF' | 'UC' | 'UT' | 'NR' | 'DR' | 'RL' | 'UO' | 'FI' | 'DI' | 'NC'
+
+/** A response-flags header value with `flag` put first (`DI` before whatever the reply carried). */
+export function withResponseFlag(existing: string | string[] | number | undefined, flag: ResponseFlag): string {
+  if (existing === undefined) return flag
+  const s = Array.isArray(existing) ? existing.join(',') : String(existing)
+  return s === '' ? flag : `${flag},${s}`
+}

@@ -19,21 +19,23 @@ import {
 } from '../router/route-action.js'
 import { buildRedirect } from '../router/redirect.js'
 import type { RequestView } from '../router/request-view.js'
-import type { DeepReadonly, Snapshot } from '../snapshot/snapshot.js'
+import type { DeepReadonly } from '../config/deep-readonly.js'
+import type { InboundFilters, InboundRoute, Snapshot } from './snapshot.js'
 import { Cluster } from '../upstream/cluster.js'
 import type { HostRegistry } from '../upstream/host.js'
-import { defaults } from './defaults.js'
-import { parseDuration } from './duration.js'
-import { compileRegex } from './regex.js'
-import { normalizeEnvoyEnums } from './envoy-enums.js'
-import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from './types.js'
+import { defaults } from '../config/defaults.js'
+import { parseDuration } from '../config/duration.js'
+import { compileRegex } from '../config/regex.js'
+import { normalizeEnvoyEnums } from '../config/envoy-enums.js'
+import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
+import { compileAdmission } from '../policy/admission.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
 import { ConfigError, type ConfigIssue } from '../errors.js'
-import { collectorUrl, collectorUrlProblem } from '../observability/exporters/collector-url.js'
+import { collectorUrl, collectorUrlProblem } from '../config/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
-import { envSampler } from './otel-env.js'
-import { compileFault } from '../policy/fault.js'
+import { envSampler } from '../config/otel-env.js'
+import { compileFault, type CompiledFault } from '../policy/fault.js'
 import { compileMirror } from '../policy/mirror.js'
 import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
 import type { UpstreamTls } from '../upstream/tls-connector.js'
@@ -108,6 +110,12 @@ export function compileConfig(
     for (const d of vh.domains) domains.add(d, compiled)
   }
 
+  // [security-auth] JWT rules and authorization policies.
+  const requestAuthentication = compileRequestAuthentication(config.listener?.requestAuthentication, previous?.requestAuthentication ?? null)
+  const authorization = config.listener?.authorization === undefined ? null : new Authorizer(config.listener.authorization)
+  const listenerLimits = limits.build('listener', config.listener?.rateLimit as RateLimitConfig | undefined, undefined)
+  const filtersOf = (routeLimits: LimitSet | null, fault: CompiledFault | null): InboundFilters | null =>
+    inboundFilters(listenerLimits, routeLimits, requestAuthentication, authorization, fault)
   const snapshot: Snapshot = Object.freeze({
     version,
     config,
@@ -116,24 +124,34 @@ export function compileConfig(
     domains,
     registryOnly: config.outboundTrafficPolicy?.mode === 'REGISTRY_ONLY',
     tracing,
-    listenerLimits: limits.build('listener', config.listener?.rateLimit as RateLimitConfig | undefined, undefined),
-    listenerRoutes: Object.freeze((config.listener?.routes ?? []).map((r, i) => {
+    listenerLimits,
+    listenerRoutes: Object.freeze((config.listener?.routes ?? []).map((r, i): InboundRoute => {
       const name = r.name ?? `route-${i}`
-      return Object.freeze({
-        name,
-        match: new CompiledMatch(r.match as RouteConfig['match']),
-        limits: limits.build(`listener.route[${name}]`, r.rateLimit as RateLimitConfig | undefined, r.concurrencyLimit),
-        fault: compileFault(r.fault),
-      })
+      const routeLimits = limits.build(`listener.route[${name}]`, r.rateLimit as RateLimitConfig | undefined, r.concurrencyLimit)
+      const fault = compileFault(r.fault)
+      return Object.freeze({ name, match: new CompiledMatch(r.match as RouteConfig['match']), limits: routeLimits, fault, filters: filtersOf(routeLimits, fault) })
     })),
+    listenerFilters: filtersOf(null, null),
     identity: identity.store,
     identityKey: identity.key,
     inboundTls: compileInboundTls(config.listener?.mtls, identity.store),
-    // [security-auth] JWT rules and authorization policies.
-    requestAuthentication: compileRequestAuthentication(config.listener?.requestAuthentication, previous?.requestAuthentication ?? null),
-    authorization: config.listener?.authorization === undefined ? null : new Authorizer(config.listener.authorization),
+    requestAuthentication,
+    authorization,
   })
   return { snapshot, created, retired }
+}
+
+/** The filter list of one inbound route (limits → JWT → authorization → fault), or `null` when it runs none. */
+function inboundFilters(
+  listenerLimits: LimitSet | null,
+  routeLimits: LimitSet | null,
+  requestAuthentication: RequestAuthentication | null,
+  authorization: Authorizer | null,
+  fault: CompiledFault | null,
+): InboundFilters | null {
+  const limits = listenerLimits === null ? (routeLimits === null ? null : [routeLimits]) : routeLimits === null ? [listenerLimits] : [listenerLimits, routeLimits]
+  if (limits === null && requestAuthentication === null && authorization === null && fault === null) return null
+  return Object.freeze({ limits: limits === null ? null : Object.freeze(limits), requestAuthentication, authorization, fault })
 }
 
 /** The compiled JWT rules; the previous snapshot's object when the config is the same, so its token cache and fetched keys survive a swap. */
@@ -190,7 +208,6 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       rewritePath: compileRewrite(a.prefixRewrite, a.regexRewrite, match),
       hostRewrite: a.hostRewrite,
       hash: compileHash(a.hashPolicy ?? []),
-      limits: routeLimits,
       retry: a.retryPolicy !== undefined ? new RetryPolicy(a.retryPolicy) : vh.retryPolicy !== undefined ? new RetryPolicy(vh.retryPolicy) : null,
       fault: compileFault(r.fault),
       mirror,
@@ -204,7 +221,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       return Object.freeze({
         cluster,
         clusterName: cluster.name,
-        clusterLimits: clusterLimits.get(cluster.name) ?? null,
+        gate: compileAdmission(routeLimits, clusterLimits.get(cluster.name) ?? null),
         subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
         subset: d.subset,
         requestMutations: compileMutations([{ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel]),
