@@ -48,11 +48,13 @@ async function start(config: MeshConfig, options: http.ServerOptions = {}): Prom
   }
 }
 
+// jwksTimeout is generous: a JWKS fetch slowed by a loaded machine must not start the failure
+// pause that fails every later test (the timeout itself is tested with a hanging endpoint below).
 function ruleConfig(extra: Record<string, unknown> = {}): MeshConfig {
   return {
     listener: {
       requestAuthentication: {
-        jwtRules: [{ issuer: ISS, audiences: ['api'], jwksUri: jwks.url, jwksTimeout: '400ms', outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }, { header: 'x-tier', claim: 'plan.tier' }], ...extra }],
+        jwtRules: [{ issuer: ISS, audiences: ['api'], jwksUri: jwks.url, jwksTimeout: '10s', outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }, { header: 'x-tier', claim: 'plan.tier' }], ...extra }],
       },
     },
   }

@@ -142,7 +142,10 @@ describe('consecutive 5xx', () => {
   test('the ejection time grows with each ejection, is capped by maxEjectionTime, and shrinks while the endpoint stays healthy', async () => {
     reset(a, b, c)
     c.traffic = 500
-    const mesh = createMesh({ config: config([a, b, c], { outlierDetection: { interval: '100ms', baseEjectionTime: '100ms', maxEjectionTime: '250ms', maxEjectionPercent: 50 } }) })
+    // The interval is 4× the ejection times: between an endpoint's return and the test's next
+    // failing requests a loaded machine may take well over 100 ms, and a whole interval with
+    // the endpoint healthy would decay the multiplier the test is counting.
+    const mesh = createMesh({ config: config([a, b, c], { outlierDetection: { interval: '400ms', baseEjectionTime: '100ms', maxEjectionTime: '250ms', maxEjectionPercent: 50 } }) })
     const w = watch(mesh)
     try {
       const times: number[] = []
@@ -160,7 +163,7 @@ describe('consecutive 5xx', () => {
       }
       assert.deepEqual(times, [100, 200, 250, 250])
       // Healthy for several intervals: the multiplier decays (one step per interval).
-      await sleep(450)
+      await sleep(1800)
       await send(mesh, 'http://svc/only/c', 5)
       const ej = await until('ejection after decay', () => w.ejections.filter((x) => x.ejected)[4])
       assert.ok(ej.ejectionTimeMs < 250, `decayed ejection time, got ${ej.ejectionTimeMs}`)
