@@ -69,7 +69,6 @@ export function emitResources(config: MeshConfig, resolved: ResolvedHosts = new 
     authorities.add(rcName, emittedDomains(vh.domains))
     for (const domain of vh.domains) if (!listeners.has(domain)) listeners.set(domain, emitApiListener(domain, rcName))
   })
-  authorities.seal()
 
   reportUncarried(config, omissions)
   return { listeners, routes, clusters, endpoints, authorities, omitted: omissions.list }

@@ -109,13 +109,9 @@ function routeAction(a: RouteAction, path: string, ctx: RouteContext): XdsObject
   if (a.prefixRewrite !== undefined) out['prefix_rewrite'] = a.prefixRewrite
   if (a.regexRewrite !== undefined) out['regex_rewrite'] = { pattern: { regex: a.regexRewrite.pattern }, substitution: a.regexRewrite.substitution }
   if (a.hostRewrite !== undefined) out['host_rewrite_literal'] = a.hostRewrite
-  if (a.timeout !== undefined) {
-    const t = duration(a.timeout)
-    out['timeout'] = t
-    // gRPC ignores `timeout`; istiod gives proxyless clients the same bound as the stream's
-    // maximum duration, which gRPC applies as the call's deadline (A31).
-    out['max_stream_duration'] = { max_stream_duration: t }
-  }
+  if (a.timeout !== undefined) out['timeout'] = duration(a.timeout)
+  const msd = maxStreamDuration(a)
+  if (msd !== undefined) out['max_stream_duration'] = msd
   if (a.hashPolicy?.length) out['hash_policy'] = a.hashPolicy.map(hashPolicy)
   if (a.retryPolicy !== undefined) out['retry_policy'] = retryPolicy(a.retryPolicy, `${path}.retryPolicy`, ctx)
   if (a.requestMirrorPolicies?.length) {
@@ -127,6 +123,26 @@ function routeAction(a: RouteAction, path: string, ctx: RouteContext): XdsObject
   if (a.rateLimit !== undefined) ctx.omissions.add(`${path}.rateLimit`, 'route rate limits are not carried over xDS; each client would need its own local_ratelimit filter')
   if (a.concurrencyLimit !== undefined) ctx.omissions.add(`${path}.concurrencyLimit`, 'concurrency limits have no xDS field')
   return out
+}
+
+/**
+ * The route's `max_stream_duration`. gRPC ignores `timeout` and applies
+ * `max_stream_duration` as the call's deadline (A31), so istiod writes the route timeout
+ * there too; ours bounds a request by the lower of `timeout` and `maxStreamDuration`, so the
+ * lower one is written (0 is no bound). With `grpcTimeoutHeaderMax`, the stream's duration
+ * is written as given: the header's timeout then stands in for it.
+ */
+function maxStreamDuration(a: RouteAction): XdsObject | undefined {
+  const m = a.maxStreamDuration
+  const timeout = a.timeout === undefined ? undefined : parseDuration(a.timeout)
+  let bound = m?.maxStreamDuration === undefined ? undefined : parseDuration(m.maxStreamDuration)
+  if (timeout !== undefined && m?.grpcTimeoutHeaderMax === undefined && (bound === undefined || bound === 0 || (timeout > 0 && timeout < bound))) bound = timeout
+  const out = defined({
+    max_stream_duration: bound === undefined ? undefined : duration(bound),
+    grpc_timeout_header_max: m?.grpcTimeoutHeaderMax === undefined ? undefined : duration(m.grpcTimeoutHeaderMax),
+    grpc_timeout_header_offset: m?.grpcTimeoutHeaderOffset === undefined ? undefined : duration(m.grpcTimeoutHeaderOffset),
+  })
+  return Object.keys(out).length === 0 ? undefined : out
 }
 
 function hashPolicy(p: HashPolicy): XdsObject {
