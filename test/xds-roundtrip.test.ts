@@ -150,7 +150,7 @@ function genCluster(g: Gen, name: string, index: number): ClusterConfig {
     if (g.chance(0.5)) cb.maxPendingRequests = g.int(1, 5000)
     if (g.chance(0.7)) cb.maxRequests = g.int(1, 5000)
     if (g.chance(0.5)) cb.maxRetries = g.int(0, 20)
-    if (g.chance(0.2)) cb.retryBudget = g.chance(0.5) ? { budgetPercent: g.int(1, 100) } : { budgetPercent: g.int(1, 100), minRetryConcurrency: g.int(1, 10) }
+    if (g.chance(0.2)) cb.retryBudget = g.chance(0.5) ? { budgetPercent: g.pick([0, g.int(1, 100)]) } : { budgetPercent: g.int(1, 100), minRetryConcurrency: g.int(1, 10) }
     c.circuitBreakers = cb
   }
   if (g.chance(0.5)) {
@@ -160,12 +160,13 @@ function genCluster(g: Gen, name: string, index: number): ClusterConfig {
     for (const k of g.some(ints, 0, 3)) od[k] = g.int(1, 2000)
     for (const k of g.some(percents, 0, 3)) od[k] = g.int(0, 100)
     if (g.chance(0.4)) od.interval = g.duration(60_000)
-    if (g.chance(0.4)) od.baseEjectionTime = g.duration(60_000)
-    if (g.chance(0.3)) od.maxEjectionTime = g.duration(600_000)
+    const base = g.int(1, 60_000)
+    if (g.chance(0.4)) od.baseEjectionTime = `${base}ms`
+    if (g.chance(0.3)) od.maxEjectionTime = base + g.int(0, 600_000)
     if (g.chance(0.2)) od.alwaysEjectOneHost = g.chance(0.5)
     c.outlierDetection = od
   }
-  if (g.chance(0.2)) c.commonLbConfig = { healthyPanicThreshold: g.int(0, 100) }
+  if (g.chance(0.2)) c.commonLbConfig = { healthyPanicThreshold: g.pick([0, g.int(1, 100), 12.5]) }
   if (g.chance(0.4)) {
     const mode = g.pick(['ISTIO_MUTUAL', 'mutual', 'MUTUAL', 'simple', 'SIMPLE', 'disable'] as const)
     const tls: ClusterTlsConfig = { mode }
@@ -225,7 +226,7 @@ function genRetry(g: Gen): RetryPolicyConfig {
 
 function genFault(g: Gen): FaultConfig {
   const f: FaultConfig = {}
-  const percentage = (): number | undefined => (g.chance(0.7) ? g.pick([g.int(0, 100), 12.5, 0.25, 99.9999]) : undefined)
+  const percentage = (): number | undefined => (g.chance(0.7) ? g.pick([g.int(0, 100), 0, 12.5, 0.25, 99.9999]) : undefined)
   if (g.chance(0.6)) {
     f.delay = g.chance(0.8) ? { fixedDelay: g.duration(3000) } : { headerDelay: true }
     const pct = percentage()
