@@ -44,8 +44,8 @@ import { after, before, describe, test } from 'node:test'
 import { parseDomain } from '../src/config/domain.js'
 import { parseDuration } from '../src/config/duration.js'
 import type {
-  ClusterConfig, ClusterTlsConfig, EndpointConfig, FaultConfig, HashPolicy, HeaderMatcher, MeshConfig, QueryParameterMatcher,
-  RetryOn, RetryPolicyConfig, RouteAction, RouteConfig, RouteMatch, VirtualHostConfig,
+  ClusterConfig, ClusterTlsConfig, EndpointConfig, FaultConfig, HashPolicy, HeaderMatcher, HeaderValueOption, MeshConfig, QueryParameterMatcher,
+  RetryOn, RetryPolicyConfig, RouteAction, RouteConfig, RouteMatch, VirtualHostConfig, WeightedClusterConfig,
 } from '../src/config/types.js'
 import { validateConfig } from '../src/config/validate.js'
 import { createControlPlane, createMesh, type ControlPlane, type Mesh } from '../src/index.js'
@@ -81,7 +81,6 @@ export const NOT_CARRIED: Readonly<Record<string, string>> = {
   'endpoint localities': 'our model has no locality; the emitter writes one locality of weight 1',
   'routes[].route.rateLimit, concurrencyLimit': 'no xDS field for them (a local_ratelimit filter per client would be needed)',
   'retryPolicy.retriableMethods, maxRetryAfter': 'Envoy\'s RetryPolicy has no such fields',
-  'routes[].route.clusterHeader, requestMirrorPolicies, redirect, directResponse, header mutations, requireTls, virtualClusters, prefix/regex/host rewrites': 'not used by gRPC clients (A28 honours route actions to clusters only); outside this property',
   'virtual host names and domains as written': 'a proxyless client subscribes to the authority it dials; it sees one virtual host per Listener (compared per authority)',
 }
 
@@ -191,8 +190,28 @@ function genHeaderMatcher(g: Gen, forQuery: boolean): HeaderMatcher & QueryParam
     m[kind] = g.word()
     if (g.chance(0.3)) m.ignoreCase = true
   }
+  if (!forQuery && kind === 'none' && g.chance(0.3)) {
+    delete m.present
+    const start = g.int(-5, 100)
+    m.rangeMatch = { start, end: start + g.int(1, 1000) }
+  }
+  if (!forQuery && kind !== 'absent' && kind !== 'present' && g.chance(0.1)) m.treatMissingHeaderAsEmpty = true
   if (!forQuery && kind !== 'absent' && g.chance(0.15)) m.invert = true
   return m
+}
+
+/** Header mutations (our values may hold Envoy's command operators; a literal % is %%). */
+function genMutations(g: Gen, target: { requestHeadersToAdd?: HeaderValueOption[]; requestHeadersToRemove?: string[]; responseHeadersToAdd?: HeaderValueOption[]; responseHeadersToRemove?: string[] }): void {
+  const option = (): HeaderValueOption => {
+    const h: HeaderValueOption = { header: { key: g.pick(['x-mesh', 'x-user-copy', 'x-lit']), value: g.pick(['v1', '100%%', '%REQ(x-user)%', '%HOSTNAME%', 'a b']) } }
+    if (g.chance(0.3)) h.appendAction = g.pick(['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'] as const)
+    if (g.chance(0.15)) h.keepEmptyValue = true
+    return h
+  }
+  if (g.chance(0.2)) target.requestHeadersToAdd = [option()]
+  if (g.chance(0.1)) target.requestHeadersToRemove = ['x-remove-me']
+  if (g.chance(0.2)) target.responseHeadersToAdd = [option()]
+  if (g.chance(0.1)) target.responseHeadersToRemove = ['x-powered-by']
 }
 
 function genMatch(g: Gen, last: boolean): RouteMatch {
@@ -249,7 +268,7 @@ function genDestination(g: Gen, clusters: readonly ClusterConfig[]): { cluster: 
   return { cluster: c.name }
 }
 
-function genAction(g: Gen, clusters: readonly ClusterConfig[]): RouteAction {
+function genAction(g: Gen, clusters: readonly ClusterConfig[], match: RouteMatch): RouteAction {
   let a: RouteAction
   if (g.chance(0.5)) {
     a = { ...genDestination(g, clusters) }
@@ -262,10 +281,23 @@ function genAction(g: Gen, clusters: readonly ClusterConfig[]): RouteAction {
       const key = `${d.cluster}/${d.subset ?? ''}`
       if (seen.has(key)) continue
       seen.add(key)
-      weighted.push({ ...d, weight: g.pick([0, 1, 10, 33, 50, 90, 100, 1000]) })
+      const w: WeightedClusterConfig = { ...d, weight: g.pick([0, 1, 10, 33, 50, 90, 100, 1000]) }
+      if (g.chance(0.2)) genMutations(g, w)
+      weighted.push(w)
     }
     if (weighted.every((w) => w.weight === 0)) (weighted[0] as { weight: number }).weight = 1
     a = { weightedClusters: weighted }
+  }
+  if (g.chance(0.05)) {
+    a = { clusterHeader: 'x-cluster' }
+    if (g.chance(0.5)) a.clusterNotFoundResponseCode = g.pick([404, 500, 503])
+  }
+  if (match.safeRegex === undefined && g.chance(0.1)) a.prefixRewrite = g.pick(['/', '/v2/'])
+  else if (g.chance(0.1)) a.regexRewrite = { pattern: '^/(.*)$', substitution: '/x/\\1' }
+  if (g.chance(0.1)) a.hostRewrite = g.pick(['reviews.internal', 'ratings:9080'])
+  if (g.chance(0.1)) {
+    const mirror = genDestination(g, clusters)
+    a.requestMirrorPolicies = [g.chance(0.5) ? { ...mirror, percentage: g.pick([0, 5, 12.5, 100]) } : mirror]
   }
   if (g.chance(0.4)) a.timeout = g.chance(0.1) ? 0 : g.duration(30_000)
   if (g.chance(0.15)) a.maxStreamDuration = { maxStreamDuration: g.duration(30_000) }
@@ -307,13 +339,21 @@ export function generate(seed: number): MeshConfig {
     const routes: RouteConfig[] = []
     const nRoutes = g.int(1, 4)
     for (let r = 0; r < nRoutes; r++) {
-      const route: RouteConfig = { match: genMatch(g, r === nRoutes - 1), route: genAction(g, clusters) }
+      const route: RouteConfig = { match: genMatch(g, r === nRoutes - 1) }
+      const kind = g.r()
+      if (kind < 0.05) route.redirect = g.pick([{ httpsRedirect: true }, { hostRedirect: 'new.example', responseCode: 308 }, { pathRedirect: '/moved', stripQuery: true }, { schemeRedirect: 'https', portRedirect: 8443, prefixRewrite: '/p' }])
+      else if (kind < 0.1) route.directResponse = g.pick([{ status: 200, body: 'ok' }, { status: 503 }, { status: 418, body: '100% teapot' }])
+      else route.route = genAction(g, clusters, route.match)
       if (g.chance(0.3)) route.name = `r${r}`
-      if (g.chance(0.2)) route.fault = genFault(g)
+      if (route.route !== undefined && g.chance(0.2)) route.fault = genFault(g)
+      if (g.chance(0.15)) genMutations(g, route)
       routes.push(route)
     }
     const vh: VirtualHostConfig = { name: `vh${i}`, domains, routes }
     if (g.chance(0.2)) vh.retryPolicy = genRetry(g)
+    if (g.chance(0.1)) vh.requireTls = g.pick(['ALL', 'EXTERNAL_ONLY', 'NONE'] as const)
+    if (g.chance(0.1)) vh.virtualClusters = [{ name: 'reads', headers: [{ name: ':method', exact: 'GET' }] }, { name: 'api', headers: [{ name: ':path', prefix: '/api' }] }]
+    if (g.chance(0.15)) genMutations(g, vh)
     virtualHosts.push(vh)
   }
   const config: MeshConfig = { clusters, virtualHosts }
@@ -348,7 +388,7 @@ export function authoritiesOf(config: MeshConfig): string[] {
 
 const DURATION_KEYS = new Set(['timeout', 'perTryTimeout', 'baseInterval', 'maxInterval', 'connectTimeout', 'interval', 'baseEjectionTime', 'maxEjectionTime', 'fixedDelay', 'grpcTimeoutHeaderMax', 'grpcTimeoutHeaderOffset'])
 
-/** Sorts keys, drops undefined, durations to ms (recursively). */
+/** Sorts keys, drops undefined, durations to ms, protobuf enum defaults as unset (recursively). */
 function canonical(value: unknown, key = ''): unknown {
   if (Array.isArray(value)) return value.map((v) => canonical(v))
   if (value !== null && typeof value === 'object') {
@@ -356,6 +396,7 @@ function canonical(value: unknown, key = ''): unknown {
     for (const k of Object.keys(value).sort()) {
       const v = (value as Record<string, unknown>)[k]
       if (v === undefined) continue
+      if ((k === 'appendAction' && v === 'APPEND_IF_EXISTS_OR_ADD') || (k === 'clusterNotFoundResponseCode' && v === 503)) continue
       out[k] = canonical(v, k)
     }
     return out
@@ -421,9 +462,7 @@ function normalFault(f: FaultConfig | undefined): unknown {
 function normalMatch(m: RouteMatch): unknown {
   const out: RouteMatch = { ...m }
   if (m.pathSeparatedPrefix !== undefined) {
-    const p = m.caseSensitive === false
-      ? [...m.pathSeparatedPrefix].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('')
-      : escapeRegex(m.pathSeparatedPrefix)
+    const p = pathSeparatedRegex(m.pathSeparatedPrefix, m.caseSensitive === false)
     delete out.pathSeparatedPrefix
     delete out.caseSensitive
     out.safeRegex = `${p}|${p}/.*`
@@ -439,13 +478,22 @@ function normalMatch(m: RouteMatch): unknown {
   return out
 }
 
-function normalAction(a: RouteAction, ref: (cluster: string, subset?: string) => string): unknown {
+function pathSeparatedRegex(prefix: string, ignoreCase: boolean): string {
+  return ignoreCase ? [...prefix].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('') : escapeRegex(prefix)
+}
+
+function normalAction(a: RouteAction, match: RouteMatch, ref: (cluster: string, subset?: string) => string): unknown {
   const out: Record<string, unknown> = { ...a }
+  if (a.prefixRewrite !== undefined && match.pathSeparatedPrefix !== undefined) {
+    delete out['prefixRewrite']
+    out['regexRewrite'] = { pattern: `^${pathSeparatedRegex(match.pathSeparatedPrefix, match.caseSensitive === false)}`, substitution: a.prefixRewrite.replaceAll('\\', '\\\\') }
+  }
   if (a.cluster !== undefined) {
     out['cluster'] = ref(a.cluster, a.subset)
     delete out['subset']
   }
   if (a.weightedClusters !== undefined) out['weightedClusters'] = a.weightedClusters.map((w) => ({ ...w, cluster: ref(w.cluster, w.subset), subset: undefined }))
+  if (a.requestMirrorPolicies !== undefined) out['requestMirrorPolicies'] = a.requestMirrorPolicies.map((m) => ({ ...m, cluster: ref(m.cluster, m.subset), subset: undefined }))
   const timeout = parseDuration(a.timeout)
   const msd = a.maxStreamDuration === undefined ? undefined : { ...a.maxStreamDuration }
   const bound = msd === undefined ? undefined : parseDuration(msd.maxStreamDuration)
@@ -459,7 +507,7 @@ function normalAction(a: RouteAction, ref: (cluster: string, subset?: string) =>
 function normalRoutes(vh: VirtualHostConfig, ref: (cluster: string, subset?: string) => string): unknown {
   return {
     retryPolicy: normalRetry(vh.retryPolicy),
-    routes: vh.routes.map((r) => ({ ...r, match: normalMatch(r.match), route: r.route === undefined ? undefined : normalAction(r.route, ref), fault: normalFault(r.fault) })),
+    routes: vh.routes.map((r) => ({ ...r, match: normalMatch(r.match), route: r.route === undefined ? undefined : normalAction(r.route, r.match, ref), fault: normalFault(r.fault) })),
   }
 }
 
