@@ -506,6 +506,10 @@ function normalAction(a: RouteAction, match: RouteMatch, ref: (cluster: string, 
 
 function normalRoutes(vh: VirtualHostConfig, ref: (cluster: string, subset?: string) => string): unknown {
   return {
+    ...vh,
+    name: undefined,
+    domains: undefined,
+    requireTls: vh.requireTls === 'NONE' ? undefined : vh.requireTls,
     retryPolicy: normalRetry(vh.retryPolicy),
     routes: vh.routes.map((r) => ({ ...r, match: normalMatch(r.match), route: r.route === undefined ? undefined : normalAction(r.route, r.match, ref), fault: normalFault(r.fault) })),
   }

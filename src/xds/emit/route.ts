@@ -58,6 +58,9 @@ export function emitRouteConfiguration(vh: VirtualHostConfig, index: number, ctx
     ...headerMutations(vh),
   }
   if (vh.retryPolicy !== undefined) virtualHost['retry_policy'] = retryPolicy(vh.retryPolicy, `${path}.retryPolicy`, ctx)
+  // Neither is read by gRPC clients; Envoy and ours apply them.
+  if (vh.requireTls !== undefined && vh.requireTls !== 'NONE') virtualHost['require_tls'] = vh.requireTls
+  if (vh.virtualClusters?.length) virtualHost['virtual_clusters'] = vh.virtualClusters.map((v) => ({ name: v.name, headers: v.headers.map(headerMatcher) }))
   return { name: routeConfigName(vh.name), virtual_hosts: [virtualHost] }
 }
 
