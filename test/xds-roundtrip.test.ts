@@ -70,7 +70,7 @@ import { prng } from './helpers/prng.js'
  * What the generator never produces, because xDS for proxyless clients has no field that
  * carries it (the control plane lists each in `omitted`), or our model has nothing to carry.
  */
-export const NOT_CARRIED: Readonly<Record<string, string>> = {
+const NOT_CARRIED: Readonly<Record<string, string>> = {
   'listener, identity, tracing, admin, outboundTrafficPolicy, drain': 'per-workload settings, not the fleet\'s outbound routing; each client has its own (the identity is its certificate provider instance)',
   'clusters[].type, dns*': 'EDS carries resolved IP addresses; discovery by DNS happens at the control plane',
   'clusters[].endpoints[].address with a host name or https://': 'EDS carries IPs; TLS is per cluster (tls.mode), not per endpoint scheme',
@@ -322,7 +322,7 @@ function genDomain(g: Gen, host: string, used: Set<string>): string | undefined 
 }
 
 /** One generated config (valid), from `seed`. */
-export function generate(seed: number): MeshConfig {
+function generate(seed: number): MeshConfig {
   const g = new Gen(prng(seed))
   const names = g.some(HOSTS, 1, 4)
   const clusters = names.map((n, i) => genCluster(g, n, i))
@@ -365,7 +365,7 @@ export function generate(seed: number): MeshConfig {
 }
 
 /** The authorities a client would dial for each domain (a Listener name each). */
-export function authoritiesOf(config: MeshConfig): string[] {
+function authoritiesOf(config: MeshConfig): string[] {
   const out = new Set<string>()
   for (const vh of config.virtualHosts ?? []) {
     for (const d of vh.domains) {
@@ -540,7 +540,7 @@ interface View {
 }
 
 /** What the client should end up with, from the original config. */
-export function expectedView(config: MeshConfig, authorities: readonly string[], provider = PROVIDER): View {
+function expectedView(config: MeshConfig, authorities: readonly string[], provider = PROVIDER): View {
   const index = new DomainIndex<VirtualHostConfig>()
   for (const vh of config.virtualHosts ?? []) for (const d of vh.domains) index.add(d, vh)
   const byName = new Map((config.clusters ?? []).map((c) => [c.name, c]))
@@ -568,7 +568,7 @@ export function expectedView(config: MeshConfig, authorities: readonly string[],
 }
 
 /** The comparable view of what the client composed. */
-export function actualView(config: MeshConfig, authorities: readonly string[]): View {
+function actualView(config: MeshConfig, authorities: readonly string[]): View {
   const view: View = { authorities: {}, clusters: {}, identity: config.identity }
   for (const a of authorities) {
     const vh = (config.virtualHosts ?? []).find((v) => v.name === a)
@@ -801,4 +801,91 @@ describe('round trip: our config → xDS (bytes) → our client → an equivalen
       roundTrip(generate(seed), `seed ${seed} (XDS_ROUNDTRIP_SEED=${seed})`)
     }
   })
+})
+
+// ---------------------------------------------------------------- over the live wire
+
+describe('round trip over the live wire: a control plane on port 0, a mesh with xds pointing to it', () => {
+  let cp: ControlPlane | undefined
+  let dir: string
+  let provider: FileWatcherProvider
+  const meshes: Mesh[] = []
+
+  before(async () => {
+    // Real workload credentials: ISTIO_MUTUAL clusters make the client's identity these files.
+    const pki = makePki(['spiffe://cluster.local/ns/default/sa/roundtrip'])
+    const leaf = pki.clients['spiffe://cluster.local/ns/default/sa/roundtrip'] as { key: string; cert: string }
+    dir = mkdtempSync(join(tmpdir(), 'sidecarless-roundtrip-'))
+    writeFileSync(join(dir, 'cert-chain.pem'), leaf.cert)
+    writeFileSync(join(dir, 'key.pem'), leaf.key)
+    writeFileSync(join(dir, 'root-cert.pem'), pki.ca)
+    provider = { name: 'default', certificateFile: join(dir, 'cert-chain.pem'), privateKeyFile: join(dir, 'key.pem'), caCertificateFile: join(dir, 'root-cert.pem'), refreshIntervalMs: 600_000 }
+    cp = await createControlPlane({ config: FIXED['SIMPLE TLS'] as MeshConfig, listen: '127.0.0.1:0', log: () => undefined })
+  })
+
+  after(async () => {
+    await Promise.all(meshes.map((m) => m.close()))
+    await cp?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  // A handful of generated configs, the defects' smallest configs among them; each pushed by cp.update().
+  const cases: [string, () => MeshConfig][] = [
+    ...[7, 19, 42, 101, 2026].map((seed): [string, () => MeshConfig] => [`seed ${seed} (XDS_ROUNDTRIP_SEED=${seed})`, () => generate(seed)]),
+    ['suffix wildcard without a port', () => FIXED['suffix wildcard without a port'] as MeshConfig],
+    ['header mutations', () => FIXED['header mutations'] as MeshConfig],
+    ['ISTIO_MUTUAL and SIMPLE clusters: the identity and trust bundle from the certificate provider', () => ({
+      identity: { certificate: '/etc/certs/cert-chain.pem', privateKey: '/etc/certs/key.pem', trustBundle: '/etc/certs/root-cert.pem' },
+      clusters: [
+        { name: 'reviews', endpoints: [{ address: '10.0.0.1:9080', labels: { version: 'v1' } }, { address: '10.0.0.2:9080', labels: { version: 'v2' }, weight: 3 }], subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }], tls: { mode: 'ISTIO_MUTUAL', verifyIdentities: ['spiffe://cluster.local/ns/default/*'] } },
+        { name: 'ratings', endpoints: [{ address: '10.0.1.1:443' }], tls: { mode: 'SIMPLE', sni: 'ratings.example' } },
+      ],
+      virtualHosts: [
+        { name: 'reviews', domains: ['reviews'], routes: [{ match: { prefix: '/' }, route: { weightedClusters: [{ cluster: 'reviews', subset: 'v1', weight: 90 }, { cluster: 'reviews', subset: 'v2', weight: 10 }] } }] },
+        { name: 'ratings', domains: ['ratings:443'], routes: [{ match: { prefix: '/' }, route: { cluster: 'ratings', timeout: '2s' } }] },
+      ],
+    })],
+  ]
+  for (const [label, make] of cases) {
+    test(label, async () => {
+      const config = make()
+      const server = cp as ControlPlane
+      await server.update(config)
+      const authorities = authoritiesOf(config)
+      const mesh = createMesh({
+        service: 'roundtrip',
+        xds: {
+          bootstrap: {
+            xds_servers: [{ server_uri: server.address, channel_creds: [{ type: 'insecure' }] }],
+            node: { id: `roundtrip-${meshes.length}`, metadata: { GENERATOR: 'grpc' } },
+            certificate_providers: {
+              default: {
+                plugin_name: 'file_watcher',
+                config: { certificate_file: provider.certificateFile, private_key_file: provider.privateKeyFile, ca_certificate_file: provider.caCertificateFile, refresh_interval: '600s' },
+              },
+            },
+          },
+          listeners: authorities,
+          onDemand: false,
+          resourceTimeout: '10s',
+        },
+      })
+      meshes.push(mesh)
+      const xds = mesh.xds
+      assert.ok(xds !== undefined)
+      assert.equal(await xds.ready(), true, 'every Listener is in force or known not to exist')
+      const status = xds.status()
+      assert.deepEqual(status.resources.filter((r) => r.status === 'NACKED'), [], 'nothing NACKed')
+      assert.equal(server.stats().nacks, 0)
+      const expected = expectedView(config, authorities, provider)
+      assert.ok(Object.keys(expected.authorities).length > 0 && Object.keys(expected.clusters).length > 0)
+      try {
+        assert.deepEqual(actualView(mesh.config as MeshConfig, authorities), expected)
+      } catch (err) {
+        const e = err as { actual?: unknown; expected?: unknown }
+        throw new Error(`${label}\nconfig: ${JSON.stringify(config)}\n${differences(e.actual, e.expected, '').join('\n')}`, { cause: err })
+      }
+      await mesh.close()
+    })
+  }
 })
