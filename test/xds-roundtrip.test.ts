@@ -125,7 +125,8 @@ function genCluster(g: Gen, name: string, index: number): ClusterConfig {
   const endpoints: EndpointConfig[] = []
   const n = g.int(1, 5)
   for (let i = 0; i < n; i++) {
-    const e: EndpointConfig = { address: `${g.chance(0.5) ? 'http://' : ''}10.${index}.${i}.${g.int(1, 254)}:${g.chance(0.85) ? port : port + 1}` }
+    const ip = g.chance(0.1) ? `[fd00::${index}:${i}:${g.int(1, 254)}]` : `10.${index}.${i}.${g.int(1, 254)}`
+    const e: EndpointConfig = { address: `${g.chance(0.5) ? 'http://' : ''}${ip}:${g.chance(0.85) ? port : port + 1}` }
     const version = i < subsetVersions.length ? subsetVersions[i] : g.chance(0.7) ? g.pick(VERSIONS) : undefined
     if (version !== undefined) e.labels = g.chance(0.3) ? { version, zone: g.pick(['a', 'b']) } : { version }
     if (g.chance(0.4)) e.weight = g.int(1, 128)
@@ -524,12 +525,19 @@ function normalCluster(c: ClusterConfig, endpoints: readonly EndpointConfig[], t
     loadBalancer: lb === 'round_robin' ? undefined : lb,
     endpoints: endpoints.length === 0 ? undefined : endpoints.map((e) => ({
       // TLS is the cluster's (tls.mode): the client writes https:// for a TLS cluster, ours may say http://.
-      address: e.address.replace(/^[a-z]+:\/\//, ''),
+      address: hostPort(e.address),
       labels: e.labels === undefined || Object.keys(e.labels).length === 0 ? undefined : e.labels,
       weight: e.weight === 1 ? undefined : e.weight,
     })),
     tls,
   }
+}
+
+/** `ip:port` of an endpoint address, whatever its scheme; an IPv6 address in its canonical text (`fd00::0:1` is `fd00::1`). */
+function hostPort(address: string): string {
+  const bare = address.replace(/^[a-z]+:\/\//, '')
+  const port = /:(\d+)$/.exec(bare)?.[1] ?? ''
+  return `${new URL(`http://${bare}`).hostname}:${port}`
 }
 
 /** The comparable view of a config: per authority, the routes; per (host, subset), the cluster. */
@@ -703,18 +711,18 @@ before(async () => {
  */
 const REGRESSIONS: Readonly<Record<string, number>> = {
   'a suffix wildcard without a port served for an authority with a port (control plane picked `*`)': 1,
-  'treat_missing_header_as_empty not emitted': 1,
-  'virtual_clusters not emitted': 2,
-  'upper-case load-balancing policy (RING_HASH) emitted as round robin': 3,
+  'maxStreamDuration not emitted': 1,
+  'upper-case load-balancing policy (LEAST_REQUEST) emitted as round robin': 1,
+  'SIMPLE upstream TLS (validation from a provider) NACKed by our client': 1,
+  'header values with %: operators escaped into literals': 1,
   'a Percent of 0 (healthy_panic_threshold) read back as unset': 3,
   'require_tls not emitted': 3,
-  'header values with %: operators escaped into literals': 0,
-  'maxStreamDuration not emitted': 5,
-  'SIMPLE upstream TLS (validation from a provider) NACKed by our client': 5,
-  'range_match emitted as present_match (a wider match)': 11,
-  'cluster_header route emitted without an action (NACKed)': 12,
-  'prefixRewrite under a pathSeparatedPrefix match dropped': 12,
-  'keep_empty_value not emitted': 27,
+  'virtual_clusters not emitted': 5,
+  'cluster_header route emitted without an action (NACKed)': 6,
+  'range_match emitted as present_match (a wider match)': 12,
+  'treat_missing_header_as_empty not emitted': 21,
+  'keep_empty_value not emitted': 22,
+  'prefixRewrite under a pathSeparatedPrefix match dropped': 63,
 }
 
 const ONE = { address: '10.0.0.1:9080', labels: { version: 'v1' } }
