@@ -475,7 +475,7 @@ function clusterTls(t: ClusterTranslation, context: DecodeContext, errors: strin
   if (cert === undefined && validation !== undefined) {
     // TLS without a client certificate (DestinationRule SIMPLE): the server is verified
     // against the provider's CA certificates (gRFC A29), and its SAN matchers when set.
-    const config: ClusterTlsConfig = { mode: 'simple', trustBundle: context.certificateProviders.get(validation)?.caCertificateFile as string }
+    const config: ClusterTlsConfig = { mode: 'simple', trustBundle: context.certificateProviders.get(validation)?.caCertificateFile }
     if (tls.sni !== undefined && tls.sni !== '') config.sni = tls.sni
     if (tls.validation?.verifyIdentities !== undefined) config.verifyIdentities = [...tls.validation.verifyIdentities]
     return { config, provider: undefined }
