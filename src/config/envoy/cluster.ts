@@ -365,7 +365,7 @@ function circuitBreakers(p: Problems, f: Field | undefined): CircuitBreakersConf
     const budget = readField(p, t.get('retry_budget'), RETRY_BUDGET)
     if (budget !== undefined) {
       const rb: NonNullable<CircuitBreakersConfig['retryBudget']> = {}
-      put(rb, 'budgetPercent', asNumber(p, budget.get('budget_percent'), 0, 100))
+      put(rb, 'budgetPercent', percent(p, budget.get('budget_percent')))
       put(rb, 'minRetryConcurrency', asUint(p, budget.get('min_retry_concurrency'), 0, 1e9))
       cb.retryBudget = rb
     }
@@ -516,9 +516,18 @@ function health(p: Problems, m: Map<string, Field>, cluster: ClusterConfig): voi
     if (check !== undefined) cluster.healthChecks = [check]
   }
   const lb = readField(p, m.get('common_lb_config'), COMMON_LB)
-  // An Envoy Percent: `{ value: 50.0 }`, or a bare number in hand-written YAML.
-  const panic = asNumber(p, lb?.get('healthy_panic_threshold'), 0, 100)
+  const panic = percent(p, lb?.get('healthy_panic_threshold'))
   if (panic !== undefined) cluster.commonLbConfig = { healthyPanicThreshold: panic }
+}
+
+/**
+ * An Envoy `Percent`: `{ value: 50.0 }`, or a bare number in hand-written YAML. Decoded from
+ * protobuf, a Percent of 0 is an empty message (proto3 leaves a default value out): 0, which
+ * for the panic threshold means "never panic", not "unset".
+ */
+function percent(p: Problems, f: Field | undefined): number | undefined {
+  if (present(f) && typeof f.value === 'object' && !Array.isArray(f.value) && Object.keys(f.value as object).length === 0) return 0
+  return asNumber(p, f, 0, 100)
 }
 
 function healthCheck(p: Problems, f: Field): HealthCheckConfig | undefined {

@@ -468,10 +468,19 @@ function clusterTls(t: ClusterTranslation, context: DecodeContext, errors: strin
     if (tls.validation?.verifyIdentities !== undefined) config.verifyIdentities = [...tls.validation.verifyIdentities]
     return { config, provider: undefined }
   }
-  if (cert === undefined || tls.certificate !== undefined || tls.validation?.trustedCa !== undefined) {
-    errors.push('mixing certificate provider instances with inline certificates, or validating with a provider without presenting its certificate, is not supported')
+  if (tls.certificate !== undefined || tls.validation?.trustedCa !== undefined) {
+    errors.push('mixing certificate provider instances with inline certificates is not supported')
     return { config: undefined, provider: undefined }
   }
+  if (cert === undefined && validation !== undefined) {
+    // TLS without a client certificate (DestinationRule SIMPLE): the server is verified
+    // against the provider's CA certificates (gRFC A29), and its SAN matchers when set.
+    const config: ClusterTlsConfig = { mode: 'simple', trustBundle: context.certificateProviders.get(validation)?.caCertificateFile }
+    if (tls.sni !== undefined && tls.sni !== '') config.sni = tls.sni
+    if (tls.validation?.verifyIdentities !== undefined) config.verifyIdentities = [...tls.validation.verifyIdentities]
+    return { config, provider: undefined }
+  }
+  if (cert === undefined) return { config: undefined, provider: undefined }
   const config: ClusterTlsConfig = { mode: 'ISTIO_MUTUAL' }
   if (tls.sni !== undefined && tls.sni !== '') config.sni = tls.sni
   if (tls.validation?.verifyIdentities !== undefined) config.verifyIdentities = [...tls.validation.verifyIdentities]

@@ -7,7 +7,7 @@
  * @module
  */
 import { defaults } from '../../config/defaults.js'
-import type { CircuitBreakersConfig, ClusterConfig, ClusterTlsConfig, HealthCheckConfig, OutlierDetectionConfig } from '../../config/types.js'
+import type { CircuitBreakersConfig, ClusterConfig, ClusterTlsConfig, HealthCheckConfig, LoadBalancerPolicy, OutlierDetectionConfig } from '../../config/types.js'
 import type { XdsObject } from '../types.js'
 import { TypedConfigNames } from '../type-urls.js'
 import { defined, duration, headerValueOption, type Omissions, typed } from './common.js'
@@ -55,7 +55,8 @@ export function emitCluster(cluster: ClusterConfig, name: string, index: number,
  * the first they support, Envoy the first too. gRPC clients without A52 refuse them.
  */
 function loadBalancing(c: ClusterConfig): XdsObject {
-  const policy = c.loadBalancer ?? defaults.loadBalancer
+  // Validation accepts Envoy's spelling too (`RING_HASH`); the mesh reads it as the lower case.
+  const policy = (c.loadBalancer ?? defaults.loadBalancer).toLowerCase() as LoadBalancerPolicy
   const out: XdsObject = {}
   if (policy !== 'round_robin') out['lb_policy'] = LB_POLICY[policy]
   const ringHash = defined({

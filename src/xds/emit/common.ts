@@ -68,8 +68,10 @@ export function headerMatcher(m: HeaderMatcher): XdsObject {
   const out: XdsObject = { name: m.name }
   const s = stringMatcher(m)
   if (s !== undefined) out['string_match'] = s
+  else if (m.rangeMatch !== undefined) out['range_match'] = { start: String(m.rangeMatch.start), end: String(m.rangeMatch.end) }
   else out['present_match'] = m.present ?? true
   if (m.invert === true) out['invert_match'] = true
+  if (m.treatMissingHeaderAsEmpty === true) out['treat_missing_header_as_empty'] = true
   return out
 }
 
@@ -83,12 +85,13 @@ export function queryMatcher(m: QueryParameterMatcher): XdsObject {
 }
 
 /**
- * Envoy `HeaderValueOption`. Envoy expands `%COMMAND%` in header values; ours are literal,
- * so `%` is written `%%`.
+ * Envoy `HeaderValueOption`. Our values are written in Envoy's header format already
+ * (`%REQ(x-user)%` is an operator, `%%` a literal `%`), so they go as they are.
  */
 export function headerValueOption(h: HeaderValueOption): XdsObject {
-  const out: XdsObject = { header: { key: h.header.key, value: h.header.value.replaceAll('%', '%%') } }
+  const out: XdsObject = { header: { key: h.header.key, value: h.header.value } }
   if (h.appendAction !== undefined) out['append_action'] = h.appendAction
+  if (h.keepEmptyValue === true) out['keep_empty_value'] = true
   return out
 }
 

@@ -69,7 +69,6 @@ export function emitResources(config: MeshConfig, resolved: ResolvedHosts = new 
     authorities.add(rcName, emittedDomains(vh.domains))
     for (const domain of vh.domains) if (!listeners.has(domain)) listeners.set(domain, emitApiListener(domain, rcName))
   })
-  authorities.seal()
 
   reportUncarried(config, omissions)
   return { listeners, routes, clusters, endpoints, authorities, omitted: omissions.list }
@@ -83,6 +82,7 @@ function reportUncarried(config: MeshConfig, omissions: Omissions): void {
     tracing: 'tracing is configured on each workload',
     admin: 'the admin endpoint is configured on each process',
     outboundTrafficPolicy: 'proxyless clients only dial the authorities they have listeners for',
+    drain: 'draining is configured on each process',
   }
   for (const key of Object.keys(why)) {
     if ((config as Record<string, unknown>)[key] !== undefined) omissions.add(key, `not carried over xDS: ${why[key] ?? ''}`)

@@ -26,6 +26,8 @@ export interface RouteContext {
 /** The name of the HTTP fault filter (istiod puts it in every proxyless listener). */
 export const FAULT_FILTER = 'envoy.filters.http.fault'
 
+const NOT_FOUND_CODES: Readonly<Record<number, string>> = { 503: 'SERVICE_UNAVAILABLE', 404: 'NOT_FOUND', 500: 'INTERNAL_SERVER_ERROR' }
+
 const REDIRECT_CODES: Readonly<Record<number, string>> = {
   301: 'MOVED_PERMANENTLY', 302: 'FOUND', 303: 'SEE_OTHER', 307: 'TEMPORARY_REDIRECT', 308: 'PERMANENT_REDIRECT',
 }
@@ -56,13 +58,16 @@ export function emitRouteConfiguration(vh: VirtualHostConfig, index: number, ctx
     ...headerMutations(vh),
   }
   if (vh.retryPolicy !== undefined) virtualHost['retry_policy'] = retryPolicy(vh.retryPolicy, `${path}.retryPolicy`, ctx)
+  // Neither is read by gRPC clients; Envoy and ours apply them.
+  if (vh.requireTls !== undefined && vh.requireTls !== 'NONE') virtualHost['require_tls'] = vh.requireTls
+  if (vh.virtualClusters?.length) virtualHost['virtual_clusters'] = vh.virtualClusters.map((v) => ({ name: v.name, headers: v.headers.map(headerMatcher) }))
   return { name: routeConfigName(vh.name), virtual_hosts: [virtualHost] }
 }
 
 function emitRoute(r: RouteConfig, path: string, ctx: RouteContext): XdsObject {
   const out: XdsObject = defined({ name: r.name })
   out['match'] = routeMatch(r.match)
-  if (r.route !== undefined) out['route'] = routeAction(r.route, `${path}.route`, ctx)
+  if (r.route !== undefined) out['route'] = routeAction(r.route, r.match, `${path}.route`, ctx)
   else if (r.redirect !== undefined) out['redirect'] = redirect(r.redirect)
   else if (r.directResponse !== undefined) {
     out['direct_response'] = defined({ status: r.directResponse.status, body: r.directResponse.body === undefined ? undefined : { inline_string: r.directResponse.body } })
@@ -92,7 +97,7 @@ function routeMatch(m: RouteMatch): XdsObject {
   return out
 }
 
-function routeAction(a: RouteAction, path: string, ctx: RouteContext): XdsObject {
+function routeAction(a: RouteAction, match: RouteMatch, path: string, ctx: RouteContext): XdsObject {
   const out: XdsObject = {}
   if (a.weightedClusters !== undefined) {
     const clusters = a.weightedClusters.map((w) => ({
@@ -105,17 +110,25 @@ function routeAction(a: RouteAction, path: string, ctx: RouteContext): XdsObject
     out['weighted_clusters'] = { clusters, total_weight: a.weightedClusters.reduce((s, w) => s + w.weight, 0) }
   } else if (a.cluster !== undefined) {
     out['cluster'] = ctx.clusterName(a.cluster, a.subset)
+  } else if (a.clusterHeader !== undefined) {
+    // gRPC clients do not honour cluster_header (A28); ours and Envoy do, for the clusters
+    // they hold: a client subscribes only to the clusters routes name.
+    out['cluster_header'] = a.clusterHeader
   }
-  if (a.prefixRewrite !== undefined) out['prefix_rewrite'] = a.prefixRewrite
+  if (a.clusterNotFoundResponseCode !== undefined) out['cluster_not_found_response_code'] = NOT_FOUND_CODES[a.clusterNotFoundResponseCode]
+  if (a.prefixRewrite !== undefined && match.pathSeparatedPrefix !== undefined) {
+    // The match goes out as a safe_regex (gRPC refuses path_separated_prefix), and Envoy
+    // refuses prefix_rewrite with a regex match: the same rewrite as a regex_rewrite.
+    const prefix = literalRegex(match.pathSeparatedPrefix, match.caseSensitive === false)
+    out['regex_rewrite'] = { pattern: { regex: `^${prefix}` }, substitution: a.prefixRewrite.replaceAll('\\', '\\\\') }
+  } else if (a.prefixRewrite !== undefined) {
+    out['prefix_rewrite'] = a.prefixRewrite
+  }
   if (a.regexRewrite !== undefined) out['regex_rewrite'] = { pattern: { regex: a.regexRewrite.pattern }, substitution: a.regexRewrite.substitution }
   if (a.hostRewrite !== undefined) out['host_rewrite_literal'] = a.hostRewrite
-  if (a.timeout !== undefined) {
-    const t = duration(a.timeout)
-    out['timeout'] = t
-    // gRPC ignores `timeout`; istiod gives proxyless clients the same bound as the stream's
-    // maximum duration, which gRPC applies as the call's deadline (A31).
-    out['max_stream_duration'] = { max_stream_duration: t }
-  }
+  if (a.timeout !== undefined) out['timeout'] = duration(a.timeout)
+  const msd = maxStreamDuration(a)
+  if (msd !== undefined) out['max_stream_duration'] = msd
   if (a.hashPolicy?.length) out['hash_policy'] = a.hashPolicy.map(hashPolicy)
   if (a.retryPolicy !== undefined) out['retry_policy'] = retryPolicy(a.retryPolicy, `${path}.retryPolicy`, ctx)
   if (a.requestMirrorPolicies?.length) {
@@ -127,6 +140,26 @@ function routeAction(a: RouteAction, path: string, ctx: RouteContext): XdsObject
   if (a.rateLimit !== undefined) ctx.omissions.add(`${path}.rateLimit`, 'route rate limits are not carried over xDS; each client would need its own local_ratelimit filter')
   if (a.concurrencyLimit !== undefined) ctx.omissions.add(`${path}.concurrencyLimit`, 'concurrency limits have no xDS field')
   return out
+}
+
+/**
+ * The route's `max_stream_duration`. gRPC ignores `timeout` and applies
+ * `max_stream_duration` as the call's deadline (A31), so istiod writes the route timeout
+ * there too; ours bounds a request by the lower of `timeout` and `maxStreamDuration`, so the
+ * lower one is written (0 is no bound). With `grpcTimeoutHeaderMax`, the stream's duration
+ * is written as given: the header's timeout then stands in for it.
+ */
+function maxStreamDuration(a: RouteAction): XdsObject | undefined {
+  const m = a.maxStreamDuration
+  const timeout = a.timeout === undefined ? undefined : parseDuration(a.timeout)
+  let bound = m?.maxStreamDuration === undefined ? undefined : parseDuration(m.maxStreamDuration)
+  if (timeout !== undefined && m?.grpcTimeoutHeaderMax === undefined && (bound === undefined || bound === 0 || (timeout > 0 && timeout < bound))) bound = timeout
+  const out = defined({
+    max_stream_duration: bound === undefined ? undefined : duration(bound),
+    grpc_timeout_header_max: m?.grpcTimeoutHeaderMax === undefined ? undefined : duration(m.grpcTimeoutHeaderMax),
+    grpc_timeout_header_offset: m?.grpcTimeoutHeaderOffset === undefined ? undefined : duration(m.grpcTimeoutHeaderOffset),
+  })
+  return Object.keys(out).length === 0 ? undefined : out
 }
 
 function hashPolicy(p: HashPolicy): XdsObject {
@@ -195,8 +228,13 @@ export function httpFault(f: FaultConfig): XdsObject {
  * `/api/...`; without case, each letter is a class (`[aA]`), as safe regexes have no `(?i)`.
  */
 function pathSeparatedRegex(prefix: string, ignoreCase: boolean): string {
-  const p = ignoreCase ? [...prefix].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('') : escapeRegex(prefix)
+  const p = literalRegex(prefix, ignoreCase)
   return `${p}|${p}/.*`
+}
+
+/** A regex matching `text` literally (each letter a class `[aA]` when case is ignored). */
+function literalRegex(text: string, ignoreCase: boolean): string {
+  return ignoreCase ? [...text].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('') : escapeRegex(text)
 }
 
 function escapeRegex(s: string): string {
