@@ -30,6 +30,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_UNKNOWN_TARGET: 'no virtual host or cluster has that name',
   /** An argument to a public function is of the wrong type or out of range. */
   SIDECARLESS_ERR_INVALID_ARGUMENT: 'an argument is invalid',
+  /** The admin endpoint (`admin.address`) could not listen (port in use, address not on this host). */
+  SIDECARLESS_ERR_ADMIN_LISTEN: 'the admin endpoint could not listen',
   /** A string is not a valid SPIFFE ID; the error's `reason` names the broken rule. */
   SIDECARLESS_ERR_INVALID_SPIFFE_ID: 'the SPIFFE ID is invalid',
   /** An upstream's certificate did not carry an identity the cluster's `tls.verifyIdentities` allows; no request byte was sent. */

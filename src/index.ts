@@ -13,7 +13,7 @@
  */
 import './runtime-check.js'
 export { createMesh, Mesh } from './mesh.js'
-export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshTracing, PrometheusOptions, Traffic } from './mesh.js'
+export type { ConfigApplied, MeshEvents, MeshMetrics, MeshOptions, MeshState, MeshTracing, PrometheusOptions, Traffic } from './mesh.js'
 export type { PromClientRegistry, RegisterOptions } from './observability/prom-client-bridge.js'
 export { PEER_HEADER } from './observability/istio-metrics.js'
 export type { Peer, RequestContext } from './observability/context.js'
@@ -68,3 +68,16 @@ export {
 export type { SpiffeId, SpiffeIdReason } from './security/identity.js'
 export { CredentialsError, CredentialStore, loadCredentials } from './security/tls.js'
 export type { CredentialSources, Credentials, CredentialStoreEvents, CredentialStoreOptions } from './security/tls.js'
+export { createControlPlane } from './xds/control-plane.js'
+export type {
+  ControlPlane,
+  ControlPlaneApplied,
+  ControlPlaneClient,
+  ControlPlaneEvents,
+  ControlPlaneNack,
+  ControlPlaneOptions,
+  ControlPlaneStats,
+  ControlPlaneTraffic,
+  XdsVersions,
+} from './xds/control-plane-api.js'
+export type { OmittedField, XdsNack, XdsNode, XdsObject, XdsTypeStatus } from './xds/types.js'

@@ -7,19 +7,23 @@ import type http from 'node:http'
 import type https from 'node:https'
 import { InboundPipeline } from './inbound/pipeline.js'
 import { LimitRegistry } from './policy/limits.js'
-import { createWrappedServer, wrapServer } from './inbound/server.js'
+import { createWrappedServer, ServerSet, wrapServer, type DrainTimes } from './inbound/server.js'
+import { adminBindAddress, startAdmin, type AdminServer } from './admin/admin.js'
 import { currentContext, type RequestContext } from './observability/context.js'
 import { MetricsRegistry, type MetricsSnapshot } from './observability/metrics.js'
 import { workloadOf } from './observability/istio-metrics.js'
 import { buildInfo, processMetrics } from './observability/process-metrics.js'
-import { packageVersion } from './observability/tracing.js'
 import { registerWith, type PromClientRegistry, type RegisterOptions } from './observability/prom-client-bridge.js'
 import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
 import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy/index.js'
 import { loadConfig, reportLoaded, type LoadOptions } from './config/load.js'
-import type { MeshConfig } from './config/types.js'
+import type { AdminConfig, DrainConfig, MeshConfig } from './config/types.js'
+import { defaults, limits } from './config/defaults.js'
+import { parseDuration } from './config/duration.js'
+import { formatListenAddress } from './config/listen-address.js'
+import { version as packageVersion } from './version.js'
 import { ConfigError, MeshError } from './errors.js'
 import { MeshDispatcher } from './outbound/dispatcher.js'
 import { createMeshFetch, type MeshFetch } from './outbound/fetch.js'
@@ -55,7 +59,22 @@ export interface MeshOptions {
    * no policy.
    */
   readonly config?: MeshConfig | string | object
+  /**
+   * The drain of `close()`; each field given overrides the config's `drain`
+   * (`sidecarless/register` sets it from `SIDECARLESS_DRAIN_TIMEOUT` and
+   * `SIDECARLESS_DRAIN_DELAY`).
+   */
+  readonly drain?: DrainConfig
+  /** @internal false: the caller serves the admin endpoint itself (`sidecarless proxy`). */
+  readonly serveAdmin?: boolean
 }
+
+/**
+ * Envoy's server state: `LIVE` while the mesh takes requests; `DRAINING` from the moment
+ * `close()` began (under `sidecarless/register`, from SIGTERM); `CLOSED` once it resolved.
+ * The admin endpoint's `/ready` answers 200 only when `LIVE`.
+ */
+export type MeshState = 'LIVE' | 'DRAINING' | 'CLOSED'
 
 /** What the `config` event carries, and what `mesh.update()` resolves with. */
 export interface ConfigApplied {
@@ -122,6 +141,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #pipeline: InboundPipeline
   /** Who Istio manifests in the config are translated for. */
   readonly #load: LoadOptions
+  /** The servers this mesh wrapped, while they listen: `close()` drains them. */
+  readonly #servers = new ServerSet()
+  readonly #drainOverride: DrainConfig | undefined
+  #state: MeshState = 'LIVE'
+  /** The admin endpoint, when `admin` is configured (listening, or failed to). */
+  #admin: Promise<AdminServer> | undefined
+  /** The `admin` block the endpoint was started from: a change needs a restart. */
+  #adminConfig: string | undefined
   #restoreGlobal: (() => void) | undefined
   #closing: Promise<void> | undefined
 
@@ -130,6 +157,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super()
     this.service = options.service
     this.labels = Object.freeze({ ...(options.labels ?? {}) })
+    this.#drainOverride = checkDrainOption(options.drain)
     this.#load = { labels: this.labels, ...(options.namespace === undefined ? {} : { namespace: options.namespace }) }
     // No `config` option at all is the documented empty start; an explicit null/undefined is not.
     const loaded = 'config' in options ? loadConfig(options.config, this.#load) : { config: {}, unsupported: [], source: undefined }
@@ -184,6 +212,24 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       get: (name: string) => readSplit(this.#store.current.config as MeshConfig, name),
     })
+    if (options.serveAdmin !== false) {
+      this.#adminConfig = JSON.stringify(loaded.config.admin ?? null)
+      if (loaded.config.admin !== undefined) this.#admin = this.#serveAdmin(loaded.config.admin, loaded.source)
+    }
+  }
+
+  /** See {@link MeshState}. */
+  get state(): MeshState {
+    return this.#state
+  }
+
+  /**
+   * Where the admin endpoint listens (`host:port`), once it does; `undefined` when the
+   * config has no `admin`. Rejects with `SIDECARLESS_ERR_ADMIN_LISTEN` when it could not
+   * listen.
+   */
+  async adminAddress(): Promise<string | undefined> {
+    return (await this.#admin)?.address
   }
 
   /** The config in force (frozen). */
@@ -209,15 +255,44 @@ export class Mesh extends EventEmitter<MeshEvents> {
   createServer(handler?: RequestListener): http.Server
   createServer(options: http.ServerOptions | https.ServerOptions, handler?: RequestListener): http.Server | https.Server
   createServer(a?: http.ServerOptions | https.ServerOptions | RequestListener, b?: RequestListener): http.Server | https.Server {
-    return createWrappedServer(this.#pipeline, a, b)
+    return createWrappedServer(this.#pipeline, this.#servers, a, b)
   }
 
   /**
    * Makes an existing node:http or node:https server run its requests through the mesh,
    * whatever framework handles them (Express, Fastify, Koa, ...). Returns the server.
+   * `close()` drains it. A server the `sidecarless/register` hook wrapped is taken over by
+   * this mesh; one that another mesh's `wrap()` or `createServer()` holds is refused with
+   * `SIDECARLESS_ERR_INVALID_ARGUMENT`.
    */
   wrap<S extends http.Server | https.Server>(server: S): S {
-    return wrapServer(server, this.#pipeline)
+    return wrapServer(server, this.#pipeline, this.#servers, 'explicit')
+  }
+
+  /**
+   * @internal the register hook's wrap: it gives way to an app's explicit `wrap()` of the
+   * same server, and never takes a server from another mesh.
+   */
+  wrapImplicitly<S extends http.Server | https.Server>(server: S): S {
+    return wrapServer(server, this.#pipeline, this.#servers, 'implicit')
+  }
+
+  /**
+   * @internal marks the mesh not ready (`/ready` answers 503) without closing it: SIGTERM
+   * under `sidecarless/register` when the app handles the signal itself.
+   */
+  markDraining(): void {
+    if (this.#state === 'LIVE') this.#state = 'DRAINING'
+  }
+
+  /** @internal the drain times in force: per field, the `drain` option, else the config's, else the defaults. */
+  drainTimes(): DrainTimes {
+    const option = this.#drainOverride
+    const config = this.#store.current.config.drain
+    return {
+      timeoutMs: parseDuration(option?.timeout ?? config?.timeout) ?? defaults.drainTimeoutMs,
+      delayMs: parseDuration(option?.delay ?? config?.delay) ?? defaults.drainDelayMs,
+    }
   }
 
   /**
@@ -260,6 +335,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async #apply(config: MeshConfig): Promise<ConfigApplied> {
     try {
       const snapshot = await this.#store.apply(config)
+      this.#checkAdminChange(config.admin)
       const applied = Object.freeze({ version: snapshot.version, config: snapshot.config })
       this.emit('config', applied)
       return applied
@@ -290,9 +366,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Stops taking requests, lets those in flight finish, closes every connection pool and
-   * timer, and restores the global dispatcher if `installGlobal()` replaced it. Spans still
-   * queued for `tracing.zipkin` / `tracing.otlp` are sent before it resolves, within the export timeout (10s).
+   * Drains and closes the mesh. At once: the mesh is not ready (`state` is `DRAINING`, the
+   * admin endpoint's `/ready` answers 503), new outbound requests are refused except those
+   * made by the inbound requests being drained, and every server the mesh wrapped answers
+   * with `connection: close` and closes its idle keep-alive connections. After
+   * `drain.delay` (default 0) the servers stop accepting; requests in flight get
+   * `drain.timeout` (default 20s) to finish, then their connections are cut. Then every
+   * connection pool and timer closes, the global dispatcher is restored if
+   * `installGlobal()` replaced it, spans still queued for `tracing.zipkin` / `tracing.otlp`
+   * are sent (within the export timeout, 10s), and the admin endpoint closes. Resolves
+   * when all of it is closed; calling it again returns the same promise.
    */
   close(): Promise<void> {
     return this.dispatcher.close()
@@ -313,14 +396,65 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   #shutdown(force: boolean): Promise<void> {
     this.#closing ??= (async () => {
+      this.#state = 'DRAINING'
+      // The servers first, while the outbound side still serves the requests they finish
+      // (through the global fetch too: it is restored only after).
+      this.dispatcher.serveDrain(true)
+      await this.#servers.drain(force ? { delayMs: 0, timeoutMs: 0 } : this.drainTimes())
+      this.dispatcher.serveDrain(false)
       this.#restoreGlobal?.()
       await this.#store.close()
       await Promise.all([this.dispatcher.closePassThrough(force), this.#registry.closeAll(force), this.#limits.close()])
       // Last: the spans of requests that finished while the pools drained are flushed too.
       await this.#tracer.shutdown(force)
+      await this.#admin?.then((a) => a.close(), () => undefined)
+      this.#state = 'CLOSED'
     })()
     return this.#closing
   }
+
+  /** Starts the admin endpoint; its failure is a warning (the mesh works without it). */
+  #serveAdmin(config: AdminConfig, configPath: string | undefined): Promise<AdminServer> {
+    const warn = (message: string, code: string): void => process.emitWarning(message, { code })
+    const at = adminBindAddress(config, (m) => warn(m, 'SIDECARLESS_ADMIN_LOOPBACK'))
+    const where = formatListenAddress(at.host, at.port)
+    const started = startAdmin(this, at.host, at.port, {
+      version: packageVersion(),
+      startedAt: Date.now(),
+      configPath,
+      listener: () => this.#servers.addresses().join(',') || 'none',
+      state: () => this.#state,
+    }).catch((err: unknown) => {
+      const failure = new MeshError('SIDECARLESS_ERR_ADMIN_LISTEN', `the admin endpoint cannot listen on ${where}: ${(err as Error).message}`, { cause: err })
+      warn(failure.message, 'SIDECARLESS_ADMIN_LISTEN_FAILED')
+      throw failure
+    })
+    // Reported by the warning; `adminAddress()` callers still get the rejection.
+    started.catch(() => undefined)
+    return started
+  }
+
+  #checkAdminChange(admin: AdminConfig | undefined): void {
+    if (this.#adminConfig === undefined) return
+    const next = JSON.stringify(admin ?? null)
+    if (next === this.#adminConfig) return
+    this.#adminConfig = next
+    process.emitWarning('the config changed admin; the admin endpoint keeps its address until the process restarts', { code: 'SIDECARLESS_ADMIN_RESTART' })
+  }
+}
+
+/** Checks the `drain` option as validation checks the config's (durations, at most 1h). */
+function checkDrainOption(drain: DrainConfig | undefined): DrainConfig | undefined {
+  if (drain === undefined) return undefined
+  for (const key of ['timeout', 'delay'] as const) {
+    const value = drain[key]
+    if (value === undefined) continue
+    const ms = parseDuration(value)
+    if (ms === undefined || ms > limits.drainMs) {
+      throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `options.drain.${key} is ${JSON.stringify(value)}; give a duration such as "20s" (at most 1h)`)
+    }
+  }
+  return Object.freeze({ ...drain })
 }
 
 /** Reading the mesh's metrics. */

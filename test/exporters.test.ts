@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { trace } from '@opentelemetry/api'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { Agent, request } from 'undici'
-import { ConfigError, createMesh, validateConfig, type ConfigIssue, type Mesh } from '../src/index.js'
+import { ConfigError, createMesh, defaults, validateConfig, type ConfigIssue, type Mesh } from '../src/index.js'
 import { startCollector, startGrpcCollector, type ReceivedSpan } from './helpers/otlp-collector.js'
 import { echo, startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -147,6 +147,25 @@ describe('the exporters are loaded only when a collector is configured', () => {
 // ---------------------------------------------------------------- OTLP
 
 describe('otlp', () => {
+  test('mesh.close() sends what is queued and closes the exporter, without sitting out the 10 s export bound', async () => {
+    // The processor shuts its exporter down last; the mesh's counting exporter once handed
+    // that back to the processor itself, which then waited on itself until the bound fired:
+    // every close() with a collector took 10 s. A deadlock check, not a speed target: the
+    // close takes milliseconds, the bound is 10 s.
+    const collector = await startCollector()
+    const mesh = createMesh({ service: 'frontend', config: meshConfig({ otlp: collector.url('/v1/traces') }) })
+    const { url, server } = await frontend(mesh)
+    const res = await request(`${url}/api/1`)
+    await res.body.text()
+    await closeServer(server)
+    const started = performance.now()
+    await mesh.close()
+    const took = performance.now() - started
+    assert.ok(took < defaults.traceExportTimeoutMs / 2, `close() took ${took.toFixed(0)} ms; the export bound is ${defaults.traceExportTimeoutMs} ms`)
+    assert.equal(collector.spans().length, 2, 'the queued spans were sent before close() resolved')
+    await collector.close()
+  })
+
   test('default http/protobuf: one trace, semantic-convention names, the workload on the resource, sub-millisecond times', async () => {
     const collector = await startCollector()
     const mesh = createMesh({ service: 'frontend', labels: { version: 'v2' }, config: meshConfig({ otlp: collector.url('/v1/traces') }) })

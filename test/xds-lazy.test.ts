@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
 const index = fileURLToPath(new URL('../src/index.js', import.meta.url))
-const optionalDeps = fileURLToPath(new URL('../src/xds/optional-deps.js', import.meta.url))
-const protos = fileURLToPath(new URL('../src/xds/protos.js', import.meta.url))
 
 /** Runs `body` (an ES module) in a fresh node; returns the packages in its CommonJS cache. */
 function loadedPackages(body: string): string[] {
@@ -40,13 +40,30 @@ await mesh.close()`)
     assert.ok(!loaded.includes('protobufjs'), `protobufjs was loaded: ${loaded.join(', ')}`)
   })
 
-  it('using xDS loads them', () => {
+  it('creating a control plane loads them', () => {
     const loaded = loadedPackages(`
-const { loadGrpc } = await import(${JSON.stringify(optionalDeps)})
-const { loadXdsCodec } = await import(${JSON.stringify(protos)})
-await loadGrpc()
-await loadXdsCodec()`)
+const { createControlPlane } = await import(${JSON.stringify(index)})
+const cp = await createControlPlane({ config: { clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }] }] }, listen: '127.0.0.1:0', log: () => {} })
+await cp.close()`)
     assert.ok(loaded.includes('@grpc/grpc-js'), loaded.join(', '))
     assert.ok(loaded.includes('protobufjs'), loaded.join(', '))
+  })
+
+  it('the package\'s type declarations never name @grpc/grpc-js or protobufjs', () => {
+    // Users who skip the optional dependencies and check library types must still compile.
+    const seen = new Set<string>()
+    const named: string[] = []
+    const walk = (file: string): void => {
+      if (seen.has(file)) return
+      seen.add(file)
+      for (const m of readFileSync(file, 'utf8').matchAll(/from '([^']+)'/g)) {
+        const spec = m[1] as string
+        if (spec.startsWith('.')) walk(resolve(dirname(file), spec.replace(/\.js$/, '.d.ts')))
+        else if (/^(@grpc\/|protobufjs)/.test(spec)) named.push(`${file}: ${spec}`)
+      }
+    }
+    walk(index.replace(/\.js$/, '.d.ts'))
+    assert.ok(seen.size > 20, `walked ${seen.size} declaration files`)
+    assert.deepEqual(named, [])
   })
 })

@@ -5,7 +5,7 @@ import https from 'node:https'
 import { describe, it } from 'node:test'
 import { createMesh, fromEnvoy, isMeshError, validateConfig } from '../src/index.js'
 import { isLoopback, parseListenAddress } from '../src/config/listen-address.js'
-import { redact } from '../src/proxy/admin.js'
+import { redact } from '../src/admin/admin.js'
 import { parseLabels, readEnvironment } from '../src/zerocode/environment.js'
 
 describe('SIDECARLESS_* environment', () => {
@@ -24,6 +24,16 @@ describe('SIDECARLESS_* environment', () => {
     })
     assert.throws(() => readEnvironment({ SIDECARLESS_ON_CONFIG_ERROR: 'EXIT' }), /SIDECARLESS_ON_CONFIG_ERROR is "EXIT"/)
     assert.throws(() => readEnvironment({ SIDECARLESS_SERVICE: 'two words' }), /SIDECARLESS_SERVICE is "two words"/)
+  })
+
+  it('reads SIDECARLESS_DRAIN_TIMEOUT and SIDECARLESS_DRAIN_DELAY as durations, refusing anything else', () => {
+    assert.deepEqual(readEnvironment({ SIDECARLESS_DRAIN_TIMEOUT: '25s' }).drain, { timeout: '25s' })
+    assert.deepEqual(readEnvironment({ SIDECARLESS_DRAIN_TIMEOUT: '1m', SIDECARLESS_DRAIN_DELAY: '5s' }).drain, { timeout: '1m', delay: '5s' })
+    assert.equal(readEnvironment({ SIDECARLESS_DRAIN_DELAY: '' }).drain, undefined)
+    for (const bad of ['30', '-1s', 'soon', '2h']) {
+      assert.throws(() => readEnvironment({ SIDECARLESS_DRAIN_TIMEOUT: bad }), (err: unknown) => isMeshError(err, 'SIDECARLESS_ERR_ENVIRONMENT') && err.message.startsWith(`SIDECARLESS_DRAIN_TIMEOUT is "${bad}"`), bad)
+    }
+    assert.throws(() => readEnvironment({ SIDECARLESS_DRAIN_DELAY: '5' }), /SIDECARLESS_DRAIN_DELAY is "5"/)
   })
 })
 
@@ -105,6 +115,12 @@ describe('admin /config_dump redaction', () => {
       jwt: { privateKey: '[redacted]', token: '[redacted]' },
     })
     assert.doesNotMatch(JSON.stringify(out), /hunter2|Bearer|BEGIN/)
+  })
+
+  it('hides a PEM private key under any key', () => {
+    const pem = '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n'
+    const out = redact({ clusters: [{ name: 'a', tls: { clientKeyPem: pem, note: pem } }], listener: { x: ['-----BEGIN PRIVATE KEY-----abc'] } })
+    assert.doesNotMatch(JSON.stringify(out), /PRIVATE KEY|MHcCAQEE/)
   })
 })
 

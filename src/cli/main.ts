@@ -34,6 +34,10 @@ const commands: Readonly<Record<string, Entry>> = {
     summary: 'a development workload CA: `ca init` makes a root, `ca issue` a SPIFFE certificate',
     load: () => import('./ca.js'),
   },
+  'control-plane': {
+    summary: 'serve a mesh config to a fleet over xDS (ADS): gRPC proxyless clients, Envoy, meshes',
+    load: () => import('./control-plane.js'),
+  },
 }
 
 function usage(): string {

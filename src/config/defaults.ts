@@ -167,6 +167,15 @@ export const defaults = Object.freeze({
   /** Istio's default token locations: `Authorization: Bearer <token>`, then `?access_token=`. */
   jwtDefaultHeader: Object.freeze({ name: 'authorization', prefix: 'Bearer ' }),
   jwtDefaultParam: 'access_token',
+  /**
+   * `drain.timeout`: 20s for requests in flight once the servers stopped accepting. Envoy's
+   * `--drain-time-s` is 600s (made for hot restarts); Istio's `terminationDrainDuration`,
+   * 5s, cuts any longer request. 20s plus the span flush (≤ 10s) fits Kubernetes' default
+   * grace period of 30s.
+   */
+  drainTimeoutMs: 20_000,
+  /** `drain.delay`: 0, the servers stop accepting at once (a `preStop` sleep covers Kubernetes' endpoint removal). */
+  drainDelayMs: 0,
 })
 
 /** Bounds on hostile or accidental input. A config beyond them is rejected with `TOO_LARGE`. */
@@ -199,6 +208,8 @@ export const limits = Object.freeze({
   maxHealthDurationMs: 86_400_000,
   /** Bytes of a health-check response body read before the connection is dropped. */
   healthCheckBodyBytes: 64 * 1024,
+  /** Longest `drain.timeout` and `drain.delay` (1h; a drain longer than that is a hang). */
+  drainMs: 3_600_000,
   /** Longest `fault.delay.fixedDelay` (1h; Node timers misfire beyond ~24.8 days). */
   faultFixedDelayMs: 3_600_000,
   /** Characters of an inline PEM value (certificate, key, trust bundle) or of a credential file. */

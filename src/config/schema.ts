@@ -501,5 +501,6 @@ export const meshConfigFields: Fields = {
       watch: bool,
     },
   },
-  admin: { t: 'object', fields: { address: reqStr } },
+  admin: { t: 'object', fields: { address: reqStr, allowNonLoopback: bool } },
+  drain: { t: 'object', fields: { timeout: { t: 'duration' }, delay: { t: 'duration' } } },
 }

@@ -35,11 +35,17 @@ export interface MeshConfig {
    */
   identity?: IdentityConfig
   /**
-   * The admin endpoint of `sidecarless proxy` (Envoy's bootstrap `admin`): `/ready`,
-   * `/stats`, `/stats/prometheus`, `/clusters`, `/config_dump`, `/server_info`. Unset: no
-   * admin endpoint. The in-process mesh (`createMesh`) ignores it.
+   * The admin endpoint (Envoy's bootstrap `admin`): `/ready`, `/healthz`, `/stats`,
+   * `/stats/prometheus`, `/clusters`, `/config_dump`, `/server_info`, served by the mesh
+   * (`createMesh`, `sidecarless/register`) and by `sidecarless proxy`. Unset: no admin
+   * endpoint. Bound to loopback unless `allowNonLoopback`.
    */
   admin?: AdminConfig
+  /**
+   * How `mesh.close()` (and SIGTERM under `sidecarless/register`) drains the servers the
+   * mesh wrapped: requests in flight finish, new ones are refused.
+   */
+  drain?: DrainConfig
 }
 
 /**
@@ -1070,14 +1076,43 @@ export interface ConcurrencyLimitConfig {
 }
 
 /**
- * The admin endpoint of `sidecarless proxy` (Envoy's bootstrap `admin`). It is bound to a
- * loopback address whatever `address` says: a non-loopback host is replaced by
- * `127.0.0.1` with a warning, since the endpoint shows the config and has no
- * authentication.
+ * The admin endpoint (Envoy's bootstrap `admin`). It has no authentication, so it is bound
+ * to loopback: a non-loopback `address` is replaced by `127.0.0.1` (same port) with a
+ * warning, unless `allowNonLoopback` is set. Then the probes and metrics (`/ready`,
+ * `/healthz`, `/stats/prometheus`) answer anyone who can reach the port — the kubelet,
+ * Prometheus — while the endpoints that show the config (`/config_dump`, `/clusters`,
+ * `/stats`, `/server_info`) still answer loopback peers only (`kubectl port-forward`
+ * connects from loopback), as Istio splits its status port (15020) from Envoy's admin.
  */
 export interface AdminConfig {
   /** `host:port`, e.g. `127.0.0.1:9901` (Envoy's usual admin port); port 0 takes a free port. */
   address: string
+  /** Bind a non-loopback `address` as given (default false: it is replaced by 127.0.0.1). */
+  allowNonLoopback?: boolean
+}
+
+/**
+ * How the mesh drains its servers when it closes (Envoy's drain, Istio's
+ * `terminationDrainDuration`). The drain marks the mesh not ready (`/ready` answers 503),
+ * answers every request with `connection: close` and closes idle keep-alive connections;
+ * after `delay` the servers stop accepting connections, and requests still in flight get
+ * `timeout` to finish before their connections are cut.
+ */
+export interface DrainConfig {
+  /**
+   * How long requests in flight may take to finish once the servers stopped accepting
+   * (default 20s: with the span flush, at most 10s, it fits Kubernetes' default
+   * `terminationGracePeriodSeconds` of 30).
+   */
+  timeout?: Duration
+  /**
+   * How long the servers keep accepting new connections after the drain began, each request
+   * answered with `connection: close` (default 0). On Kubernetes, callers may still connect
+   * for a few seconds after SIGTERM, until the endpoint removal reaches every node: a
+   * `preStop` sleep or a delay of about 5s covers it (Istio's sidecar keeps accepting for
+   * its `terminationDrainDuration`, 5s).
+   */
+  delay?: Duration
 }
 
 /**

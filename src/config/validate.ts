@@ -505,6 +505,13 @@ function checkSemantics(config: Obj, issues: Issues): void {
   checkSecurity(config, (path, code, message) => issues.add(path, code, message))
   const admin = config['admin']
   if (isObject(admin)) checkListenAddress(admin['address'], 'admin.address', issues)
+  const drain = config['drain']
+  if (isObject(drain)) {
+    for (const key of ['timeout', 'delay'] as const) {
+      const ms = parseDuration(drain[key])
+      if (ms !== undefined && ms > limits.drainMs) issues.add(`drain.${key}`, 'INVALID_DURATION', `${ms}ms is above the ${limits.drainMs}ms maximum drain ${key}`)
+    }
+  }
 }
 
 /** Fault injection (outbound and inbound routes) and request mirror policies. */

@@ -37,17 +37,28 @@ function wrappedByOtel(emit: Emit): Emit | undefined {
  * How `server` hands a `request` event to the chain, then to its listeners, given the
  * `emit` it had before the mesh wrapped it.
  */
-export function requestDelivery(server: http.Server, emit: Emit, pipeline: InboundPipeline): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+export function requestDelivery(server: http.Server, emit: Emit, pipelineOf: () => InboundPipeline | null): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const inner = wrappedByOtel(emit)
-  if (inner === undefined) return (req, res) => pipeline.handle(req, res, () => emit.call(server, 'request', req, res))
+  if (inner === undefined) {
+    return (req, res) => {
+      const pipeline = pipelineOf()
+      // No mesh yet (register waiting for a good config): straight to the app.
+      if (pipeline === null) emit.call(server, 'request', req, res)
+      else pipeline.handle(req, res, () => emit.call(server, 'request', req, res))
+    }
+  }
   const toApp = (req: http.IncomingMessage, res: http.ServerResponse) => (): void => void inner.call(server, 'request', req, res)
   const relay = new EventEmitter()
   relay.on('request', (req: Req, res: http.ServerResponse) => {
     req[APP_SERVER_SPAN] = trace.getSpan(context.active())
-    pipeline.handle(req, res, toApp(req, res))
+    const pipeline = pipelineOf()
+    if (pipeline === null) toApp(req, res)()
+    else pipeline.handle(req, res, toApp(req, res))
   })
   return (req, res) => {
-    if (pipeline.spanOwnership() === 'mesh') pipeline.handle(req, res, toApp(req, res))
+    const pipeline = pipelineOf()
+    if (pipeline === null) emit.call(server, 'request', req, res)
+    else if (pipeline.spanOwnership() === 'mesh') pipeline.handle(req, res, toApp(req, res))
     else emit.call(relay, 'request', req, res)
   }
 }

@@ -40,6 +40,7 @@ import { spanTime } from './clock.js'
 import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
 import { newSpanId, newTraceId } from './ids.js'
 import { peerHeaderValue, workloadOf } from './istio-metrics.js'
+import { version } from '../version.js'
 import { appTracerRegistered, undiciInstrumented, withoutAppSpans } from './instrumentation.js'
 import type { PropagationFormat, TraceParent } from './propagation.js'
 
@@ -251,7 +252,7 @@ export class MeshTracer {
         peer,
       }
     }
-    const tracer = appTracer ? trace.getTracer('sidecarless', packageVersion()) : this.#ownTracer(settings)
+    const tracer = appTracer ? trace.getTracer('sidecarless', version()) : this.#ownTracer(settings)
     if (tracer === undefined) {
       return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, random: parent === undefined ? true : parent.random === true, span: undefined, formats, dispatchContext, peer }
     }
@@ -360,7 +361,7 @@ export class MeshTracer {
       }],
     })
     this.#provider = provider
-    this.#own = provider.getTracer('sidecarless', packageVersion())
+    this.#own = provider.getTracer('sidecarless', version())
     return this.#own
   }
 
@@ -482,16 +483,3 @@ function unixNano([seconds, nanos]: readonly [number, number]): string {
   return seconds === 0 ? String(ns) : `${seconds}${String(ns).padStart(9, '0')}`
 }
 
-let version: string | undefined | null = null
-
-/** This package's version, for the instrumentation scope; `undefined` when it cannot be read. */
-export function packageVersion(): string | undefined {
-  if (version !== null) return version
-  try {
-    const pkg = createRequire(import.meta.url)('sidecarless/package.json') as { version?: unknown }
-    version = typeof pkg.version === 'string' ? pkg.version : undefined
-  } catch {
-    version = undefined
-  }
-  return version
-}

@@ -82,6 +82,8 @@ export class MeshDispatcher extends Dispatcher {
   readonly #deadlines = new Deadlines()
   readonly #mirrors: MirrorSender // fault/mirror
   #closed = false
+  /** While the mesh drains its servers: the requests being drained may still call out. */
+  #servingDrain = false
   #closing: Promise<void> | undefined
 
   /** @internal the mesh creates its dispatcher; users reach it as `mesh.dispatcher`. */
@@ -105,7 +107,7 @@ export class MeshDispatcher extends Dispatcher {
       throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'dispatch needs a handler object')
     }
     const h = toNewStyle(handler)
-    if (this.#closed) {
+    if (this.#closed && !(this.#servingDrain && currentContext() !== undefined)) {
       fail(h, new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed'))
       return false
     }
@@ -398,6 +400,15 @@ export class MeshDispatcher extends Dispatcher {
     const p = this.#shutdown(true)
     if (callback === undefined) return p
     void p.then(() => callback(), () => callback())
+  }
+
+  /**
+   * @internal while the mesh drains its servers, the closed dispatcher still takes the
+   * requests made inside an inbound request (those being drained need their upstreams);
+   * every other request is refused from the moment `close()` was called.
+   */
+  serveDrain(on: boolean): void {
+    this.#servingDrain = on
   }
 
   /** @internal closes the pass-through agent; the mesh closes the rest. */

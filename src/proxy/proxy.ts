@@ -14,13 +14,13 @@
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
-import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
+import { formatListenAddress, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
 import type { MeshConfig } from '../config/types.js'
 import { watchConfigFile, type ConfigWatch } from '../config/watch.js'
 import { ConfigError, MeshError } from '../errors.js'
 import { createMesh, type Mesh } from '../mesh.js'
 import { describeProblem } from '../zerocode/report.js'
-import { startAdmin, type AdminServer } from './admin.js'
+import { adminBindAddress, startAdmin, type AdminServer } from '../admin/admin.js'
 import { createForwarder } from './forward.js'
 
 /** Options of {@link startProxy}. */
@@ -29,7 +29,7 @@ export interface ProxyOptions {
   readonly configPath: string
   /** Overrides `listener.address`. */
   readonly listen?: ListenAddress
-  /** Overrides `admin.address`; must be loopback. */
+  /** Overrides `admin.address` (the CLI allows loopback only). */
   readonly admin?: ListenAddress
   /** The service name in metrics and spans (default `sidecarless-proxy`). */
   readonly service?: string
@@ -58,7 +58,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const loaded = load(options.configPath)
   let mesh: Mesh
   try {
-    mesh = createMesh({ service: options.service ?? 'sidecarless-proxy', config: loaded.config })
+    mesh = createMesh({ service: options.service ?? 'sidecarless-proxy', config: loaded.config, serveAdmin: false })
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(err.issues, { source: options.configPath })
     throw err
@@ -70,11 +70,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     await mesh.close()
     throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `no listener address: give --listen host:port, or set listener.address in ${options.configPath} (an Envoy listener's address.socket_address)`)
   }
-  let admin = options.admin ?? addressOf(loaded.config.admin?.address)
-  if (admin !== undefined && !isLoopback(admin.host)) {
-    log(`sidecarless proxy: warning: the admin endpoint is bound to 127.0.0.1:${admin.port}, not ${formatListenAddress(admin.host, admin.port)}: it has no authentication, so it stays on loopback`)
-    admin = { host: '127.0.0.1', port: admin.port }
-  }
+  const configuredAdmin = loaded.config.admin
+  const admin = options.admin ?? (configuredAdmin === undefined ? undefined : adminBindAddress(configuredAdmin, (m) => log(`sidecarless proxy: warning: ${m}`)))
 
   let state: 'LIVE' | 'DRAINING' = 'LIVE'
   let inFlight = 0

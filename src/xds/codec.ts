@@ -160,7 +160,7 @@ export class XdsCodec {
   }
 
   #messageToObject(type: Type, message: Message, path: string, depth: number): unknown {
-    const name = type.fullName.slice(1)
+    const name = nameOf(type)
     if (name === 'google.protobuf.Any') {
       const m = message as unknown as { type_url?: string; value?: Uint8Array }
       return this.#anyToObject({ type_url: m.type_url ?? '', value: m.value ?? new Uint8Array(0) }, path, depth)
@@ -180,7 +180,7 @@ export class XdsCodec {
     } catch (err) {
       throw new MeshError('SIDECARLESS_ERR_XDS_RESOURCE', `${path}: cannot decode ${url}: ${(err as Error).message}`, { cause: err })
     }
-    const name = type.fullName.slice(1)
+    const name = nameOf(type)
     if (name === 'google.protobuf.Any') return { '@type': url, value: this.#messageToObject(type, inner, `${path}.value`, depth + 1) }
     if (SPECIAL_JSON.has(name)) return { '@type': url, value: this.#messageToObject(type, inner, path, depth + 1) }
     return { '@type': url, ...this.#toObject(type, inner, `${path}<${name}>`, depth + 1) }
@@ -190,7 +190,7 @@ export class XdsCodec {
 
   #toWire(type: Type, object: unknown, path: string, depth: number): Record<string, unknown> {
     if (depth > MAX_DEPTH) throw encodeError(path, `messages nested deeper than ${MAX_DEPTH}`)
-    if (!isPlainObject(object)) throw encodeError(path, `expected an object for ${type.fullName.slice(1)}, got ${describe(object)}`)
+    if (!isPlainObject(object)) throw encodeError(path, `expected an object for ${nameOf(type)}, got ${describe(object)}`)
     const out: Record<string, unknown> = {}
     const oneofs = new Map<string, string>()
     for (const key of Object.keys(object)) {
@@ -198,7 +198,7 @@ export class XdsCodec {
       if (value === undefined) continue
       const field = fieldNamed(type, key) ?? fieldNamed(type, snakeCase(key))
       if (field === undefined) {
-        throw encodeError(`${path}.${key}`, `${type.fullName.slice(1)} has no field "${key}"`)
+        throw encodeError(`${path}.${key}`, `${nameOf(type)} has no field "${key}"`)
       }
       const here = `${path}.${field.name}`
       if (field.partOf !== null) {
@@ -230,7 +230,7 @@ export class XdsCodec {
   }
 
   #messageToWire(type: Type, value: unknown, path: string, depth: number): unknown {
-    const name = type.fullName.slice(1)
+    const name = nameOf(type)
     if (name === 'google.protobuf.Any') return this.#anyToWire(value, path, depth)
     if (SPECIAL_JSON.has(name)) return specialToWire(name, value, path, depth)
     return this.#toWire(type, value, path, depth)
@@ -257,6 +257,18 @@ export class XdsCodec {
 }
 
 // ------------------------------------------------------------------ scalars
+
+const names = new WeakMap<Type, string>()
+
+/** A type's full name without the leading dot (protobufjs computes `fullName` on every read). */
+function nameOf(type: Type): string {
+  let name = names.get(type)
+  if (name === undefined) {
+    name = type.fullName.slice(1)
+    names.set(type, name)
+  }
+  return name
+}
 
 function isEnum(t: Type | Enum): t is Enum {
   return 'valuesById' in t

@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { limits } from '../config/defaults.js'
+import { parseDuration } from '../config/duration.js'
+import type { DrainConfig } from '../config/types.js'
 import { MeshError } from '../errors.js'
 
 /** What `SIDECARLESS_ON_CONFIG_ERROR` says to do when the config cannot be used at start. */
@@ -19,6 +22,11 @@ export interface ProcessEnvironment {
   readonly labels: Readonly<Record<string, string>>
   /** `SIDECARLESS_ON_CONFIG_ERROR`; default `exit`. */
   readonly onConfigError: OnConfigError
+  /**
+   * `SIDECARLESS_DRAIN_TIMEOUT` and `SIDECARLESS_DRAIN_DELAY` (durations such as `20s`),
+   * overriding the config's `drain`; absent when neither is set.
+   */
+  readonly drain?: DrainConfig
 }
 
 /** What to set, named in every message about a missing config. */
@@ -40,12 +48,26 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): ProcessEn
   if (service !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/.test(service)) {
     throw envError(`SIDECARLESS_SERVICE is ${quote(service)}; a service name is letters, digits, ".", "_" and "-" (at most 253), starting and ending with a letter or digit`)
   }
+  const drain = parseDrain(env)
   return Object.freeze({
     config: config === '' ? undefined : config,
     service,
     labels: parseLabels(env['SIDECARLESS_LABELS'] ?? ''),
     onConfigError,
+    ...(drain === undefined ? {} : { drain }),
   })
+}
+
+function parseDrain(env: NodeJS.ProcessEnv): DrainConfig | undefined {
+  const drain: { timeout?: string; delay?: string } = {}
+  for (const [key, name] of [['timeout', 'SIDECARLESS_DRAIN_TIMEOUT'], ['delay', 'SIDECARLESS_DRAIN_DELAY']] as const) {
+    const value = env[name]
+    if (value === undefined || value === '') continue
+    const ms = parseDuration(value)
+    if (ms === undefined || ms > limits.drainMs) throw envError(`${name} is ${quote(value)}; it must be a duration such as "20s" or "500ms" (at most 1h)`)
+    drain[key] = value
+  }
+  return drain.timeout === undefined && drain.delay === undefined ? undefined : Object.freeze(drain)
 }
 
 const LABEL_NAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\/)?[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/

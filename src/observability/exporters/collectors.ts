@@ -133,7 +133,7 @@ class ProcessorCounters {
  * warning on the first failed export (never one per span, and without the URL's query,
  * which may hold a token).
  */
-export class Collector implements Sdk.SpanExporter {
+export class Collector {
   readonly #spec: CollectorSpec
   readonly #shown: string
   readonly #exporter: Sdk.SpanExporter
@@ -153,7 +153,15 @@ export class Collector implements Sdk.SpanExporter {
     const env = process.env
     // The mesh's defaults (a shorter delay, so traces show up quickly; a 10 s bound, which
     // `mesh.close()` documents) unless the standard OTEL_BSP_* variables say otherwise.
-    this.#processor = new sdk.BatchSpanProcessor(this, {
+    // The processor's exporter: ours counts, then hands on. Its shutdown is the OTel
+    // exporter's own (the processor calls it last): not this Collector's, which shuts the
+    // processor down and would wait on itself until the deadline.
+    const counted: Sdk.SpanExporter = {
+      export: (spans, done) => this.export(spans, done),
+      shutdown: () => this.#exporter.shutdown(),
+      forceFlush: () => this.#exporter.forceFlush?.() ?? Promise.resolve(),
+    }
+    this.#processor = new sdk.BatchSpanProcessor(counted, {
       ...(env['OTEL_BSP_SCHEDULE_DELAY'] === undefined ? { scheduledDelayMillis: defaults.traceExportDelayMs } : {}),
       ...(env['OTEL_BSP_EXPORT_TIMEOUT'] === undefined ? { exportTimeoutMillis: defaults.traceExportTimeoutMs } : {}),
       selfObsMeterProvider: this.#counters.meterProvider,

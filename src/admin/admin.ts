@@ -1,23 +1,36 @@
 /**
- * The admin endpoint of `sidecarless proxy`, after Envoy's: `/ready`, `/stats`,
- * `/stats/prometheus`, `/clusters`, `/config_dump`, `/server_info`. GET only; it changes
- * nothing. It has no authentication, so it is only ever bound to a loopback address.
+ * The admin endpoint, after Envoy's, served by the mesh (`admin:` in its config) and by
+ * `sidecarless proxy`: `/ready`, `/healthz`, `/stats`, `/stats/prometheus`, `/clusters`,
+ * `/config_dump`, `/server_info`. GET only; it changes nothing.
+ *
+ * It has no authentication, so it binds to loopback ({@link adminBindAddress}). Bound to
+ * another address (`allowNonLoopback`), it answers the probes and the metrics to anyone
+ * who reaches it — the kubelet, Prometheus — and what shows the config to loopback peers
+ * only, as Istio splits its status port from Envoy's admin. It never keeps the process
+ * alive.
  *
  * @module
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
+import type { AdminConfig } from '../config/types.js'
+import { MeshError } from '../errors.js'
 import type { Mesh } from '../mesh.js'
 
-/** What the admin endpoint reports about the proxy around it. */
+/** What the admin endpoint reports about the process around it. */
 export interface AdminInfo {
   readonly version: string
   readonly startedAt: number
-  readonly configPath: string
-  /** Where the proxy's listener is bound. */
+  /** The config file, when there is one. */
+  readonly configPath: string | undefined
+  /** Where the listener(s) are bound (the proxy's listener, the mesh's servers). */
   readonly listener: () => string
-  /** LIVE, or DRAINING once a stop began. */
-  readonly state: () => 'LIVE' | 'DRAINING'
+  /**
+   * Envoy's server state: `LIVE` answers `/ready` with 200; any other (`DRAINING` once a
+   * drain began) with 503.
+   */
+  readonly state: () => string
 }
 
 /** A running admin endpoint. */
@@ -27,21 +40,49 @@ export interface AdminServer {
   close(): Promise<void>
 }
 
-const ENDPOINTS = ['/ready', '/stats', '/stats/prometheus', '/clusters', '/config_dump', '/server_info']
+const ENDPOINTS = ['/ready', '/healthz', '/stats', '/stats/prometheus', '/clusters', '/config_dump', '/server_info']
 
-/** Starts the admin endpoint on `host:port` (the caller has made sure `host` is loopback). */
+/** What any peer may read on a non-loopback bind: probes and Prometheus' scrape. */
+const PUBLIC = new Set(['/ready', '/healthz', '/stats/prometheus'])
+
+/**
+ * Where to bind the admin endpoint of `config`: its address when it is loopback or
+ * `allowNonLoopback` says so; otherwise 127.0.0.1 on the same port, and `warn` says so.
+ */
+export function adminBindAddress(config: AdminConfig, warn: (message: string) => void): ListenAddress {
+  const parsed = parseListenAddress(config.address)
+  // Validation refused a bad address already; this guards direct callers.
+  if (typeof parsed === 'string') throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `admin.address: ${parsed}`)
+  if (isLoopback(parsed.host) || config.allowNonLoopback === true) return parsed
+  warn(`the admin endpoint is bound to 127.0.0.1:${parsed.port}, not ${formatListenAddress(parsed.host, parsed.port)}: it has no authentication, so it stays on loopback (set admin.allowNonLoopback: true to serve probes and metrics on it)`)
+  return { host: '127.0.0.1', port: parsed.port }
+}
+
+/** Starts the admin endpoint on `host:port` ({@link adminBindAddress} decides which). */
 export async function startAdmin(mesh: Mesh, host: string, port: number, info: AdminInfo): Promise<AdminServer> {
+  const restricted = !isLoopback(host)
   const server = http.createServer({ maxHeaderSize: 8192 }, (req, res) => {
     req.resume()
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain', 'method not allowed: the admin endpoint is GET only\n', { allow: 'GET, HEAD' })
       return
     }
-    const path = (req.url ?? '/').split('?')[0]
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    if (restricted && !PUBLIC.has(path) && !isLoopback(peerHost(req))) {
+      send(res, 403, 'text/plain', `forbidden: ${path} answers loopback peers only; from elsewhere: ${[...PUBLIC].join(' ')}\n`)
+      return
+    }
     switch (path) {
-      case '/ready':
-        if (info.state() === 'LIVE') send(res, 200, 'text/plain', 'LIVE\n')
-        else send(res, 503, 'text/plain', 'DRAINING\n')
+      case '/ready': {
+        const state = info.state()
+        if (state === 'LIVE') send(res, 200, 'text/plain', 'LIVE\n')
+        else send(res, 503, 'text/plain', `${state}\n`)
+        return
+      }
+      case '/healthz':
+        // Liveness: the event loop answers. It stays 200 while draining, or the kubelet
+        // would kill a pod that is finishing its requests.
+        send(res, 200, 'text/plain', 'OK\n')
         return
       case '/stats':
         send(res, 200, 'text/plain', stats(mesh))
@@ -64,6 +105,8 @@ export async function startAdmin(mesh: Mesh, host: string, port: number, info: A
   })
   server.headersTimeout = 10_000
   server.requestTimeout = 10_000
+  // Probes use short connections; an idle one must not hold a closing process.
+  server.keepAliveTimeout = 1_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -71,6 +114,8 @@ export async function startAdmin(mesh: Mesh, host: string, port: number, info: A
       resolve()
     })
   })
+  // The app decides when the process ends; the admin endpoint never holds it.
+  server.unref()
   const bound = server.address() as AddressInfo
   const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`
   return {
@@ -80,6 +125,12 @@ export async function startAdmin(mesh: Mesh, host: string, port: number, info: A
       server.close(() => resolve())
     }),
   }
+}
+
+/** The peer's address, IPv4-mapped IPv6 (`::ffff:127.0.0.1`) unmapped. */
+function peerHost(req: http.IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? ''
+  return a.startsWith('::ffff:') ? a.slice(7) : a
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
@@ -123,24 +174,27 @@ function serverInfo(mesh: Mesh, info: AdminInfo): Record<string, unknown> {
     uptime_current_epoch: `${Math.floor((Date.now() - info.startedAt) / 1000)}s`,
     node: process.version,
     pid: process.pid,
+    service: mesh.service ?? null,
     listener: info.listener(),
     config_version: mesh.version,
-    command_line_options: { config_path: info.configPath },
+    command_line_options: { config_path: info.configPath ?? null },
   }
 }
 
 const SECRET_KEY = /secret|password|passphrase|token|private|credential|^key$|apikey|api_key/i
 const SECRET_HEADER = /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|token|secret|password/i
+/** A PEM private key block, wherever it appears (`-----BEGIN [RSA |EC |ENCRYPTED ]PRIVATE KEY-----`). */
+const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/
 
 /**
  * A copy of the config safe to show: values under secret-sounding keys, values of
- * credential headers the config adds, and passwords in URLs (`redis://:pw@host`) are
- * replaced by `[redacted]`.
+ * credential headers the config adds, any string holding a PEM private key, and passwords
+ * in URLs (`redis://:pw@host`) are replaced by `[redacted]`.
  */
 export function redact(value: unknown, key = '', depth = 0): unknown {
   if (depth > 32) return '[redacted]'
   if (typeof value === 'string') {
-    if (SECRET_KEY.test(key)) return '[redacted]'
+    if (SECRET_KEY.test(key) || PEM_PRIVATE_KEY.test(value)) return '[redacted]'
     return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@\s]*)@/i, '$1[redacted]@')
   }
   if (Array.isArray(value)) return value.map((v) => redact(v, key, depth + 1))
