@@ -229,9 +229,10 @@ export const ARMS = [
     expect: { traceparent: false, peer: CLIENT_ID },
   },
   {
-    // HTTP/2 between meshes was measured (node-h2-mtls, http2-mtls above) and not built: it
-    // costs more than HTTP/1.1 keep-alive with undici's client (docs/security.md, "What mTLS
-    // costs"). The arm stays as the hook should that change.
+    // HTTP/2 between meshes was measured (node-h2-mtls, http2-mtls above) and not built:
+    // through undici's allowH2 it costs about 3× the CPU of HTTP/1.1 keep-alive; node:http2's
+    // own client costs less, but the mesh has no node:http2 transport outbound and refuses
+    // http2 servers inbound (docs/security.md, "What mTLS costs"). The arm is the hook.
     name: 'mesh-h2-mtls',
     group: 'mtls',
     optional: true,
@@ -241,7 +242,7 @@ export const ARMS = [
     client: 'mesh-client',
     server: 'strict-server',
     proxies: [],
-    unsupported: 'the mesh speaks HTTP/1.1 between meshes: HTTP/2 through undici (allowH2) measured several times the CPU per request of HTTP/1.1 keep-alive (arms node-h2-mtls and http2-mtls; docs/security.md)',
+    unsupported: 'the mesh speaks HTTP/1.1 between meshes: HTTP/2 through undici (allowH2) measured about 3x the CPU per request of HTTP/1.1 keep-alive; node:http2 both sides measured less, but the mesh has no node:http2 transport (arms node-h2-mtls and http2-mtls; docs/security.md)',
   },
 ]
 
