@@ -180,6 +180,23 @@ describe('inbound mTLS', () => {
       await s.close()
     }
   })
+
+  for (const mode of ['STRICT', 'PERMISSIVE'] as const) {
+    it(`${mode}: a client that ends its side in the middle of its handshake is closed then, not at the handshake timeout`, async () => {
+      // The timeout is far beyond the wait below: only the end itself can close the connection in time.
+      const s = await serve({ identity: identityOf(serverCert), listener: { mtls: { mode, handshakeTimeout: '120s' } } })
+      try {
+        // The first bytes of a TLS record carrying a ClientHello, then FIN.
+        const partialHello = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x60, 0x01, 0x00, 0x00, 0x5c, 0x03, 0x03])
+        const closed = await Promise.race([closedAfter(s.port, partialHello, true), new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 20_000).unref())])
+        assert.notEqual(closed, 'open', 'the half-closed handshake was still open after 20 s')
+        const ok = await curl(`https://127.0.0.1:${s.port}/`, withCert(files['cert'] as string, files['key'] as string))
+        assert.equal(ok.stdout, `hello ${clientId}`)
+      } finally {
+        await s.close()
+      }
+    })
+  }
 })
 
 describe('outbound mTLS', () => {

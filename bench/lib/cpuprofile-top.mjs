@@ -49,8 +49,18 @@ export function readProfile(fileOrFiles) {
     const parent = new Map()
     for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
     // Sample counts per node, weighted by time deltas.
+    // A sample's delta is the wall time since the previous one: when the process waited for a
+    // core (a loaded machine), one sample takes the whole wait, and whichever function it
+    // landed in looks costly (measured: 5 samples of one constructor weighing 7 µs/req).
+    // Deltas of busy samples are capped at 3× the median sampling interval (idle ones are
+    // real waits for I/O and stay as they are).
+    const sorted = prof.timeDeltas.filter((d) => d > 0).sort((x, y) => x - y)
+    const cap = sorted.length === 0 ? Infinity : 3 * sorted[sorted.length >> 1]
     const selfUs = new Map()
-    for (let i = 0; i < prof.samples.length; i++) add(selfUs, prof.samples[i], prof.timeDeltas[i] ?? 0)
+    for (let i = 0; i < prof.samples.length; i++) {
+      const d = prof.timeDeltas[i] ?? 0
+      add(selfUs, prof.samples[i], nodes.get(prof.samples[i]).callFrame.functionName === '(idle)' ? d : Math.min(d, cap))
+    }
     const key = (n) => {
       const cf = n.callFrame
       const url = cf.url.replace(/^file:\/\/.*?\/(dist|bench|node_modules)\//, '$1/')

@@ -6,12 +6,15 @@
  *          that ran once keeps async hooks on for the whole process.
  *   mesh   undici `request()` with `mesh.dispatcher`, routes armed with a 3 s timeout and
  *          a retry policy (the config comes from the parent).
+ *   http2  node:http2's own client: one session per target (TLS with a client certificate),
+ *          every request a stream on it. Never imports the mesh or undici's dispatcher.
  *
  * Commands: `closed` (a closed loop: `connections` requests in flight for `ms`) and `open`
  * (a fixed rate for `ms`, latency of every request from the moment it was sent). Both
  * report the requests done, failures and the elapsed time; the parent reads every
  * process's CPU around them. Bodies are always read to the end.
  */
+import { connect as connectHttp2 } from 'node:http2'
 import { Agent, request } from 'undici'
 import { serve } from './ipc.mjs'
 
@@ -34,6 +37,33 @@ function makeCall(url, dispatcher) {
   }
 }
 let lastError
+
+/** A node:http2 session to `url`'s origin; each call is a GET stream on it, its body read to the end. */
+async function makeHttp2Call(url, tls) {
+  const { origin, pathname } = new URL(url)
+  const session = connectHttp2(origin, { ...tls, ALPNProtocols: ['h2'] })
+  await new Promise((resolve, reject) => {
+    session.once('connect', resolve)
+    session.once('error', reject)
+  })
+  if (session.alpnProtocol !== 'h2') throw new Error(`${origin} did not select h2 (ALPN ${session.alpnProtocol})`)
+  session.on('error', (err) => (lastError = `${err?.code ?? ''} ${err?.message ?? err}`.trim()))
+  const headers = { ':method': 'GET', ':path': pathname, ':authority': tls?.servername ?? new URL(url).host }
+  return () => new Promise((resolve) => {
+    let status = 0
+    const stream = session.request(headers, { endStream: true })
+    stream.once('response', (h) => (status = h[':status']))
+    stream.on('data', () => {})
+    stream.once('end', () => {
+      if (status !== 200) lastError = `status ${status}`
+      resolve(status)
+    })
+    stream.once('error', (err) => {
+      lastError = `${err?.code ?? ''} ${err?.message ?? err}`.trim()
+      resolve(0)
+    })
+  })
+}
 
 async function closed({ arm, ms, connections }) {
   const call = calls.get(arm)
@@ -128,9 +158,12 @@ serve({
     } else if (kind === 'plain') {
       for (const [arm, t] of Object.entries(targets)) {
         // One Agent per target, as separate apps would have; keep-alive as long as the run.
-        const agent = new Agent({ keepAliveTimeout: 120_000, keepAliveMaxTimeout: 120_000, ...(t.tls ? { connect: t.tls } : {}) })
+        // `allowH2`: HTTP/2 when the server's ALPN picks it (undici then keeps one session per origin).
+        const agent = new Agent({ keepAliveTimeout: 120_000, keepAliveMaxTimeout: 120_000, ...(t.tls ? { connect: t.tls } : {}), ...(t.allowH2 ? { allowH2: true } : {}) })
         calls.set(arm, makeCall(t.url, agent))
       }
+    } else if (kind === 'http2') {
+      for (const [arm, t] of Object.entries(targets)) calls.set(arm, await makeHttp2Call(t.url, t.tls))
     } else {
       throw new Error(`unknown client kind ${kind}`)
     }

@@ -5,6 +5,8 @@
  *   https-mtls   https.createServer({ requestCert, rejectUnauthorized }, handler)
  *   mesh         mesh.createServer(handler), default config (PERMISSIVE, no identity)
  *   mesh-strict  mesh.createServer(handler), identity + listener.mtls STRICT
+ *   h2-mtls      http2.createSecureServer({ allowHTTP1, requestCert, rejectUnauthorized }, handler):
+ *                HTTP/2 by ALPN (HTTP/1.1 otherwise), the compat API's req/res
  *
  * The handler is the same everywhere: a fixed 56-byte JSON body. It also notes, for the
  * first request after a `probe-reset`, whether a traceparent came in and which client
@@ -12,6 +14,7 @@
  */
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
+import { createSecureServer as createHttp2Server } from 'node:http2'
 import { serve } from './ipc.mjs'
 
 const BODY = Buffer.from('{"id":1,"reviews":[{"reviewer":"jason","text":"ok"}]}\n')
@@ -57,6 +60,15 @@ serve({
         ca: credentials.trustBundle,
         requestCert: true,
         rejectUnauthorized: true,
+      }, handler)
+    } else if (kind === 'h2-mtls') {
+      server = createHttp2Server({
+        key: credentials.privateKey,
+        cert: credentials.certificate,
+        ca: credentials.trustBundle,
+        requestCert: true,
+        rejectUnauthorized: true,
+        allowHTTP1: true,
       }, handler)
     } else if (kind === 'mesh' || kind === 'mesh-strict') {
       const { createMesh } = await import('../../dist/index.js')
