@@ -36,7 +36,8 @@ export function buildRedirect(r: RedirectAction, match: CompiledMatch): Redirect
       if (port !== undefined && DEFAULT_PORT[scheme] === port) port = undefined
 
       let path: string
-      let query = req.queryString
+      // strip_query drops the request's query; a query written in path_redirect stays (Envoy).
+      let query = r.stripQuery === true ? '' : req.queryString
       if (r.pathRedirect !== undefined) {
         const q = r.pathRedirect.indexOf('?')
         path = q === -1 ? r.pathRedirect : r.pathRedirect.slice(0, q)
@@ -52,7 +53,6 @@ export function buildRedirect(r: RedirectAction, match: CompiledMatch): Redirect
       } else {
         path = req.path
       }
-      if (r.stripQuery === true) query = ''
       return `${scheme}://${host}${port === undefined ? '' : `:${port}`}${path}${query === '' ? '' : `?${query}`}`
     },
   })
