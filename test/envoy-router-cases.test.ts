@@ -30,13 +30,13 @@ import { after, before, describe, it } from 'node:test'
 import YAML from 'yaml'
 import { createMesh, fromEnvoy, parseDuration, type Mesh, type RouteConfig, type RouteDecision } from '../src/index.js'
 import type { HeaderChanges } from '../src/router/router.js'
-import { actionTables } from './fixtures/envoy-router-cases/actions.js'
-import { headerTables } from './fixtures/envoy-router-cases/headers.js'
-import { matchingTables } from './fixtures/envoy-router-cases/matching.js'
+import { actionTables, redirectTables } from './fixtures/envoy-router-cases/actions.js'
+import { formatterTables, headerTables } from './fixtures/envoy-router-cases/headers.js'
+import { matchingTables, moreMatchingTables } from './fixtures/envoy-router-cases/matching.js'
 import type { CaseRequest, Decision, RouterCase, RouterTable } from './fixtures/envoy-router-cases/types.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
-const TABLES: readonly RouterTable[] = [...matchingTables, ...headerTables, ...actionTables]
+const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables]
 
 /** Response headers the upstream is asked to send (the `responseBefore` of a case). */
 const RESPOND_WITH = 'x-test-respond-with'
@@ -58,6 +58,7 @@ function route(mesh: Mesh, req: CaseRequest): RouteDecision {
     url: `${scheme}://placeholder${req.path}`,
     method: req.method ?? 'GET',
     headers: { host: req.authority, ...requestHeaders(req) },
+    ...(req.downstream === undefined ? {} : { downstream: { remoteAddress: req.downstream } }),
   })
 }
 
@@ -107,6 +108,7 @@ function checkHeaders(what: string, got: (name: string) => string | undefined, w
 /** Checks a decision against `want`; returns the forwarding target, if any. */
 function checkDecision(d: RouteDecision, want: Decision, req: CaseRequest, routes: ReadonlyMap<string, RouteConfig>): void {
   const show = JSON.stringify(d, null, 1)
+  assert.ok(want.rejected === undefined, 'a refused config has no decision to compare; the fixture says what the import does instead')
   if (want.none === true) {
     assert.ok(d.kind === 'passthrough' || d.kind === 'registry_only' || d.kind === 'no_route', `no route expected: ${show}`)
     return
@@ -203,7 +205,8 @@ function bootstrap(table: RouterTable, upstreams: ReadonlyMap<string, Upstream>)
 /** A case whose decision can be replayed as a real request over http. */
 function replayable(c: RouterCase, want: Decision): boolean {
   const r = c.request
-  return want.cluster !== undefined && (r.scheme ?? 'http') === 'http' && r.random === undefined && !/[[\]:A-Z]/.test(r.authority) && !r.authority.startsWith('.') && !r.authority.startsWith('-')
+  // In-process calls have no downstream connection, so requests that need one are decisions only.
+  return want.cluster !== undefined && (r.scheme ?? 'http') === 'http' && r.random === undefined && r.downstream === undefined && !/[[\]:A-Z]/.test(r.authority) && !r.authority.startsWith('.') && !r.authority.startsWith('-')
 }
 
 describe('Envoy router cases (config_impl_test.cc)', () => {
