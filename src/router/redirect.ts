@@ -6,12 +6,23 @@ import type { CompiledMatch } from './matcher.js'
 import type { RedirectActionCompiled } from './route-action.js'
 import type { RequestView } from './request-view.js'
 
+/** The default port of the request's scheme, which a scheme change drops (Envoy). */
 const DEFAULT_PORT: Record<string, string> = { http: '80', https: '443' }
+
 /**
- * The request's port a scheme change drops (Envoy): `:80` when going to https, `:443` when
- * going to http. Any other port, and any port under another scheme (`ws`), is kept.
+ * The Host of a redirect that keeps the request's (Envoy's processRequestHost): its port is
+ * dropped when `port_redirect` replaces it, or when the scheme changes and the port is the
+ * default of the request's scheme (`http://h:80` → `https://h`); any other port stays
+ * (`http://h:8080` → `https://h:8080`, `https://h:80` → `ws://h:80`).
  */
-const CROSSED_PORT: Record<string, string> = { https: '80', http: '443' }
+function requestHost(authority: string, requestScheme: string, scheme: string, portRedirected: boolean): string {
+  // An IPv6 literal's port follows "]:".
+  const colon = authority.startsWith('[') ? authority.lastIndexOf(']:') + 1 : authority.lastIndexOf(':')
+  if (colon <= 0) return authority
+  const port = authority.slice(colon + 1)
+  const drop = portRedirected || (scheme !== requestScheme && DEFAULT_PORT[requestScheme] === port)
+  return drop ? authority.slice(0, colon) : authority
+}
 
 /** Compiles a redirect action. */
 export function buildRedirect(r: RedirectAction, match: CompiledMatch): RedirectActionCompiled {
@@ -23,17 +34,9 @@ export function buildRedirect(r: RedirectAction, match: CompiledMatch): Redirect
     status,
     location(req: RequestView): string {
       const scheme = r.httpsRedirect === true ? 'https' : (r.schemeRedirect ?? req.scheme).toLowerCase()
-      let host = req.authority
-      let port: string | undefined
-      const colon = host.lastIndexOf(':')
-      if (colon !== -1 && host.indexOf(']', colon) === -1) {
-        port = host.slice(colon + 1)
-        host = host.slice(0, colon)
-      }
-      if (r.hostRedirect !== undefined) host = r.hostRedirect
-      if (r.portRedirect !== undefined) port = String(r.portRedirect)
-      else if (port !== undefined && scheme !== req.scheme && CROSSED_PORT[scheme] === port) port = undefined
-      if (port !== undefined && DEFAULT_PORT[scheme] === port) port = undefined
+      // host_redirect replaces the whole authority; port_redirect then adds its port.
+      const host = r.hostRedirect ?? requestHost(req.authority, req.scheme, scheme, r.portRedirect !== undefined)
+      const port = r.portRedirect === undefined ? '' : `:${r.portRedirect}`
 
       let path: string
       // strip_query drops the request's query; a query written in path_redirect stays (Envoy).
@@ -53,7 +56,7 @@ export function buildRedirect(r: RedirectAction, match: CompiledMatch): Redirect
       } else {
         path = req.path
       }
-      return `${scheme}://${host}${port === undefined ? '' : `:${port}`}${path}${query === '' ? '' : `?${query}`}`
+      return `${scheme}://${host}${port}${path}${query === '' ? '' : `?${query}`}`
     },
   })
 }
