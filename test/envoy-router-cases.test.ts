@@ -32,11 +32,11 @@ import { createMesh, fromEnvoy, parseDuration, type Mesh, type RouteConfig, type
 import type { HeaderChanges } from '../src/router/router.js'
 import { actionTables, redirectTables } from './fixtures/envoy-router-cases/actions.js'
 import { formatterTables, headerTables } from './fixtures/envoy-router-cases/headers.js'
-import { matchingTables, moreMatchingTables } from './fixtures/envoy-router-cases/matching.js'
+import { matchingTables, moreMatchingTables, refusedTables } from './fixtures/envoy-router-cases/matching.js'
 import type { CaseRequest, Decision, RouterCase, RouterTable } from './fixtures/envoy-router-cases/types.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
-const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables]
+const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...refusedTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables]
 
 /** Response headers the upstream is asked to send (the `responseBefore` of a case). */
 const RESPOND_WITH = 'x-test-respond-with'
