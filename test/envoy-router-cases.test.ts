@@ -30,13 +30,13 @@ import { after, before, describe, it } from 'node:test'
 import YAML from 'yaml'
 import { createMesh, fromEnvoy, parseDuration, type Mesh, type RouteConfig, type RouteDecision } from '../src/index.js'
 import type { HeaderChanges } from '../src/router/router.js'
-import { actionTables, redirectTables } from './fixtures/envoy-router-cases/actions.js'
+import { actionTables, hashTables, redirectTables } from './fixtures/envoy-router-cases/actions.js'
 import { formatterTables, headerTables } from './fixtures/envoy-router-cases/headers.js'
 import { matchingTables, moreMatchingTables, refusedTables } from './fixtures/envoy-router-cases/matching.js'
 import type { CaseRequest, Decision, RouterCase, RouterTable } from './fixtures/envoy-router-cases/types.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
-const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...refusedTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables]
+const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...refusedTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables, ...hashTables]
 
 /** Response headers the upstream is asked to send (the `responseBefore` of a case). */
 const RESPOND_WITH = 'x-test-respond-with'
@@ -128,7 +128,7 @@ function checkDecision(d: RouteDecision, want: Decision, req: CaseRequest, route
   if (want.status !== undefined) assert.ok((d.kind === 'redirect' || d.kind === 'direct') && d.status === want.status, `status ${want.status}: ${show}`)
   if (want.clusterNotFound !== undefined) assert.ok(d.kind === 'cluster_not_found' && d.status === want.clusterNotFound, show)
   const forwards = want.cluster !== undefined || want.path !== undefined || want.host !== undefined || want.timeoutMs !== undefined ||
-    want.requestHeaders !== undefined || want.responseHeaders !== undefined || want.retry !== undefined
+    want.requestHeaders !== undefined || want.responseHeaders !== undefined || want.retry !== undefined || want.hashPolicy !== undefined
   if (!forwards) return
   assert.equal(d.kind, 'cluster', show)
   if (d.kind !== 'cluster') return
@@ -146,6 +146,17 @@ function checkDecision(d: RouteDecision, want: Decision, req: CaseRequest, route
     checkHeaders('response header', (n) => m.get(n)?.[0], want.responseHeaders)
   }
   if (want.retry !== undefined) checkRetry(routes.get(d.route ?? ''), want.retry, show)
+  if (want.hashPolicy !== undefined) {
+    // A decision does not carry the hash; the imported route's policies are what the load balancer hashes by.
+    const policies = routes.get(d.route ?? '')?.route?.hashPolicy
+    const ours = policies === undefined || policies.length === 0 ? null : policies.map((h) => ({
+      ...(h.header === undefined ? {} : { header: h.header.name }),
+      ...(h.cookie === undefined ? {} : { cookie: h.cookie.name }),
+      ...(h.queryParameter === undefined ? {} : { queryParameter: h.queryParameter.name }),
+      ...(h.terminal === true ? { terminal: true } : {}),
+    }))
+    assert.deepEqual(ours, want.hashPolicy, show)
+  }
 }
 
 function ms(d: unknown): number | null {
