@@ -30,13 +30,13 @@ import { after, before, describe, it } from 'node:test'
 import YAML from 'yaml'
 import { createMesh, fromEnvoy, parseDuration, type Mesh, type RouteConfig, type RouteDecision } from '../src/index.js'
 import type { HeaderChanges } from '../src/router/router.js'
-import { actionTables, hashTables, redirectTables } from './fixtures/envoy-router-cases/actions.js'
+import { actionTables, hashTables, overrideTables, redirectTables } from './fixtures/envoy-router-cases/actions.js'
 import { formatterTables, headerTables } from './fixtures/envoy-router-cases/headers.js'
 import { matchingTables, moreMatchingTables, refusedTables } from './fixtures/envoy-router-cases/matching.js'
 import type { CaseRequest, Decision, RouterCase, RouterTable } from './fixtures/envoy-router-cases/types.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
-const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...refusedTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables, ...hashTables]
+const TABLES: readonly RouterTable[] = [...matchingTables, ...moreMatchingTables, ...refusedTables, ...headerTables, ...formatterTables, ...actionTables, ...redirectTables, ...hashTables, ...overrideTables]
 
 /** Response headers the upstream is asked to send (the `responseBefore` of a case). */
 const RESPOND_WITH = 'x-test-respond-with'
