@@ -56,7 +56,10 @@ export function emitRouteConfiguration(vh: VirtualHostConfig, index: number, ctx
     ...headerMutations(vh),
   }
   if (vh.retryPolicy !== undefined) virtualHost['retry_policy'] = retryPolicy(vh.retryPolicy, `${path}.retryPolicy`, ctx)
-  return { name: routeConfigName(vh.name), virtual_hosts: [virtualHost] }
+  const out: XdsObject = { name: routeConfigName(vh.name), virtual_hosts: [virtualHost] }
+  // One virtual host per RouteConfiguration: the route configuration's flag is the virtual host's.
+  if (vh.mostSpecificHeaderMutationsWins === true) out['most_specific_header_mutations_wins'] = true
+  return out
 }
 
 function emitRoute(r: RouteConfig, path: string, ctx: RouteContext): XdsObject {
@@ -167,6 +170,9 @@ function redirect(r: RedirectAction): XdsObject {
     port_redirect: r.portRedirect,
     path_redirect: r.pathRedirect,
     prefix_rewrite: r.pathRedirect === undefined ? r.prefixRewrite : undefined,
+    regex_rewrite: r.pathRedirect !== undefined || r.prefixRewrite !== undefined || r.regexRewrite === undefined
+      ? undefined
+      : { pattern: { regex: r.regexRewrite.pattern }, substitution: r.regexRewrite.substitution },
     response_code: r.responseCode === undefined ? undefined : REDIRECT_CODES[r.responseCode],
     strip_query: r.stripQuery,
   })
