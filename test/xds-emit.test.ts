@@ -11,6 +11,7 @@ import type { XdsObject } from '../src/xds/codec.js'
 import { routesToNowhere } from '../src/xds/consistency.js'
 import { emitResources } from '../src/xds/emit/index.js'
 import { loadXdsCodec } from '../src/xds/protos.js'
+import { Problems, translateRouteConfiguration } from '../src/config/envoy/index.js'
 import { buildSnapshot } from '../src/xds/snapshot.js'
 import { typeUrlOf } from '../src/xds/type-urls.js'
 
@@ -180,6 +181,32 @@ describe('xDS resources from a mesh config (grpcgen-shaped)', () => {
     const [exact, folded] = routes.map((m) => (m['safe_regex'] as XdsObject)['regex'] as string)
     assert.deepEqual(['/a.pi', '/a.pi/', '/a.pi/x/y', '/a.pix', '/aXpi', '/A.pi'].map((p) => matches(exact as string, p)), [true, true, true, false, false, false])
     assert.deepEqual(['/api', '/API/x', '/apix'].map((p) => matches(folded as string, p)), [true, true, false])
+  })
+
+  it('writes redirect regex rewrites and most_specific_header_mutations_wins, and reads them back the same', () => {
+    const e = emitResources({
+      clusters: [{ name: 'c', endpoints: [{ address: '10.0.0.1:1' }] }],
+      virtualHosts: [{
+        name: 'v',
+        domains: ['v'],
+        mostSpecificHeaderMutationsWins: true,
+        requestHeadersToAdd: [{ header: { key: 'x-vh', value: 'vh' } }],
+        routes: [
+          { match: { prefix: '/old/' }, redirect: { regexRewrite: { pattern: '^/old/(.*)$', substitution: '/new/\\1' }, stripQuery: true } },
+          { match: { prefix: '/' }, route: { cluster: 'c' } },
+        ],
+      }],
+    })
+    const rc = e.routes.get('v') as XdsObject
+    assert.equal(rc['most_specific_header_mutations_wins'], true)
+    const first = ((rc['virtual_hosts'] as XdsObject[])[0]?.['routes'] as XdsObject[])[0] as XdsObject
+    assert.deepEqual(first['redirect'], { regex_rewrite: { pattern: { regex: '^/old/(.*)$' }, substitution: '/new/\\1' }, strip_query: true })
+    const p = new Problems()
+    const back = translateRouteConfiguration(rc, 'rds', p)
+    assert.deepEqual(p.list(), [])
+    const vh = back.virtualHosts[0]?.config
+    assert.equal(vh?.mostSpecificHeaderMutationsWins, true)
+    assert.deepEqual(vh?.routes[0]?.redirect, { regexRewrite: { pattern: '^/old/(.*)$', substitution: '/new/\\1' }, stripQuery: true })
   })
 
   it('lists what xDS does not carry, by config path', () => {

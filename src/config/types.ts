@@ -542,6 +542,13 @@ export interface VirtualHostConfig {
    * included), per virtual host; `mesh.route()` tells which.
    */
   virtualClusters?: VirtualClusterConfig[]
+  /**
+   * Envoy `most_specific_header_mutations_wins`: the header mutations apply from the least
+   * specific level to the most specific (virtual host, route, weighted cluster), so the most
+   * specific one has the last word. Default false: route (or weighted cluster) first, then
+   * the virtual host. Each level removes before it adds.
+   */
+  mostSpecificHeaderMutationsWins?: boolean
 }
 
 /** Envoy `VirtualCluster`: a name, and the header matchers (`:path`, `:method`, …) a request must all match. */
@@ -795,6 +802,12 @@ export interface RedirectAction {
   portRedirect?: number
   pathRedirect?: string
   prefixRewrite?: string
+  /**
+   * Rewrites the path (not the query) into the Location: RE2 `GlobalReplace` of `pattern`
+   * by `substitution` (`\\1`… for groups), as `RouteAction.regexRewrite` does. One of
+   * `pathRedirect`, `prefixRewrite` and `regexRewrite`.
+   */
+  regexRewrite?: { pattern: string; substitution: string }
   /** 301 (default), 302, 303, 307 or 308. */
   responseCode?: number
   stripQuery?: boolean

@@ -599,8 +599,17 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
     if (typeof scheme === 'string' && !/^[a-z][a-z0-9+.-]*$/i.test(scheme)) {
       issues.add(`${path}.redirect.schemeRedirect`, 'INVALID_VALUE', `"${scheme}" is not a URL scheme`)
     }
-    if (typeof redirect['pathRedirect'] === 'string' && typeof redirect['prefixRewrite'] === 'string') {
-      issues.add(`${path}.redirect`, 'INVALID_VALUE', 'pathRedirect and prefixRewrite cannot both be set')
+    if (['pathRedirect', 'prefixRewrite', 'regexRewrite'].filter((k) => present(redirect[k])).length > 1) {
+      issues.add(`${path}.redirect`, 'INVALID_VALUE', 'only one of pathRedirect, prefixRewrite and regexRewrite can be set')
+    }
+    const regexRewrite = redirect['regexRewrite']
+    if (isObject(regexRewrite)) {
+      const pattern = str(regexRewrite['pattern'])
+      checkRegex(pattern, `${path}.redirect.regexRewrite.pattern`, issues)
+      const substitution = str(regexRewrite['substitution'])
+      const bad = pattern === undefined || substitution === undefined ? undefined : rewriteProblem(pattern, substitution)
+      if (bad !== undefined) issues.add(`${path}.redirect.regexRewrite.substitution`, 'INVALID_VALUE', bad)
+      else if (substitution !== undefined && !isHeaderValue(substitution)) issues.add(`${path}.redirect.regexRewrite.substitution`, 'INVALID_VALUE', 'contains characters a Location header cannot carry')
     }
     for (const key of ['hostRedirect', 'pathRedirect', 'prefixRewrite']) {
       const v = redirect[key]

@@ -45,14 +45,21 @@ export interface MutationSource {
   readonly toRemove?: readonly string[] | undefined
 }
 
-/** Merges levels (most specific first) into one list, or `null` when there is nothing to do. */
+/**
+ * Merges levels, in the order they apply, into one list (removals, then additions), or
+ * `null` when there is nothing to do. Envoy applies each level in turn, removing before
+ * adding; a later level's removal therefore also takes out what earlier levels added, which
+ * the merged list reproduces by dropping those additions.
+ */
 export function compileMutations(levels: readonly MutationSource[]): HeaderMutations | null {
   if (levels.every((l) => (l.toAdd?.length ?? 0) === 0 && (l.toRemove?.length ?? 0) === 0)) return null
   const remove: string[] = []
-  const all: HeaderAdd[] = []
+  let all: HeaderAdd[] = []
   let dynamic = false
   for (const level of levels) {
-    for (const r of level.toRemove ?? []) remove.push(r.toLowerCase())
+    const removed = (level.toRemove ?? []).map((r) => r.toLowerCase())
+    if (removed.length > 0 && all.length > 0) all = all.filter((a) => !removed.includes(a.name))
+    remove.push(...removed)
     for (const a of level.toAdd ?? []) {
       const compiled = compileHeaderFormat(a.header.value)
       if (typeof compiled !== 'string') dynamic = true

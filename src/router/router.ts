@@ -114,7 +114,9 @@ export function decideRoute(table: RouteTable, query: RouteQuery): RouteDecision
   const headers = (query.headers ?? {}) as Dispatcher.DispatchOptions['headers']
   const hostHeader = Object.entries(query.headers ?? {}).find(([k]) => k.toLowerCase() === 'host')?.[1]
   const authority = typeof hostHeader === 'string' ? hostHeader : url.host
-  const r = resolveRoute(table, query.method ?? 'GET', `${url.pathname}${url.search}`, authority, url.protocol.slice(0, -1), headers, query.downstream)
+  // URL drops a bare "?" from `search`; the request sends it, so the decision keeps it too.
+  const search = url.search !== '' || !url.href.replace(/#.*$/s, '').endsWith('?') ? url.search : '?'
+  const r = resolveRoute(table, query.method ?? 'GET', `${url.pathname}${search}`, authority, url.protocol.slice(0, -1), headers, query.downstream)
   if (r.kind === 'passthrough' || r.kind === 'registry_only') return r
   const view = r.view
   const routed: Routed = { virtualHost: r.vhost.name, virtualCluster: view.virtualCluster }

@@ -197,11 +197,14 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
   const vhostLevel: MutationSource = { toAdd: vh.requestHeadersToAdd, toRemove: vh.requestHeadersToRemove }
   const routeResponse: MutationSource = { toAdd: r.responseHeadersToAdd, toRemove: r.responseHeadersToRemove }
   const vhostResponse: MutationSource = { toAdd: vh.responseHeadersToAdd, toRemove: vh.responseHeadersToRemove }
+  // The order the levels apply in: most specific first (Envoy's default) or last.
+  const mostSpecificLast = vh.mostSpecificHeaderMutationsWins === true
+  const levels = (...l: MutationSource[]): MutationSource[] => (mostSpecificLast ? l.reverse() : l)
 
   let action: CompiledAction
   if (r.route !== undefined) {
     const a = r.route
-    const mirror = compileMirror(a.requestMirrorPolicies, clusters, compileMutations([routeLevel, vhostLevel]))
+    const mirror = compileMirror(a.requestMirrorPolicies, clusters, compileMutations(levels(routeLevel, vhostLevel)))
     const base = {
       kind: 'cluster' as const,
       timeoutMs: routeTimeoutMs(a),
@@ -224,8 +227,8 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
         gate: compileAdmission(routeLimits, clusterLimits.get(cluster.name) ?? null),
         subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
         subset: d.subset,
-        requestMutations: compileMutations([{ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel]),
-        responseMutations: compileMutations([{ toAdd: d.responseHeadersToAdd, toRemove: d.responseHeadersToRemove }, routeResponse, vhostResponse]),
+        requestMutations: compileMutations(levels({ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel)),
+        responseMutations: compileMutations(levels({ toAdd: d.responseHeadersToAdd, toRemove: d.responseHeadersToRemove }, routeResponse, vhostResponse)),
       })
     }
     if (a.clusterHeader !== undefined) {
@@ -271,7 +274,7 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
     name: r.name,
     match,
     action,
-    responseMutations: compileMutations([routeResponse, vhostResponse]),
+    responseMutations: compileMutations(levels(routeResponse, vhostResponse)),
   })
 }
 

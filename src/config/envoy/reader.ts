@@ -187,6 +187,8 @@ export function asBool(p: Problems, f: Field | undefined): boolean | undefined {
   if (!present(f)) return undefined
   const v = unwrap(f.value)
   if (typeof v === 'boolean') return v
+  // Envoy loads YAML through protobuf's JSON parser, which takes "true" and "false" as strings too.
+  if (v === 'true' || v === 'false') return v === 'true'
   p.report(f.path, `expected true or false, got ${describe(v)}; dropped`)
   return undefined
 }

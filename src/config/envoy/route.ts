@@ -109,30 +109,44 @@ export function translateRouteConfiguration(resource: unknown, path: string, p: 
   const m = readField(p, { key: path, name: 'route_config', value: resource, path }, ROUTE_CONFIGURATION)
   if (m === undefined) return { name: undefined, virtualHosts: [] }
   const name = asString(p, m.get('name'))
-  if (asBool(p, m.get('most_specific_header_mutations_wins')) === true) {
-    p.report((m.get('most_specific_header_mutations_wins') as Field).path, 'most_specific_header_mutations_wins is not supported: the route configuration\'s headers apply last, as by default')
-  }
+  const mostSpecificWins = asBool(p, m.get('most_specific_header_mutations_wins')) === true
   if (asBool(p, m.get('ignore_port_in_host_matching')) === true) {
     p.report((m.get('ignore_port_in_host_matching') as Field).path, 'ignore_port_in_host_matching is not supported: a domain without a port matches any port anyway; one with a port matches only it')
   }
-  // Route-configuration-level mutations come after the virtual host's (Envoy's order).
+  // Route-configuration-level mutations are one more level: after the virtual host's by
+  // default, before it when the most specific wins. Our model has no such level, so they are
+  // merged into each virtual host's, in the order Envoy applies them.
   const global: VirtualHostConfig = { name: '', domains: [], routes: [] }
   translateMutations(p, m, global)
   const virtualHosts: TranslatedVirtualHost[] = []
   for (const item of asList(p, m.get('virtual_hosts'))) {
     const vh = translateVirtualHost(p, item, filters)
     if (vh === undefined) continue
-    appendMutations(vh.config, global)
+    if (mostSpecificWins) {
+      vh.config.mostSpecificHeaderMutationsWins = true
+      mergeMutations(vh.config, global, vh.config)
+    } else {
+      mergeMutations(vh.config, vh.config, global)
+    }
     virtualHosts.push(vh)
   }
   return { name, virtualHosts }
 }
 
-function appendMutations(vh: VirtualHostConfig, global: VirtualHostConfig): void {
-  if (global.requestHeadersToAdd !== undefined) vh.requestHeadersToAdd = [...(vh.requestHeadersToAdd ?? []), ...global.requestHeadersToAdd]
-  if (global.responseHeadersToAdd !== undefined) vh.responseHeadersToAdd = [...(vh.responseHeadersToAdd ?? []), ...global.responseHeadersToAdd]
-  if (global.requestHeadersToRemove !== undefined) vh.requestHeadersToRemove = [...(vh.requestHeadersToRemove ?? []), ...global.requestHeadersToRemove]
-  if (global.responseHeadersToRemove !== undefined) vh.responseHeadersToRemove = [...(vh.responseHeadersToRemove ?? []), ...global.responseHeadersToRemove]
+/**
+ * Sets `into`'s mutations to those of `first` then `second` applied in turn: each removes
+ * before it adds, so what `second` removes is also taken out of `first`'s additions.
+ */
+function mergeMutations(into: VirtualHostConfig, first: VirtualHostConfig, second: VirtualHostConfig): void {
+  for (const [add, remove] of [['requestHeadersToAdd', 'requestHeadersToRemove'], ['responseHeadersToAdd', 'responseHeadersToRemove']] as const) {
+    const removed = second[remove]?.map((n) => n.toLowerCase()) ?? []
+    const adds = [...(first[add]?.filter((a) => !removed.includes(a.header.key.toLowerCase())) ?? []), ...(second[add] ?? [])]
+    const removes = [...(first[remove] ?? []), ...(second[remove] ?? [])]
+    if (adds.length > 0) into[add] = adds
+    else delete into[add]
+    if (removes.length > 0) into[remove] = removes
+    else delete into[remove]
+  }
 }
 
 // ---------------------------------------------------------------- virtual hosts
@@ -302,9 +316,10 @@ const ROUTE_ACTION: Shape = {
   use: [
     'cluster', 'weighted_clusters', 'cluster_header', 'cluster_not_found_response_code', 'prefix_rewrite', 'regex_rewrite',
     'host_rewrite_literal', 'timeout', 'max_stream_duration', 'hash_policy', 'request_mirror_policies', 'retry_policy',
+    'append_x_forwarded_host',
   ],
   // Istio sets these to their defaults on every route.
-  drop: ['max_grpc_timeout', 'grpc_timeout_offset', 'append_x_forwarded_host'],
+  drop: ['max_grpc_timeout', 'grpc_timeout_offset'],
   why: {
     cluster_specifier_plugin: 'cluster specifier plugins are not supported',
     inline_cluster_specifier_plugin: 'cluster specifier plugins are not supported',
@@ -365,12 +380,17 @@ function translateRouteAction(p: Problems, f: Field, match: RouteMatch): RouteAc
   if (notFound !== undefined && notFound !== 'SERVICE_UNAVAILABLE') action.clusterNotFoundResponseCode = NOT_FOUND_STATUS[notFound]
   const rewrite = firstOf(p, m, ['prefix_rewrite', 'regex_rewrite'])
   if (rewrite?.name === 'prefix_rewrite') {
-    if (match.safeRegex === undefined) put(action, 'prefixRewrite', asString(p, rewrite))
-    else p.report(rewrite.path, 'prefix_rewrite with a safe_regex match is not supported; use regex_rewrite; dropped')
+    const prefix = asString(p, rewrite)
+    if (match.safeRegex === undefined) put(action, 'prefixRewrite', prefix)
+    // A regex match takes the whole path, so Envoy's prefix_rewrite replaces the whole path (the query stays).
+    else if (prefix !== undefined) action.regexRewrite = { pattern: '^.*$', substitution: prefix.replace(/\\/g, '\\\\') }
   } else if (rewrite !== undefined) {
     put(action, 'regexRewrite', regexRewrite(p, rewrite))
   }
   put(action, 'hostRewrite', authority(p, m.get('host_rewrite_literal')))
+  const xfh = m.get('append_x_forwarded_host')
+  // false is Envoy's default (and what Istio sends); true would add a header the mesh does not add.
+  if (asBool(p, xfh) === true) p.report((xfh as Field).path, 'append_x_forwarded_host is not supported: a host rewrite does not add x-forwarded-host')
   put(action, 'timeout', asDuration(p, m.get('timeout')))
   const msd = readField(p, m.get('max_stream_duration'), MAX_STREAM_DURATION)
   if (msd !== undefined) {
@@ -596,8 +616,7 @@ function translateHashPolicy(p: Problems, f: Field): HashPolicy | undefined {
 // ---------------------------------------------------------------- redirect, direct response
 
 const REDIRECT: Shape = {
-  use: ['scheme_redirect', 'https_redirect', 'host_redirect', 'port_redirect', 'path_redirect', 'prefix_rewrite', 'response_code', 'strip_query'],
-  why: { regex_rewrite: 'regex rewrites in redirects are not supported' },
+  use: ['scheme_redirect', 'https_redirect', 'host_redirect', 'port_redirect', 'path_redirect', 'prefix_rewrite', 'regex_rewrite', 'response_code', 'strip_query'],
 }
 /** RedirectResponseCode enum, by value. */
 const REDIRECT_CODES: Readonly<Record<string, number>> = {
@@ -629,9 +648,14 @@ function redirectAction(p: Problems, f: Field): RedirectAction | undefined {
   const port = asUint(p, m.get('port_redirect'), 0, 65535)
   // Port 0 is protobuf's "unset".
   if (port !== undefined && port > 0) redirect.portRedirect = port
-  const path = firstOf(p, m, ['path_redirect', 'prefix_rewrite'])
+  const path = firstOf(p, m, ['path_redirect', 'prefix_rewrite', 'regex_rewrite'])
   if (path?.name === 'path_redirect') put(redirect, 'pathRedirect', locationPart(p, path))
-  else if (path !== undefined) put(redirect, 'prefixRewrite', locationPart(p, path))
+  else if (path?.name === 'prefix_rewrite') put(redirect, 'prefixRewrite', locationPart(p, path))
+  else if (path !== undefined) {
+    const rewrite = regexRewrite(p, path)
+    if (rewrite !== undefined && !isHeaderValue(rewrite.substitution)) p.report(path.path, 'the substitution has characters a Location header cannot carry; dropped')
+    else put(redirect, 'regexRewrite', rewrite)
+  }
   put(redirect, 'responseCode', redirectCode(p, m.get('response_code')))
   if (asBool(p, m.get('strip_query')) === true) redirect.stripQuery = true
   return redirect

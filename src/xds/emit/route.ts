@@ -61,7 +61,10 @@ export function emitRouteConfiguration(vh: VirtualHostConfig, index: number, ctx
   // Neither is read by gRPC clients; Envoy and ours apply them.
   if (vh.requireTls !== undefined && vh.requireTls !== 'NONE') virtualHost['require_tls'] = vh.requireTls
   if (vh.virtualClusters?.length) virtualHost['virtual_clusters'] = vh.virtualClusters.map((v) => ({ name: v.name, headers: v.headers.map(headerMatcher) }))
-  return { name: routeConfigName(vh.name), virtual_hosts: [virtualHost] }
+  const out: XdsObject = { name: routeConfigName(vh.name), virtual_hosts: [virtualHost] }
+  // One virtual host per RouteConfiguration: the route configuration's flag is the virtual host's.
+  if (vh.mostSpecificHeaderMutationsWins === true) out['most_specific_header_mutations_wins'] = true
+  return out
 }
 
 function emitRoute(r: RouteConfig, path: string, ctx: RouteContext): XdsObject {
@@ -200,6 +203,9 @@ function redirect(r: RedirectAction): XdsObject {
     port_redirect: r.portRedirect,
     path_redirect: r.pathRedirect,
     prefix_rewrite: r.pathRedirect === undefined ? r.prefixRewrite : undefined,
+    regex_rewrite: r.pathRedirect !== undefined || r.prefixRewrite !== undefined || r.regexRewrite === undefined
+      ? undefined
+      : { pattern: { regex: r.regexRewrite.pattern }, substitution: r.regexRewrite.substitution },
     response_code: r.responseCode === undefined ? undefined : REDIRECT_CODES[r.responseCode],
     strip_query: r.stripQuery,
   })
