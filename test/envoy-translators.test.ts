@@ -361,6 +361,36 @@ describe('translators: a route is skipped, never widened', () => {
     })
   }
 
+  // A route action that would send traffic where Envoy does not: a share of a split that
+  // picks its cluster from a header, or endpoints picked by metadata (within the cluster, or
+  // within a share). Leaving the share out, or taking the whole cluster, would widen it.
+  const widening: [string, string][] = [
+    ['metadata_match on the route action', '{ cluster: special, metadata_match: { filter_metadata: { envoy.lb: { version: v2 } } } }'],
+    ['a share choosing its cluster from a header', '{ weighted_clusters: { clusters: [{ cluster_header: x-c, weight: 30 }, { name: special, weight: 70 }] } }'],
+    ['a share with metadata_match', '{ weighted_clusters: { clusters: [{ name: special, weight: 30, metadata_match: { filter_metadata: { envoy.lb: { version: v2 } } } }, { name: special, weight: 70 }] } }'],
+    ['a share without a name', '{ weighted_clusters: { clusters: [{ weight: 30 }, { name: special, weight: 70 }] } }'],
+  ]
+  for (const [what, action] of widening) {
+    it(`${what}: the route is dropped and reported, never sent elsewhere`, async () => {
+      const doc = withCriterion('case_sensitive: true') as { static_resources: { listeners: { filter_chains: { filters: { typed_config: { route_config: { virtual_hosts: { routes: { route: unknown }[] }[] } } }[] }[] }[] } }
+      const routes0 = doc.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config.route_config.virtual_hosts[0]!.routes
+      routes0[0]!.route = YAML.parse(action)
+      const imported = fromEnvoy(doc)
+      const routes = imported.config.virtualHosts?.[0]?.routes ?? []
+      assert.deepEqual(routes.map((r) => r.route?.cluster), ['fallback'], `${what}: ${JSON.stringify(routes)}`)
+      assert.ok(imported.unsupported.some((u) => /the route is dropped/.test(u.message)), JSON.stringify(imported.unsupported))
+      const mesh = createMesh({ config: imported.config })
+      try {
+        for (let i = 0; i < 20; i++) {
+          const d = mesh.route({ url: 'http://svc/x', headers: { 'x-c': 'special' } })
+          assert.deepEqual(d.kind === 'cluster' ? d.targets.map((t) => t.cluster) : d.kind, ['fallback'])
+        }
+      } finally {
+        await mesh.close()
+      }
+    })
+  }
+
   const honoured: [string, string, Record<string, string>, string][] = [
     ['grpc: {} (content-type application/grpc)', 'grpc: {}', { 'content-type': 'application/grpc+proto' }, 'special'],
     ['grpc: {} does not take plain requests', 'grpc: {}', { 'content-type': 'application/json' }, 'fallback'],

@@ -44,6 +44,7 @@ import {
   clip,
   describe,
   firstOf,
+  isObject,
   nonEmpty,
   present,
   put,
@@ -366,6 +367,13 @@ const NOT_FOUND_STATUS: Readonly<Record<string, number>> = { SERVICE_UNAVAILABLE
 function translateRouteAction(p: Problems, f: Field, match: RouteMatch): RouteAction | undefined {
   const m = readField(p, f, ROUTE_ACTION)
   if (m === undefined) return undefined
+  // Metadata matching picks endpoints within the cluster: without it the route would reach
+  // endpoints Envoy never sends it to (never widen).
+  const subsetOnly = ['metadata_match', 'metadataMatch'].find((k) => present(rawField(f, k)))
+  if (subsetOnly !== undefined) {
+    p.report(f.path, `"${subsetOnly}" picks endpoints the mesh cannot select that way; the route is dropped`)
+    return undefined
+  }
   const action: RouteAction = {}
   const dest = firstOf(p, m, ['cluster', 'weighted_clusters', 'cluster_header'])
   let ok = false
@@ -432,10 +440,18 @@ function weightedClusters(p: Problems, f: Field): WeightedClusterConfig[] | unde
   for (const item of asList(p, m?.get('clusters'))) {
     const c = readField(p, item, CLUSTER_WEIGHT)
     if (c === undefined) continue
+    // A share whose destination cannot be honoured drops the whole split: leaving the share
+    // out, or sending it to the whole cluster instead of a subset, would send traffic where
+    // Envoy does not (never widen).
+    const elsewhere = ['cluster_header', 'clusterHeader', 'metadata_match', 'metadataMatch'].find((k) => present(rawField(item, k)))
+    if (elsewhere !== undefined) {
+      p.report(f.path, `a share chooses its cluster by "${elsewhere}", which is not supported; the route is dropped`)
+      return undefined
+    }
     const cluster = nonEmpty(p, c.get('name'))
     if (cluster === undefined) {
-      p.report(item.path, 'a weighted cluster needs a name; dropped')
-      continue
+      p.report(f.path, 'a weighted cluster needs a name; the route is dropped')
+      return undefined
     }
     // An unset weight is 0 in Envoy too.
     const weight = present(c.get('weight')) ? asUint(p, c.get('weight'), 0, 0xffffffff) : 0
@@ -453,6 +469,12 @@ function weightedClusters(p: Problems, f: Field): WeightedClusterConfig[] | unde
     return undefined
   }
   return out
+}
+
+/** A field of a message as written, whether or not a shape reads it. */
+function rawField(f: Field, key: string): Field | undefined {
+  const v = isObject(f.value) ? f.value[key] : undefined
+  return v === undefined ? undefined : { key, name: key, value: v, path: `${f.path}.${key}` }
 }
 
 function regexRewrite(p: Problems, f: Field): RouteAction['regexRewrite'] {
