@@ -40,8 +40,7 @@ import { HostRegistry } from './upstream/host.js'
 import type { Cluster } from './upstream/cluster.js'
 import type { BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
 import type { ClusterResilienceStats } from './observability/metrics.js'
-import type { ClusterHealthStats, EndpointHealthEvent, OutlierEjectionEvent } from './upstream/host-health.js'
-import type { ClusterDnsStats } from './upstream/dns/discovery.js'
+import type { EndpointHealthEvent, OutlierEjectionEvent } from './upstream/host-health.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -275,22 +274,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#registry.onBreakerChange = (change) => {
       if (this.listenerCount('circuitBreaker') > 0) this.emit('circuitBreaker', change)
     }
-    this.#metricsRegistry.setHealthSource(() => {
-      const out: Record<string, ClusterHealthStats> = {}
-      for (const [name, c] of this.#store.current.clusters) {
-        const stats = c.healthStats()
-        if (stats !== undefined) out[name] = stats
-      }
-      return out
-    })
-    this.#metricsRegistry.setDnsSource(() => {
-      const out: Record<string, ClusterDnsStats> = {}
-      for (const [name, c] of this.#store.current.clusters) {
-        const stats = c.dnsStats()
-        if (stats !== undefined) out[name] = stats
-      }
-      return out
-    })
+    this.#metricsRegistry.setHealthSource(() => this.#perCluster((c) => c.healthStats()))
+    this.#metricsRegistry.setDnsSource(() => this.#perCluster((c) => c.dnsStats()))
     const exposition = (options?: PrometheusOptions): string =>
       this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics()) +
       (this.#xds === undefined ? '' : xdsPrometheus(this.#xds.status()))
@@ -532,6 +517,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     } catch (err) {
       process.emitWarning(`a "${name}" listener threw: ${err instanceof Error ? err.message : String(err)}`, { code: 'SIDECARLESS_LISTENER_ERROR' })
     }
+  }
+
+  /** One entry per cluster in force for which `pick` has something (health, DNS). */
+  #perCluster<T>(pick: (c: Cluster) => T | undefined): Record<string, T> {
+    const out: Record<string, T> = {}
+    for (const [name, c] of this.#store.current.clusters) {
+      const stats = pick(c)
+      if (stats !== undefined) out[name] = stats
+    }
+    return out
   }
 
   #shutdown(force: boolean): Promise<void> {

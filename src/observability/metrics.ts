@@ -821,6 +821,20 @@ function writeResilience(out: string[], serviceLabel: string, clusters: Record<s
   series('sidecarless_cluster_breaker_rejected_total', 'counter', 'Requests the error-rate breaker rejected while open or half-open.', breakerRows((b) => b.rejected))
 }
 
+/** Writes gauge and counter families with one row per cluster (and optional extra labels). */
+function clusterSeries(out: string[], serviceLabel: string): {
+  label: (cluster: string) => string
+  series: (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]) => void
+} {
+  return {
+    label: (n) => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`,
+    series: (name, type, help, rows) => {
+      out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
+      for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
+    },
+  }
+}
+
 /**
  * Outlier detection, health check and panic series per cluster, named after Envoy's
  * `cluster.<name>.outlier_detection.*`, `health_check.*`, `membership_*` stats.
@@ -828,11 +842,7 @@ function writeResilience(out: string[], serviceLabel: string, clusters: Record<s
 function writeHealth(out: string[], serviceLabel: string, health: Record<string, ClusterHealthStats>): void {
   const names = Object.keys(health).sort()
   if (names.length === 0) return
-  const label = (n: string): string => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`
-  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
-    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
-    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
-  }
+  const { label, series } = clusterSeries(out, serviceLabel)
   const rows = (pick: (s: ClusterHealthStats) => number): [string, number][] => names.map((n) => [label(n), pick(health[n] as ClusterHealthStats)])
   series('sidecarless_cluster_outlier_detection_ejections_enforced_total', 'counter', 'Endpoints ejected by outlier detection, by reason.',
     names.flatMap((n) => EJECTION_REASONS.map((r) => [`${label(n)},reason="${r}"`, (health[n] as ClusterHealthStats).ejections[r]] as [string, number])))
@@ -857,11 +867,7 @@ function writeHealth(out: string[], serviceLabel: string, health: Record<string,
 function writeDns(out: string[], serviceLabel: string, dns: Record<string, ClusterDnsStats>): void {
   const names = Object.keys(dns).sort()
   if (names.length === 0) return
-  const label = (n: string): string => `${serviceLabel}cluster_name="${escapeLabelValue(n)}"`
-  const series = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
-    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`)
-    for (const [labels, v] of rows) out.push(`${name}{${labels}} ${formatValue(v)}`)
-  }
+  const { label, series } = clusterSeries(out, serviceLabel)
   const rows = (pick: (s: ClusterDnsStats) => number): [string, number][] => names.map((n) => [label(n), pick(dns[n] as ClusterDnsStats)])
   series('sidecarless_cluster_update_attempt_total', 'counter', 'DNS resolutions started for the cluster (Envoy update_attempt).', rows((s) => s.updateAttempt))
   series('sidecarless_cluster_update_success_total', 'counter', 'DNS resolutions that gave an answer (Envoy update_success).', rows((s) => s.updateSuccess))

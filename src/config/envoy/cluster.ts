@@ -26,23 +26,16 @@ import {
   type Problems,
   type Shape,
 } from './reader.js'
-import { translateCommonTlsContext } from './common-tls.js'
-import type { SecretTranslation, TlsCertificateTranslation, ValidationTranslation } from './secret.js'
+import { translateCommonTlsContext, type CommonTlsTranslation } from './common-tls.js'
+import type { SecretTranslation } from './secret.js'
 
-/** Upstream TLS as written, with the secrets and certificate providers it names still to resolve. */
-export interface UpstreamTlsTranslation {
+/**
+ * Upstream TLS as written, with the secrets and certificate providers it names still to
+ * resolve (for gRPC proxyless clients the provider is istio-agent's `default`).
+ */
+export interface UpstreamTlsTranslation extends CommonTlsTranslation {
   readonly path: string
   readonly sni: string | undefined
-  /** An inline client certificate. */
-  readonly certificate: TlsCertificateTranslation | undefined
-  /** An inline validation context. */
-  readonly validation: ValidationTranslation | undefined
-  /** SDS secret names (`tls_certificate_sds_secret_configs`, `validation_context_sds_secret_config`). */
-  readonly certificateSecret: string | undefined
-  readonly validationSecret: string | undefined
-  /** Certificate provider instances (gRPC proxyless: istio-agent's `default`). */
-  readonly certificateProvider: string | undefined
-  readonly validationProvider: string | undefined
 }
 
 /** The result of {@link translateCluster}. */
