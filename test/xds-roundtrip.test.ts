@@ -544,6 +544,8 @@ function normalCluster(c: ClusterConfig, endpoints: readonly EndpointConfig[], t
     name: undefined,
     subsets: undefined,
     loadBalancer: lb === 'round_robin' ? undefined : lb,
+    // true is the default: only false is carried (as Istio's external mark).
+    peerMetadata: c.peerMetadata === false ? false : undefined,
     endpoints: endpoints.length === 0 ? undefined : endpoints.map((e) => ({
       // TLS is the cluster's (tls.mode): the client writes https:// for a TLS cluster, ours may say http://.
       address: hostPort(e.address),
@@ -750,6 +752,15 @@ const ONE = { address: '10.0.0.1:9080', labels: { version: 'v1' } }
 
 /** Each defect's smallest config. */
 const FIXED: Readonly<Record<string, MeshConfig>> = {
+  // Not a defect the property found: the mark of a service outside the mesh crosses xDS as
+  // Istio writes it (cluster metadata istio.external), beside a cluster in the mesh.
+  'a cluster outside the mesh (peerMetadata false)': {
+    clusters: [{ name: 'a', endpoints: [ONE], peerMetadata: false }, { name: 'b', endpoints: [{ address: '10.0.0.2:80' }], peerMetadata: true }],
+    virtualHosts: [
+      { name: 'a', domains: ['a'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a' } }] },
+      { name: 'b', domains: ['b'], routes: [{ match: { prefix: '/' }, route: { cluster: 'b' } }] },
+    ],
+  },
   'suffix wildcard without a port': {
     clusters: [{ name: 'a', endpoints: [ONE] }, { name: 'b', endpoints: [{ address: '10.0.0.2:80' }] }],
     virtualHosts: [

@@ -436,6 +436,7 @@ export const meshConfigFields: Fields = {
         circuitBreakers,
         outlierDetection,
         healthChecks: { t: 'array', of: healthCheck },
+        peerMetadata: bool,
         commonLbConfig: { t: 'object', fields: { healthyPanicThreshold: percent } },
         tls: {
           t: 'object',

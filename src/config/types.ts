@@ -330,6 +330,17 @@ export interface ClusterConfig {
   commonLbConfig?: CommonLbConfig
   /** TLS / mTLS towards the endpoints (Istio `DestinationRule.trafficPolicy.tls`). */
   tls?: ClusterTlsConfig
+  /**
+   * Tell the cluster's endpoints who calls them: the `x-sidecarless-peer` header (this
+   * workload's name, namespace and version labels), from which a meshed destination labels
+   * Istio's metrics with their source. Default true. Set it false for a service outside the
+   * mesh, which has no use for it and should not learn it — as Istio strips its metadata
+   * exchange headers for external services. Istio's `ServiceEntry` with
+   * `location: MESH_EXTERNAL` and an Envoy cluster with
+   * `metadata.filter_metadata.istio.external: true` translate to false. Calls to hosts outside
+   * the registry (PassthroughCluster) never carry it.
+   */
+  peerMetadata?: boolean
 }
 
 /**

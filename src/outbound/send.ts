@@ -162,7 +162,7 @@ export class SendPath implements TrySender {
       trace: client,
       formats: client.formats,
       requestId: ctx?.requestId,
-      peer: client.peer,
+      peer: target.cluster.sendsPeer ? client.peer : undefined,
     }, ex.retry === null && !ex.shadow)
     const body = ex.body === undefined ? opts.body : ex.body.forTry()
     return new UpstreamRequest({

@@ -62,6 +62,8 @@ export class Cluster {
   readonly subsetNames: readonly string[]
   /** Whether the load balancer consumes a request hash. */
   readonly usesHash: boolean
+  /** Whether requests carry this workload's peer header (`peerMetadata`, default true). */
+  readonly sendsPeer: boolean
   members: Members
   /** Envoy's circuit-breaker thresholds and their live counts. */
   readonly resources: ResourceManager
@@ -116,6 +118,7 @@ export class Cluster {
       })))
     const lb = config.loadBalancer ?? defaults.loadBalancer
     this.usesHash = lb === 'ring_hash' || lb === 'maglev'
+    this.sendsPeer = config.peerMetadata !== false
     this.#panicThreshold = config.commonLbConfig?.healthyPanicThreshold ?? defaults.healthyPanicThreshold
     this.#events = registry.events
     this.#counters = previous === undefined ? new HealthCounters() : previous.#counters

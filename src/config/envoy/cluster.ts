@@ -19,6 +19,7 @@ import {
   asUint,
   clip,
   present,
+  isObject,
   put,
   readField,
   typeName,
@@ -59,7 +60,7 @@ const CLUSTER: Shape = {
     'dns_resolution_config', 'typed_dns_resolver_config',
     'least_request_lb_config', 'ring_hash_lb_config', 'maglev_lb_config', 'lb_subset_config', 'eds_cluster_config',
     'outlier_detection', 'health_checks', 'common_lb_config', 'circuit_breakers', 'typed_extension_protocol_options',
-    'common_http_protocol_options', 'load_balancing_policy',
+    'common_http_protocol_options', 'load_balancing_policy', 'metadata',
   ],
   // Names and stats have no meaning in-process; alt_stat_name, Istio's per-cluster metadata.
   drop: ['alt_stat_name', 'track_cluster_stats', 'track_timeout_budgets'],
@@ -76,7 +77,6 @@ const CLUSTER: Shape = {
     per_connection_buffer_limit_bytes: 'connection buffer limits are not supported',
     close_connections_on_host_health_failure: 'connections are kept when an endpoint turns unhealthy',
     ignore_health_on_host_removal: 'endpoints are removed as soon as EDS removes them',
-    metadata: 'cluster metadata is not imported',
     filters: 'upstream network filters are not supported',
     upstream_bind_config: 'source addresses are not configurable',
     preconnect_policy: 'preconnecting is not supported',
@@ -133,6 +133,7 @@ export function translateCluster(resource: unknown, path: string, p: Problems): 
   health(p, m, config)
   put(config, 'circuitBreakers', circuitBreakers(p, m.get('circuit_breakers')))
   put(config, 'idleTimeout', idleTimeout(p, m))
+  if (clusterIsExternal(p, m.get('metadata'))) config.peerMetadata = false
   const lbSubset = m.get('lb_subset_config')
   if (present(lbSubset)) readField(p, lbSubset, LB_SUBSET)
   const tls = transportSocket(p, m.get('transport_socket'))
@@ -171,6 +172,31 @@ const CARES_CONFIG: Shape = {
 }
 const RESOLVER_ADDRESS: Shape = { use: ['socket_address'], other: 'only socket addresses name DNS servers' }
 const RESOLVER_SOCKET: Shape = { use: ['address', 'port_value'], drop: ['protocol'], other: 'not used for DNS servers' }
+
+const CLUSTER_METADATA: Shape = { use: ['filter_metadata'], why: { typed_filter_metadata: 'typed metadata is not imported' } }
+
+/**
+ * Whether the cluster's metadata marks it outside the mesh, as istiod does for a ServiceEntry
+ * with `location: MESH_EXTERNAL` (`filter_metadata.istio.external: true`): its requests then
+ * carry no peer header. Istio's other keys are passed over quietly; other namespaces are
+ * reported, since nothing else in them is imported.
+ */
+function clusterIsExternal(p: Problems, f: Field | undefined): boolean {
+  const md = readField(p, f, CLUSTER_METADATA)
+  let external = false
+  for (const ns of asMap(p, md?.get('filter_metadata'))) {
+    if (ns.key !== 'istio') {
+      p.report(ns.path, `metadata namespace "${clip(ns.key)}" is not imported; only "istio" (its "external" flag) is read`)
+      continue
+    }
+    // A google.protobuf.Struct: plain JSON in YAML and proto3 JSON; protobufjs may give { fields: { k: { boolValue } } }.
+    const struct = isObject(ns.value) ? ns.value : undefined
+    const fields = struct !== undefined && Object.keys(struct).length === 1 && isObject(struct['fields']) ? struct['fields'] : struct
+    const flag = fields?.['external']
+    external = flag === true || (isObject(flag) && (flag['boolValue'] === true || flag['bool_value'] === true))
+  }
+  return external
+}
 
 /**
  * Envoy's DNS settings of STRICT_DNS / LOGICAL_DNS clusters: `respect_dns_ttl`,

@@ -231,6 +231,8 @@ export class Registry {
     if (service.source.kind === 'serviceentry') {
       const entry = service.source.entry
       if (entry.type !== 'static') base.type = entry.type
+      // Outside the mesh: no peer metadata, as Istio strips its metadata exchange headers there.
+      if (entry.external) base.peerMetadata = false
       const endpoints: EndpointConfig[] = port === undefined ? [] : entry.endpoints.get(port) ?? []
       base.endpoints = endpoints.map((e) => ({ ...e, ...(e.labels === undefined ? {} : { labels: { ...e.labels } }) }))
     } else {

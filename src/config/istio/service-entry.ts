@@ -31,6 +31,8 @@ export interface ServiceEntryService {
   readonly endpoints: ReadonlyMap<number, EndpointConfig[]>
   /** SPIFFE IDs the endpoints present (`subjectAltNames`), for ISTIO_MUTUAL. */
   readonly subjectAltNames: readonly string[]
+  /** `location: MESH_EXTERNAL`: a service outside the mesh. */
+  readonly external: boolean
   readonly resource: Resource
   readonly path: string
 }
@@ -99,7 +101,7 @@ export function readServiceEntry(t: Translation, r: Resource): ServiceEntryServi
     }
     const endpoints = new Map<number, EndpointConfig[]>()
     for (const p of ports) endpoints.set(p.number, targets.map((e) => endpoint(e, e.ports?.[p.name] ?? p.targetPort ?? p.number, TLS_PROTOCOLS.has(p.protocol))))
-    out.push({ host, namespace: r.namespace, ports, addresses, type, endpoints, subjectAltNames: spiffe, resource: r, path })
+    out.push({ host, namespace: r.namespace, ports, addresses, type, endpoints, subjectAltNames: spiffe, external: location === 'MESH_EXTERNAL', resource: r, path })
   }
   return out
 }

@@ -43,6 +43,8 @@ export function emitCluster(cluster: ClusterConfig, name: string, index: number,
     const socket = transportSocket(cluster.tls, `${path}.tls`, omissions)
     if (socket !== undefined) out['transport_socket'] = socket
   }
+  // Istio's mark of a service outside the mesh (a MESH_EXTERNAL ServiceEntry): no peer header.
+  if (cluster.peerMetadata === false) out['metadata'] = { filter_metadata: { istio: { external: true } } }
   if (cluster.rateLimit !== undefined) omissions.add(`${path}.rateLimit`, 'cluster rate limits have no xDS field')
   if (cluster.concurrencyLimit !== undefined) omissions.add(`${path}.concurrencyLimit`, 'concurrency limits have no xDS field')
   if (cluster.idleTimeout !== undefined) omissions.add(`${path}.idleTimeout`, 'the idle timeout is not carried over xDS')
