@@ -33,7 +33,7 @@ const at = (ms: number): HrTime => [START[0] + Math.floor(ms / 1000), START[1] +
 function scenarios(tracer: MeshTracer): void {
   // A server span continuing a caller's trace, with a tracestate; attributes of every kind.
   const server = tracer.startServer({ traceId: TRACE, spanId: CALLER, sampled: true, traceState: 'vendor=a,other=b', format: 'w3c', random: true }, settings, 'GET /items',
-    () => ({ 'http.request.method': 'GET', list: ['a', 'b'], mixed: [1, 'x'] as unknown as AttributeValue, nothing: null as unknown as AttributeValue, '': 'empty key', holes: [null, 2, undefined, 3] as unknown as AttributeValue }),
+    () => ({ 'http.request.method': 'GET', list: ['a', 'b'], mixed: [1, 'x'] as unknown as AttributeValue, nothing: null as unknown as AttributeValue, '': 'empty key', holes: [null, 2, undefined, 3] }),
     performance.now()).span as Span
   assert.ok(server !== undefined, 'a sampled server span records')
   server.setAttribute('http.response.status_code', 200)

@@ -105,7 +105,7 @@ class RecordingSpan implements Span {
       for (const key in initial) {
         if (!Object.hasOwn(initial, key) || key === '') continue
         const value = initial[key]
-        if (value != null && isAttributeValue(value)) this.setAttribute(key, Array.isArray(value) ? value.slice() as AttributeValue : value)
+        if (value != null && isAttributeValue(value)) this.setAttribute(key, Array.isArray(value) ? value.slice() : value)
       }
     }
   }
