@@ -50,7 +50,7 @@ function sources(root, dir) {
   return out
 }
 
-/** The project files `file` imports (static, type-only, re-exports and literal `import()`). */
+/** The project files `file` imports (static, type-only, re-exports, literal `import()` and `require()`: a lazy load is an edge too). */
 function importsOf(root, file, known) {
   const info = ts.preProcessFile(readFileSync(join(root, file), 'utf8'), true, true)
   const out = []

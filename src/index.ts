@@ -44,9 +44,8 @@ export { validateConfig } from './config/validate.js'
 export { lintConfig } from './config/lint.js'
 export { loadConfig } from './config/load.js'
 export type { LoadedConfig, LoadOptions } from './config/load.js'
-export { fromEnvoy } from './config/envoy/index.js'
+export { fromEnvoy, fromIstio } from './config/importers.js'
 export type { EnvoyImport, UnsupportedField } from './config/envoy/index.js'
-export { fromIstio } from './config/istio/translate.js'
 export type { IstioImport, IstioTranslateOptions } from './config/istio/translate.js'
 export { parseDuration } from './config/duration.js'
 export { defaults } from './config/defaults.js'
@@ -71,7 +70,7 @@ export {
 export type { SpiffeId, SpiffeIdReason } from './security/identity.js'
 export { CredentialsError, CredentialStore, loadCredentials } from './security/tls.js'
 export type { CredentialSources, Credentials, CredentialStoreEvents, CredentialStoreOptions } from './security/tls.js'
-export { createControlPlane } from './xds/control-plane.js'
+export { createControlPlane } from './xds/create-control-plane.js'
 export type {
   ControlPlane,
   ControlPlaneApplied,

@@ -26,10 +26,9 @@ import { parseDuration } from './config/duration.js'
 import { formatListenAddress } from './config/listen-address.js'
 import { version as packageVersion } from './version.js'
 import { ConfigError, MeshError } from './errors.js'
-import { readBootstrap } from './xds/client/bootstrap.js'
-import { XdsClient } from './xds/client/client.js'
+import type * as XdsClientModule from './xds/client/index.js'
+import type { XdsClient } from './xds/client/client.js'
 import type { XdsStatus } from './xds/client/status.js'
-import { xdsPrometheus } from './xds/client/metrics.js'
 import { MeshDispatcher } from './outbound/dispatcher.js'
 import { createMeshFetch, type MeshFetch } from './outbound/fetch.js'
 import type { DeepReadonly, Snapshot } from './snapshot/snapshot.js'
@@ -234,6 +233,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const xdsOptions = options.xds === true ? {} : options.xds === false || options.xds === undefined ? undefined : options.xds
     if (xdsOptions !== undefined) {
       requireXdsDependencies()
+      const { readBootstrap, XdsClient } = xdsClientModule()
       const bootstrap = readBootstrap(xdsOptions.bootstrap)
       const timeout = xdsOptions.resourceTimeout === undefined ? 15_000 : parseDuration(xdsOptions.resourceTimeout)
       if (timeout === undefined || timeout <= 0) throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', `xds.resourceTimeout is ${JSON.stringify(xdsOptions.resourceTimeout)}; write a positive duration such as "15s"`)
@@ -278,7 +278,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#metricsRegistry.setDnsSource(() => this.#perCluster((c) => c.dnsStats()))
     const exposition = (options?: PrometheusOptions): string =>
       this.#metricsRegistry.prometheus() + buildInfo(packageVersion()) + (options?.process === false ? '' : processMetrics()) +
-      (this.#xds === undefined ? '' : xdsPrometheus(this.#xds.status()))
+      (this.#xds === undefined ? '' : xdsClientModule().xdsPrometheus(this.#xds.status()))
     this.metrics = Object.freeze({
       snapshot: () => this.#metricsRegistry.snapshot(),
       prometheus: exposition,
@@ -646,6 +646,16 @@ type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => 
 /** Creates a mesh. Throws a {@link ConfigError} when the initial config is invalid. */
 export function createMesh(options: MeshOptions = {}): Mesh {
   return new Mesh(options)
+}
+
+let xdsClient: typeof XdsClientModule | undefined
+
+/**
+ * The xDS client, loaded by the first mesh created with `xds` (synchronously: `require` of
+ * an ES module, Node >= 22.12): a mesh with a static config never loads its ~40 modules.
+ */
+function xdsClientModule(): typeof XdsClientModule {
+  return (xdsClient ??= createRequire(import.meta.url)('./xds/client/index.js') as typeof XdsClientModule)
 }
 
 /**

@@ -4,10 +4,12 @@
  * `file:line:column` of problems in a config read from a file, and the process warnings of
  * what a load found. `load.ts` calls in here; it keeps the single-object paths.
  */
+import { istioImporter } from './importers.js'
 import { yaml } from './lazy-modules.js'
 import { ConfigError, MeshError, type ConfigIssue, type ConfigWarning } from '../errors.js'
 import type { UnsupportedField } from './envoy/index.js'
-import { isManifest, translateIstio, type IstioTranslateOptions } from './istio/translate.js'
+import { isManifest } from './formats.js'
+import type { IstioTranslateOptions } from './istio/translate.js'
 import { lintConfig } from './lint.js'
 import { locateIssues, sourceOf, type Origin } from './source-location.js'
 import type { MeshConfig } from './types.js'
@@ -53,7 +55,7 @@ export function parseYamlDocuments(text: string): unknown {
 /** Loads a list of documents (or one manifest): Istio manifests translated, mesh-config documents merged. */
 export function loadDocuments(raw: unknown, file: string | undefined, options: LoadOptions): LoadedConfig {
   const documents = Array.isArray(raw) ? raw : [raw]
-  const tr = translateIstio(documents, withEnvironment(options))
+  const tr = istioImporter().translateIstio(documents, withEnvironment(options))
   const manifests = documents.some(isManifest)
   const source = sourceOf(raw)
   if (tr.issues.length > 0) {

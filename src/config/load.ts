@@ -8,8 +8,8 @@ import { readFileSync, statSync } from 'node:fs'
 import { extname } from 'node:path'
 import { ConfigError, MeshError, type ConfigIssue } from '../errors.js'
 import { limits } from './defaults.js'
-import { fromEnvoy, isEnvoyBootstrap } from './envoy/index.js'
-import { isManifest } from './istio/translate.js'
+import { isEnvoyBootstrap, isManifest } from './formats.js'
+import { envoyImporter } from './importers.js'
 import { lintConfig } from './lint.js'
 import { loadDocuments, parseYamlDocuments, refuseInvalid, type LoadedConfig, type LoadOptions } from './load-documents.js'
 import { plainCopy, type PlainCopy } from './plain-data.js'
@@ -74,7 +74,7 @@ export function loadConfig(source: MeshConfig | string | readonly unknown[] | un
   const raw: unknown = file === undefined ? plainConfig(source) : readConfigFile(file)
   if (raw === null || raw === undefined) throw emptyConfig(raw, file)
   if (isEnvoyBootstrap(raw)) {
-    const { config, unsupported } = fromEnvoy(raw)
+    const { config, unsupported } = envoyImporter().fromEnvoy(raw)
     return { config, unsupported, source: file, format: 'envoy', warnings: lintConfig(config) }
   }
   if (Array.isArray(raw) || isManifest(raw)) return loadDocuments(raw, file, options)

@@ -1,11 +1,12 @@
 /**
  * Spans through the OpenTelemetry API. When the app registered a tracer provider, the mesh
  * uses it: our server and client spans go where the app's go, and the app's spans nest
- * under ours. When it did not, sampled spans go to a provider of the mesh's own
- * (`@opentelemetry/sdk-trace-base`, loaded on first use) that keeps a bounded store of
- * recent spans, readable with `mesh.tracing.recent()`, and that sends them to the collectors
- * named by `tracing.zipkin` / `tracing.otlp` or the standard `OTEL_*` variables, through
- * OpenTelemetry's own exporters (`exporters/collectors.ts`).
+ * under ours. When it did not, sampled spans go to a bounded store of recent spans, readable
+ * with `mesh.tracing.recent()`: through a small tracer of the mesh's own
+ * (`recording-span.ts`) while no collector is configured, and through a provider of
+ * `@opentelemetry/sdk-trace-base` (loaded on first use) once one is, which also sends them to
+ * the collectors named by `tracing.zipkin` / `tracing.otlp` or the standard `OTEL_*`
+ * variables, through OpenTelemetry's own exporters (`exporters/collectors.ts`).
  *
  * When the app runs OpenTelemetry's HTTP instrumentation, who makes a hop's spans follows
  * `tracing.spans` (see `instrumentation.ts`): one server span, one client span, one trace.
@@ -39,6 +40,8 @@ import type { OtlpProtocol, SpanOwnership } from '../config/types.js'
 import { spanTime } from './clock.js'
 import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
 import { newSpanId, newTraceId } from './ids.js'
+import { RecordingTracer, spanLimitsSet } from './recording-span.js'
+import { unixNano, type FinishedSpan } from './finished-span.js'
 import { peerHeaderValue, workloadOf } from './istio-metrics.js'
 import { version } from '../version.js'
 import { appTracerRegistered, undiciInstrumented, withoutAppSpans } from './instrumentation.js'
@@ -46,29 +49,7 @@ import type { PropagationFormat, TraceParent } from './propagation.js'
 
 export type { ExporterStats } from './exporters/collectors.js'
 
-/** A finished span, as the recent-span store keeps it. */
-export interface FinishedSpan {
-  readonly traceId: string
-  readonly spanId: string
-  readonly parentSpanId: string | undefined
-  readonly name: string
-  readonly kind: 'server' | 'client' | 'internal' | 'producer' | 'consumer'
-  /** Epoch milliseconds. */
-  readonly startTime: number
-  readonly durationMs: number
-  /** Start, in nanoseconds since the epoch, as a decimal string (exact: a number cannot hold it). */
-  readonly startTimeUnixNano: string
-  /** End, in nanoseconds since the epoch, as a decimal string. */
-  readonly endTimeUnixNano: string
-  readonly attributes: Readonly<Attributes>
-  readonly status: 'unset' | 'ok' | 'error'
-  /** The status description, when one was set. */
-  readonly statusMessage: string | undefined
-  /** The W3C tracestate carried with the trace, if any. */
-  readonly traceState: string | undefined
-  /** True when the parent span is in another process (a server span continuing a caller's trace). */
-  readonly parentIsRemote: boolean
-}
+export type { FinishedSpan } from './finished-span.js'
 
 /** The trace facts of one new span (server or client), whether or not it is recorded. */
 export interface SpanStart {
@@ -147,6 +128,8 @@ export interface ParentTrace {
 /** Starts spans for the mesh and keeps the recent ones. */
 export class MeshTracer {
   #own: Tracer | undefined
+  /** The SDK-free tracer of the store, while no collector is configured. */
+  #recording: RecordingTracer | undefined
   #ring: FinishedSpan[] = []
   #ringNext = 0
   #capacity = 0
@@ -337,9 +320,14 @@ export class MeshTracer {
     }
   }
 
-  #ownTracer(settings: TracingSettings): Tracer | undefined {
+  #ownTracer(settings: TracingSettings): Pick<Tracer, 'startSpan'> | undefined {
     if (settings !== this.#settings) this.#configure(settings)
     if (settings.recentSpans === 0 && this.#collectors.size === 0) return undefined
+    // Only the store reads the spans: no SDK (unless the environment sets its span limits,
+    // which only the SDK applies).
+    if (this.#collectors.size === 0 && !spanLimitsSet(process.env)) {
+      return (this.#recording ??= new RecordingTracer((s) => this.#keep(s)))
+    }
     if (this.#own !== undefined) return this.#own
     const sdk = this.#loadSdk()
     const onEnd = (s: Sdk.ReadableSpan): void => {
@@ -475,11 +463,5 @@ function finished(s: Sdk.ReadableSpan): FinishedSpan {
     traceState: sc.traceState?.serialize(),
     parentIsRemote: s.parentSpanContext?.isRemote === true,
   }
-}
-
-/** Nanoseconds since the epoch of an OTel HrTime, exactly, as a decimal string. */
-function unixNano([seconds, nanos]: readonly [number, number]): string {
-  const ns = Math.min(999_999_999, Math.max(0, Math.round(nanos)))
-  return seconds === 0 ? String(ns) : `${seconds}${String(ns).padStart(9, '0')}`
 }
 

@@ -10,6 +10,7 @@
  * domain an earlier virtual host claimed is dropped here and reported.
  */
 import { parseDomain } from '../domain.js'
+export { isEnvoyBootstrap } from '../formats.js'
 import type { ClusterConfig, MeshConfig, VirtualHostConfig } from '../types.js'
 import { listenAddress } from './address.js'
 import { resolveUpstreamTls, translateCluster, type ClusterTranslation } from './cluster.js'
@@ -69,18 +70,6 @@ export function fromEnvoy(bootstrap: unknown): EnvoyImport {
     else p.report('', `the input could not be read: ${errorText(err)}`)
   }
   return { config: out.config(), unsupported: p.list() }
-}
-
-/**
- * True when `input` looks like an Envoy bootstrap (an object with a `static_resources` or
- * `staticResources` key), so a loader can tell it from a mesh config.
- */
-export function isEnvoyBootstrap(input: unknown): boolean {
-  try {
-    return isObject(input) && (Object.hasOwn(input, 'static_resources') || Object.hasOwn(input, 'staticResources'))
-  } catch {
-    return false
-  }
 }
 
 /** One mesh config built from translated resources: one virtual host namespace, one domain space. */

@@ -4,7 +4,10 @@
  * `items`) and documents in the mesh's own format, and each manifest is classified: one of
  * the six Istio kinds the import translates, or something else it names and reports.
  */
+import { hasManifests, isManifest } from '../formats.js'
 import { at, isObject, type Obj, type Translation } from './state.js'
+
+export { hasManifests, isManifest }
 
 /** A manifest of a kind the import translates. */
 export type TranslatedKind =
@@ -62,16 +65,6 @@ const NOT_TRANSLATED: Readonly<Record<string, string>> = {
   ProxyConfig: 'ProxyConfig tunes the Envoy process; not translated',
   Telemetry: 'Telemetry configures Istio telemetry providers; the mesh configures tracing with its own `tracing` section',
   WasmPlugin: 'a WasmPlugin extends Envoy with WebAssembly; not translated',
-}
-
-/** True when `v` is a Kubernetes object: an object with string `apiVersion` and `kind`. */
-export function isManifest(v: unknown): v is Obj & { apiVersion: string; kind: string } {
-  return isObject(v) && typeof v['apiVersion'] === 'string' && typeof v['kind'] === 'string'
-}
-
-/** True when any of the documents is a Kubernetes manifest (the import then applies). */
-export function hasManifests(documents: readonly unknown[]): boolean {
-  return documents.some(isManifest)
 }
 
 /**
