@@ -318,5 +318,37 @@ describe("the caller's request body failing while it is sent is the caller's fai
         await mesh.close()
       }
     })
+
+    test(`${label}: a body that fails before a byte of it is read rejects with its own error, never an uncaught exception`, async () => {
+      // The stream errors while the request still waits for its connection: nobody reads it
+      // yet. Plain undici listens for a stream body's errors from the start; so must the mesh,
+      // or the caller's error becomes the process's uncaught exception.
+      const uncaught: unknown[] = []
+      const onUncaught = (err: unknown): void => {
+        uncaught.push(err)
+      }
+      process.on('uncaughtException', onUncaught)
+      const mesh = createMesh({ config: config(uploads.address) })
+      try {
+        for (let i = 0; i < 5; i++) {
+          const err = new Error(`caller body failed early ${i}`)
+          const body = new Readable({ read() {} })
+          const pending = mesh.dispatcher.request({ origin: 'http://reviews', path: '/upload', method, body })
+          body.destroy(err)
+          await assert.rejects(pending, (got: unknown) => {
+            assert.equal(got, err, `the caller's own error: ${String(got)}`)
+            return true
+          })
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        assert.deepEqual(uncaught, [], 'no uncaught exception')
+        const cluster = mesh.metrics.snapshot().outbound.clusters['reviews']
+        assert.equal(cluster?.errors.reset ?? 0, 0)
+        assert.equal(cluster?.responses['5xx'] ?? 0, 0)
+      } finally {
+        process.off('uncaughtException', onUncaught)
+        await mesh.close()
+      }
+    })
   }
 })

@@ -60,6 +60,11 @@ class RecordedBody implements ReplayableBody {
   constructor(source: AsyncIterable<unknown>, limit: number) {
     this.#source = source
     this.#limit = limit
+    // A stream may fail before any try reads it (the request still waits for a connection).
+    // Plain undici listens for a stream body's errors from the start; so do we, or the
+    // caller's error would become the process's uncaught exception. The first read still
+    // sees the error: the stream keeps it (`errored`) and its iterator throws it.
+    if (isEmitter(source)) source.on('error', ignoreError)
   }
 
   get replayable(): boolean {
@@ -119,11 +124,24 @@ class RecordedBody implements ReplayableBody {
   }
 
   close(): void {
+    if (isEmitter(this.#source)) this.#source.off('error', ignoreError)
     if (this.#done || this.#iterator === undefined) return
     this.#done = true
     void this.#iterator.return?.()?.catch(() => undefined)
   }
 }
+
+interface Emitter {
+  on(event: 'error', listener: (err: unknown) => void): unknown
+  off(event: 'error', listener: (err: unknown) => void): unknown
+}
+
+function isEmitter(source: object): source is Emitter {
+  return typeof (source as Partial<Emitter>).on === 'function' && typeof (source as Partial<Emitter>).off === 'function'
+}
+
+/** Kept by the stream itself (`errored`); the reading try reports it. */
+function ignoreError(): void {}
 
 function toBuffer(value: unknown): Buffer {
   if (Buffer.isBuffer(value)) return value
