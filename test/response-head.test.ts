@@ -324,3 +324,19 @@ describe('one response head for every caller', () => {
     assert.equal(body, 'hello world')
   })
 })
+
+test('the undici the mesh\'s pools come from drives an old-style handler as it is (upstream-request.ts relies on it)', async () => {
+  // undici 7 wraps a new-style handler and parses its headers first; an old-style one gets
+  // the raw list. undici 8 takes new-style handlers only: moving the dependency to 8 means
+  // giving UpstreamRequest a new-style face again (and this test says so).
+  const { version } = (await import('undici/package.json', { with: { type: 'json' } })).default as { version: string }
+  assert.equal(Number(version.split('.')[0]), 7, `the undici dependency is ${version}: UpstreamRequest faces its pool as an old-style handler, which undici 8 refuses`)
+  const pool = new Pool(origin)
+  try {
+    const seen = await oldStyle(pool, { origin, path: '/retry-once-pin', method: 'GET' })
+    assert.equal(seen.status, 200)
+    assert.ok(seen.raw.includes('X-Upstream'), 'raw names keep their case: no parse and rebuild in between')
+  } finally {
+    await pool.close()
+  }
+})
