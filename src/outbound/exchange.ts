@@ -70,7 +70,7 @@ export interface TrySender {
 }
 
 /** What a retry policy that reads no header is given instead of a parsed object. */
-const NO_HEADERS: HeaderObject = Object.freeze({}) as HeaderObject
+const NO_HEADERS: HeaderObject = Object.freeze({})
 
 /** A response small enough to read to its end rather than give up its connection. */
 const DRAIN_LIMIT = 64 * 1024

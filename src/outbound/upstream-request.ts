@@ -226,7 +226,7 @@ export class UpstreamRequest implements Try, Expirable {
   responseHeaders(): HeaderObject {
     let headers = this.#headers
     if (headers === null) {
-      headers = util.parseHeaders(this.#upstreamRaw) as HeaderObject
+      headers = util.parseHeaders(this.#upstreamRaw)
       const d = this.#dest
       headers[CLUSTER_HEADER] = d.clusterName
       if (d.subset !== undefined) headers[SUBSET_HEADER] = d.subset
@@ -247,7 +247,7 @@ export class UpstreamRequest implements Try, Expirable {
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
     if (this.#state !== State.Waiting) return
     this.#finish()
-    this.#exchange.tryUpgrade(this, statusCode, util.parseHeaders(rawHeaders ?? []) as HeaderObject, socket)
+    this.#exchange.tryUpgrade(this, statusCode, util.parseHeaders(rawHeaders ?? []), socket)
   }
 
   /** Returns false to pause the response (undici's old-style contract). */
