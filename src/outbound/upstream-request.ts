@@ -255,9 +255,10 @@ export class UpstreamRequest implements Try, Expirable {
   /** Returns false to pause the response (undici's old-style contract). */
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
     if (this.#state !== State.Waiting) return !this.#paused
+    // Kept from the first head (a 1xx too): a pause returned now is lifted through it.
+    this.#resumeUp = resume
     // 1xx informational responses are not the response; wait for the final one.
     if (statusCode < 200) return !this.#paused
-    this.#resumeUp = resume
     this.#state = State.Streaming
     this.#status = statusCode
     this.#leftQueue()
