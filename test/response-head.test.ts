@@ -39,6 +39,8 @@ before(async () => {
     hits.set(req.url ?? '', n)
     req.resume()
     req.on('end', () => {
+      // 103 Early Hints first: informational, not the response.
+      if (req.url?.startsWith('/early') === true) res.writeEarlyHints({ link: '</a.css>; rel=preload' })
       // Mixed case and a repeated name, as real servers send them; chunked, with a trailer.
       res.setHeader('X-Upstream', 'one')
       res.setHeader('Set-Cookie', ['a=1', 'b=2'])
@@ -296,6 +298,64 @@ describe('one response head for every caller', () => {
       assert.equal(f.status, 200)
       assert.equal(await f.text(), 'hello world')
       assert.deepEqual(comparable([...f.headers]), comparable(asFetchSees(reference.headers)), host)
+    }
+  })
+
+  test('a 103 Early Hints before the response: both handler styles see only the final head, and a caller pausing at it resumes', async () => {
+    const old = await oldStyle(mesh.dispatcher, { origin: 'http://plain', path: '/early-old', method: 'GET' })
+    const neu = await newStyle(mesh.dispatcher, { origin: 'http://plain', path: '/early-new', method: 'GET' })
+    assert.equal(old.status, 200)
+    assert.equal(neu.status, 200)
+    assert.ok(!old.headers.some(([k]) => k === 'link'), 'the hints are not the response')
+    const undatedPairs = (pairs: ReadonlyArray<readonly [string, string]>): [string, string][] => pairs.filter(([k]) => k !== 'date').map(([k, v]): [string, string] => [k, v])
+    assert.deepEqual(undatedPairs(neu.headers), undatedPairs(grouped(old.headers)))
+    assert.deepEqual(old.trailers, [['x-checksum', 'c0ffee']])
+    const body = await new Promise<string>((resolve, reject) => {
+      let text = ''
+      mesh.dispatcher.dispatch({ origin: 'http://plain', path: '/early-paused', method: 'GET' }, {
+        onConnect() {},
+        onHeaders(_s: number, _h: Buffer[], resume: () => void) {
+          setTimeout(resume, 20)
+          return false
+        },
+        onData(chunk: Buffer) {
+          text += chunk.toString()
+          return true
+        },
+        onComplete() {
+          resolve(text)
+        },
+        onError: reject,
+      })
+    })
+    assert.equal(body, 'hello world')
+  })
+
+  test('a caller that pauses before any head and resumes later gets the response, a 103 before it or not', async () => {
+    for (const path of ['/early-prepaused', '/prepaused']) {
+      const body = await new Promise<string>((resolve, reject) => {
+        let text = ''
+        const timer = setTimeout(() => reject(new Error(`${path}: no response 2 s after resume`)), 2000)
+        mesh.dispatcher.dispatch({ origin: 'http://plain', path, method: 'GET' }, {
+          onRequestStart(controller) {
+            controller.pause()
+            setTimeout(() => controller.resume(), 50)
+          },
+          onResponseStart() {},
+          onResponseData(_c, chunk) {
+            text += chunk.toString()
+          },
+          onResponseEnd() {
+            clearTimeout(timer)
+            resolve(text)
+          },
+          onResponseError(_c, err) {
+            clearTimeout(timer)
+            reject(err)
+          },
+        })
+      })
+      assert.equal(body, 'hello world', path)
     }
   })
 
