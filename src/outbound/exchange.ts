@@ -17,7 +17,7 @@
  * the request through its error.
  */
 import type { Duplex } from 'node:stream'
-import type { Dispatcher } from 'undici'
+import { util, type Dispatcher } from 'undici'
 import { abortError, MeshError } from '../errors.js'
 import type { Recorder } from '../observability/metrics.js'
 import type { TracingSettings } from '../observability/tracing.js'
@@ -30,7 +30,7 @@ import type { Host } from '../upstream/host.js'
 import type { ResourceManager } from '../upstream/resource-manager.js'
 import { RequestController } from './controller.js'
 import type { DeadlineList, Expirable } from './deadlines.js'
-import { rawFrom, type Handler } from './handler.js'
+import { LegacyHandlerAdapter, rawFrom, type Handler } from './handler.js'
 import { discardBody, sendLocalReply, type LocalReply } from './local-reply.js'
 import type { ReplayableBody } from './replayable-body.js'
 import type { OutboundView } from './request-headers.js'
@@ -44,8 +44,17 @@ export interface Try {
   readonly host: Host | undefined
   /** The endpoint (`host:port`) as the endpoint header names it. */
   readonly endpoint: string
-  /** Raw response headers matching the header object it passed on, when it has them. */
+  /**
+   * The response's raw header list (the upstream's, then the mesh's), as old-style callers
+   * take it; set when the response starts, before `tryResponse`.
+   */
   readonly rawHeaders: Buffer[] | null
+  /**
+   * The response's headers as an object (the mesh's included), built on the first ask and
+   * the same object after: asked only by what reads it (a new-style caller, a retry policy
+   * reading headers, a fault delay's flag), so an old-style caller never pays for it.
+   */
+  responseHeaders(): HeaderObject
   /** The caller gave up: stop the try; it reports its end through `tryError`. */
   abort(reason: Error): void
   /** The route timeout expired: count the try as timed out and stop it, without answering. */
@@ -60,6 +69,9 @@ export interface TrySender {
   nextTry(ex: Exchange): boolean
 }
 
+/** What a retry policy that reads no header is given instead of a parsed object. */
+const NO_HEADERS: HeaderObject = Object.freeze({})
+
 /** A response small enough to read to its end rather than give up its connection. */
 const DRAIN_LIMIT = 64 * 1024
 
@@ -69,6 +81,8 @@ export class Exchange extends RequestController implements Expirable {
   readonly sender: TrySender
   readonly opts: DispatchOptions
   readonly downstream: Handler
+  /** The caller's old-style handler, when it is one: it gets raw headers and trailers as they came. */
+  readonly #legacy: LegacyHandlerAdapter | null
   /** The request as routing saw it, with the caller's headers as the door read them. */
   readonly view: OutboundView
   /** The Host sent upstream: the caller's authority, or the route's `hostRewrite`. */
@@ -120,6 +134,7 @@ export class Exchange extends RequestController implements Expirable {
     this.sender = sender
     this.opts = opts
     this.downstream = downstream
+    this.#legacy = downstream instanceof LegacyHandlerAdapter ? downstream : null
     this.view = view
     this.authority = authority
     this.path = path
@@ -226,15 +241,18 @@ export class Exchange extends RequestController implements Expirable {
 
   // ------------------------------------------------------------ from the tries
 
-  /** A try's response started (status ≥ 200). Returns nothing: the exchange keeps it or retries. */
-  tryResponse(t: Try, statusCode: number, headers: HeaderObject, statusMessage: string | undefined): void {
+  /**
+   * A try's response started (status ≥ 200); its head is the try's (`rawHeaders`,
+   * `responseHeaders()`). Returns nothing: the exchange keeps it or retries.
+   */
+  tryResponse(t: Try, statusCode: number, statusMessage: string | undefined): void {
     if (t !== this.current || this.#phase !== Phase.Trying) return
     const policy = this.retry
     if (policy !== null) {
-      const retriable = policy.retriesResponse(statusCode, headers)
-      if (retriable && this.#retryAfter(t, headers)) {
+      const retriable = policy.retriesResponse(statusCode, policy.readsResponseHeaders ? t.responseHeaders() : NO_HEADERS)
+      if (retriable && this.#retryAfter(t, t.responseHeaders())) {
         // Drain a small body (the connection is kept), abort a large one.
-        const length = Number(headers['content-length'])
+        const length = Number(t.responseHeaders()['content-length'])
         if (!(length >= 0 && length <= DRAIN_LIMIT)) t.abort(new MeshError('SIDECARLESS_ERR_ABORTED', 'the response is being retried'))
         return
       }
@@ -242,13 +260,18 @@ export class Exchange extends RequestController implements Expirable {
     }
     this.#phase = Phase.Streaming
     this.#status = statusCode
+    let raw = t.rawHeaders
     if (this.delayed) {
+      const headers = t.responseHeaders()
       headers[RESPONSE_FLAGS_HEADER] = withResponseFlag(headers[RESPONSE_FLAGS_HEADER], 'DI')
-      this.rawHeaders = rawFrom(headers)
-    } else {
-      this.rawHeaders = t.rawHeaders ?? rawFrom(headers)
+      raw = rawFrom(headers)
+    } else if (raw === null) {
+      raw = rawFrom(t.responseHeaders())
     }
-    this.downstream.onResponseStart?.(this, statusCode, headers, statusMessage)
+    this.rawHeaders = raw
+    const legacy = this.#legacy
+    if (legacy !== null) legacy.onRawResponseStart(this, statusCode, raw, statusMessage)
+    else this.downstream.onResponseStart?.(this, statusCode, t.responseHeaders(), statusMessage)
   }
 
   /**
@@ -275,11 +298,16 @@ export class Exchange extends RequestController implements Expirable {
     this.downstream.onResponseData?.(this, chunk)
   }
 
-  tryEnd(t: Try, trailers: HeaderObject): void {
+  /** The try's response ended, with its raw trailers (undici's list, usually empty). */
+  tryEnd(t: Try, rawTrailers: Buffer[]): void {
     if (t !== this.current || this.#phase !== Phase.Streaming) return
     this.#finish()
     this.#vcEnd()
-    this.downstream.onResponseEnd?.(this, trailers)
+    const legacy = this.#legacy
+    // An old-style caller gets the trailers as a header object would give them back (names
+    // in lower case, repeated names together), as it always has; without trailers, the list.
+    if (legacy !== null) legacy.onRawResponseEnd(this, rawTrailers.length === 0 ? rawTrailers : rawFrom(trailersOf(rawTrailers)))
+    else this.downstream.onResponseEnd?.(this, trailersOf(rawTrailers))
   }
 
   tryError(t: Try, err: Error): void {
@@ -433,4 +461,9 @@ export class Exchange extends RequestController implements Expirable {
   #vcFail(): void {
     this.#vc?.fail('reset', performance.now() - this.#vcStarted)
   }
+}
+
+/** Trailers as an object, as undici builds one from its raw list. */
+function trailersOf(raw: Buffer[]): HeaderObject {
+  return util.parseHeaders(raw)
 }

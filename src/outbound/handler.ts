@@ -23,7 +23,7 @@ interface LegacyHandler {
   onUpgrade?(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: unknown): void
 }
 
-/** Returns a new-style view of any handler. */
+/** Returns a new-style view of any handler (an old-style one gets a {@link LegacyHandlerAdapter}). */
 export function toNewStyle(handler: object): Handler {
   return typeof (handler as Handler).onRequestStart === 'function' ||
     typeof (handler as Handler).onResponseStart === 'function'
@@ -51,13 +51,25 @@ export function rawFrom(headers: HeaderObject | null | undefined): Buffer[] {
   return raw
 }
 
-class LegacyHandlerAdapter implements Handler {
+/**
+ * An old-style handler seen as a new-style one. The exchange hands it a response's raw
+ * header list and raw trailers directly when it has them (`onRawResponseStart`,
+ * `onRawResponseEnd`): an old-style caller parses the raw list itself (undici's request,
+ * stream and pipeline do), so building a header object for it, then raw buffers again from
+ * that object, is work for nothing on every response.
+ */
+export class LegacyHandlerAdapter implements Handler {
   readonly #h: LegacyHandler
+  #controller: Controller | null = null
+  /** One resume callback per request, not one closure per response. */
+  readonly #resume = (): void => this.#controller?.resume()
+
   constructor(h: LegacyHandler) {
     this.#h = h
   }
 
   onRequestStart(controller: Controller, context: object): void {
+    this.#controller = controller
     this.#h.onConnect?.((reason) => controller.abort(reason ?? new Error('aborted')), context)
   }
 
@@ -69,9 +81,13 @@ class LegacyHandlerAdapter implements Handler {
     // The mesh's controller carries the upstream's raw headers (plus its own) when they
     // still match `headers`: passing them on spares a rebuild for every response.
     const raw = Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : rawFrom(headers)
-    if (this.#h.onHeaders?.(statusCode, raw, () => controller.resume(), statusMessage ?? '') === false) {
-      controller.pause()
-    }
+    this.onRawResponseStart(controller, statusCode, raw, statusMessage)
+  }
+
+  /** The response head as the old-style handler takes it: `raw` is what `onHeaders` gets. */
+  onRawResponseStart(controller: Controller, statusCode: number, raw: Buffer[], statusMessage: string | undefined): void {
+    this.#controller = controller
+    if (this.#h.onHeaders?.(statusCode, raw, this.#resume, statusMessage ?? '') === false) controller.pause()
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -80,6 +96,11 @@ class LegacyHandlerAdapter implements Handler {
 
   onResponseEnd(_controller: Controller, trailers: HeaderObject): void {
     this.#h.onComplete?.(rawFrom(trailers))
+  }
+
+  /** The end of the response, its trailers as the raw list `onComplete` gets. */
+  onRawResponseEnd(_controller: Controller, rawTrailers: Buffer[]): void {
+    this.#h.onComplete?.(rawTrailers)
   }
 
   onResponseError(_controller: Controller, err: Error): void {

@@ -78,6 +78,11 @@ export class RetryPolicy {
     return this.#requestHeaders.some((m) => m(header))
   }
 
+  /** Whether `retriesResponse` reads the headers (`retriable-headers`): when not, callers need not build them. */
+  get readsResponseHeaders(): boolean {
+    return (this.#on & On.RetriableHeaders) !== 0 && this.#responseHeaders !== null
+  }
+
   /** Whether a response with this status and these headers is retried. */
   retriesResponse(status: number, headers: HeaderObject): boolean {
     const on = this.#on
