@@ -185,7 +185,7 @@ describe('retries', () => {
 
   test('the route timeout covers every try: 504 when all of them hang', async () => {
     const hung = await startUpstream('hung2', hang)
-    const mesh = createMesh({ config: config([hung.address], { retryOn: '5xx', numRetries: 10, perTryTimeout: '60ms', retryBackOff: { baseInterval: '1ms' } }, { timeout: '250ms' }) })
+    const mesh = createMesh({ config: config([hung.address], { retryOn: '5xx', numRetries: 10, perTryTimeout: '60ms', retryBackOff: { baseInterval: '1ms' } }, { timeout: '500ms' }) })
     try {
       const started = performance.now()
       const res = await mesh.fetch('http://svc/')
@@ -193,8 +193,9 @@ describe('retries', () => {
       assert.equal(res.status, 504)
       assert.equal(res.headers.get(RESPONSE_FLAGS_HEADER), 'UT')
       assert.equal(await res.text(), 'upstream request timeout')
-      assert.ok(took >= 240, `took ${took} ms`)
-      assert.ok(hung.seen.length >= 2, 'more than one try was made before the route timeout')
+      // Half a second for 60 ms tries (11 of them would take longer), so a loaded machine still makes several.
+      assert.ok(took >= 490, `took ${took} ms`)
+      assert.ok(hung.seen.length >= 2, `more than one try was made before the route timeout (${hung.seen.length})`)
     } finally {
       await mesh.close()
       await hung.close()
