@@ -27,6 +27,7 @@ import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import { compileRegex } from '../config/regex.js'
 import { normalizeEnvoyEnums } from '../config/envoy-enums.js'
+import { isCheckedCopy } from '../config/validate.js'
 import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
 import { compileAdmission } from '../policy/admission.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
@@ -60,7 +61,10 @@ export function compileConfig(
   previous?: Snapshot,
 ): CompileResult {
   // Envoy's upper-case enum spellings (ROUND_ROBIN, STRICT_DNS, SECOND) become the model's, once.
-  const config = cloneFrozen(normalizeEnvoyEnums(input)) as DeepReadonly<MeshConfig>
+  const normalized = normalizeEnvoyEnums(input)
+  // The copy validation made is frozen plain data already: it is the snapshot's config as it
+  // is (one copy of a large config fewer); anything else is copied and frozen here.
+  const config = (normalized === input && isCheckedCopy(input) ? input : cloneFrozen(normalized)) as DeepReadonly<MeshConfig>
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
   // Security next: it reads files and may throw; a store it created is closed if anything below throws.
