@@ -15,7 +15,7 @@ import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from './collector-url.js'
 import { regexProblem, rewriteProblem } from './regex.js'
 import { headerFormatProblem } from './header-format.js'
-import { describeThrown } from './plain-data.js'
+import { describeThrown, preallocated } from './plain-data.js'
 import { pathLink, spellPath, type PathLink } from './config-path.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 import type { MeshConfig } from './types.js'
@@ -435,7 +435,7 @@ function checkList(list: unknown[], of: Spec, max: number, parent: At, key: Key,
     return NOT_DATA
   }
   const here = pathLink(parent, key)
-  const out: unknown[] = new Array<unknown>(length)
+  const out: unknown[] = preallocated(length)
   for (let i = 0; i < length; i++) {
     const item = readProp(list, i, here, issues)
     if (item === NOT_DATA) out[i] = NOT_DATA
@@ -551,29 +551,31 @@ function checkSemantics(config: Obj, issues: Issues): void {
   for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
     const c = cs[i]
     if (!isObject(c)) continue
-    checkRateLimit(c['rateLimit'], `clusters[${i}].rateLimit`, issues)
-    checkCircuitBreakers(c['circuitBreakers'], `clusters[${i}].circuitBreakers`, issues)
+    // Paths are built only for what is there (each check returns at once on an absent field).
+    if (isObject(c['rateLimit'])) checkRateLimit(c['rateLimit'], `clusters[${i}].rateLimit`, issues)
+    if (isObject(c['circuitBreakers'])) checkCircuitBreakers(c['circuitBreakers'], `clusters[${i}].circuitBreakers`, issues)
   }
   for (let i = 0, vhs = listOf(config['virtualHosts']); i < vhs.length; i++) {
     const vh = vhs[i]
     if (!isObject(vh)) continue
-    checkRetryPolicy(vh['retryPolicy'], `virtualHosts[${i}].retryPolicy`, issues)
+    if (isObject(vh['retryPolicy'])) checkRetryPolicy(vh['retryPolicy'], `virtualHosts[${i}].retryPolicy`, issues)
     for (let j = 0, rs = listOf(vh['routes']); j < rs.length; j++) {
       const r = rs[j]
       if (!isObject(r)) continue
       const action = r['route']
-      if (isObject(action)) checkRetryPolicy(action['retryPolicy'], `virtualHosts[${i}].routes[${j}].route.retryPolicy`, issues)
+      if (isObject(action) && isObject(action['retryPolicy'])) checkRetryPolicy(action['retryPolicy'], `virtualHosts[${i}].routes[${j}].route.retryPolicy`, issues)
     }
   }
   for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
     const c = cs[i]
     if (!isObject(c)) continue
-    checkHealthConfig(c, `clusters[${i}]`, issues)
+    if (present(c['outlierDetection']) || present(c['healthChecks'])) checkHealthConfig(c, `clusters[${i}]`, issues)
   }
+  const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
   for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
     const c = cs[i]
     if (!isObject(c)) continue
-    checkClusterDns(c, `clusters[${i}]`, (path, code, message) => issues.add(path, code, message))
+    if (present(c['dnsRefreshRate']) || present(c['dnsFailureRefreshRate']) || present(c['dnsResolvers'])) checkClusterDns(c, `clusters[${i}]`, add)
   }
   for (let i = 0, vhs = listOf(config['virtualHosts']); i < vhs.length; i++) {
     const vh = vhs[i]
@@ -582,7 +584,7 @@ function checkSemantics(config: Obj, issues: Issues): void {
       const r = rs[j]
       if (!isObject(r)) continue
       const action = r['route']
-      if (isObject(action)) checkRateLimit(action['rateLimit'], `virtualHosts[${i}].routes[${j}].route.rateLimit`, issues)
+      if (isObject(action) && isObject(action['rateLimit'])) checkRateLimit(action['rateLimit'], `virtualHosts[${i}].routes[${j}].route.rateLimit`, issues)
     }
   }
 
@@ -611,12 +613,11 @@ function checkSemantics(config: Obj, issues: Issues): void {
     }
     checkListenAddress(listener['address'], 'listener.address', issues)
     // [security-auth] JWT rules and authorization policies.
-    const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
     checkRequestAuthentication(listener['requestAuthentication'], 'listener.requestAuthentication', add)
     checkAuthorization(listener['authorization'], 'listener.authorization', add)
   }
   checkFaultsAndMirrors(config, clusters, issues)
-  checkSecurity(config, (path, code, message) => issues.add(path, code, message))
+  checkSecurity(config, add)
   const admin = config['admin']
   if (isObject(admin)) checkListenAddress(admin['address'], 'admin.address', issues)
   const drain = config['drain']
@@ -636,6 +637,9 @@ function checkFaultsAndMirrors(config: Obj, clusters: Map<string, ClusterInfo>, 
     for (let j = 0, rs = listOf(vh['routes']); j < rs.length; j++) {
       const r = rs[j]
       if (!isObject(r)) continue
+      const action = r['route']
+      const mirrors = isObject(action) ? action['requestMirrorPolicies'] : undefined
+      if (!present(r['fault']) && !Array.isArray(mirrors)) continue
       const path = `virtualHosts[${i}].routes[${j}]`
       if (present(r['fault'])) {
         checkFault(r['fault'], `${path}.fault`, issues)
@@ -643,14 +647,12 @@ function checkFaultsAndMirrors(config: Obj, clusters: Map<string, ClusterInfo>, 
           issues.add(`${path}.fault`, 'INVALID_ACTION', 'fault applies to routes that forward (route), not to redirect or directResponse')
         }
       }
-      const action = r['route']
-      if (!isObject(action)) continue
-      for (let k = 0, ms = listOf(action['requestMirrorPolicies']); k < ms.length; k++) {
+      for (let k = 0, ms = listOf(mirrors); k < ms.length; k++) {
         const m = ms[k]
         if (!isObject(m)) continue
         const c = str(m['cluster'])
         const here = `${path}.route.requestMirrorPolicies[${k}]`
-        if (c !== undefined) checkDestination(c, str(m['subset']), `${here}.cluster`, `${here}.subset`, clusters, issues)
+        if (c !== undefined) checkDestination(c, str(m['subset']), here, clusters, issues)
       }
     }
   }
@@ -658,7 +660,7 @@ function checkFaultsAndMirrors(config: Obj, clusters: Map<string, ClusterInfo>, 
   if (isObject(listener)) {
     for (let j = 0, rs = listOf(listener['routes']); j < rs.length; j++) {
       const r = rs[j]
-      if (!isObject(r)) continue
+      if (!isObject(r) || !isObject(r['fault'])) continue
       checkFault(r['fault'], `listener.routes[${j}].fault`, issues)
     }
   }
@@ -703,7 +705,7 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
 
   const actionCount = (present(route['route']) ? 1 : 0) + (present(route['redirect']) ? 1 : 0) + (present(route['directResponse']) ? 1 : 0)
   if (actionCount !== 1) {
-    const actions = ['route', 'redirect', 'directResponse'].filter((k) => present(route[k]))
+    const actions = presentKeys(route, ROUTE_ACTIONS)
     issues.add(path, 'INVALID_ACTION', actions.length === 0
       ? 'a route needs one action: route, redirect or directResponse'
       : `a route has one action, not ${actions.join(' and ')}`)
@@ -723,7 +725,7 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
     if (typeof scheme === 'string' && !/^[a-z][a-z0-9+.-]*$/i.test(scheme)) {
       issues.add(`${path}.redirect.schemeRedirect`, 'INVALID_VALUE', `"${scheme}" is not a URL scheme`)
     }
-    if (['pathRedirect', 'prefixRewrite', 'regexRewrite'].filter((k) => present(redirect[k])).length > 1) {
+    if (countPresent(redirect, REDIRECT_PATHS) > 1) {
       issues.add(`${path}.redirect`, 'INVALID_VALUE', 'only one of pathRedirect, prefixRewrite and regexRewrite can be set')
     }
     const regexRewrite = redirect['regexRewrite']
@@ -735,7 +737,8 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
       if (bad !== undefined) issues.add(`${path}.redirect.regexRewrite.substitution`, 'INVALID_VALUE', bad)
       else if (substitution !== undefined && !isHeaderValue(substitution)) issues.add(`${path}.redirect.regexRewrite.substitution`, 'INVALID_VALUE', 'contains characters a Location header cannot carry')
     }
-    for (const key of ['hostRedirect', 'pathRedirect', 'prefixRewrite']) {
+    for (let k = 0; k < REDIRECT_STRINGS.length; k++) {
+      const key = REDIRECT_STRINGS[k] as string
       const v = redirect[key]
       if (typeof v === 'string' && !isHeaderValue(v)) issues.add(`${path}.redirect.${key}`, 'INVALID_VALUE', 'contains characters a Location header cannot carry')
     }
@@ -753,10 +756,10 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   const cluster = str(action['cluster'])
   const weighted = action['weightedClusters']
   const hasCluster = present(action['cluster'])
-  const specifiers = ['cluster', 'weightedClusters', 'clusterHeader'].filter((k) => present(action[k]))
-  if (specifiers.length > 1) {
-    issues.add(path, 'INVALID_ACTION', `a route action has one of cluster, weightedClusters, clusterHeader, not ${specifiers.join(' and ')}`)
-  } else if (specifiers.length === 0) {
+  const specifierCount = countPresent(action, CLUSTER_SPECIFIERS)
+  if (specifierCount > 1) {
+    issues.add(path, 'INVALID_ACTION', `a route action has one of cluster, weightedClusters, clusterHeader, not ${presentKeys(action, CLUSTER_SPECIFIERS).join(' and ')}`)
+  } else if (specifierCount === 0) {
     issues.add(path, 'INVALID_ACTION', 'a route action needs cluster, weightedClusters or clusterHeader')
   }
   const clusterHeader = str(action['clusterHeader'])
@@ -767,7 +770,7 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   if (typeof notFound === 'number' && ![503, 404, 500].includes(notFound)) {
     issues.add(`${path}.clusterNotFoundResponseCode`, 'INVALID_VALUE', `${notFound} is not one of 503, 404, 500 (Envoy's cluster_not_found_response_code)`)
   }
-  if (cluster !== undefined) checkDestination(cluster, str(action['subset']), `${path}.cluster`, `${path}.subset`, clusters, issues)
+  if (cluster !== undefined) checkDestination(cluster, str(action['subset']), path, clusters, issues)
   else if (!hasCluster && present(action['subset'])) issues.add(`${path}.subset`, 'INVALID_ACTION', 'subset needs cluster (with weightedClusters, put subset on each entry)')
 
   if (Array.isArray(weighted)) {
@@ -779,7 +782,7 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
       if (!isObject(w)) continue
       const here = `${path}.weightedClusters[${i}]`
       const c = str(w['cluster'])
-      if (c !== undefined) checkDestination(c, str(w['subset']), `${here}.cluster`, `${here}.subset`, clusters, issues)
+      if (c !== undefined) checkDestination(c, str(w['subset']), here, clusters, issues)
       const weight = w['weight']
       if (typeof weight === 'number' && Number.isFinite(weight)) {
         if (weight < 0) issues.add(`${here}.weight`, 'INVALID_WEIGHTS', `weight ${weight} is negative`)
@@ -815,8 +818,7 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   for (let i = 0, ps = listOf(action['hashPolicy']); i < ps.length; i++) {
     const p = ps[i]
     if (!isObject(p)) continue
-    const kinds = ['header', 'cookie', 'queryParameter'].filter((k) => present(p[k]))
-    if (kinds.length !== 1) issues.add(`${path}.hashPolicy[${i}]`, 'INVALID_VALUE', 'a hash policy has exactly one of header, cookie, queryParameter')
+    if (countPresent(p, HASH_POLICY_KINDS) !== 1) issues.add(`${path}.hashPolicy[${i}]`, 'INVALID_VALUE', 'a hash policy has exactly one of header, cookie, queryParameter')
     const header = p['header']
     if (isObject(header)) {
       const n = str(header['name'])
@@ -825,17 +827,18 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   }
 }
 
-function checkDestination(cluster: string, subset: string | undefined, clusterPath: string, subsetPath: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
+/** A cluster (and subset) a route sends to; `path` is the object holding `cluster` and `subset`. */
+function checkDestination(cluster: string, subset: string | undefined, path: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
   const info = clusters.get(cluster)
   if (info === undefined) {
     const hint = didYouMean(cluster, [...clusters.keys()])
-    issues.add(clusterPath, 'UNKNOWN_CLUSTER', `cluster "${cluster}" is not defined${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+    issues.add(`${path}.cluster`, 'UNKNOWN_CLUSTER', `cluster "${cluster}" is not defined${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
     return
   }
   if (subset !== undefined && !info.subsets.has(subset)) {
     const hint = didYouMean(subset, [...info.subsets])
     const known = info.subsets.size === 0 ? 'it defines none' : `it has ${[...info.subsets].join(', ')}`
-    issues.add(subsetPath, 'UNKNOWN_SUBSET', `cluster "${cluster}" has no subset "${subset}" (${known})${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+    issues.add(`${path}.subset`, 'UNKNOWN_SUBSET', `cluster "${cluster}" has no subset "${subset}" (${known})${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
   }
 }
 
@@ -843,12 +846,13 @@ function checkMatch(match: Obj, path: string, issues: Issues): void {
   const specifierCount = (present(match['prefix']) ? 1 : 0) + (present(match['path']) ? 1 : 0) +
     (present(match['safeRegex']) ? 1 : 0) + (present(match['pathSeparatedPrefix']) ? 1 : 0)
   if (specifierCount !== 1) {
-    const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => present(match[k]))
+    const specifiers = presentKeys(match, PATH_SPECIFIERS)
     issues.add(path, 'INVALID_MATCH', specifiers.length === 0
       ? 'a match needs one of prefix, path, safeRegex, pathSeparatedPrefix'
       : `a match has one path specifier, not ${specifiers.join(' and ')}`)
   }
-  for (const key of ['path', 'pathSeparatedPrefix']) {
+  for (let k = 1; k < PATH_SPECIFIERS.length; k += 2) {
+    const key = PATH_SPECIFIERS[k] as string
     const v = str(match[key])
     if (v !== undefined && !v.startsWith('/')) issues.add(`${path}.${key}`, 'INVALID_VALUE', `"${v}" must start with /`)
   }
@@ -940,8 +944,7 @@ function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Iss
   if (name !== undefined && isHeader && !isHeaderName(name) && !/^:(authority|method|path|scheme)$/.test(name)) {
     issues.add(`${path}.name`, 'INVALID_HEADER', `"${name}" is not a header name`)
   }
-  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present', 'rangeMatch'].filter((k) => present(m[k]))
-  if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present, rangeMatch; got ${kinds.join(', ')}`)
+  if (countPresent(m, MATCHER_KINDS) > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present, rangeMatch; got ${presentKeys(m, MATCHER_KINDS).join(', ')}`)
   checkRegex(str(m['safeRegex']), `${path}.safeRegex`, issues)
 }
 
@@ -1116,6 +1119,28 @@ function str(v: unknown): string | undefined {
 }
 
 const NO_ITEMS: readonly unknown[] = Object.freeze([])
+
+// Field names checked together (one list each, not an array literal per value checked).
+const ROUTE_ACTIONS = ['route', 'redirect', 'directResponse'] as const
+const REDIRECT_PATHS = ['pathRedirect', 'prefixRewrite', 'regexRewrite'] as const
+const REDIRECT_STRINGS = ['hostRedirect', 'pathRedirect', 'prefixRewrite'] as const
+const CLUSTER_SPECIFIERS = ['cluster', 'weightedClusters', 'clusterHeader'] as const
+const HASH_POLICY_KINDS = ['header', 'cookie', 'queryParameter'] as const
+/** Indexes 1 and 3 (`path`, `pathSeparatedPrefix`) start with `/`. */
+const PATH_SPECIFIERS = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'] as const
+const MATCHER_KINDS = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present', 'rangeMatch'] as const
+
+/** How many of `keys` are set on `obj`. */
+function countPresent(obj: Obj, keys: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < keys.length; i++) if (present(obj[keys[i] as string])) n++
+  return n
+}
+
+/** Which of `keys` are set on `obj`, for a message. */
+function presentKeys(obj: Obj, keys: readonly string[]): string[] {
+  return keys.filter((k) => present(obj[k]))
+}
 
 /**
  * A list to iterate by index, or an empty one when the value is not a list or is over the
