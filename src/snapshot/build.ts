@@ -7,7 +7,7 @@
 import { CompiledMatch, compileHeaderMatchers } from '../router/matcher.js'
 import { DomainIndex } from '../router/domain-index.js'
 import { buildRouteIndex } from '../router/route-index.js'
-import { compileMutations, type MutationSource } from '../router/header-mutations.js'
+import { compileMutations, type HeaderMutations, type MutationSource } from '../router/header-mutations.js'
 import {
   compileHash,
   type ClusterAction,
@@ -28,7 +28,7 @@ import { parseDuration } from '../config/duration.js'
 import { compileRegex } from '../config/regex.js'
 import { normalizeEnvoyEnums } from '../config/envoy-enums.js'
 import { isCheckedCopy } from '../config/validate.js'
-import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
+import type { ClusterConfig, HeaderValueOption, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
 import { compileAdmission } from '../policy/admission.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
@@ -197,18 +197,19 @@ function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSett
 
 function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyMap<string, Cluster>, clusterLimits: ReadonlyMap<string, LimitSet | null>, routeLimits: LimitSet | null): CompiledRoute {
   const match = new CompiledMatch(r.match)
-  const routeLevel: MutationSource = { toAdd: r.requestHeadersToAdd, toRemove: r.requestHeadersToRemove }
-  const vhostLevel: MutationSource = { toAdd: vh.requestHeadersToAdd, toRemove: vh.requestHeadersToRemove }
-  const routeResponse: MutationSource = { toAdd: r.responseHeadersToAdd, toRemove: r.responseHeadersToRemove }
-  const vhostResponse: MutationSource = { toAdd: vh.responseHeadersToAdd, toRemove: vh.responseHeadersToRemove }
+  const routeLevel = mutationLevel(r.requestHeadersToAdd, r.requestHeadersToRemove)
+  const vhostLevel = mutationLevel(vh.requestHeadersToAdd, vh.requestHeadersToRemove)
+  const routeResponse = mutationLevel(r.responseHeadersToAdd, r.responseHeadersToRemove)
+  const vhostResponse = mutationLevel(vh.responseHeadersToAdd, vh.responseHeadersToRemove)
   // The order the levels apply in: most specific first (Envoy's default) or last.
   const mostSpecificLast = vh.mostSpecificHeaderMutationsWins === true
-  const levels = (...l: MutationSource[]): MutationSource[] => (mostSpecificLast ? l.reverse() : l)
 
   let action: CompiledAction
   if (r.route !== undefined) {
     const a = r.route
-    const mirror = compileMirror(a.requestMirrorPolicies, clusters, compileMutations(levels(routeLevel, vhostLevel)))
+    const mirror = a.requestMirrorPolicies === undefined || a.requestMirrorPolicies.length === 0
+      ? null
+      : compileMirror(a.requestMirrorPolicies, clusters, mergeMutations(mostSpecificLast, routeLevel, vhostLevel, null))
     const base = {
       kind: 'cluster' as const,
       timeoutMs: routeTimeoutMs(a),
@@ -231,8 +232,8 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
         gate: compileAdmission(routeLimits, clusterLimits.get(cluster.name) ?? null),
         subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
         subset: d.subset,
-        requestMutations: compileMutations(levels({ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel)),
-        responseMutations: compileMutations(levels({ toAdd: d.responseHeadersToAdd, toRemove: d.responseHeadersToRemove }, routeResponse, vhostResponse)),
+        requestMutations: mergeMutations(mostSpecificLast, mutationLevel(d.requestHeadersToAdd, d.requestHeadersToRemove), routeLevel, vhostLevel),
+        responseMutations: mergeMutations(mostSpecificLast, mutationLevel(d.responseHeadersToAdd, d.responseHeadersToRemove), routeResponse, vhostResponse),
       })
     }
     if (a.clusterHeader !== undefined) {
@@ -251,7 +252,8 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 }]
       const targets: Target[] = []
       const weights: number[] = []
-      for (const d of dests) {
+      for (let i = 0; i < dests.length; i++) {
+        const d = dests[i] as WeightedClusterConfig
         if (d.weight === 0 && dests.length > 1) continue
         targets.push(target(d))
         weights.push(d.weight)
@@ -278,8 +280,27 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
     name: r.name,
     match,
     action,
-    responseMutations: compileMutations(levels(routeResponse, vhostResponse)),
+    responseMutations: mergeMutations(mostSpecificLast, routeResponse, vhostResponse, null),
   })
+}
+
+/** One level of header mutations, or `null` when it has none (most levels of most configs). */
+function mutationLevel(toAdd: readonly HeaderValueOption[] | undefined, toRemove: readonly string[] | undefined): MutationSource | null {
+  return (toAdd === undefined || toAdd.length === 0) && (toRemove === undefined || toRemove.length === 0) ? null : { toAdd, toRemove }
+}
+
+/**
+ * The levels merged, most specific (`first`) to least, or the reverse with
+ * `mostSpecificLast`. An empty level changes nothing, so it is left out, and none at all is
+ * `null` without a list being made: a large config compiles a few per route and target.
+ */
+function mergeMutations(mostSpecificLast: boolean, first: MutationSource | null, second: MutationSource | null, third: MutationSource | null): HeaderMutations | null {
+  if (first === null && second === null && third === null) return null
+  const levels: MutationSource[] = []
+  if (first !== null) levels.push(first)
+  if (second !== null) levels.push(second)
+  if (third !== null) levels.push(third)
+  return compileMutations(mostSpecificLast ? levels.reverse() : levels)
 }
 
 /**
