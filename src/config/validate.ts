@@ -88,6 +88,8 @@ export function validateConfig(input: unknown): ConfigIssue[] {
  * and the compiler read only that copy.
  */
 export function checkConfig(input: unknown): CheckedConfig {
+  // A copy this function made and froze cannot have changed since: it is valid as it is.
+  if (isCheckedCopy(input)) return { issues: [], config: input as MeshConfig }
   const issues = new Issues()
   if (input === undefined || input === null) {
     issues.add('', 'EMPTY_CONFIG', `the config is empty (${input === null ? 'null' : 'undefined'}); an empty document is refused so that a blank or truncated file cannot remove every policy. Write {} for a config with nothing in it`)

@@ -250,22 +250,21 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       action = Object.freeze({ ...base, targets: Object.freeze([]), cumulative: null, totalWeight: 0, clusterHeader: a.clusterHeader.toLowerCase(), forCluster })
     } else {
       const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 }]
-      const targets: Target[] = []
-      const weights: number[] = []
-      for (let i = 0; i < dests.length; i++) {
+      // Sized ahead: a list grown by push keeps room for 17 (it is kept, frozen, in the snapshot).
+      let kept = 0
+      for (let i = 0; i < dests.length; i++) if (!((dests[i] as WeightedClusterConfig).weight === 0 && dests.length > 1)) kept++
+      const targets: Target[] = new Array<Target>(kept)
+      const cumulative: Uint32Array | null = kept > 1 ? new Uint32Array(kept) : null
+      let total = 0
+      for (let i = 0, n = 0; i < dests.length; i++) {
         const d = dests[i] as WeightedClusterConfig
         if (d.weight === 0 && dests.length > 1) continue
-        targets.push(target(d))
-        weights.push(d.weight)
-      }
-      let cumulative: Uint32Array | null = null
-      let total = 0
-      if (targets.length > 1) {
-        cumulative = new Uint32Array(targets.length)
-        weights.forEach((w, i) => {
-          total += w
-          ;(cumulative as Uint32Array)[i] = total
-        })
+        targets[n] = target(d)
+        if (cumulative !== null) {
+          total += d.weight
+          cumulative[n] = total
+        }
+        n++
       }
       const cluster: ClusterAction = { ...base, targets: Object.freeze(targets), cumulative, totalWeight: total }
       action = Object.freeze(cluster)
