@@ -109,7 +109,7 @@ export function checkConfig(input: unknown): CheckedConfig {
     issues.add('', 'INVALID_VALUE', `the config could not be read: ${describeThrown(err)}`)
     return { issues: issues.list, config: undefined }
   }
-  if (issues.list.length === 0) return { issues: issues.list, config: copy === undefined ? undefined : finish(copy, issues.empty > 0) as MeshConfig }
+  if (issues.list.length === 0) return { issues: issues.list, config: copy === undefined ? undefined : finish(copy, issues.empty > 0) }
   let ordered: ConfigIssue[]
   try {
     ordered = copy === undefined ? issues.list : inDocumentOrder(copy, issues.list)
@@ -160,9 +160,14 @@ function frozen(value: unknown, empty: boolean): unknown {
     }
   }
   for (const key in obj) {
-    // Nested values are frozen in place; only a rebuilt object takes them anew.
-    const v = frozen(obj[key], empty)
-    if (out !== obj && v !== null && v !== undefined) setOwn(out, key, v)
+    // Nested values are frozen in place; one that had to be rebuilt replaces its original.
+    const before = obj[key]
+    const v = frozen(before, empty)
+    if (out !== obj) {
+      if (v !== null && v !== undefined) setOwn(out, key, v)
+    } else if (v !== before) {
+      setOwn(obj, key, v)
+    }
   }
   return Object.freeze(out)
 }
@@ -1152,10 +1157,6 @@ function presentKeys(obj: Obj, keys: readonly string[]): string[] {
  */
 function listOf(list: unknown): readonly unknown[] {
   return Array.isArray(list) && list.length <= limits.listItems ? list : NO_ITEMS
-}
-
-function pathOf(parent: string, key: string | number): string {
-  return typeof key === 'number' ? `${parent}[${key}]` : join(parent, key)
 }
 
 function join(path: string, key: string): string {
