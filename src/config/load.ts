@@ -57,7 +57,11 @@ export function readConfigFile(path: string): unknown {
  * never dropped silently). A list is a list of documents (manifests and mesh configs).
  *
  * A config read from a file is validated here, so that each problem carries its
- * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then.
+ * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then. A valid config
+ * in our own format (from a file or given in code) is returned as the copy validation made:
+ * frozen plain data, without the fields set to `null` or `undefined`, which the mesh applies
+ * without copying or checking it again. An invalid config given in code is returned as its
+ * plain copy; the mesh refuses it with every problem listed.
  *
  * An empty source — `null`, `undefined`, a file with no document (empty, blank, or only
  * comments) — throws a {@link ConfigError} (`EMPTY_CONFIG` at the root): applying it as `{}`
