@@ -13,7 +13,7 @@ import type { IstioTranslateOptions } from './istio/translate.js'
 import { lintConfig } from './lint.js'
 import { locateIssues, sourceOf, type Origin } from './source-location.js'
 import type { MeshConfig } from './types.js'
-import { validateConfig } from './validate.js'
+import { checkConfig } from './validate.js'
 
 /** A config ready to validate, with what an Envoy import could not translate. */
 export interface LoadedConfig {
@@ -65,14 +65,18 @@ export function loadDocuments(raw: unknown, file: string | undefined, options: L
     const what = tr.unsupported.slice(0, 5).map((u) => `${u.path}: ${u.message}`).join('; ')
     throw new MeshError('SIDECARLESS_ERR_CONFIG_LOAD', `${file === undefined ? 'the config' : `config file ${file}`} holds no mesh config${manifests ? ' (Kubernetes manifests, none of them VirtualService, DestinationRule, ServiceEntry, PeerAuthentication, RequestAuthentication or AuthorizationPolicy)' : ''}: ${what}`)
   }
-  if (file !== undefined) refuseInvalid(tr.config, raw, file, tr.origin)
-  return { config: tr.config, unsupported: tr.unsupported, source: file, format: manifests ? 'istio' : 'mesh', warnings: lintConfig(tr.config) }
+  const config = file === undefined ? tr.config : refuseInvalid(tr.config, raw, file, tr.origin)
+  return { config, unsupported: tr.unsupported, source: file, format: manifests ? 'istio' : 'mesh', warnings: lintConfig(tr.config) }
 }
 
-/** Validates a config read from a file and throws its problems with their file positions. */
-export function refuseInvalid(config: MeshConfig, raw: unknown, file: string, origin: Origin | undefined): void {
-  const issues: ConfigIssue[] = validateConfig(config)
-  if (issues.length === 0) return
+/**
+ * Validates a config read from a file and throws its problems with their file positions;
+ * returns the checked copy (frozen plain data the mesh applies without checking it again).
+ */
+export function refuseInvalid(config: MeshConfig, raw: unknown, file: string, origin: Origin | undefined): MeshConfig {
+  const checked = checkConfig(config)
+  if (checked.config !== undefined) return checked.config
+  const issues: ConfigIssue[] = checked.issues
   const source = sourceOf(raw)
   throw new ConfigError(source === undefined ? issues : locateIssues(issues, source, origin), { source: file })
 }

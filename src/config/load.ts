@@ -13,7 +13,7 @@ import { envoyImporter } from './importers.js'
 import { lintConfig } from './lint.js'
 import { loadDocuments, parseYamlDocuments, refuseInvalid, type LoadedConfig, type LoadOptions } from './load-documents.js'
 import { plainCopy, type PlainCopy } from './plain-data.js'
-import { validateConfig } from './validate.js'
+import { checkConfig, validateConfig } from './validate.js'
 import { rememberSource } from './source-location.js'
 import type { MeshConfig } from './types.js'
 
@@ -57,7 +57,11 @@ export function readConfigFile(path: string): unknown {
  * never dropped silently). A list is a list of documents (manifests and mesh configs).
  *
  * A config read from a file is validated here, so that each problem carries its
- * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then.
+ * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then. A valid config
+ * in our own format (from a file or given in code) is returned as the copy validation made:
+ * frozen plain data, without the fields set to `null` or `undefined`, which the mesh applies
+ * without copying or checking it again. An invalid config given in code is returned as its
+ * plain copy; the mesh refuses it with every problem listed.
  *
  * An empty source — `null`, `undefined`, a file with no document (empty, blank, or only
  * comments) — throws a {@link ConfigError} (`EMPTY_CONFIG` at the root): applying it as `{}`
@@ -68,18 +72,77 @@ export function readConfigFile(path: string): unknown {
 export function loadConfig(source: MeshConfig | string | readonly unknown[] | undefined | null, options: LoadOptions = {}): LoadedConfig {
   if (source === undefined || source === null) throw emptyConfig(source, undefined)
   const file = typeof source === 'string' ? source : undefined
-  // A config built in code is copied to plain data first and read only from the copy: the
-  // format checks, the importers, the lint and validation then all see the same values (a
-  // getter or Proxy cannot answer one of them differently, nor throw into an importer).
-  const raw: unknown = file === undefined ? plainConfig(source) : readConfigFile(file)
+  let raw: unknown
+  if (file === undefined) {
+    // A config built in code is read once: its top level into a shallow object (to tell the
+    // format), and the rest by validation or by a plain copy; the format checks, the
+    // importers, the lint and validation then all see the same values (a getter or Proxy
+    // cannot answer one of them differently, nor throw into an importer).
+    const own = ownConfig(source)
+    if (own.config !== undefined) return { config: own.config, unsupported: [], source: undefined, format: 'mesh', warnings: lintConfig(own.config) }
+    raw = plainConfig(own.top, own.issues)
+  } else {
+    raw = readConfigFile(file)
+  }
   if (raw === null || raw === undefined) throw emptyConfig(raw, file)
   if (isEnvoyBootstrap(raw)) {
     const { config, unsupported } = envoyImporter().fromEnvoy(raw)
     return { config, unsupported, source: file, format: 'envoy', warnings: lintConfig(config) }
   }
   if (Array.isArray(raw) || isManifest(raw)) return loadDocuments(raw, file, options)
-  if (file !== undefined) refuseInvalid(raw, raw, file, undefined)
-  return { config: raw, unsupported: [], source: file, format: 'mesh', warnings: lintConfig(raw) }
+  const config = file === undefined ? raw : refuseInvalid(raw, raw, file, undefined)
+  return { config, unsupported: [], source: file, format: 'mesh', warnings: lintConfig(config) }
+}
+
+/** What {@link ownConfig} made of a config given in code. */
+interface OwnConfig {
+  /** The config, valid: validation's frozen copy, which the mesh applies as it is. */
+  readonly config?: MeshConfig
+  /** Otherwise what to copy to plain data: the shallow object when the top level was read, else the source. */
+  readonly top: unknown
+  /** The problems validation found, when it ran. */
+  readonly issues?: readonly ConfigIssue[]
+}
+
+/**
+ * A config object in our own format is validated as it is read, and validation's copy is
+ * the config (one walk and one copy, where a plain copy and then validation's copy of it
+ * used to make two). Envoy bootstraps and manifests, lists, non-plain objects and invalid
+ * configs go the way they went before: copied to plain data, and an invalid config refused
+ * by the mesh with every problem listed (copying it reads its nested values a second time;
+ * it is never applied).
+ */
+function ownConfig(source: unknown): OwnConfig {
+  const top = shallowCopy(source)
+  if (top === undefined) return { top: source }
+  if (isEnvoyBootstrap(top) || isManifest(top)) return { top }
+  const checked = checkConfig(top)
+  return checked.config !== undefined ? { config: checked.config, top } : { top, issues: checked.issues }
+}
+
+/**
+ * The top level of a plain object, each field read once (nested values are shared, not
+ * copied); `undefined` for anything else or when reading it throws (the caller then copies
+ * the source whole and reports the problem at its path).
+ */
+function shallowCopy(source: unknown): Record<string, unknown> | undefined {
+  if (typeof source !== 'object' || source === null) return undefined
+  try {
+    if (Array.isArray(source)) return undefined
+    const proto: unknown = Object.getPrototypeOf(source)
+    if (proto !== null && Object.getPrototypeOf(proto) !== null) return undefined
+    const keys = Object.keys(source)
+    const out: Record<string, unknown> = {}
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string
+      const value = (source as Record<string, unknown>)[key]
+      if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+      else out[key] = value
+    }
+    return out
+  } catch {
+    return undefined
+  }
 }
 
 /** The issue that refuses an empty config (a value, or a file with no document). */
@@ -94,8 +157,11 @@ function emptyConfig(value: null | undefined, file: string | undefined): ConfigE
   return new ConfigError([emptyConfigIssue(value, file)], file === undefined ? undefined : { source: file })
 }
 
-/** The plain copy of a config built in code; a ConfigError listing every problem when it cannot be copied. */
-function plainConfig(source: unknown): unknown {
+/**
+ * The plain copy of a config built in code; a ConfigError listing every problem when it
+ * cannot be copied (`known`: what validation found already).
+ */
+function plainConfig(source: unknown, known: readonly ConfigIssue[] | undefined): unknown {
   const plain: PlainCopy = plainCopy(source)
   if (plain.issue === undefined) return plain.value
   // The copy stops at the first problem; for our own format, validation lists them all (it
@@ -106,6 +172,6 @@ function plainConfig(source: unknown): unknown {
   } catch {
     ours = false
   }
-  const issues = ours ? validateConfig(source) : []
+  const issues = !ours ? [] : known ?? validateConfig(source)
   throw new ConfigError(issues.length > 0 ? issues : [plain.issue])
 }

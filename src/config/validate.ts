@@ -15,7 +15,8 @@ import { isHeaderName, isHeaderValue } from './http-token.js'
 import { collectorUrlProblem } from './collector-url.js'
 import { regexProblem, rewriteProblem } from './regex.js'
 import { headerFormatProblem } from './header-format.js'
-import { describeThrown } from './plain-data.js'
+import { describeThrown, preallocated } from './plain-data.js'
+import { pathLink, spellPath, type PathLink } from './config-path.js'
 import { meshConfigFields, type Fields, type Spec } from './schema.js'
 import type { MeshConfig } from './types.js'
 import { checkSecurity } from './validate-security.js'
@@ -23,6 +24,9 @@ import { checkAuthorization, checkRequestAuthentication } from './validate-auth.
 import { checkClusterDns } from './validate-dns.js'
 
 type Obj = Record<string, unknown>
+/** Where a value sits (`undefined`: the root) and its key; see config-path.ts. */
+type At = PathLink | undefined
+type Key = string | number
 
 /** Past this many problems, validation stops listing them (a hostile file could hold millions). */
 const MAX_ISSUES = 1_000
@@ -39,6 +43,8 @@ class Issues {
   #dropped = 0
   /** Values visited; bounded, because shared references can make a small object a huge tree. */
   visited = 0
+  /** Object fields copied as null or undefined ("not set"); the compiler drops them. */
+  empty = 0
   overBudget = false
   add(path: string, code: ConfigIssueCode, message: string): void {
     if (this.list.length < MAX_ISSUES) this.list.push({ path, code, message })
@@ -82,6 +88,8 @@ export function validateConfig(input: unknown): ConfigIssue[] {
  * and the compiler read only that copy.
  */
 export function checkConfig(input: unknown): CheckedConfig {
+  // A copy this function made and froze cannot have changed since: it is valid as it is.
+  if (isCheckedCopy(input)) return { issues: [], config: input as MeshConfig }
   const issues = new Issues()
   if (input === undefined || input === null) {
     issues.add('', 'EMPTY_CONFIG', `the config is empty (${input === null ? 'null' : 'undefined'}); an empty document is refused so that a blank or truncated file cannot remove every policy. Write {} for a config with nothing in it`)
@@ -89,19 +97,19 @@ export function checkConfig(input: unknown): CheckedConfig {
   }
   let copy: Obj | undefined
   try {
-    const kind = kindOf(input, '', issues)
+    const kind = kindOf(input, undefined, undefined, issues)
     if (kind !== 'object') {
       if (kind !== 'unreadable') issues.add('', 'INVALID_TYPE', `the config must be an object, not ${describe(input)}`)
       return { issues: issues.list, config: undefined }
     }
-    copy = checkFields(input as Obj, meshConfigFields, '', issues)
+    copy = checkFields(input as Obj, meshConfigFields, undefined, issues)
     if (copy !== undefined) checkSemantics(copy, issues)
   } catch (err) {
     // Not expected (every read of the input is guarded); a last line so that validation never throws.
     issues.add('', 'INVALID_VALUE', `the config could not be read: ${describeThrown(err)}`)
     return { issues: issues.list, config: undefined }
   }
-  if (issues.list.length === 0) return { issues: issues.list, config: copy }
+  if (issues.list.length === 0) return { issues: issues.list, config: copy === undefined ? undefined : finish(copy, issues.empty > 0) }
   let ordered: ConfigIssue[]
   try {
     ordered = copy === undefined ? issues.list : inDocumentOrder(copy, issues.list)
@@ -112,8 +120,60 @@ export function checkConfig(input: unknown): CheckedConfig {
   return { issues: ordered, config: undefined }
 }
 
-/** What a value is, as data. Reading it may run a Proxy trap; a throw is reported at `path`. */
-function kindOf(value: unknown, path: string, issues: Issues): 'object' | 'array' | 'other' | 'unreadable' {
+/** Copies of valid configs made by {@link checkConfig}: deep-frozen plain data, so safe to compile as they are. */
+const checkedCopies = new WeakSet<object>()
+
+/**
+ * True for the config {@link checkConfig} returned: plain data it made, deep-frozen, with
+ * no field set to null or undefined. The compiler uses it as the snapshot's config instead
+ * of making a third copy; nothing can have changed it since it was checked.
+ */
+export function isCheckedCopy(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && checkedCopies.has(value)
+}
+
+/**
+ * Freezes the copy of a valid config in place and marks it. Fields set to null (YAML's
+ * empty value) or undefined are dropped, as the compiler wants them (null means "not set"
+ * throughout the model); only the objects that hold one are rebuilt (`empty`: some do).
+ */
+function finish(copy: Obj, empty: boolean): Obj {
+  const done = frozen(copy, empty) as Obj
+  checkedCopies.add(done)
+  return done
+}
+
+function frozen(value: unknown, empty: boolean): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = frozen(value[i], empty)
+    return Object.freeze(value)
+  }
+  const obj = value as Obj
+  let out = obj
+  if (empty) {
+    for (const key in obj) {
+      if (obj[key] === null || obj[key] === undefined) {
+        out = {}
+        break
+      }
+    }
+  }
+  for (const key in obj) {
+    // Nested values are frozen in place; one that had to be rebuilt replaces its original.
+    const before = obj[key]
+    const v = frozen(before, empty)
+    if (out !== obj) {
+      if (v !== null && v !== undefined) setOwn(out, key, v)
+    } else if (v !== before) {
+      setOwn(obj, key, v)
+    }
+  }
+  return Object.freeze(out)
+}
+
+/** What a value is, as data. Reading it may run a Proxy trap; a throw is reported at the value's path. */
+function kindOf(value: unknown, at: At, key: Key | undefined, issues: Issues): 'object' | 'array' | 'other' | 'unreadable' {
   if (typeof value !== 'object' || value === null) return 'other'
   try {
     if (Array.isArray(value)) return 'array'
@@ -122,7 +182,7 @@ function kindOf(value: unknown, path: string, issues: Issues): 'object' | 'array
     const proto: unknown = Object.getPrototypeOf(value)
     return proto === null || Object.getPrototypeOf(proto) === null ? 'object' : 'other'
   } catch (err) {
-    issues.add(path, 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    issues.add(spellPath(at, key), 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
     return 'unreadable'
   }
 }
@@ -133,22 +193,22 @@ function setOwn(obj: Obj, key: string, value: unknown): void {
   else obj[key] = value
 }
 
-/** A value's own enumerable keys, or undefined (reported) when the object will not say. */
-function keysOf(obj: object, path: string, issues: Issues): string[] | undefined {
+/** A value's own enumerable keys, or undefined (reported at `at`) when the object will not say. */
+function keysOf(obj: object, at: At, issues: Issues): string[] | undefined {
   try {
     return Object.keys(obj)
   } catch (err) {
-    issues.add(path, 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    issues.add(spellPath(at), 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
     return undefined
   }
 }
 
 /** Reads one property; NOT_DATA (reported) when a getter or trap throws. */
-function readProp(obj: object, key: string | number, parent: string, issues: Issues): unknown {
+function readProp(obj: object, key: Key, parent: At, issues: Issues): unknown {
   try {
-    return (obj as Record<string | number, unknown>)[key]
+    return (obj as Record<Key, unknown>)[key]
   } catch (err) {
-    issues.add(pathOf(parent, key), 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    issues.add(spellPath(parent, key), 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
     return NOT_DATA
   }
 }
@@ -195,94 +255,112 @@ function inDocumentOrder(input: Obj, issues: readonly ConfigIssue[]): ConfigIssu
 // ---------------------------------------------------------------- structural pass
 
 /** Checks an object's fields; returns its plain copy (unknown fields as NOT_DATA), or undefined when it cannot be read. */
-function checkFields(obj: Obj, fields: Fields, path: string, issues: Issues): Obj | undefined {
-  const keys = keysOf(obj, path, issues)
+function checkFields(obj: Obj, fields: Fields, at: At, issues: Issues): Obj | undefined {
+  const keys = keysOf(obj, at, issues)
   if (keys === undefined) return undefined
   const out: Obj = {}
-  for (const key of keys) {
+  // Indexed loops: for-of allocates an iterator result per step in code that runs once (not optimised).
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string
     const spec = Object.hasOwn(fields, key) ? fields[key] : undefined
     if (spec === undefined) {
       setOwn(out, key, NOT_DATA)
       if (issues.full) {
-        issues.add(join(path, key), 'UNKNOWN_FIELD', '')
+        issues.add(spellPath(at, key), 'UNKNOWN_FIELD', '')
         continue
       }
       const hint = didYouMean(key, Object.keys(fields))
-      issues.add(join(path, key), 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+      issues.add(spellPath(at, key), 'UNKNOWN_FIELD', `unknown field ${quote(key)}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       continue
     }
-    const value = readProp(obj, key, path, issues)
+    const value = readProp(obj, key, at, issues)
     if (value === undefined || value === null) {
-      if (spec.required === true) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
+      if (spec.required === true) issues.add(spellPath(at, key), 'REQUIRED', `"${key}" is required`)
       out[key] = value
+      issues.empty++
       continue
     }
-    out[key] = value === NOT_DATA ? NOT_DATA : checkValue(value, spec, path, key, issues)
+    out[key] = value === NOT_DATA ? NOT_DATA : checkValue(value, spec, at, key, issues)
   }
-  for (const key in fields) {
-    const spec = fields[key] as Spec
-    if (spec.required === true && !Object.hasOwn(out, key)) issues.add(join(path, key), 'REQUIRED', `"${key}" is required`)
+  const required = requiredOf(fields)
+  for (let i = 0; i < required.length; i++) {
+    const key = required[i] as string
+    if (!Object.hasOwn(out, key)) issues.add(spellPath(at, key), 'REQUIRED', `"${key}" is required`)
   }
   return out
+}
+
+/** The required fields of a schema object, listed once per schema object. */
+const requiredFields = new WeakMap<Fields, readonly string[]>()
+
+function requiredOf(fields: Fields): readonly string[] {
+  let list = requiredFields.get(fields)
+  if (list === undefined) {
+    list = Object.keys(fields).filter((key) => (fields[key] as Spec).required === true)
+    requiredFields.set(fields, list)
+  }
+  return list
 }
 
 /**
  * Checks one value against its spec and returns its plain copy (NOT_DATA for a value that
  * is not data, a wrongly typed primitive as it is). The value's path is `parent` + `key` (a
- * field name, or a list index as a number); it is only spelled out when there is a problem
- * to report or a container to descend into, because building every path of a large config
- * is most of the cost of a valid one.
+ * field name, or a list index as a number); it is spelled out only when there is a problem
+ * to report, and a container descended into gets a {@link PathLink}, because building every
+ * path of a large config was most of the cost of a valid one.
  */
-function checkValue(value: unknown, spec: Spec, parent: string, key: string | number, issues: Issues): unknown {
+function checkValue(value: unknown, spec: Spec, parent: At, key: Key, issues: Issues): unknown {
   if (++issues.visited > limits.configValues) {
     if (!issues.overBudget) {
       issues.overBudget = true
-      issues.add(pathOf(parent, key), 'TOO_LARGE', `the config holds more than ${limits.configValues} values (shared references count each time they are used); the rest was not read`)
+      issues.add(spellPath(parent, key), 'TOO_LARGE', `the config holds more than ${limits.configValues} values (shared references count each time they are used); the rest was not read`)
     }
     return NOT_DATA
   }
   switch (spec.t) {
     case 'string':
-      if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a string, got ${describe(value)}`)
-      else if (value.length > limits.stringLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+      if (typeof value !== 'string') issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected a string, got ${describe(value)}`)
+      else if (value.length > limits.stringLength) issues.add(spellPath(parent, key), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
       return inert(value)
     case 'boolean':
-      if (typeof value !== 'boolean') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected true or false, got ${describe(value)}`)
+      if (typeof value !== 'boolean') issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected true or false, got ${describe(value)}`)
       return inert(value)
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a number, got ${describe(value)}`)
+        issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected a number, got ${describe(value)}`)
       } else if (spec.int === true && !Number.isInteger(value)) {
-        issues.add(pathOf(parent, key), 'INVALID_VALUE', `expected an integer, got ${value}`)
+        issues.add(spellPath(parent, key), 'INVALID_VALUE', `expected an integer, got ${value}`)
       } else if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
-        issues.add(pathOf(parent, key), 'INVALID_VALUE', `${value} is outside ${spec.min ?? '-∞'}..${spec.max ?? '∞'}`)
+        issues.add(spellPath(parent, key), 'INVALID_VALUE', `${value} is outside ${spec.min ?? '-∞'}..${spec.max ?? '∞'}`)
       }
       return inert(value)
     case 'duration':
       if (parseDuration(value) === undefined) {
-        issues.add(pathOf(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (a number of milliseconds, or a string like "250ms", "3s", "1m30s", "1d")`)
+        issues.add(spellPath(parent, key), 'INVALID_DURATION', `${describe(value)} is not a duration (a number of milliseconds, or a string like "250ms", "3s", "1m30s", "1d")`)
       }
       return inert(value)
     case 'enum':
       if (typeof value !== 'string' || !spec.values.includes(value)) {
         const hint = typeof value === 'string' ? didYouMean(value, spec.values) : undefined
-        issues.add(pathOf(parent, key), 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+        issues.add(spellPath(parent, key), 'INVALID_VALUE', `${describe(value)} is not one of ${spec.values.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
       }
       return inert(value)
     case 'enumList': {
       if (typeof value === 'string') {
-        const list = value.split(',').map((v) => v.trim())
+        const list = value.split(',')
         if (list.length > spec.values.length * 4) {
-          issues.add(pathOf(parent, key), 'TOO_LARGE', `${list.length} items; at most ${spec.values.length * 4} are accepted`)
+          issues.add(spellPath(parent, key), 'TOO_LARGE', `${list.length} items; at most ${spec.values.length * 4} are accepted`)
           return value
         }
-        list.forEach((item, i) => checkValue(item, { t: 'enum', values: spec.values }, pathOf(parent, key), i, issues))
+        const item: Spec = { t: 'enum', values: spec.values }
+        const here = pathLink(parent, key)
+        for (let i = 0; i < list.length; i++) checkValue((list[i] as string).trim(), item, here, i, issues)
         return value
       }
-      const kind = kindOf(value, pathOf(parent, key), issues)
+      const kind = kindOf(value, parent, key, issues)
       if (kind === 'unreadable') return NOT_DATA
       if (kind !== 'array') {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a list (or a comma-separated string), got ${describe(value)}`)
+        issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected a list (or a comma-separated string), got ${describe(value)}`)
         return inert(value)
       }
       return checkList(value as unknown[], { t: 'enum', values: spec.values }, spec.values.length * 4, parent, key, issues)
@@ -290,33 +368,34 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
     case 'labels':
     case 'map': {
       const what = spec.t === 'labels' ? 'a map of label names to strings' : 'a map'
-      const kind = kindOf(value, pathOf(parent, key), issues)
+      const kind = kindOf(value, parent, key, issues)
       if (kind === 'unreadable') return NOT_DATA
       if (kind !== 'object') {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected ${what}, got ${describe(value)}`)
+        issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected ${what}, got ${describe(value)}`)
         return inert(value)
       }
-      const here = pathOf(parent, key)
+      const here = pathLink(parent, key)
       const keys = keysOf(value as object, here, issues)
       if (keys === undefined) return NOT_DATA
       if (keys.length > MAX_LABELS) {
-        issues.add(here, 'TOO_LARGE', `${keys.length} ${spec.t === 'labels' ? 'labels' : 'entries'}; at most ${MAX_LABELS} are accepted`)
+        issues.add(spellPath(here), 'TOO_LARGE', `${keys.length} ${spec.t === 'labels' ? 'labels' : 'entries'}; at most ${MAX_LABELS} are accepted`)
         return NOT_DATA
       }
       const out: Obj = {}
-      for (const k of keys) {
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i] as string
         const v = readProp(value as object, k, here, issues)
         if (v === NOT_DATA) {
           setOwn(out, k, NOT_DATA)
           continue
         }
         if (spec.t === 'labels') {
-          if (k.length > limits.stringLength) issues.add(here, 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
-          else if (typeof v !== 'string') issues.add(join(here, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
-          else if (v.length > limits.stringLength) issues.add(join(here, k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
+          if (k.length > limits.stringLength) issues.add(spellPath(here), 'TOO_LARGE', `a label name is longer than ${limits.stringLength} characters`)
+          else if (typeof v !== 'string') issues.add(spellPath(here, k), 'INVALID_TYPE', `label values are strings, got ${describe(v)}`)
+          else if (v.length > limits.stringLength) issues.add(spellPath(here, k), 'TOO_LARGE', `longer than ${limits.stringLength} characters`)
           setOwn(out, k, inert(v))
         } else if (v === undefined || v === null) {
-          issues.add(join(here, k), 'INVALID_TYPE', 'an entry is empty')
+          issues.add(spellPath(here, k), 'INVALID_TYPE', 'an entry is empty')
           setOwn(out, k, v)
         } else {
           setOwn(out, k, checkValue(v, spec.of, here, k, issues))
@@ -325,23 +404,23 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
       return out
     }
     case 'pem':
-      if (typeof value !== 'string') issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected PEM text or a file path, got ${describe(value)}`)
-      else if (value.length > limits.pemLength) issues.add(pathOf(parent, key), 'TOO_LARGE', `longer than ${limits.pemLength} characters`)
+      if (typeof value !== 'string') issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected PEM text or a file path, got ${describe(value)}`)
+      else if (value.length > limits.pemLength) issues.add(spellPath(parent, key), 'TOO_LARGE', `longer than ${limits.pemLength} characters`)
       return inert(value)
     case 'object': {
-      const kind = kindOf(value, pathOf(parent, key), issues)
+      const kind = kindOf(value, parent, key, issues)
       if (kind === 'unreadable') return NOT_DATA
       if (kind !== 'object') {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
+        issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected an object, got ${describe(value)}`)
         return inert(value)
       }
-      return checkFields(value as Obj, spec.fields, pathOf(parent, key), issues) ?? NOT_DATA
+      return checkFields(value as Obj, spec.fields, pathLink(parent, key), issues) ?? NOT_DATA
     }
     case 'array': {
-      const kind = kindOf(value, pathOf(parent, key), issues)
+      const kind = kindOf(value, parent, key, issues)
       if (kind === 'unreadable') return NOT_DATA
       if (kind !== 'array') {
-        issues.add(pathOf(parent, key), 'INVALID_TYPE', `expected a list, got ${describe(value)}`)
+        issues.add(spellPath(parent, key), 'INVALID_TYPE', `expected a list, got ${describe(value)}`)
         return inert(value)
       }
       return checkList(value as unknown[], spec.of, limits.listItems, parent, key, issues)
@@ -350,25 +429,25 @@ function checkValue(value: unknown, spec: Spec, parent: string, key: string | nu
 }
 
 /** Checks the items of a list (bounded); returns the plain copy. */
-function checkList(list: unknown[], of: Spec, max: number, parent: string, key: string | number, issues: Issues): unknown {
-  const here = pathOf(parent, key)
+function checkList(list: unknown[], of: Spec, max: number, parent: At, key: Key, issues: Issues): unknown {
   let length: number
   try {
     length = list.length
   } catch (err) {
-    issues.add(here, 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
+    issues.add(spellPath(parent, key), 'INVALID_VALUE', `could not be read: ${describeThrown(err)}`)
     return NOT_DATA
   }
   if (length > max) {
-    issues.add(here, 'TOO_LARGE', `${length} items; at most ${max} are accepted`)
+    issues.add(spellPath(parent, key), 'TOO_LARGE', `${length} items; at most ${max} are accepted`)
     return NOT_DATA
   }
-  const out: unknown[] = new Array<unknown>(length)
+  const here = pathLink(parent, key)
+  const out: unknown[] = preallocated(length)
   for (let i = 0; i < length; i++) {
     const item = readProp(list, i, here, issues)
     if (item === NOT_DATA) out[i] = NOT_DATA
     else if (item === undefined || item === null) {
-      issues.add(`${here}[${i}]`, 'INVALID_TYPE', 'a list item is empty')
+      issues.add(spellPath(here, i), 'INVALID_TYPE', 'a list item is empty')
       out[i] = item
     } else out[i] = checkValue(item, of, here, i, issues)
   }
@@ -386,11 +465,15 @@ interface ClusterInfo {
 
 function checkSemantics(config: Obj, issues: Issues): void {
   const clusters = new Map<string, ClusterInfo>()
-  for (const [c, i] of items(config['clusters'])) {
+  for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
+    const c = cs[i]
+    if (!isObject(c)) continue
     const path = `clusters[${i}]`
     const name = str(c['name'])
     const subsets = new Set<string>()
-    for (const [s, j] of items(c['subsets'])) {
+    for (let j = 0, sList = listOf(c['subsets']); j < sList.length; j++) {
+      const s = sList[j]
+      if (!isObject(s)) continue
       const sname = str(s['name'])
       if (sname === undefined) continue
       if (subsets.has(sname)) issues.add(`${path}.subsets[${j}].name`, 'DUPLICATE_NAME', `subset "${sname}" is defined twice in cluster "${name ?? ''}"`)
@@ -401,7 +484,9 @@ function checkSemantics(config: Obj, issues: Issues): void {
       if (clusters.has(name)) issues.add(`${path}.name`, 'DUPLICATE_NAME', `cluster "${name}" is defined twice`)
       else clusters.set(name, { subsets })
     }
-    for (const [e, j] of items(c['endpoints'])) {
+    for (let j = 0, es = listOf(c['endpoints']); j < es.length; j++) {
+      const e = es[j]
+      if (!isObject(e)) continue
       const address = str(e['address'])
       if (address === undefined) continue
       const parsed = parseAddress(address)
@@ -419,14 +504,18 @@ function checkSemantics(config: Obj, issues: Issues): void {
 
   const vhostNames = new Set<string>()
   const domainOwner = new Map<string, string>()
-  for (const [vh, i] of items(config['virtualHosts'])) {
+  for (let i = 0, vhs = listOf(config['virtualHosts']); i < vhs.length; i++) {
+    const vh = vhs[i]
+    if (!isObject(vh)) continue
     const path = `virtualHosts[${i}]`
     const name = str(vh['name'])
     if (name !== undefined) {
       if (vhostNames.has(name)) issues.add(`${path}.name`, 'DUPLICATE_NAME', `virtual host "${name}" is defined twice`)
       vhostNames.add(name)
     }
-    for (const [domain, j] of strings(vh['domains'])) {
+    for (let j = 0, domains = listOf(vh['domains']); j < domains.length; j++) {
+      const domain = domains[j]
+      if (typeof domain !== 'string') continue
       const parsed = parseDomain(domain)
       const here = `${path}.domains[${j}]`
       if (typeof parsed === 'string') {
@@ -440,14 +529,22 @@ function checkSemantics(config: Obj, issues: Issues): void {
     }
     checkHeaderMutations(vh, path, issues)
     const vcNames = new Set<string>()
-    for (const [vc, k] of items(vh['virtualClusters'])) {
+    for (let k = 0, vcs = listOf(vh['virtualClusters']); k < vcs.length; k++) {
+      const vc = vcs[k]
+      if (!isObject(vc)) continue
       const vcName = str(vc['name'])
       if (vcName !== undefined && vcNames.has(vcName)) issues.add(`${path}.virtualClusters[${k}].name`, 'DUPLICATE_NAME', `virtual cluster "${vcName}" is defined twice in virtual host "${name ?? path}"`)
       if (vcName !== undefined) vcNames.add(vcName)
-      for (const [h, j] of items(vc['headers'])) checkStringMatcher(h, `${path}.virtualClusters[${k}].headers[${j}]`, true, issues)
+      for (let j = 0, hs = listOf(vc['headers']); j < hs.length; j++) {
+        const h = hs[j]
+        if (!isObject(h)) continue
+        checkStringMatcher(h, `${path}.virtualClusters[${k}].headers[${j}]`, true, issues)
+      }
     }
     const routeNames = new Set<string>()
-    for (const [r, j] of items(vh['routes'])) {
+    for (let j = 0, rs = listOf(vh['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r)) continue
       const rname = str(r['name'])
       if (rname !== undefined) {
         // Route names label metrics and `mesh.context().route`; two routes sharing one would blur them.
@@ -458,23 +555,43 @@ function checkSemantics(config: Obj, issues: Issues): void {
     }
   }
 
-  for (const [c, i] of items(config['clusters'])) {
-    checkRateLimit(c['rateLimit'], `clusters[${i}].rateLimit`, issues)
-    checkCircuitBreakers(c['circuitBreakers'], `clusters[${i}].circuitBreakers`, issues)
+  for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
+    const c = cs[i]
+    if (!isObject(c)) continue
+    // Paths are built only for what is there (each check returns at once on an absent field).
+    if (isObject(c['rateLimit'])) checkRateLimit(c['rateLimit'], `clusters[${i}].rateLimit`, issues)
+    if (isObject(c['circuitBreakers'])) checkCircuitBreakers(c['circuitBreakers'], `clusters[${i}].circuitBreakers`, issues)
   }
-  for (const [vh, i] of items(config['virtualHosts'])) {
-    checkRetryPolicy(vh['retryPolicy'], `virtualHosts[${i}].retryPolicy`, issues)
-    for (const [r, j] of items(vh['routes'])) {
+  for (let i = 0, vhs = listOf(config['virtualHosts']); i < vhs.length; i++) {
+    const vh = vhs[i]
+    if (!isObject(vh)) continue
+    if (isObject(vh['retryPolicy'])) checkRetryPolicy(vh['retryPolicy'], `virtualHosts[${i}].retryPolicy`, issues)
+    for (let j = 0, rs = listOf(vh['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r)) continue
       const action = r['route']
-      if (isObject(action)) checkRetryPolicy(action['retryPolicy'], `virtualHosts[${i}].routes[${j}].route.retryPolicy`, issues)
+      if (isObject(action) && isObject(action['retryPolicy'])) checkRetryPolicy(action['retryPolicy'], `virtualHosts[${i}].routes[${j}].route.retryPolicy`, issues)
     }
   }
-  for (const [c, i] of items(config['clusters'])) checkHealthConfig(c, `clusters[${i}]`, issues)
-  for (const [c, i] of items(config['clusters'])) checkClusterDns(c, `clusters[${i}]`, (path, code, message) => issues.add(path, code, message))
-  for (const [vh, i] of items(config['virtualHosts'])) {
-    for (const [r, j] of items(vh['routes'])) {
+  for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
+    const c = cs[i]
+    if (!isObject(c)) continue
+    if (present(c['outlierDetection']) || present(c['healthChecks'])) checkHealthConfig(c, `clusters[${i}]`, issues)
+  }
+  const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
+  for (let i = 0, cs = listOf(config['clusters']); i < cs.length; i++) {
+    const c = cs[i]
+    if (!isObject(c)) continue
+    if (present(c['dnsRefreshRate']) || present(c['dnsFailureRefreshRate']) || present(c['dnsResolvers'])) checkClusterDns(c, `clusters[${i}]`, add)
+  }
+  for (let i = 0, vhs = listOf(config['virtualHosts']); i < vhs.length; i++) {
+    const vh = vhs[i]
+    if (!isObject(vh)) continue
+    for (let j = 0, rs = listOf(vh['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r)) continue
       const action = r['route']
-      if (isObject(action)) checkRateLimit(action['rateLimit'], `virtualHosts[${i}].routes[${j}].route.rateLimit`, issues)
+      if (isObject(action) && isObject(action['rateLimit'])) checkRateLimit(action['rateLimit'], `virtualHosts[${i}].routes[${j}].route.rateLimit`, issues)
     }
   }
 
@@ -490,19 +607,24 @@ function checkSemantics(config: Obj, issues: Issues): void {
   const listener = config['listener']
   if (isObject(listener)) {
     checkRateLimit(listener['rateLimit'], 'listener.rateLimit', issues)
-    for (const [r, j] of items(listener['routes'])) checkRateLimit(r['rateLimit'], `listener.routes[${j}].rateLimit`, issues)
-    for (const [r, j] of items(listener['routes'])) {
+    for (let j = 0, rs = listOf(listener['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r)) continue
+      checkRateLimit(r['rateLimit'], `listener.routes[${j}].rateLimit`, issues)
+    }
+    for (let j = 0, rs = listOf(listener['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r)) continue
       const match = r['match']
       if (isObject(match)) checkMatch(match, `listener.routes[${j}].match`, issues)
     }
     checkListenAddress(listener['address'], 'listener.address', issues)
     // [security-auth] JWT rules and authorization policies.
-    const add = (path: string, code: ConfigIssueCode, message: string): void => issues.add(path, code, message)
     checkRequestAuthentication(listener['requestAuthentication'], 'listener.requestAuthentication', add)
     checkAuthorization(listener['authorization'], 'listener.authorization', add)
   }
   checkFaultsAndMirrors(config, clusters, issues)
-  checkSecurity(config, (path, code, message) => issues.add(path, code, message))
+  checkSecurity(config, add)
   const admin = config['admin']
   if (isObject(admin)) checkListenAddress(admin['address'], 'admin.address', issues)
   const drain = config['drain']
@@ -516,8 +638,15 @@ function checkSemantics(config: Obj, issues: Issues): void {
 
 /** Fault injection (outbound and inbound routes) and request mirror policies. */
 function checkFaultsAndMirrors(config: Obj, clusters: Map<string, ClusterInfo>, issues: Issues): void {
-  for (const [vh, i] of items(config['virtualHosts'])) {
-    for (const [r, j] of items(vh['routes'])) {
+  for (let i = 0, vhs = listOf(config['virtualHosts']); i < vhs.length; i++) {
+    const vh = vhs[i]
+    if (!isObject(vh)) continue
+    for (let j = 0, rs = listOf(vh['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r)) continue
+      const action = r['route']
+      const mirrors = isObject(action) ? action['requestMirrorPolicies'] : undefined
+      if (!present(r['fault']) && !Array.isArray(mirrors)) continue
       const path = `virtualHosts[${i}].routes[${j}]`
       if (present(r['fault'])) {
         checkFault(r['fault'], `${path}.fault`, issues)
@@ -525,18 +654,22 @@ function checkFaultsAndMirrors(config: Obj, clusters: Map<string, ClusterInfo>, 
           issues.add(`${path}.fault`, 'INVALID_ACTION', 'fault applies to routes that forward (route), not to redirect or directResponse')
         }
       }
-      const action = r['route']
-      if (!isObject(action)) continue
-      for (const [m, k] of items(action['requestMirrorPolicies'])) {
+      for (let k = 0, ms = listOf(mirrors); k < ms.length; k++) {
+        const m = ms[k]
+        if (!isObject(m)) continue
         const c = str(m['cluster'])
         const here = `${path}.route.requestMirrorPolicies[${k}]`
-        if (c !== undefined) checkDestination(c, str(m['subset']), `${here}.cluster`, `${here}.subset`, clusters, issues)
+        if (c !== undefined) checkDestination(c, str(m['subset']), here, clusters, issues)
       }
     }
   }
   const listener = config['listener']
   if (isObject(listener)) {
-    for (const [r, j] of items(listener['routes'])) checkFault(r['fault'], `listener.routes[${j}].fault`, issues)
+    for (let j = 0, rs = listOf(listener['routes']); j < rs.length; j++) {
+      const r = rs[j]
+      if (!isObject(r) || !isObject(r['fault'])) continue
+      checkFault(r['fault'], `listener.routes[${j}].fault`, issues)
+    }
   }
 }
 
@@ -579,7 +712,7 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
 
   const actionCount = (present(route['route']) ? 1 : 0) + (present(route['redirect']) ? 1 : 0) + (present(route['directResponse']) ? 1 : 0)
   if (actionCount !== 1) {
-    const actions = ['route', 'redirect', 'directResponse'].filter((k) => present(route[k]))
+    const actions = presentKeys(route, ROUTE_ACTIONS)
     issues.add(path, 'INVALID_ACTION', actions.length === 0
       ? 'a route needs one action: route, redirect or directResponse'
       : `a route has one action, not ${actions.join(' and ')}`)
@@ -599,7 +732,7 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
     if (typeof scheme === 'string' && !/^[a-z][a-z0-9+.-]*$/i.test(scheme)) {
       issues.add(`${path}.redirect.schemeRedirect`, 'INVALID_VALUE', `"${scheme}" is not a URL scheme`)
     }
-    if (['pathRedirect', 'prefixRewrite', 'regexRewrite'].filter((k) => present(redirect[k])).length > 1) {
+    if (countPresent(redirect, REDIRECT_PATHS) > 1) {
       issues.add(`${path}.redirect`, 'INVALID_VALUE', 'only one of pathRedirect, prefixRewrite and regexRewrite can be set')
     }
     const regexRewrite = redirect['regexRewrite']
@@ -611,7 +744,8 @@ function checkRoute(route: Obj, path: string, clusters: Map<string, ClusterInfo>
       if (bad !== undefined) issues.add(`${path}.redirect.regexRewrite.substitution`, 'INVALID_VALUE', bad)
       else if (substitution !== undefined && !isHeaderValue(substitution)) issues.add(`${path}.redirect.regexRewrite.substitution`, 'INVALID_VALUE', 'contains characters a Location header cannot carry')
     }
-    for (const key of ['hostRedirect', 'pathRedirect', 'prefixRewrite']) {
+    for (let k = 0; k < REDIRECT_STRINGS.length; k++) {
+      const key = REDIRECT_STRINGS[k] as string
       const v = redirect[key]
       if (typeof v === 'string' && !isHeaderValue(v)) issues.add(`${path}.redirect.${key}`, 'INVALID_VALUE', 'contains characters a Location header cannot carry')
     }
@@ -629,10 +763,10 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   const cluster = str(action['cluster'])
   const weighted = action['weightedClusters']
   const hasCluster = present(action['cluster'])
-  const specifiers = ['cluster', 'weightedClusters', 'clusterHeader'].filter((k) => present(action[k]))
-  if (specifiers.length > 1) {
-    issues.add(path, 'INVALID_ACTION', `a route action has one of cluster, weightedClusters, clusterHeader, not ${specifiers.join(' and ')}`)
-  } else if (specifiers.length === 0) {
+  const specifierCount = countPresent(action, CLUSTER_SPECIFIERS)
+  if (specifierCount > 1) {
+    issues.add(path, 'INVALID_ACTION', `a route action has one of cluster, weightedClusters, clusterHeader, not ${presentKeys(action, CLUSTER_SPECIFIERS).join(' and ')}`)
+  } else if (specifierCount === 0) {
     issues.add(path, 'INVALID_ACTION', 'a route action needs cluster, weightedClusters or clusterHeader')
   }
   const clusterHeader = str(action['clusterHeader'])
@@ -643,17 +777,19 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   if (typeof notFound === 'number' && ![503, 404, 500].includes(notFound)) {
     issues.add(`${path}.clusterNotFoundResponseCode`, 'INVALID_VALUE', `${notFound} is not one of 503, 404, 500 (Envoy's cluster_not_found_response_code)`)
   }
-  if (cluster !== undefined) checkDestination(cluster, str(action['subset']), `${path}.cluster`, `${path}.subset`, clusters, issues)
+  if (cluster !== undefined) checkDestination(cluster, str(action['subset']), path, clusters, issues)
   else if (!hasCluster && present(action['subset'])) issues.add(`${path}.subset`, 'INVALID_ACTION', 'subset needs cluster (with weightedClusters, put subset on each entry)')
 
   if (Array.isArray(weighted)) {
     if (weighted.length === 0) issues.add(`${path}.weightedClusters`, 'INVALID_WEIGHTS', 'weightedClusters is empty')
     let total = 0
     let allNumbers = true
-    for (const [w, i] of items(weighted)) {
+    for (let i = 0, ws = listOf(weighted); i < ws.length; i++) {
+      const w = ws[i]
+      if (!isObject(w)) continue
       const here = `${path}.weightedClusters[${i}]`
       const c = str(w['cluster'])
-      if (c !== undefined) checkDestination(c, str(w['subset']), `${here}.cluster`, `${here}.subset`, clusters, issues)
+      if (c !== undefined) checkDestination(c, str(w['subset']), here, clusters, issues)
       const weight = w['weight']
       if (typeof weight === 'number' && Number.isFinite(weight)) {
         if (weight < 0) issues.add(`${here}.weight`, 'INVALID_WEIGHTS', `weight ${weight} is negative`)
@@ -686,9 +822,10 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   if (hostRewrite !== undefined && (hostRewrite.length === 0 || !isHeaderValue(hostRewrite) || /[\s/]/.test(hostRewrite))) {
     issues.add(`${path}.hostRewrite`, 'INVALID_VALUE', `"${hostRewrite}" is not an authority`)
   }
-  for (const [p, i] of items(action['hashPolicy'])) {
-    const kinds = ['header', 'cookie', 'queryParameter'].filter((k) => present(p[k]))
-    if (kinds.length !== 1) issues.add(`${path}.hashPolicy[${i}]`, 'INVALID_VALUE', 'a hash policy has exactly one of header, cookie, queryParameter')
+  for (let i = 0, ps = listOf(action['hashPolicy']); i < ps.length; i++) {
+    const p = ps[i]
+    if (!isObject(p)) continue
+    if (countPresent(p, HASH_POLICY_KINDS) !== 1) issues.add(`${path}.hashPolicy[${i}]`, 'INVALID_VALUE', 'a hash policy has exactly one of header, cookie, queryParameter')
     const header = p['header']
     if (isObject(header)) {
       const n = str(header['name'])
@@ -697,17 +834,18 @@ function checkRouteAction(action: Obj, path: string, match: unknown, clusters: M
   }
 }
 
-function checkDestination(cluster: string, subset: string | undefined, clusterPath: string, subsetPath: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
+/** A cluster (and subset) a route sends to; `path` is the object holding `cluster` and `subset`. */
+function checkDestination(cluster: string, subset: string | undefined, path: string, clusters: Map<string, ClusterInfo>, issues: Issues): void {
   const info = clusters.get(cluster)
   if (info === undefined) {
     const hint = didYouMean(cluster, [...clusters.keys()])
-    issues.add(clusterPath, 'UNKNOWN_CLUSTER', `cluster "${cluster}" is not defined${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+    issues.add(`${path}.cluster`, 'UNKNOWN_CLUSTER', `cluster "${cluster}" is not defined${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
     return
   }
   if (subset !== undefined && !info.subsets.has(subset)) {
     const hint = didYouMean(subset, [...info.subsets])
     const known = info.subsets.size === 0 ? 'it defines none' : `it has ${[...info.subsets].join(', ')}`
-    issues.add(subsetPath, 'UNKNOWN_SUBSET', `cluster "${cluster}" has no subset "${subset}" (${known})${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
+    issues.add(`${path}.subset`, 'UNKNOWN_SUBSET', `cluster "${cluster}" has no subset "${subset}" (${known})${hint === undefined ? '' : `; did you mean "${hint}"?`}`)
   }
 }
 
@@ -715,12 +853,13 @@ function checkMatch(match: Obj, path: string, issues: Issues): void {
   const specifierCount = (present(match['prefix']) ? 1 : 0) + (present(match['path']) ? 1 : 0) +
     (present(match['safeRegex']) ? 1 : 0) + (present(match['pathSeparatedPrefix']) ? 1 : 0)
   if (specifierCount !== 1) {
-    const specifiers = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'].filter((k) => present(match[k]))
+    const specifiers = presentKeys(match, PATH_SPECIFIERS)
     issues.add(path, 'INVALID_MATCH', specifiers.length === 0
       ? 'a match needs one of prefix, path, safeRegex, pathSeparatedPrefix'
       : `a match has one path specifier, not ${specifiers.join(' and ')}`)
   }
-  for (const key of ['path', 'pathSeparatedPrefix']) {
+  for (let k = 1; k < PATH_SPECIFIERS.length; k += 2) {
+    const key = PATH_SPECIFIERS[k] as string
     const v = str(match[key])
     if (v !== undefined && !v.startsWith('/')) issues.add(`${path}.${key}`, 'INVALID_VALUE', `"${v}" must start with /`)
   }
@@ -729,9 +868,19 @@ function checkMatch(match: Obj, path: string, issues: Issues): void {
     issues.add(`${path}.pathSeparatedPrefix`, 'INVALID_VALUE', `"${psp}" must not end with / nor contain ? or #`)
   }
   checkRegex(str(match['safeRegex']), `${path}.safeRegex`, issues)
-  for (const [h, i] of items(match['headers'])) checkStringMatcher(h, `${path}.headers[${i}]`, true, issues)
-  for (const [q, i] of items(match['queryParameters'])) checkStringMatcher(q, `${path}.queryParameters[${i}]`, false, issues)
-  for (const [m, i] of strings(match['methods'])) {
+  for (let i = 0, hs = listOf(match['headers']); i < hs.length; i++) {
+    const h = hs[i]
+    if (!isObject(h)) continue
+    checkStringMatcher(h, `${path}.headers[${i}]`, true, issues)
+  }
+  for (let i = 0, qs = listOf(match['queryParameters']); i < qs.length; i++) {
+    const q = qs[i]
+    if (!isObject(q)) continue
+    checkStringMatcher(q, `${path}.queryParameters[${i}]`, false, issues)
+  }
+  for (let i = 0, ms = listOf(match['methods']); i < ms.length; i++) {
+    const m = ms[i]
+    if (typeof m !== 'string') continue
     if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.methods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
   }
 }
@@ -748,9 +897,19 @@ function checkRetryPolicy(policy: unknown, path: string, issues: Issues): void {
   if (conditions.includes('retriable-headers') && !(Array.isArray(headers) && headers.length > 0)) {
     issues.add(`${path}.retriableHeaders`, 'REQUIRED', 'retryOn names retriable-headers: list the matchers in retriableHeaders')
   }
-  for (const [h, i] of items(headers)) checkStringMatcher(h, `${path}.retriableHeaders[${i}]`, true, issues)
-  for (const [h, i] of items(policy['retriableRequestHeaders'])) checkStringMatcher(h, `${path}.retriableRequestHeaders[${i}]`, true, issues)
-  for (const [m, i] of strings(policy['retriableMethods'])) {
+  for (let i = 0, hs = listOf(headers); i < hs.length; i++) {
+    const h = hs[i]
+    if (!isObject(h)) continue
+    checkStringMatcher(h, `${path}.retriableHeaders[${i}]`, true, issues)
+  }
+  for (let i = 0, hs = listOf(policy['retriableRequestHeaders']); i < hs.length; i++) {
+    const h = hs[i]
+    if (!isObject(h)) continue
+    checkStringMatcher(h, `${path}.retriableRequestHeaders[${i}]`, true, issues)
+  }
+  for (let i = 0, ms = listOf(policy['retriableMethods']); i < ms.length; i++) {
+    const m = ms[i]
+    if (typeof m !== 'string') continue
     if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.retriableMethods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
   }
   const backOff = policy['retryBackOff']
@@ -776,7 +935,9 @@ function checkCircuitBreakers(cb: unknown, path: string, issues: Issues): void {
   if (window !== undefined && typeof buckets === 'number' && window / buckets < 1) {
     issues.add(`${path}.errorRate.rollingWindowBuckets`, 'INVALID_VALUE', `${buckets} buckets over ${String(errorRate['rollingWindow'])} is less than 1ms per bucket`)
   }
-  for (const [r, i] of items(errorRate['failureStatuses'])) {
+  for (let i = 0, rs = listOf(errorRate['failureStatuses']); i < rs.length; i++) {
+    const r = rs[i]
+    if (!isObject(r)) continue
     const start = r['start']
     const end = r['end']
     if (typeof start === 'number' && typeof end === 'number' && start >= end) {
@@ -790,8 +951,7 @@ function checkStringMatcher(m: Obj, path: string, isHeader: boolean, issues: Iss
   if (name !== undefined && isHeader && !isHeaderName(name) && !/^:(authority|method|path|scheme)$/.test(name)) {
     issues.add(`${path}.name`, 'INVALID_HEADER', `"${name}" is not a header name`)
   }
-  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present', 'rangeMatch'].filter((k) => present(m[k]))
-  if (kinds.length > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present, rangeMatch; got ${kinds.join(', ')}`)
+  if (countPresent(m, MATCHER_KINDS) > 1) issues.add(path, 'INVALID_MATCH', `a matcher has at most one of exact, prefix, suffix, contains, safeRegex, present, rangeMatch; got ${presentKeys(m, MATCHER_KINDS).join(', ')}`)
   checkRegex(str(m['safeRegex']), `${path}.safeRegex`, issues)
 }
 
@@ -823,7 +983,9 @@ function checkHealthConfig(c: Obj, path: string, issues: Issues): void {
   if (Array.isArray(checks) && checks.length > 1) {
     issues.add(`${path}.healthChecks`, 'INVALID_VALUE', `${checks.length} health checks; a cluster has at most one (as in Envoy)`)
   }
-  for (const [hc, j] of items(checks)) {
+  for (let j = 0, hcs = listOf(checks); j < hcs.length; j++) {
+    const hc = hcs[j]
+    if (!isObject(hc)) continue
     const here = `${path}.healthChecks[${j}]`
     checkHealthDuration(hc, 'timeout', here, 1, issues)
     checkHealthDuration(hc, 'interval', here, limits.minHealthIntervalMs, issues)
@@ -841,7 +1003,9 @@ function checkHealthConfig(c: Obj, path: string, issues: Issues): void {
       issues.add(`${at}.host`, 'INVALID_VALUE', `${quote(host)} is not an authority`)
     }
     for (const key of ['expectedStatuses', 'retriableStatuses']) {
-      for (const [r, k] of items(http[key])) {
+      for (let k = 0, rs = listOf(http[key]); k < rs.length; k++) {
+        const r = rs[k]
+        if (!isObject(r)) continue
         const start = r['start']
         const end = r['end']
         if (typeof start === 'number' && typeof end === 'number' && start >= end) {
@@ -857,7 +1021,9 @@ function checkHealthConfig(c: Obj, path: string, issues: Issues): void {
 function checkRateLimit(value: unknown, path: string, issues: Issues): void {
   if (!isObject(value)) return
   const buckets: [Obj, string][] = [[value, path]]
-  for (const [d, i] of items(value['descriptors'])) {
+  for (let i = 0, ds = listOf(value['descriptors']); i < ds.length; i++) {
+    const d = ds[i]
+    if (!isObject(d)) continue
     buckets.push([d, `${path}.descriptors[${i}]`])
     checkDescriptorKey(d, `${path}.descriptors[${i}]`, issues)
   }
@@ -908,7 +1074,9 @@ function checkHeaderMutations(obj: Obj, path: string, issues: Issues): void {
   if (obj['requestHeadersToAdd'] === undefined && obj['responseHeadersToAdd'] === undefined &&
     obj['requestHeadersToRemove'] === undefined && obj['responseHeadersToRemove'] === undefined) return
   for (const key of ['requestHeadersToAdd', 'responseHeadersToAdd']) {
-    for (const [opt, i] of items(obj[key])) {
+    for (let i = 0, opts = listOf(obj[key]); i < opts.length; i++) {
+      const opt = opts[i]
+      if (!isObject(opt)) continue
       const header = opt['header']
       if (!isObject(header)) continue
       const k = str(header['key'])
@@ -923,7 +1091,9 @@ function checkHeaderMutations(obj: Obj, path: string, issues: Issues): void {
     }
   }
   for (const key of ['requestHeadersToRemove', 'responseHeadersToRemove']) {
-    for (const [name, i] of strings(obj[key])) {
+    for (let i = 0, names = listOf(obj[key]); i < names.length; i++) {
+      const name = names[i]
+      if (typeof name !== 'string') continue
       if (!isHeaderName(name) || isProtectedHeader(name)) issues.add(`${path}.${key}[${i}]`, 'INVALID_HEADER', `"${name}" cannot be removed`)
     }
   }
@@ -955,25 +1125,38 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined
 }
 
-/** The object items of a list with their indexes; other items were reported by the structural pass. */
-function* items(list: unknown): Generator<[Obj, number]> {
-  if (!Array.isArray(list) || list.length === 0 || list.length > limits.listItems) return
-  for (let i = 0; i < list.length; i++) {
-    const item: unknown = list[i]
-    if (isObject(item)) yield [item, i]
-  }
+const NO_ITEMS: readonly unknown[] = Object.freeze([])
+
+// Field names checked together (one list each, not an array literal per value checked).
+const ROUTE_ACTIONS = ['route', 'redirect', 'directResponse'] as const
+const REDIRECT_PATHS = ['pathRedirect', 'prefixRewrite', 'regexRewrite'] as const
+const REDIRECT_STRINGS = ['hostRedirect', 'pathRedirect', 'prefixRewrite'] as const
+const CLUSTER_SPECIFIERS = ['cluster', 'weightedClusters', 'clusterHeader'] as const
+const HASH_POLICY_KINDS = ['header', 'cookie', 'queryParameter'] as const
+/** Indexes 1 and 3 (`path`, `pathSeparatedPrefix`) start with `/`. */
+const PATH_SPECIFIERS = ['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'] as const
+const MATCHER_KINDS = ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'present', 'rangeMatch'] as const
+
+/** How many of `keys` are set on `obj`. */
+function countPresent(obj: Obj, keys: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < keys.length; i++) if (present(obj[keys[i] as string])) n++
+  return n
 }
 
-function* strings(list: unknown): Generator<[string, number]> {
-  if (!Array.isArray(list) || list.length > limits.listItems) return
-  for (let i = 0; i < list.length; i++) {
-    const item: unknown = list[i]
-    if (typeof item === 'string') yield [item, i]
-  }
+/** Which of `keys` are set on `obj`, for a message. */
+function presentKeys(obj: Obj, keys: readonly string[]): string[] {
+  return keys.filter((k) => present(obj[k]))
 }
 
-function pathOf(parent: string, key: string | number): string {
-  return typeof key === 'number' ? `${parent}[${key}]` : join(parent, key)
+/**
+ * A list to iterate by index, or an empty one when the value is not a list or is over the
+ * limit (the structural pass reported it). The semantic pass loops with indexes rather than
+ * a generator of [item, index] pairs: on a large config those pairs and iterator results
+ * were a third of what validation allocated.
+ */
+function listOf(list: unknown): readonly unknown[] {
+  return Array.isArray(list) && list.length <= limits.listItems ? list : NO_ITEMS
 }
 
 function join(path: string, key: string): string {

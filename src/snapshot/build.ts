@@ -7,7 +7,7 @@
 import { CompiledMatch, compileHeaderMatchers } from '../router/matcher.js'
 import { DomainIndex } from '../router/domain-index.js'
 import { buildRouteIndex } from '../router/route-index.js'
-import { compileMutations, type MutationSource } from '../router/header-mutations.js'
+import { compileMutations, type HeaderMutations, type MutationSource } from '../router/header-mutations.js'
 import {
   compileHash,
   type ClusterAction,
@@ -27,7 +27,8 @@ import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import { compileRegex } from '../config/regex.js'
 import { normalizeEnvoyEnums } from '../config/envoy-enums.js'
-import type { ClusterConfig, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
+import { isCheckedCopy } from '../config/validate.js'
+import type { ClusterConfig, HeaderValueOption, MeshConfig, RateLimitConfig, RequestAuthenticationConfig, RouteConfig, TracingConfig, VirtualHostConfig, WeightedClusterConfig } from '../config/types.js'
 import { compileAdmission } from '../policy/admission.js'
 import type { LimitRegistry, LimitSet } from '../policy/limits.js'
 import { RetryPolicy } from '../policy/retry-policy.js'
@@ -60,7 +61,10 @@ export function compileConfig(
   previous?: Snapshot,
 ): CompileResult {
   // Envoy's upper-case enum spellings (ROUND_ROBIN, STRICT_DNS, SECOND) become the model's, once.
-  const config = cloneFrozen(normalizeEnvoyEnums(input)) as DeepReadonly<MeshConfig>
+  const normalized = normalizeEnvoyEnums(input)
+  // The copy validation made is frozen plain data already: it is the snapshot's config as it
+  // is (one copy of a large config fewer); anything else is copied and frozen here.
+  const config = (normalized === input && isCheckedCopy(input) ? input : cloneFrozen(normalized)) as DeepReadonly<MeshConfig>
   // First: it may throw, and nothing below may have taken resources yet.
   const tracing = compileTracing(config.tracing)
   // Security next: it reads files and may throw; a store it created is closed if anything below throws.
@@ -193,18 +197,19 @@ function compileTracing(t: DeepReadonly<TracingConfig> | undefined): TracingSett
 
 function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyMap<string, Cluster>, clusterLimits: ReadonlyMap<string, LimitSet | null>, routeLimits: LimitSet | null): CompiledRoute {
   const match = new CompiledMatch(r.match)
-  const routeLevel: MutationSource = { toAdd: r.requestHeadersToAdd, toRemove: r.requestHeadersToRemove }
-  const vhostLevel: MutationSource = { toAdd: vh.requestHeadersToAdd, toRemove: vh.requestHeadersToRemove }
-  const routeResponse: MutationSource = { toAdd: r.responseHeadersToAdd, toRemove: r.responseHeadersToRemove }
-  const vhostResponse: MutationSource = { toAdd: vh.responseHeadersToAdd, toRemove: vh.responseHeadersToRemove }
+  const routeLevel = mutationLevel(r.requestHeadersToAdd, r.requestHeadersToRemove)
+  const vhostLevel = mutationLevel(vh.requestHeadersToAdd, vh.requestHeadersToRemove)
+  const routeResponse = mutationLevel(r.responseHeadersToAdd, r.responseHeadersToRemove)
+  const vhostResponse = mutationLevel(vh.responseHeadersToAdd, vh.responseHeadersToRemove)
   // The order the levels apply in: most specific first (Envoy's default) or last.
   const mostSpecificLast = vh.mostSpecificHeaderMutationsWins === true
-  const levels = (...l: MutationSource[]): MutationSource[] => (mostSpecificLast ? l.reverse() : l)
 
   let action: CompiledAction
   if (r.route !== undefined) {
     const a = r.route
-    const mirror = compileMirror(a.requestMirrorPolicies, clusters, compileMutations(levels(routeLevel, vhostLevel)))
+    const mirror = a.requestMirrorPolicies === undefined || a.requestMirrorPolicies.length === 0
+      ? null
+      : compileMirror(a.requestMirrorPolicies, clusters, mergeMutations(mostSpecificLast, routeLevel, vhostLevel, null))
     const base = {
       kind: 'cluster' as const,
       timeoutMs: routeTimeoutMs(a),
@@ -227,8 +232,8 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
         gate: compileAdmission(routeLimits, clusterLimits.get(cluster.name) ?? null),
         subsetIndex: d.subset === undefined ? -1 : cluster.subsetNames.indexOf(d.subset),
         subset: d.subset,
-        requestMutations: compileMutations(levels({ toAdd: d.requestHeadersToAdd, toRemove: d.requestHeadersToRemove }, routeLevel, vhostLevel)),
-        responseMutations: compileMutations(levels({ toAdd: d.responseHeadersToAdd, toRemove: d.responseHeadersToRemove }, routeResponse, vhostResponse)),
+        requestMutations: mergeMutations(mostSpecificLast, mutationLevel(d.requestHeadersToAdd, d.requestHeadersToRemove), routeLevel, vhostLevel),
+        responseMutations: mergeMutations(mostSpecificLast, mutationLevel(d.responseHeadersToAdd, d.responseHeadersToRemove), routeResponse, vhostResponse),
       })
     }
     if (a.clusterHeader !== undefined) {
@@ -245,21 +250,21 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
       action = Object.freeze({ ...base, targets: Object.freeze([]), cumulative: null, totalWeight: 0, clusterHeader: a.clusterHeader.toLowerCase(), forCluster })
     } else {
       const dests: WeightedClusterConfig[] = a.weightedClusters ?? [{ cluster: a.cluster as string, subset: a.subset, weight: 1 }]
-      const targets: Target[] = []
-      const weights: number[] = []
-      for (const d of dests) {
-        if (d.weight === 0 && dests.length > 1) continue
-        targets.push(target(d))
-        weights.push(d.weight)
-      }
-      let cumulative: Uint32Array | null = null
+      // Sized ahead: a list grown by push keeps room for 17 (it is kept, frozen, in the snapshot).
+      let kept = 0
+      for (let i = 0; i < dests.length; i++) if (!((dests[i] as WeightedClusterConfig).weight === 0 && dests.length > 1)) kept++
+      const targets: Target[] = new Array<Target>(kept)
+      const cumulative: Uint32Array | null = kept > 1 ? new Uint32Array(kept) : null
       let total = 0
-      if (targets.length > 1) {
-        cumulative = new Uint32Array(targets.length)
-        weights.forEach((w, i) => {
-          total += w
-          ;(cumulative as Uint32Array)[i] = total
-        })
+      for (let i = 0, n = 0; i < dests.length; i++) {
+        const d = dests[i] as WeightedClusterConfig
+        if (d.weight === 0 && dests.length > 1) continue
+        targets[n] = target(d)
+        if (cumulative !== null) {
+          total += d.weight
+          cumulative[n] = total
+        }
+        n++
       }
       const cluster: ClusterAction = { ...base, targets: Object.freeze(targets), cumulative, totalWeight: total }
       action = Object.freeze(cluster)
@@ -274,8 +279,27 @@ function compileRoute(r: RouteConfig, vh: VirtualHostConfig, clusters: ReadonlyM
     name: r.name,
     match,
     action,
-    responseMutations: compileMutations(levels(routeResponse, vhostResponse)),
+    responseMutations: mergeMutations(mostSpecificLast, routeResponse, vhostResponse, null),
   })
+}
+
+/** One level of header mutations, or `null` when it has none (most levels of most configs). */
+function mutationLevel(toAdd: readonly HeaderValueOption[] | undefined, toRemove: readonly string[] | undefined): MutationSource | null {
+  return (toAdd === undefined || toAdd.length === 0) && (toRemove === undefined || toRemove.length === 0) ? null : { toAdd, toRemove }
+}
+
+/**
+ * The levels merged, most specific (`first`) to least, or the reverse with
+ * `mostSpecificLast`. An empty level changes nothing, so it is left out, and none at all is
+ * `null` without a list being made: a large config compiles a few per route and target.
+ */
+function mergeMutations(mostSpecificLast: boolean, first: MutationSource | null, second: MutationSource | null, third: MutationSource | null): HeaderMutations | null {
+  if (first === null && second === null && third === null) return null
+  const levels: MutationSource[] = []
+  if (first !== null) levels.push(first)
+  if (second !== null) levels.push(second)
+  if (third !== null) levels.push(third)
+  return compileMutations(mostSpecificLast ? levels.reverse() : levels)
 }
 
 /**
