@@ -19,7 +19,7 @@ import { MeshTracer, type FinishedSpan } from './observability/tracing.js'
 import type { ExporterStats } from './observability/exporters/collectors.js'
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici'
 import type { UnsupportedField } from './config/envoy/index.js'
-import { loadConfig, reportLoaded, type LoadOptions } from './config/load.js'
+import { loadCheckedConfig, reportLoaded, type LoadOptions } from './config/load.js'
 import type { AdminConfig, DrainConfig, Duration, MeshConfig } from './config/types.js'
 import { defaults, limits } from './config/defaults.js'
 import { parseDuration } from './config/duration.js'
@@ -227,7 +227,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#drainOverride = checkDrainOption(options.drain)
     this.#load = { labels: this.labels, ...(options.namespace === undefined ? {} : { namespace: options.namespace }) }
     // No `config` option at all is the documented empty start; an explicit null/undefined is not.
-    const loaded = 'config' in options ? loadConfig(options.config, this.#load) : { config: {}, unsupported: [], source: undefined }
+    const loaded = 'config' in options ? loadCheckedConfig(options.config, this.#load) : { config: {}, unsupported: [], source: undefined }
     this.unsupported = loaded.unsupported
     reportLoaded(loaded)
     const xdsOptions = options.xds === true ? {} : options.xds === false || options.xds === undefined ? undefined : options.xds
@@ -440,7 +440,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async update(config: MeshConfig | string | object): Promise<ConfigApplied> {
     let loaded
     try {
-      loaded = loadConfig(config, this.#load)
+      loaded = loadCheckedConfig(config, this.#load)
     } catch (err) {
       if (err instanceof ConfigError) this.emit('configRejected', err)
       throw err

@@ -34,9 +34,12 @@ describe('config copies', () => {
     }
   })
 
-  it('loadConfig gives a valid config object as frozen plain data that validates and applies as it is', async () => {
-    const loaded = loadConfig({ clusters: [{ name: 'a', endpoints: [{ address: 'http://127.0.0.1:1' }] }] })
-    assert.ok(deepFrozen(loaded.config))
+  it('loadConfig gives a valid config as plain data the caller may change, which validates and applies', async () => {
+    const loaded = loadConfig({ clusters: [{ name: 'a', endpoints: [{ address: 'http://127.0.0.1:1' }], type: null }] } as unknown as MeshConfig)
+    assert.equal(Object.isFrozen(loaded.config), false)
+    // A user's edit before the mesh starts, as the README's examples do.
+    loaded.config.clusters?.[0]?.endpoints?.push({ address: 'http://127.0.0.1:2' })
+    loaded.config.clusters?.[0]?.endpoints?.pop()
     assert.deepEqual(validateConfig(loaded.config), [])
     const mesh = createMesh({ config: loaded.config })
     try {
@@ -44,6 +47,7 @@ describe('config copies', () => {
       const applied = await mesh.update(mesh.config)
       assert.equal(applied.version, 2)
       assert.deepEqual(applied.config, loaded.config)
+      assert.ok(deepFrozen(mesh.config), 'the mesh keeps its own frozen copy')
     } finally {
       await mesh.close()
     }

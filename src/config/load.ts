@@ -57,11 +57,10 @@ export function readConfigFile(path: string): unknown {
  * never dropped silently). A list is a list of documents (manifests and mesh configs).
  *
  * A config read from a file is validated here, so that each problem carries its
- * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then. A valid config
- * in our own format (from a file or given in code) is returned as the copy validation made:
- * frozen plain data, without the fields set to `null` or `undefined`, which the mesh applies
- * without copying or checking it again. An invalid config given in code is returned as its
- * plain copy; the mesh refuses it with every problem listed.
+ * `file:line:column` (`ConfigIssue.location`): it throws a `ConfigError` then. The config
+ * comes back as plain data of your own to change (fields set to `null` or `undefined` left
+ * out); an invalid config given in code is returned as its plain copy, which the mesh refuses
+ * with every problem listed.
  *
  * An empty source — `null`, `undefined`, a file with no document (empty, blank, or only
  * comments) — throws a {@link ConfigError} (`EMPTY_CONFIG` at the root): applying it as `{}`
@@ -70,6 +69,18 @@ export function readConfigFile(path: string): unknown {
  * @param options - the workload an Istio translation is for (see {@link LoadOptions}).
  */
 export function loadConfig(source: MeshConfig | string | readonly unknown[] | undefined | null, options: LoadOptions = {}): LoadedConfig {
+  const loaded = loadCheckedConfig(source, options)
+  // Validation's frozen copy is the mesh's; the caller gets one to change.
+  return Object.isFrozen(loaded.config) ? { ...loaded, config: structuredClone(loaded.config) as MeshConfig } : loaded
+}
+
+/**
+ * @internal {@link loadConfig} for the mesh, the proxy and the control plane: a valid config
+ * in our own format (from a file or given in code) comes back as the copy validation made —
+ * frozen plain data, without the fields set to `null` or `undefined` — which the mesh applies
+ * without copying or checking it again.
+ */
+export function loadCheckedConfig(source: MeshConfig | string | readonly unknown[] | undefined | null, options: LoadOptions = {}): LoadedConfig {
   if (source === undefined || source === null) throw emptyConfig(source, undefined)
   const file = typeof source === 'string' ? source : undefined
   let raw: unknown

@@ -13,7 +13,7 @@
  */
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { loadConfig, type LoadedConfig } from '../config/load.js'
+import { loadCheckedConfig, type LoadedConfig } from '../config/load.js'
 import { formatListenAddress, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
 import type { MeshConfig } from '../config/types.js'
 import { watchConfigFile, type ConfigWatch } from '../config/watch.js'
@@ -143,7 +143,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
 /** Reads the config file; the proxy's default of REGISTRY_ONLY applies when it says nothing. */
 function load(path: string): LoadedConfig {
-  const loaded = loadConfig(path)
+  const loaded = loadCheckedConfig(path)
   if (loaded.unsupported.length > 0) {
     const lines = loaded.unsupported.map((u) => `  ${u.path}: ${u.message}`).join('\n')
     process.emitWarning(`the Envoy bootstrap ${path} has ${loaded.unsupported.length} field(s) the mesh does not translate; they are ignored:\n${lines}`, { code: 'SIDECARLESS_ENVOY_UNSUPPORTED' })

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
-import { loadConfig } from '../config/load.js'
+import { loadCheckedConfig } from '../config/load.js'
 import type { MeshConfig } from '../config/types.js'
 import { validateConfig } from '../config/validate.js'
 import type { ConfigWatch } from '../config/watch.js'
@@ -283,7 +283,7 @@ export class ControlPlaneServer extends EventEmitter<ControlPlaneEvents> impleme
 
   #load(source: MeshConfig | string | object): MeshConfig {
     try {
-      const loaded = loadConfig(source)
+      const loaded = loadCheckedConfig(source)
       for (const u of loaded.unsupported) this.#log(`sidecarless control-plane: ${loaded.source ?? 'the config'}: ${u.path}: ${u.message}`)
       return loaded.config
     } catch (err) {

@@ -23,7 +23,7 @@ import { hostname } from 'node:os'
 import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import { parseDuration } from '../config/duration.js'
 import { isLoopback, parseListenAddress } from '../config/listen-address.js'
-import { loadConfig } from '../config/load.js'
+import { loadCheckedConfig } from '../config/load.js'
 import type { Duration, MeshConfig } from '../config/types.js'
 import { watchConfigFile, type ConfigWatch } from '../config/watch.js'
 import { ConfigError, MeshError } from '../errors.js'
@@ -57,7 +57,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const retireTimeoutMs = durationOption('retireTimeout', options.retireTimeout, DEFAULT_RETIRE_TIMEOUT_MS)
   const [grpc, codec] = await Promise.all([loadGrpc(), loadXdsCodec()])
 
-  const loaded = loadConfig(options.config)
+  const loaded = loadCheckedConfig(options.config)
   for (const u of loaded.unsupported) log(`sidecarless control-plane: ${loaded.source ?? 'the config'}: ${u.path}: ${u.message}`)
   const issues = checkConfig(loaded.config)
   if (issues !== undefined) throw loaded.source === undefined ? issues : new ConfigError(issues.issues, { source: loaded.source })
