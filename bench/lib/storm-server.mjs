@@ -6,6 +6,7 @@
  * `stats` reports the connections it accepted and, for the mesh, its TLS handshakes.
  */
 import { createServer as createHttpServer } from 'node:http'
+import { clearInterval, setInterval } from 'node:timers'
 import { serve } from './ipc.mjs'
 
 const BODY = Buffer.from('{"id":1,"reviews":[{"reviewer":"jason","text":"ok"}]}\n')

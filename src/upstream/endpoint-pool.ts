@@ -407,7 +407,7 @@ export class EndpointPool extends Dispatcher {
         servername: servername ?? null,
         localAddress: null,
         httpSocket: undefined,
-      } as buildConnector.Options, (err, socket) => done(err, socket as Socket | null))
+      } as buildConnector.Options, (err, socket) => done(err, socket))
     } catch (err) {
       done(err as Error, null)
     }
