@@ -32,6 +32,7 @@
  */
 import { AsyncResource } from 'node:async_hooks'
 import { isIP, type Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 import { Client, Dispatcher, errors, type buildConnector } from 'undici'
 
 type Handler = Dispatcher.DispatchHandler
@@ -128,10 +129,32 @@ class QueuedRequest extends AsyncResource implements Handler, Controller {
   #starting = false
   #dropped: Error | null = null
 
+  /** Set once the request failed while it waited (its body errored): it is skipped, never sent. */
+  settled = false
+  readonly #body: Readable | null
+
   constructor(opts: DispatchOptions, handler: Handler) {
     super('sidecarless.QueuedRequest')
     this.opts = opts
     this.handler = handler
+    // undici listens for a stream body's errors from the moment it has the request; until a
+    // connection takes this one, the pool does (an 'error' nobody hears would crash the process).
+    const body = opts.body as Readable | null | undefined
+    this.#body = body !== null && typeof body === 'object' && typeof body.on === 'function' && typeof body.pipe === 'function' ? body : null
+    this.#body?.on('error', this.#onBodyError)
+  }
+
+  /** The caller's body failed while the request waited: the caller's failure, at once (as undici reports it). */
+  readonly #onBodyError = (err: Error): void => {
+    if (this.settled) return
+    this.settled = true
+    this.#body?.off('error', this.#onBodyError)
+    this.runInAsyncScope(failHandler, null, this.handler, err)
+  }
+
+  /** The request leaves the queue (to a connection, or failed): undici hears its body from now on. */
+  leave(): void {
+    this.#body?.off('error', this.#onBodyError)
   }
 
   /** What the connection is given: this wrapper for a new-style handler, else the handler itself. */
@@ -224,7 +247,15 @@ class WaitQueue {
     this.#items.push(item)
   }
 
+  /** The oldest item that has not failed while it waited. */
   shift(): QueuedRequest | undefined {
+    let item = this.#shiftAny()
+    while (item !== undefined && item.settled) item = this.#shiftAny()
+    item?.leave()
+    return item
+  }
+
+  #shiftAny(): QueuedRequest | undefined {
     if (this.#head >= this.#items.length) return undefined
     const item = this.#items[this.#head]
     this.#items[this.#head++] = undefined
@@ -243,11 +274,12 @@ class WaitQueue {
     return this.#items[this.#head]
   }
 
-  /** Takes every item out, oldest first. */
+  /** Takes every item that has not failed out, oldest first. */
   takeAll(): QueuedRequest[] {
-    const all = this.#items.slice(this.#head) as QueuedRequest[]
+    const all = (this.#items.slice(this.#head) as QueuedRequest[]).filter((w) => !w.settled)
     this.#items = []
     this.#head = 0
+    for (const w of all) w.leave()
     return all
   }
 }
