@@ -79,6 +79,13 @@ export const defaults = Object.freeze({
   retryBodyBufferBytes: 64 * 1024,
   /** Envoy `CircuitBreakers.Thresholds.max_connections`: 1024. */
   maxConnections: 1024,
+  /**
+   * Connections to one endpoint being set up at once (TCP connect and TLS handshake); requests
+   * beyond wait for one of them or for a connection to be freed (see `upstream/endpoint-pool.ts`).
+   * Envoy has no such knob (its workers spread the handshakes over cores); MongoDB's CMAP
+   * `maxConnecting` is 2. Chosen with bench/pool-storm.mjs: 4.
+   */
+  maxConnectingPerEndpoint: 4,
   /** Envoy `CircuitBreakers.Thresholds.max_pending_requests`: 1024. */
   maxPendingRequests: 1024,
   /** Envoy `CircuitBreakers.Thresholds.max_requests`: 1024. */

@@ -9,12 +9,14 @@
  * cluster resolved last, through a `lookup` that answers from memory.
  */
 import type { LookupAddress, LookupOptions } from 'node:dns'
-import { Pool } from 'undici'
+import { buildConnector } from 'undici'
+import { defaults } from '../config/defaults.js'
 import type { ParsedAddress } from '../config/address.js'
 import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
 import type { ResolvedAddress } from './dns/resolver.js'
 import type { HealthEventSink } from './host-health.js'
 import type { TlsCounters } from '../security/tls-stats.js'
+import { EndpointPool } from './endpoint-pool.js'
 import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
 
 /**
@@ -58,7 +60,7 @@ export class Host {
   readonly #options: ConnectionOptions
   readonly #tlsStats: () => TlsCounters | undefined
   readonly #dial: HostDial['kind'] | undefined
-  #pool: Pool | undefined
+  #pool: EndpointPool | undefined
   /** A logical host's addresses to dial, first first; empty for other hosts. */
   #dialAddresses: readonly LookupAddress[] = []
   #happyEyeballs = false
@@ -106,24 +108,26 @@ export class Host {
 
   /**
    * The connection pool, created on the first request: a config names thousands of
-   * endpoints a process may never call, and an undici Pool costs ~18 KB up front.
+   * endpoints a process may never call. Connections being set up are bounded
+   * (`defaults.maxConnectingPerEndpoint`): see {@link EndpointPool}.
    */
-  get pool(): Pool {
+  get pool(): EndpointPool {
     return (this.#pool ??= this.#createPool())
   }
 
-  #createPool(): Pool {
+  #createPool(): EndpointPool {
     const tls = this.#options.tls
-    // undici hands these to net/tls.connect: a logical host resolves from memory, never on the request path.
+    // Handed to net/tls.connect: a logical host resolves from memory, never on the request path.
     const dial = this.#dial === 'logical' ? { lookup: this.#lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
-    return new Pool(this.address.origin, {
+    return new EndpointPool(this.address.origin, {
       connect: tls === undefined
-        ? { timeout: this.#options.connectTimeoutMs, ...dial }
+        ? buildConnector({ timeout: this.#options.connectTimeoutMs, ...dial })
         : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats),
-      ...(this.#options.maxConnections === undefined ? {} : { connections: this.#options.maxConnections }),
-      ...(this.#options.idleTimeoutMs === undefined
-        ? {}
-        : { keepAliveTimeout: this.#options.idleTimeoutMs, keepAliveMaxTimeout: this.#options.idleTimeoutMs }),
+      maxConnections: this.#options.maxConnections,
+      maxConnecting: defaults.maxConnectingPerEndpoint,
+      servername: this.servername,
+      keepAliveTimeout: this.#options.idleTimeoutMs,
+      keepAliveMaxTimeout: this.#options.idleTimeoutMs,
     })
   }
 
