@@ -39,9 +39,17 @@ type Handler = Dispatcher.DispatchHandler
 type Controller = Dispatcher.DispatchController
 type DispatchOptions = Dispatcher.DispatchOptions
 
-/** The old-style (undici ≤ 6) error callback, still used by `Dispatcher.request()` in undici 7. */
+/**
+ * An old-style (undici ≤ 6) handler, which undici 7's pools still drive as it is: its
+ * `Dispatcher.request()` uses one, and so does the mesh's own try (`UpstreamRequest`).
+ */
 interface LegacyHandler {
+  onConnect?(abort: (err?: Error) => void, context?: unknown): void
+  onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean
+  onData?(chunk: Buffer): boolean
+  onComplete?(trailers: Buffer[] | null): void
   onError?(err: Error): void
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[] | null, socket: unknown): void
 }
 
 /** Options of an {@link EndpointPool}. */
@@ -157,9 +165,13 @@ class QueuedRequest extends AsyncResource implements Handler, Controller {
     this.#body?.off('error', this.#onBodyError)
   }
 
-  /** What the connection is given: this wrapper for a new-style handler, else the handler itself. */
+  /**
+   * What the connection is given: this wrapper for a new-style handler, a {@link LegacyStart}
+   * for an old-style one — both drop a request that ended while it waited without
+   * destroying the connection.
+   */
   get target(): Handler {
-    return typeof this.handler.onRequestStart === 'function' ? this : this.handler
+    return typeof this.handler.onRequestStart === 'function' ? this : new LegacyStart(this.handler as LegacyHandler) as unknown as Handler
   }
 
   // ---------------------------------------------------------------- as the handler
@@ -231,6 +243,59 @@ class QueuedRequest extends AsyncResource implements Handler, Controller {
 
   get rawTrailers(): Controller['rawTrailers'] {
     return this.#real?.rawTrailers
+  }
+}
+
+/**
+ * An old-style handler's start, guarded as {@link QueuedRequest.onRequestStart} guards a
+ * new-style one: a handler that aborts inside `onConnect` (it ended while it waited) fails
+ * the start by a throw, so undici discards the request unsent and keeps the connection,
+ * where its abort would destroy the socket. Made only for requests that waited.
+ */
+class LegacyStart implements LegacyHandler {
+  readonly #h: LegacyHandler
+  #abort: ((err?: Error) => void) | null = null
+  #starting = false
+  #dropped: Error | null = null
+
+  constructor(h: LegacyHandler) {
+    this.#h = h
+  }
+
+  readonly #guardedAbort = (err?: Error): void => {
+    if (this.#starting) this.#dropped ??= err ?? new Error('request aborted while it waited')
+    else this.#abort?.(err)
+  }
+
+  onConnect(abort: (err?: Error) => void, context?: unknown): void {
+    this.#abort = abort
+    this.#starting = true
+    try {
+      this.#h.onConnect?.(this.#guardedAbort, context)
+    } finally {
+      this.#starting = false
+    }
+    if (this.#dropped !== null) throw this.#dropped
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.#h.onHeaders?.(statusCode, rawHeaders, resume, statusText) ?? true
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#h.onData?.(chunk) ?? true
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    this.#h.onComplete?.(trailers)
+  }
+
+  onError(err: Error): void {
+    this.#h.onError?.(err)
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | null, socket: unknown): void {
+    this.#h.onUpgrade?.(statusCode, rawHeaders, socket)
   }
 }
 
