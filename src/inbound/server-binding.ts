@@ -32,6 +32,15 @@ export interface DrainTimes {
   readonly timeoutMs: number
 }
 
+const ACTIVE = Symbol('sidecarless.activeIn')
+
+type Admitted = http.ServerResponse & { [ACTIVE]?: Set<http.ServerResponse> }
+
+/** `close` of an admitted response: no longer in flight. */
+function forget(this: Admitted): void {
+  this[ACTIVE]?.delete(this)
+}
+
 /** After the timeout cut every connection, how long to wait for the server's `close` at most. */
 const CLOSE_AFTER_CUT_MS = 1000
 
@@ -118,7 +127,9 @@ export class ServerBinding {
     // node writes `Connection: close` and ends the connection after this response.
     if (this.#draining) res.shouldKeepAlive = false
     this.#active.add(res)
-    res.once('close', () => this.#active.delete(res))
+    ;(res as Admitted)[ACTIVE] = this.#active
+    // One shared listener (`this` is the response): no closure per request.
+    res.on('close', forget)
   }
 
   /** An upgrade or CONNECT socket: not the http server's any more, but its close waits for it. */
