@@ -8,16 +8,22 @@
  *
  * Bound lazily, because most requests need nothing: binding only listens for `newListener`
  * (one listener, a shared function; the context is a field of the emitter). The listeners
- * present when the binding is made are node's and the mesh's own, which need no context;
- * the first listener added later (by the app, or by node for the app: `pipe`, `res.end(cb)`,
- * async iteration) wraps the emitter's `emit`, and from then on an event that gained such a
- * listener is emitted inside the context, unless it already is. Entering the context is
- * what costs (on Node 24+ each entry copies the async context frame, a Map; on Node 22 it
- * writes a property on the current async resource), so events nobody but node and the mesh
- * listens to — nearly all of a response's — are emitted as they would be without the mesh.
+ * present when the binding is made are node's and the mesh's own, which need no context.
+ * The first listener added later (by the app, or by node for the app: `pipe`, `res.end(cb)`,
+ * async iteration, a WebSocket library) wraps the emitter's `emit`, and from then on an
+ * event that gained such a listener is emitted inside the context, unless it already is.
+ * Entering the context is what costs (on Node 24+ each entry copies the async context
+ * frame, a Map; on Node 22 it writes a property on the current async resource), so events
+ * nobody but node and the mesh listens to — nearly all of a request's and a response's —
+ * are emitted as they would be without the mesh.
  *
- * A listener added before the binding, or after the app removed every `newListener`
- * listener of the emitter (`removeAllListeners()` without an event name), is not bound.
+ * One listener node adds later is known to need no context and is left alone:
+ * `clearIncoming`, which node's http server puts on a request's `end` when the response
+ * finished first (nearly every GET answered at once) to let the parser drop the request.
+ * Were node to rename it, it would be bound like any other: correct, only slower.
+ *
+ * Not bound: a listener added before the binding, or after the app removed every
+ * `newListener` listener of the emitter (`removeAllListeners()` without an event name).
  */
 import type { EventEmitter } from 'node:events'
 import { currentContext, runWithContext, type MeshRequestContext } from '../observability/context.js'
@@ -43,8 +49,12 @@ export function bindToContext(emitter: EventEmitter, ctx: MeshRequestContext): v
   if (first) emitter.on('newListener', onNewListener)
 }
 
+/** node's http server's own `end` listener (see above), by its name. */
+const NODE_CLEAR_INCOMING = 'clearIncoming'
+
 /** `newListener` (emitted before the listener is added): marks the event, wrapping `emit` on the first. */
-function onNewListener(this: Bound, event: Event): void {
+function onNewListener(this: Bound, event: Event, listener: (...args: unknown[]) => unknown): void {
+  if (listener.name === NODE_CLEAR_INCOMING) return
   let events = this[APP_EVENTS]
   if (events === undefined) {
     events = []

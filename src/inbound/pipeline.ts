@@ -30,6 +30,7 @@ import { applySecurity } from './security-filter.js'
 import { refusalOf } from './local-refusal.js'
 import { normalizeRequestTarget } from './request-target.js'
 import { bindToContext } from './context-binding.js'
+import { endOnClose, type ClosingExchange } from './response-close.js'
 import type { Tunnel } from './tunnel.js'
 
 
@@ -105,8 +106,7 @@ export class InboundPipeline {
     const recorder: Recorder = this.#metrics.inbound(route, peer?.identity, typeof caller === 'string' ? caller : undefined)
     recorder.start()
     const socket = req.socket
-    ;(res as Exchanged)[EXCHANGE] = new InboundExchange(res, started, socket, socket.bytesRead, bytesWritten(socket), recorder, s.span, tunnel)
-    res.on('close', exchangeClosed)
+    endOnClose(res, new InboundExchange(res, started, socket, socket.bytesRead, bytesWritten(socket), recorder, s.span, tunnel))
     if (malformed !== undefined) {
       // Envoy's codec refuses such a request before any filter: a 400, counted as a response.
       res.statusCode = 400
@@ -124,16 +124,11 @@ export class InboundPipeline {
   }
 }
 
-const EXCHANGE = Symbol('sidecarless.inboundExchange')
-
-type Exchanged = http.ServerResponse & { [EXCHANGE]?: InboundExchange | undefined }
-
 /**
  * One request through the chain, from its arrival to its response's `close`: what its
- * metrics and span need then. Kept on the response and read by one shared `close`
- * listener, so a request costs no closure and no `once` wrapper.
+ * metrics and span need then (`response-close.ts`).
  */
-class InboundExchange {
+class InboundExchange implements ClosingExchange {
   constructor(
     readonly res: http.ServerResponse,
     /** `performance.now()` at arrival. */
@@ -180,14 +175,6 @@ class InboundExchange {
       MeshTracer.end(span, res.headersSent ? res.statusCode : undefined, 'aborted', 'server')
     }
   }
-}
-
-/** The `close` listener of every response the chain runs on (`this` is the response): its exchange ends once. */
-function exchangeClosed(this: Exchanged): void {
-  const exchange = this[EXCHANGE]
-  if (exchange === undefined) return
-  this[EXCHANGE] = undefined
-  exchange.closed()
 }
 
 /**

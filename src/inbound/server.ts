@@ -81,7 +81,6 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the server as `this`
   const serverEmit = server.emit as (this: unknown, ...args: unknown[]) => boolean
-  const emitAll = (args: IArguments): boolean => serverEmit.apply(server, args as unknown as unknown[])
   // [otel] through the app's OpenTelemetry HTTP instrumentation, when it wraps this emit.
   // eslint-disable-next-line @typescript-eslint/unbound-method -- the function itself is inspected, and called with `this` bound
   const deliver = requestDelivery(server, server.emit as Parameters<typeof requestDelivery>[1], () => binding.pipeline)
@@ -121,7 +120,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
     }, t)
   }
   // Named parameters rather than a rest array: node's events carry at most three, and
-  // `arguments` passes any others on without an array per event.
+  // `serverEmit.apply(server, arguments)` passes every argument on without an array per
+  // event (V8 forwards `arguments` to `apply` without making the object).
   const meshEmit = function (this: unknown, event: string | symbol, a?: unknown, b?: unknown, c?: unknown): boolean {
     const pipeline = binding.pipeline
     switch (event) {
@@ -133,10 +133,10 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
       }
       case 'connection': {
         // eslint-disable-next-line prefer-rest-params
-        if (!plain || pipeline === null) return emitAll(arguments)
+        if (!plain || pipeline === null) return serverEmit.apply(server, arguments as unknown as unknown[])
         const inbound = pipeline.inboundTls()
         // eslint-disable-next-line prefer-rest-params
-        if (inbound === null) return emitAll(arguments)
+        if (inbound === null) return serverEmit.apply(server, arguments as unknown as unknown[])
         frontFor(pipeline).accept(a as Socket, inbound)
         return true
       }
@@ -163,14 +163,14 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
       case 'listening':
         binding.listening()
         // eslint-disable-next-line prefer-rest-params
-        return emitAll(arguments)
+        return serverEmit.apply(server, arguments as unknown as unknown[])
       case 'close':
         binding.closed()
         // eslint-disable-next-line prefer-rest-params
-        return emitAll(arguments)
+        return serverEmit.apply(server, arguments as unknown as unknown[])
       default:
         // eslint-disable-next-line prefer-rest-params
-        return emitAll(arguments)
+        return serverEmit.apply(server, arguments as unknown as unknown[])
     }
   }
   server.on('checkContinue', meshCheckContinue)
