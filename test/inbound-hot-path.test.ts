@@ -11,6 +11,7 @@ import { describe, it } from 'node:test'
 import { Agent, request } from 'undici'
 import { createMesh } from '../src/index.js'
 import { bindToContext } from '../src/inbound/context-binding.js'
+import { takeRequestHeader } from '../src/inbound/request-header-removal.js'
 import { endOnClose, watchInFlight } from '../src/inbound/response-close.js'
 import { ServerBinding } from '../src/inbound/server-binding.js'
 import { currentContext, MeshRequestContext, runWithContext } from '../src/observability/context.js'
@@ -210,5 +211,73 @@ describe('per-connection and per-caller state', () => {
     assert.equal(count('b', 'mutual_tls'), 1)
     assert.equal(count('a', 'none'), 1)
     assert.equal(m.snapshot().inbound.routes['r']?.requests, 6)
+  })
+})
+
+describe('the peer header is the mesh\'s: taken out before the app sees the request', () => {
+  it('through a wrapped server: not in headers, headersDistinct or rawHeaders, wherever it came; its caller counted', async () => {
+    const mesh = createMesh({ service: 'reviews', config: {} })
+    const seen: { headers: unknown; distinct: unknown; raw: string[] }[] = []
+    const server = mesh.createServer((req, res) => {
+      seen.push({ headers: req.headers['x-sidecarless-peer'], distinct: req.headersDistinct['x-sidecarless-peer'], raw: req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()) })
+      res.end('ok')
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    const agent = new Agent()
+    const peer = 'workload=productpage-v1,namespace=default,app=productpage,version=v1'
+    try {
+      // Last (as a mesh sends it), first, and in another case.
+      for (const headers of [{ 'x-a': '1', 'x-sidecarless-peer': peer }, { 'x-sidecarless-peer': peer, 'x-a': '1' }, { 'X-Sidecarless-Peer': peer, 'x-a': '1' }]) {
+        await (await request(`http://127.0.0.1:${port}/`, { dispatcher: agent, headers })).body.dump()
+      }
+      assert.equal(seen.length, 3)
+      for (const s of seen) {
+        assert.equal(s.headers, undefined)
+        assert.equal(s.distinct, undefined)
+        assert.ok(!s.raw.includes('x-sidecarless-peer'), `rawHeaders: ${s.raw.join(',')}`)
+        assert.ok(s.raw.includes('x-a'))
+      }
+      const line = mesh.metrics.prometheus().split('\n').find((l) => l.startsWith('istio_requests_total{') && l.includes('source_app="productpage"'))
+      assert.ok(line?.endsWith(' 3'), line)
+    } finally {
+      await agent.close()
+      server.close()
+      await mesh.close()
+    }
+  })
+
+  it('takeRequestHeader: before and after node built req.headers, several values joined as node joins them', async () => {
+    const results: unknown[] = []
+    const server = http.createServer((req, res) => {
+      const built = req.url === '/built'
+      if (built) assert.equal(req.headers['x-b'], '2')
+      const value = takeRequestHeader(req, 'x-sidecarless-peer')
+      results.push({ built, value, headers: { ...req.headers }, raw: [...req.rawHeaders], distinct: req.headersDistinct['x-sidecarless-peer'] })
+      res.end()
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    const send = (path: string): Promise<void> => new Promise((resolve, reject) => {
+      const c = new Socket()
+      c.connect(port, '127.0.0.1', () => c.write(`GET ${path} HTTP/1.1\r\nHost: h\r\nx-sidecarless-peer: a=1\r\nx-b: 2\r\nX-Sidecarless-Peer: a=2\r\nConnection: close\r\n\r\n`))
+      c.on('data', () => {})
+      c.on('end', () => resolve())
+      c.on('error', reject)
+    })
+    try {
+      await send('/lazy')
+      await send('/built')
+      for (const r of results as { built: boolean; value: string; headers: Record<string, string>; raw: string[]; distinct: unknown }[]) {
+        assert.equal(r.value, 'a=1, a=2', `built ${r.built}`)
+        assert.deepEqual(r.headers, { host: 'h', 'x-b': '2', connection: 'close' }, `built ${r.built}`)
+        assert.deepEqual(r.raw, ['Host', 'h', 'x-b', '2', 'Connection', 'close'], `built ${r.built}`)
+        assert.equal(r.distinct, undefined)
+      }
+    } finally {
+      server.close()
+    }
   })
 })

@@ -29,6 +29,7 @@ import type { SecurityCounters } from '../security/stats.js'
 import { applySecurity } from './security-filter.js'
 import { refusalOf } from './local-refusal.js'
 import { normalizeRequestTarget } from './request-target.js'
+import { takeRequestHeader } from './request-header-removal.js'
 import { bindToContext } from './context-binding.js'
 import { endOnClose, type ClosingExchange } from './response-close.js'
 import type { Tunnel } from './tunnel.js'
@@ -72,6 +73,9 @@ export class InboundPipeline {
   handle(req: http.IncomingMessage, res: http.ServerResponse, next: AppListener, tunnel?: Tunnel): void {
     const snapshot = this.#snapshot()
     const started = performance.now()
+    // [otel-metrics] a calling mesh's word on who it is (Istio's source_* labels); the app
+    // does not see it. Taken first, before anything builds `req.headers`.
+    const caller = takeRequestHeader(req, PEER_HEADER)
     // Before anything reads the URL or Host: every filter and the app see the same ones.
     const malformed = normalizeRequestTarget(req)
     const headers = req.headers
@@ -100,10 +104,7 @@ export class InboundPipeline {
     attributesOf = undefined
     const ctx = new MeshRequestContext(s.traceId, s.spanId, s.parentSpanId, s.sampled, s.traceState, requestId, route, peer, s.span, s.random)
 
-    // [otel-metrics] a calling mesh's word on who it is (Istio's source_* labels); the app does not see it.
-    const caller = headers[PEER_HEADER]
-    if (caller !== undefined) delete headers[PEER_HEADER]
-    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity, typeof caller === 'string' ? caller : undefined)
+    const recorder: Recorder = this.#metrics.inbound(route, peer?.identity, caller)
     recorder.start()
     const socket = req.socket
     endOnClose(res, new InboundExchange(res, started, socket, socket.bytesRead, bytesWritten(socket), recorder, s.span, tunnel))
