@@ -2,80 +2,83 @@
  * Takes a header out of an inbound request before the app sees it: the mesh's own
  * `x-sidecarless-peer` (a calling mesh's word on who it is, for Istio's source labels).
  *
- * node:http builds `req.headers` (and `headersDistinct`) lazily, on first read, from
- * `req.rawHeaders` and a count of them it keeps under a private symbol. When nothing has
- * read them yet, the header is cut from `rawHeaders` and the count lowered, so the objects
- * are built without it. `delete req.headers[name]` instead costs about a microsecond per
- * request (V8 deletes a property through the runtime) and left the header in `rawHeaders`.
- * When the headers were already built (an instrumentation read them first), or node's
- * symbols are not found (a future node), the header is deleted from the built objects and
- * cut from `rawHeaders` as a new array.
+ * By the time a server emits `request`, node:http has built `req.headers` (it reads
+ * `expect` and `connection` there); `headersDistinct` is built later, on first read, from
+ * `req.rawHeaders` and a count node keeps under a private symbol. So the header is cut
+ * from `rawHeaders` in place (and the count lowered), and `req.headers` is replaced by a
+ * copy without it: `delete req.headers[name]` costs about a microsecond per request (V8
+ * deletes through its runtime and gives up the object's fast shape), a copy of a dozen
+ * headers a fraction of that. Until now the header stayed in `rawHeaders` for the app.
  */
-import type http from 'node:http'
+import http from 'node:http'
 
+/** node's private symbols of an IncomingMessage, by their descriptions (`undefined` where not found). */
 interface Internals {
-  /** node's `kHeadersCount`: how many `rawHeaders` entries `headers` is built from. */
-  readonly count: symbol
-  /** node's `kHeaders`: the built `headers` object, `null` until read. */
-  readonly headers: symbol
+  /** `kHeadersCount`: how many `rawHeaders` entries the lazy header objects are built from. */
+  count: symbol | undefined
+  /** `kHeadersDistinct`: the built `headersDistinct`, when something read it. */
+  readonly distinct: symbol | undefined
 }
 
-/** Found on the first request (`undefined`: not looked for yet; `null`: not there). */
-let internals: Internals | null | undefined
+let internals: Internals | undefined
 
-function internalsOf(req: http.IncomingMessage): Internals | null {
-  if (internals !== undefined) return internals
-  let count: symbol | undefined
-  let headers: symbol | undefined
-  for (const s of Object.getOwnPropertySymbols(req)) {
-    if (s.description === 'kHeadersCount') count = s
-    else if (s.description === 'kHeaders') headers = s
+/** Looked up once: `headersDistinct`'s symbol on a bare probe, the count's on the first request. */
+function internalsOf(req: http.IncomingMessage): Internals {
+  if (internals === undefined) {
+    const probe = Object.create(http.IncomingMessage.prototype) as http.IncomingMessage
+    probe.rawHeaders = []
+    let distinct: symbol | undefined
+    try {
+      void probe.headersDistinct
+      distinct = Object.getOwnPropertySymbols(probe).find((s) => s.description === 'kHeadersDistinct')
+    } catch {
+      distinct = undefined
+    }
+    internals = { count: Object.getOwnPropertySymbols(req).find((s) => s.description === 'kHeadersCount'), distinct }
   }
-  internals = count !== undefined && headers !== undefined ? { count, headers } : null
   return internals
+}
+
+function isName(raw: string, name: string): boolean {
+  return raw.length === name.length && raw.toLowerCase() === name
 }
 
 /**
  * Removes every `name` header (lower case) from `req` and returns its value as
- * `req.headers[name]` would have given it (several joined by `, `), or `undefined`.
+ * `req.headers[name]` gave it (several joined by `, `), or `undefined` when absent.
  */
 export function takeRequestHeader(req: http.IncomingMessage, name: string): string | undefined {
   const raw = req.rawHeaders
   let value: string | undefined
   let found = -1
   for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i] as string
-    if (n.length === name.length && n.toLowerCase() === name) {
+    if (isName(raw[i] as string, name)) {
       if (found === -1) found = i
       value = value === undefined ? raw[i + 1] as string : `${value}, ${raw[i + 1] as string}`
     }
   }
   if (value === undefined) return undefined
+  // Cut in place (nearly always the last pair: a mesh writes it last).
+  let w = found
+  for (let i = found; i < raw.length; i += 2) {
+    const n = raw[i] as string
+    if (isName(n, name)) continue
+    raw[w] = n
+    raw[w + 1] = raw[i + 1] as string
+    w += 2
+  }
+  const cut = raw.length - w
+  raw.length = w
   const r = req as http.IncomingMessage & Record<symbol, unknown>
   const k = internalsOf(req)
-  if (k !== null && r[k.headers] == null && r[k.count] === raw.length) {
-    // Not built yet: cut in place (nearly always the last pair: a mesh writes it last).
-    let w = found
-    for (let i = found; i < raw.length; i += 2) {
-      const n = raw[i] as string
-      if (n.length === name.length && n.toLowerCase() === name) continue
-      raw[w] = n
-      raw[w + 1] = raw[i + 1] as string
-      w += 2
-    }
-    raw.length = w
-    r[k.count] = w
-    return value
+  if (k.count !== undefined && typeof r[k.count] === 'number') r[k.count] = (r[k.count] as number) - cut
+  const headers = req.headers
+  if (headers[name] !== undefined) {
+    const copy: http.IncomingHttpHeaders = {}
+    for (const h in headers) if (h !== name) copy[h] = headers[h]
+    req.headers = copy
   }
-  const kept: string[] = []
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i] as string
-    if (!(n.length === name.length && n.toLowerCase() === name)) kept.push(n, raw[i + 1] as string)
-  }
-  req.rawHeaders = kept
-  if (k !== null && typeof r[k.count] === 'number') r[k.count] = kept.length
-  delete req.headers[name]
-  const distinct = (req as { headersDistinct?: Record<string, string[]> }).headersDistinct
-  if (distinct !== undefined) delete distinct[name]
+  const distinct = k.distinct === undefined ? undefined : r[k.distinct] as Record<string, string[]> | null | undefined
+  if (distinct != null) delete distinct[name]
   return value
 }
