@@ -54,7 +54,7 @@ export function takeRequestHeader(req: http.IncomingMessage, name: string): stri
   for (let i = 0; i < raw.length; i += 2) {
     if (isName(raw[i] as string, name)) {
       if (found === -1) found = i
-      value = value === undefined ? raw[i + 1] as string : `${value}, ${raw[i + 1] as string}`
+      value = value === undefined ? raw[i + 1] : `${value}, ${raw[i + 1] as string}`
     }
   }
   if (value === undefined) return undefined
