@@ -29,7 +29,7 @@ type Req = http.IncomingMessage & { [APP_SERVER_SPAN]?: Span | undefined }
 
 /** What delivery needs of the inbound chain (`pipeline.ts`). */
 export interface InboundChain {
-  handle(req: http.IncomingMessage, res: http.ServerResponse, next: () => void): void
+  handle(req: http.IncomingMessage, res: http.ServerResponse, next: (req: http.IncomingMessage, res: http.ServerResponse) => void): void
   spanOwnership(): SpanOwnership
 }
 
@@ -46,25 +46,27 @@ function wrappedByOtel(emit: Emit): Emit | undefined {
 export function requestDelivery(server: http.Server, emit: Emit, pipelineOf: () => InboundChain | null): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const inner = wrappedByOtel(emit)
   if (inner === undefined) {
+    // One function for every request: the chain calls it with the request and response.
+    const toServer = (req: http.IncomingMessage, res: http.ServerResponse): void => void emit.call(server, 'request', req, res)
     return (req, res) => {
       const pipeline = pipelineOf()
       // No mesh yet (register waiting for a good config): straight to the app.
-      if (pipeline === null) emit.call(server, 'request', req, res)
-      else pipeline.handle(req, res, () => emit.call(server, 'request', req, res))
+      if (pipeline === null) toServer(req, res)
+      else pipeline.handle(req, res, toServer)
     }
   }
-  const toApp = (req: http.IncomingMessage, res: http.ServerResponse) => (): void => void inner.call(server, 'request', req, res)
+  const toApp = (req: http.IncomingMessage, res: http.ServerResponse): void => void inner.call(server, 'request', req, res)
   const relay = new EventEmitter()
   relay.on('request', (req: Req, res: http.ServerResponse) => {
     req[APP_SERVER_SPAN] = trace.getSpan(context.active())
     const pipeline = pipelineOf()
-    if (pipeline === null) toApp(req, res)()
-    else pipeline.handle(req, res, toApp(req, res))
+    if (pipeline === null) toApp(req, res)
+    else pipeline.handle(req, res, toApp)
   })
   return (req, res) => {
     const pipeline = pipelineOf()
     if (pipeline === null) emit.call(server, 'request', req, res)
-    else if (pipeline.spanOwnership() === 'mesh') pipeline.handle(req, res, toApp(req, res))
+    else if (pipeline.spanOwnership() === 'mesh') pipeline.handle(req, res, toApp)
     else emit.call(relay, 'request', req, res)
   }
 }

@@ -20,6 +20,7 @@ import type https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { InboundPipeline } from './pipeline.js'
+import { watchInFlight, type InFlightResponses } from './response-close.js'
 
 /** A server the mesh can wrap: node:http or node:https. */
 export type WrappableServer = http.Server | https.Server
@@ -30,6 +31,41 @@ export interface DrainTimes {
   readonly delayMs: number
   /** How long requests in flight get, once the servers stopped accepting, before they are cut. */
   readonly timeoutMs: number
+}
+
+const SLOT = Symbol('sidecarless.inFlightSlot')
+
+type Slotted = http.ServerResponse & { [SLOT]?: number | undefined }
+
+/**
+ * A server's responses in flight: an array, each response knowing its slot, so adding and
+ * removing allocate nothing (a Set rehashes as it shrinks, which a busy server does on
+ * nearly every response).
+ */
+class InFlight implements InFlightResponses {
+  readonly #list: Slotted[] = []
+
+  add(res: http.ServerResponse): void {
+    const r = res as Slotted
+    if (r[SLOT] !== undefined) return
+    r[SLOT] = this.#list.length
+    this.#list.push(r)
+  }
+
+  delete(res: http.ServerResponse): void {
+    const r = res as Slotted
+    const slot = r[SLOT]
+    if (slot === undefined || this.#list[slot] !== r) return
+    r[SLOT] = undefined
+    const last = this.#list.pop() as Slotted
+    if (last === r) return
+    this.#list[slot] = last
+    last[SLOT] = slot
+  }
+
+  [Symbol.iterator](): Iterator<http.ServerResponse> {
+    return this.#list[Symbol.iterator]()
+  }
 }
 
 /** After the timeout cut every connection, how long to wait for the server's `close` at most. */
@@ -47,7 +83,7 @@ export class ServerBinding {
   /** The sets tracking this server while it listens: its mesh's and the process's. */
   readonly #sets = new Set<ServerSet>()
   #owner: ServerSet | null = null
-  readonly #active = new Set<http.ServerResponse>()
+  readonly #active = new InFlight()
   readonly #tunnels = new Set<Duplex>()
   #listening = false
   #draining = false
@@ -118,7 +154,7 @@ export class ServerBinding {
     // node writes `Connection: close` and ends the connection after this response.
     if (this.#draining) res.shouldKeepAlive = false
     this.#active.add(res)
-    res.once('close', () => this.#active.delete(res))
+    watchInFlight(res, this.#active)
   }
 
   /** An upgrade or CONNECT socket: not the http server's any more, but its close waits for it. */

@@ -79,6 +79,8 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
   marked[WRAPPED] = binding
   binding.ownBy(owner, processServers)
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the server as `this`
+  const serverEmit = server.emit as (this: unknown, ...args: unknown[]) => boolean
   // [otel] through the app's OpenTelemetry HTTP instrumentation, when it wraps this emit.
   // eslint-disable-next-line @typescript-eslint/unbound-method -- the function itself is inspected, and called with `this` bound
   const deliver = requestDelivery(server, server.emit as Parameters<typeof requestDelivery>[1], () => binding.pipeline)
@@ -117,50 +119,58 @@ export function wrapServer<S extends WrappableServer>(server: S, pipeline: Inbou
       if (t.handOver() && !emit(event, req, socket, head)) socket.destroy()
     }, t)
   }
-  const meshEmit = (event: string | symbol, ...args: unknown[]): boolean => {
+  // Named parameters rather than a rest array: node's events carry at most three, and
+  // `serverEmit.apply(server, arguments)` passes every argument on without an array per
+  // event (V8 forwards `arguments` to `apply` without making the object).
+  const meshEmit = function (this: unknown, event: string | symbol, a?: unknown, b?: unknown, c?: unknown): boolean {
     const pipeline = binding.pipeline
     switch (event) {
-      case 'connection': {
-        if (!plain || pipeline === null) return emit(event, ...args)
-        const inbound = pipeline.inboundTls()
-        if (inbound === null) return emit(event, ...args)
-        frontFor(pipeline).accept(args[0] as Socket, inbound)
+      case 'request': {
+        const res = b as http.ServerResponse
+        binding.admit(res)
+        deliver(a as http.IncomingMessage, res)
         return true
       }
-      case 'request': {
-        const res = args[1] as http.ServerResponse
-        binding.admit(res)
-        deliver(args[0] as http.IncomingMessage, res)
+      case 'connection': {
+        // eslint-disable-next-line prefer-rest-params
+        if (!plain || pipeline === null) return serverEmit.apply(server, arguments as unknown as unknown[])
+        const inbound = pipeline.inboundTls()
+        // eslint-disable-next-line prefer-rest-params
+        if (inbound === null) return serverEmit.apply(server, arguments as unknown as unknown[])
+        frontFor(pipeline).accept(a as Socket, inbound)
         return true
       }
       case 'checkExpectation': {
-        const req = args[0] as http.IncomingMessage
-        const res = args[1] as http.ServerResponse
+        const req = a as http.IncomingMessage
+        const res = b as http.ServerResponse
         binding.admit(res)
         if (pipeline === null) return emit(event, req, res)
         pipeline.handle(req, res, () => emit(event, req, res))
         return true
       }
       case 'checkContinue': {
-        const req = args[0] as http.IncomingMessage
-        const res = args[1] as http.ServerResponse
+        const req = a as http.IncomingMessage
+        const res = b as http.ServerResponse
         binding.admit(res)
         if (pipeline === null) continueToApp(req, res)
-        else pipeline.handle(req, res, () => continueToApp(req, res))
+        else pipeline.handle(req, res, continueToApp)
         return true
       }
       case 'upgrade':
       case 'connect':
-        tunnel(event, args[0] as http.IncomingMessage, args[1] as Duplex, args[2] as Buffer)
+        tunnel(event, a as http.IncomingMessage, b as Duplex, c as Buffer)
         return true
       case 'listening':
         binding.listening()
-        return emit(event, ...args)
+        // eslint-disable-next-line prefer-rest-params
+        return serverEmit.apply(server, arguments as unknown as unknown[])
       case 'close':
         binding.closed()
-        return emit(event, ...args)
+        // eslint-disable-next-line prefer-rest-params
+        return serverEmit.apply(server, arguments as unknown as unknown[])
       default:
-        return emit(event, ...args)
+        // eslint-disable-next-line prefer-rest-params
+        return serverEmit.apply(server, arguments as unknown as unknown[])
     }
   }
   server.on('checkContinue', meshCheckContinue)

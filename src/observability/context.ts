@@ -97,6 +97,19 @@ export function runWithContext<T>(ctx: MeshRequestContext, fn: () => T): T {
   return ownStorage.run(ctx, fn)
 }
 
+/**
+ * {@link runWithContext} for a function of two arguments (the app's `request` listener):
+ * called with them, so the caller needs no closure to carry them.
+ */
+export function runWithContextOn<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  if (otelContextManagerRegistered()) {
+    let c: Context = otelContext.active().setValue(REQUEST_KEY, ctx)
+    if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
+    return otelContext.with(c, fn, undefined, a, b)
+  }
+  return ownStorage.run(ctx, fn, a, b)
+}
+
 /** The current request context, or `undefined` outside any request. */
 export function currentContext(): MeshRequestContext | undefined {
   if (otelContextManagerRegistered()) {

@@ -314,6 +314,16 @@ class PlaceRecorder implements Recorder {
 /** The bits of a latency slot below its Envoy bound index (see `latencySlot`). */
 const SLOT_BITS = 9
 
+/** One inbound route: its place, its recorder for unknown callers, and those per caller. */
+interface InboundRouteEntry {
+  readonly place: Place
+  readonly recorder: Recorder
+  /** Per caller: its principal, and the peer header it sent. */
+  readonly bySource: Map<string, Recorder>
+  /** The caller of the latest request with one, and its recorder. */
+  last?: { readonly principal: string | undefined; readonly peer: string | undefined; readonly recorder: Recorder }
+}
+
 /** One cluster: its totals, subsets, endpoints, and the recorders made over them. */
 class ClusterPlace {
   readonly total: Place
@@ -370,7 +380,7 @@ export class MetricsRegistry {
   readonly #maxEndpoints: number
   /** Counters of inbound JWT authentication and authorization (the inbound pipeline records them). */
   readonly security = new SecurityCounters()
-  readonly #routes = new Map<string, { place: Place; recorder: Recorder; bySource: Map<string, Recorder> }>()
+  readonly #routes = new Map<string, InboundRouteEntry>()
   readonly #sources = new Map<string, Place>()
   readonly #clusters = new Map<string, ClusterPlace>()
   // [envoy-translators] virtual clusters: one place per `<virtual host>/<name>`, bounded by the config.
@@ -419,6 +429,10 @@ export class MetricsRegistry {
       this.#routes.set(name, entry)
     }
     if (sourcePrincipal === undefined && peer === undefined) return entry.recorder
+    // The caller of the route's previous request, nearly always: compared, not keyed (a key
+    // is a new string per request, hashed for the lookup).
+    const last = entry.last
+    if (last !== undefined && last.peer === peer && last.principal === sourcePrincipal) return last.recorder
     // Keyed by caller and by what it says of itself (the peer header); the common case, an
     // mTLS caller without the header, keys by its principal alone.
     const key = peer === undefined ? sourcePrincipal as string : `${sourcePrincipal ?? ''}\n${peer}`
@@ -429,6 +443,7 @@ export class MetricsRegistry {
       // Bounded like the places: a recorder per (route, caller) the registry tracks.
       if (entry.bySource.size < this.#maxEndpoints) entry.bySource.set(key, r)
     }
+    entry.last = { principal: sourcePrincipal, peer, recorder: r }
     return r
   }
 
