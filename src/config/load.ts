@@ -71,7 +71,7 @@ export function readConfigFile(path: string): unknown {
 export function loadConfig(source: MeshConfig | string | readonly unknown[] | undefined | null, options: LoadOptions = {}): LoadedConfig {
   const loaded = loadCheckedConfig(source, options)
   // Validation's frozen copy is the mesh's; the caller gets one to change.
-  return Object.isFrozen(loaded.config) ? { ...loaded, config: structuredClone(loaded.config) as MeshConfig } : loaded
+  return Object.isFrozen(loaded.config) ? { ...loaded, config: structuredClone<MeshConfig>(loaded.config) } : loaded
 }
 
 /**
