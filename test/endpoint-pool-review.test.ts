@@ -98,7 +98,7 @@ function meshTo(origin: string, extra: Partial<NonNullable<MeshConfig['clusters'
 }
 
 async function text(d: Dispatcher, url: string, opts: Record<string, unknown> = {}): Promise<string> {
-  const res = await request(url, { dispatcher: d, ...opts } as Parameters<typeof request>[1])
+  const res = await request(url, { dispatcher: d, ...opts })
   return `${res.statusCode} ${await res.body.text()}`
 }
 
@@ -404,7 +404,7 @@ describe('endpoint pool: request bodies while they wait', () => {
       const big = Buffer.alloc(1 << 20, 7)
       const results = Promise.all([
         text(mesh.dispatcher, 'http://up/', { method: 'POST', body: Readable.from([Buffer.from('abc'), Buffer.from('def')]) }),
-        text(mesh.dispatcher, 'http://up/', { method: 'POST', body: (async function* () { yield Buffer.from('xyz'); yield Buffer.from('w') })() as unknown as Readable }),
+        text(mesh.dispatcher, 'http://up/', { method: 'POST', body: (async function* () { yield Buffer.from('xyz'); await Promise.resolve(); yield Buffer.from('w') })() as unknown as Readable }),
         text(mesh.dispatcher, 'http://up/', { method: 'POST', body: Buffer.from('12345') }),
         text(mesh.dispatcher, 'http://up/', { method: 'PUT', body: big, headers: { expect: '100-continue' } }).catch((e: Error) => `rejected ${e.message}`),
       ])
