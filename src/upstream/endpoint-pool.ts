@@ -21,8 +21,11 @@
  * - A request that ended while it waited (its route or per-try timeout, or its caller
  *   aborted) is dropped when its turn comes: never written, and the connection it would
  *   have taken stays open for the next one.
- * - A failed connection attempt fails every request waiting (Envoy purges its pending
- *   requests on a connect failure), so none waits behind a dead endpoint.
+ * - A failed connection attempt fails every request that was waiting when it started (Envoy
+ *   purges its pending requests on a connect failure), so none waits behind a dead endpoint;
+ *   a request that came later waits for an attempt of its own (started at once if none is
+ *   in progress), so one that arrives after the endpoint came back is not failed by an
+ *   attempt made while it was down.
  * - A request that finds a free connection goes at once (the last freed first, so the
  *   connections in use stay warm and surplus ones reach their idle timeout); a request
  *   that waits resumes in its caller's async context.
@@ -139,6 +142,8 @@ class QueuedRequest extends AsyncResource implements Handler, Controller {
 
   /** Set once the request failed while it waited (its body errored): it is skipped, never sent. */
   settled = false
+  /** Its place in arrival order (see {@link EndpointPool} `#purge`). */
+  seq = 0
   readonly #body: Readable | null
 
   constructor(opts: DispatchOptions, handler: Handler) {
@@ -339,6 +344,18 @@ class WaitQueue {
     return this.#items[this.#head]
   }
 
+  /** Takes the items that arrived up to `seq` (the oldest ones) and have not failed out, oldest first. */
+  takeUpTo(seq: number): QueuedRequest[] {
+    const taken: QueuedRequest[] = []
+    for (let item = this.peek(); item !== undefined && item.seq <= seq; item = this.peek()) {
+      this.#shiftAny()
+      if (item.settled) continue
+      item.leave()
+      taken.push(item)
+    }
+    return taken
+  }
+
   /** Takes every item that has not failed out, oldest first. */
   takeAll(): QueuedRequest[] {
     const all = (this.#items.slice(this.#head) as QueuedRequest[]).filter((w) => !w.settled)
@@ -364,9 +381,18 @@ export class EndpointPool extends Dispatcher {
   readonly #idle: Connection[] = []
   readonly #waiting = new WaitQueue()
   #connecting = 0
+  /** Requests that have waited so far: the arrival number of the latest. */
+  #arrivals = 0
   #closed = false
   #destroyed = false
   #whenClosed: (() => void) | null = null
+  /** What `close()` returns, the first call and every later one (undici's pools answer a second close too). */
+  #closing: Promise<void> | null = null
+  /**
+   * Clients that left the pool but still finish a request (closed gracefully by `close()`,
+   * or retired holding one): `destroy()` cuts them too, as undici's Pool destroys every client.
+   */
+  readonly #finishing = new Set<Client>()
 
   constructor(origin: string | URL, options: EndpointPoolOptions) {
     super()
@@ -412,7 +438,9 @@ export class EndpointPool extends Dispatcher {
       this.#send(conn, opts, handler)
       return true
     }
-    this.#waiting.push(new QueuedRequest(opts, handler))
+    const queued = new QueuedRequest(opts, handler)
+    queued.seq = ++this.#arrivals
+    this.#waiting.push(queued)
     this.#grow()
     return true
   }
@@ -444,9 +472,15 @@ export class EndpointPool extends Dispatcher {
   /** Hands a request to an idle connection; it is busy until its Client says `drain`. */
   #send(conn: Connection, opts: DispatchOptions, handler: Handler): void {
     if (conn.socket !== null) this.#claim(conn)
-    // Whatever dispatch returns: with pipelining 1 the Client emits `drain` once it can take
-    // the next request (also after it dropped one at start).
-    conn.client.dispatch(opts, handler)
+    // With pipelining 1 the Client emits `drain` once it can take the next request (also
+    // after it dropped one at start, when dispatch returns true). A request it refused
+    // outright (its Request could not be built: an invalid header, method or body) failed
+    // its handler and was never queued: false with nothing queued, and no `drain` will
+    // come, so the connection is freed here (undici's Pool kept using that Client too).
+    if (!conn.client.dispatch(opts, handler) && conn.client.stats.size === 0) {
+      if (conn.client.closed || conn.client.destroyed) this.#retire(conn)
+      else this.#free(conn)
+    }
   }
 
   /** A connection is free (new, or its Client drained): the oldest waiting request takes it, or it goes idle. */
@@ -479,6 +513,8 @@ export class EndpointPool extends Dispatcher {
     const servername = this.#servername ?? (url.protocol === 'https:' ? sniOf(this.#waiting.peek()?.opts) : undefined)
     const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
     let settled = false
+    // The requests this attempt may fail: those waiting when it started.
+    const upTo = this.#arrivals
     const done = (err: Error | null, socket: Socket | null): void => {
       if (settled) return
       settled = true
@@ -488,7 +524,9 @@ export class EndpointPool extends Dispatcher {
         return
       }
       if (err !== null || socket === null) {
-        this.#purge(err ?? new errors.SocketError('no socket'))
+        this.#purge(err ?? new errors.SocketError('no socket'), upTo)
+        // Requests that came after it started get an attempt of their own.
+        this.#grow()
         this.#settle()
         return
       }
@@ -510,10 +548,15 @@ export class EndpointPool extends Dispatcher {
     }
   }
 
-  /** A connection attempt failed: every waiting request fails with its error (Envoy purges its pending requests). */
-  #purge(err: Error): void {
+  /**
+   * A connection attempt failed: the requests that were waiting when it started fail with its
+   * error (Envoy purges its pending requests). One that came later is not failed by an attempt
+   * it did not wait for — after a refused endpoint comes back, attempts started before may
+   * still be failing, and undici's Pool would have dialled anew for it — it waits for its own.
+   */
+  #purge(err: Error, upTo: number): void {
     // Taken out first: a retry dispatched from a failure handler waits for a new attempt.
-    for (const w of this.#waiting.takeAll()) w.runInAsyncScope(failHandler, null, w.handler, err)
+    for (const w of this.#waiting.takeUpTo(upTo)) w.runInAsyncScope(failHandler, null, w.handler, err)
   }
 
   // ---------------------------------------------------------------- connections
@@ -585,7 +628,7 @@ export class EndpointPool extends Dispatcher {
       conn.socket = null
     }
     // A Client that still holds a request (handed over as its socket closed) finishes it.
-    void conn.client.close().catch(noop)
+    void this.#finish(conn.client)
     this.#grow()
     this.#settle()
   }
@@ -593,11 +636,18 @@ export class EndpointPool extends Dispatcher {
   // ---------------------------------------------------------------- closing
 
   #close(): Promise<void> {
-    if (this.#closed) return this.#destroyed ? Promise.resolve() : new Promise((resolve) => this.#onClosed(resolve))
+    if (this.#closing !== null) return this.#closing
+    if (this.#destroyed) return Promise.resolve()
     this.#closed = true
-    const p = new Promise<void>((resolve) => this.#onClosed(resolve))
+    const p = this.#closing = new Promise<void>((resolve) => this.#onClosed(resolve))
     this.#settle()
     return p
+  }
+
+  /** Closes a Client that left the pool, letting its request finish; `destroy()` can still cut it. */
+  #finish(client: Client): Promise<void> {
+    this.#finishing.add(client)
+    return client.close().catch(noop).finally(() => this.#finishing.delete(client))
   }
 
   #onClosed(resolve: () => void): void {
@@ -623,7 +673,7 @@ export class EndpointPool extends Dispatcher {
         c.socket.destroy()
         c.socket = null
       }
-      return c.client.close().catch(noop)
+      return this.#finish(c.client)
     })).then(resolve)
   }
 
@@ -634,15 +684,20 @@ export class EndpointPool extends Dispatcher {
     const conns = [...this.#connections]
     this.#connections.clear()
     this.#idle.length = 0
-    await Promise.all(conns.map((c) => {
-      c.gone = true
-      if (c.socket !== null) {
-        clearTimeout(c.timer)
-        c.socket.destroy()
-        c.socket = null
-      }
-      return c.client.destroy(err).catch(noop)
-    }))
+    const finishing = [...this.#finishing]
+    this.#finishing.clear()
+    await Promise.all([
+      ...conns.map((c) => {
+        c.gone = true
+        if (c.socket !== null) {
+          clearTimeout(c.timer)
+          c.socket.destroy()
+          c.socket = null
+        }
+        return c.client.destroy(err).catch(noop)
+      }),
+      ...finishing.map((c) => c.destroy(err).catch(noop)),
+    ])
     const resolve = this.#whenClosed
     this.#whenClosed = null
     resolve?.()

@@ -150,7 +150,8 @@ export class HostRegistry {
   /** Where upstream TLS handshakes are counted (the mesh's metrics). */
   tlsStats: TlsCounters | undefined
   readonly #hosts = new Map<string, Host>()
-  readonly #closing = new Set<Promise<void>>()
+  /** Hosts nobody holds any more, whose pools are closing gracefully (their requests finish). */
+  readonly #closing = new Map<Host, Promise<void>>()
 
   /** @param events where the clusters built on this registry report endpoint health changes */
   constructor(readonly events: HealthEventSink = {}) {}
@@ -185,8 +186,8 @@ export class HostRegistry {
     if (--host.refs > 0) return
     if (this.#hosts.get(host.key) === host) this.#hosts.delete(host.key)
     const closing = host.close(false)
-    this.#closing.add(closing)
-    void closing.finally(() => this.#closing.delete(closing))
+    this.#closing.set(host, closing)
+    void closing.finally(() => this.#closing.delete(host))
   }
 
   /** How many hosts (pools) are open. */
@@ -199,13 +200,17 @@ export class HostRegistry {
     return this.#hosts.get(key)
   }
 
-  /** Closes every pool: gracefully (requests finish), or at once with `force`. */
+  /**
+   * Closes every pool: gracefully (requests finish), or at once with `force` — the pools of
+   * hosts a config update removed, still finishing their requests, included (a forced close
+   * must not wait for a response that may never come).
+   */
   async closeAll(force = false): Promise<void> {
     const hosts = [...this.#hosts.values()]
     this.#hosts.clear()
     await Promise.all([
       ...hosts.map((h) => h.close(force)),
-      ...this.#closing,
+      ...[...this.#closing].map(([h, closing]) => (force ? Promise.all([closing, h.close(true)]) : closing)),
     ])
   }
 }
