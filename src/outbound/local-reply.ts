@@ -39,8 +39,16 @@ export function sendLocalReply(handler: Handler, controller: Controller, reply: 
     headers['content-length'] = '0'
   }
   controller.rawHeaders = rawFrom(headers)
-  handler.onResponseStart?.(controller, reply.status, headers, STATUS_TEXT[reply.status] ?? '')
-  if (!controller.aborted && body !== undefined && body.length > 0) handler.onResponseData?.(controller, body)
+  try {
+    handler.onResponseStart?.(controller, reply.status, headers, STATUS_TEXT[reply.status] ?? '')
+    if (!controller.aborted && body !== undefined && body.length > 0) handler.onResponseData?.(controller, body)
+  } catch (err) {
+    // undici's rule for a handler that throws: its own request fails with that error. (undici's
+    // CONNECT and upgrade handlers throw on any response that is not a tunnel: a CONNECT the
+    // mesh answers itself must reject the caller's promise, not become an uncaught exception.)
+    handler.onResponseError?.(controller, err instanceof Error ? err : new Error(String(err)))
+    return
+  }
   // Aborted by the caller while it read the reply: the request ends with the abort, as any other.
   if (controller.aborted) handler.onResponseError?.(controller, abortError(controller.reason))
   else handler.onResponseEnd?.(controller, {})
