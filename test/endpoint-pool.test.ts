@@ -58,10 +58,12 @@ async function startTlsServer(): Promise<{ port: number; handshakes: () => numbe
  * releases them one by one to `port`: a connection held here is a handshake the client
  * has started and cannot finish, so `held` is the client's connection attempts in progress.
  */
-async function startGate(port: number): Promise<{ port: number; held: () => number; releaseOne: () => boolean; close: () => Promise<void> }> {
+async function startGate(port: number): Promise<{ port: number; held: () => number; accepted: () => number; releaseOne: () => boolean; close: () => Promise<void> }> {
   const waiting: Socket[] = []
   const open = new Set<Socket>()
+  let accepted = 0
   const server = net.createServer((s) => {
+    accepted++
     open.add(s)
     s.on('close', () => open.delete(s))
     s.on('error', () => s.destroy())
@@ -73,6 +75,7 @@ async function startGate(port: number): Promise<{ port: number; held: () => numb
   return {
     port: (server.address() as AddressInfo).port,
     held: () => waiting.length,
+    accepted: () => accepted,
     releaseOne: () => {
       const s = waiting.shift()
       if (s === undefined) return false
@@ -217,6 +220,53 @@ describe('endpoint pool', () => {
         await mesh.close()
       }
     })
+  })
+
+  it('requests whose route timeout fires while their connections are being set up open no further connection once those are up', async () => {
+    // mTLS, so a connection the gate holds is one whose handshake cannot finish: being set up.
+    const server = await startTlsServer()
+    const gate = await startGate(server.port)
+    const mesh = createMesh({
+      service: 'productpage',
+      config: {
+        identity: { certificate: clientCert.certificate, privateKey: clientCert.privateKey, trustBundle: clientCert.trustBundle },
+        clusters: [{ name: 'reviews', endpoints: [{ address: `http://127.0.0.1:${gate.port}` }], connectTimeout: '30s', tls: { mode: 'ISTIO_MUTUAL', verifyIdentities: [serverId] } }],
+        virtualHosts: [{
+          name: 'reviews',
+          domains: ['reviews'],
+          routes: [
+            { match: { prefix: '/later' }, route: { cluster: 'reviews', timeout: '10s' } },
+            { match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '50ms' } },
+          ],
+        }],
+      },
+    })
+    try {
+      const n = defaults.maxConnectingPerEndpoint
+      // 3n requests wait while n connections are being set up (held by the gate); every one
+      // of them times out while it waits.
+      const statuses = await Promise.all(Array.from({ length: 3 * n }, async () => {
+        const res = await request('http://reviews/', { dispatcher: mesh.dispatcher })
+        await res.body.dump()
+        return res.statusCode
+      }))
+      assert.deepEqual(new Set(statuses), new Set([504]))
+      assert.equal(gate.accepted(), n, `${n} connections being set up for ${3 * n} waiting requests`)
+      // The held attempts complete: nobody waits any more, so none opens another (before, each
+      // took a timed-out request, dropped it, and the pool dialled again for the rest).
+      while (gate.releaseOne()) await new Promise((r) => setTimeout(r, 50))
+      await new Promise((r) => setTimeout(r, 200))
+      assert.equal(gate.accepted(), n, `no connection opened for requests that timed out while waiting: ${gate.accepted()}`)
+      // A connection that came up serves the next request.
+      const res = await request('http://reviews/later', { dispatcher: mesh.dispatcher })
+      assert.equal(res.statusCode, 200)
+      assert.equal(await res.body.text(), 'ok')
+      assert.equal(gate.accepted(), n)
+    } finally {
+      await mesh.close()
+      await gate.close()
+      await server.close()
+    }
   })
 
   it('a failed connection attempt fails every request waiting for it (503 UF), none waits behind it', async () => {

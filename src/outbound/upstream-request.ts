@@ -40,6 +40,11 @@ const enum State { Waiting, Streaming, Done }
 
 type HeaderObject = Record<string, string | string[] | undefined>
 
+/** A pool that lets a waiting request go at once (`upstream/endpoint-pool.ts`). */
+interface Withdrawing {
+  withdraw(handler: object): void
+}
+
 /** undici's abort for a request it carries (old-style `onConnect`). */
 type AbortUpstream = (err?: Error) => void
 
@@ -187,7 +192,9 @@ export class UpstreamRequest implements Try, Expirable {
     if (this.#up !== null) {
       this.#abortUpstream(reason)
     } else {
-      // Still queued in the pool: end now; the pool's start is aborted later.
+      // Still queued in the pool: end now, and leave its queue (no connection is opened for
+      // it; our own pool skips it when its turn comes).
+      this.#withdraw()
       this.#finish()
       this.#breaker?.release(this.#trial)
       this.#failed('aborted', undefined)
@@ -381,9 +388,19 @@ export class UpstreamRequest implements Try, Expirable {
   }
 
   /** Aborts the pool's request, once (undici's abort is not meant to be called twice). */
+  /** Tells the pool a try still waiting for a connection is no longer wanted (our own pool; any other is told at its start). */
+  #withdraw(): void {
+    (this.#pool as Partial<Withdrawing>).withdraw?.(this)
+  }
+
   #abortUpstream(reason: Error): void {
     const abort = this.#up
-    if (abort === null || this.#upAborted) return
+    if (abort === null) {
+      // Still waiting in the pool.
+      this.#withdraw()
+      return
+    }
+    if (this.#upAborted) return
     this.#upAborted = true
     abort(reason)
   }

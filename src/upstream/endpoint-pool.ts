@@ -140,8 +140,13 @@ class QueuedRequest extends AsyncResource implements Handler, Controller {
   #starting = false
   #dropped: Error | null = null
 
-  /** Set once the request failed while it waited (its body errored): it is skipped, never sent. */
+  /**
+   * Set once the request ended while it waited (its body errored, or its handler withdrew it:
+   * a timeout or an abort): it is skipped, never sent, and no connection is opened for it.
+   */
   settled = false
+  /** The queue it waits in, told when it ends there. */
+  queue: WaitQueue | null = null
   /** Its place in arrival order (see {@link EndpointPool} `#purge`). */
   seq = 0
   readonly #body: Readable | null
@@ -161,6 +166,7 @@ class QueuedRequest extends AsyncResource implements Handler, Controller {
   readonly #onBodyError = (err: Error): void => {
     if (this.settled) return
     this.settled = true
+    this.queue?.ended()
     this.#body?.off('error', this.#onBodyError)
     this.runInAsyncScope(failHandler, null, this.handler, err)
   }
@@ -304,17 +310,38 @@ class LegacyStart implements LegacyHandler {
   }
 }
 
-/** A FIFO of waiting requests: an array and a head index, compacted as it empties. */
+/**
+ * A FIFO of waiting requests: an array and a head index, compacted as it empties. A request
+ * that ends while it waits stays in place until its turn (then skipped) but no longer counts
+ * as waiting, so no connection is opened for it.
+ */
 class WaitQueue {
   #items: (QueuedRequest | undefined)[] = []
   #head = 0
+  /** Items still in the array that ended while they waited. */
+  #ended = 0
+  /** Waiting requests by their handler, for {@link EndpointPool.withdraw}. */
+  readonly #byHandler = new Map<object, QueuedRequest>()
 
+  /** Requests still waiting (not ended). */
   get length(): number {
-    return this.#items.length - this.#head
+    return this.#items.length - this.#head - this.#ended
   }
 
   push(item: QueuedRequest): void {
+    item.queue = this
     this.#items.push(item)
+    this.#byHandler.set(item.handler, item)
+  }
+
+  /** An item ended while it waited (see {@link QueuedRequest.settled}). */
+  ended(): void {
+    this.#ended++
+  }
+
+  /** The waiting request of `handler`, if it still waits. */
+  find(handler: object): QueuedRequest | undefined {
+    return this.#byHandler.get(handler)
   }
 
   /** The oldest item that has not failed while it waited. */
@@ -329,6 +356,10 @@ class WaitQueue {
     if (this.#head >= this.#items.length) return undefined
     const item = this.#items[this.#head]
     this.#items[this.#head++] = undefined
+    if (item !== undefined) {
+      this.#byHandler.delete(item.handler)
+      if (item.settled) this.#ended--
+    }
     if (this.#head === this.#items.length) {
       this.#items = []
       this.#head = 0
@@ -361,6 +392,8 @@ class WaitQueue {
     const all = (this.#items.slice(this.#head) as QueuedRequest[]).filter((w) => !w.settled)
     this.#items = []
     this.#head = 0
+    this.#ended = 0
+    this.#byHandler.clear()
     for (const w of all) w.leave()
     return all
   }
@@ -465,6 +498,21 @@ export class EndpointPool extends Dispatcher {
     const p = this.#destroy(err)
     if (callback === undefined) return p
     void p.then(() => callback(), () => callback())
+  }
+
+  /**
+   * The request `handler` was dispatched with ended while it waited for a connection (its
+   * route or per-try timeout fired, or its caller aborted): it leaves the count of waiting
+   * requests at once, so no connection is opened for it, and is skipped when its turn comes.
+   * Nothing is said to the handler (it ended itself). Unknown or started requests: no-op.
+   */
+  withdraw(handler: object): void {
+    const item = this.#waiting.find(handler)
+    if (item === undefined || item.settled) return
+    item.settled = true
+    this.#waiting.ended()
+    item.leave()
+    this.#settle()
   }
 
   // ---------------------------------------------------------------- requests
