@@ -3,7 +3,7 @@
  * cumulative weight table), how its path and host are rewritten, or what local reply
  * (redirect, direct response) answers it.
  */
-import { fmix32, hash32 } from '../upstream/hash.js'
+import { fmix32, hash32 } from '../hash.js'
 import type { CompiledMatch } from './matcher.js'
 import type { RequestView } from './request-view.js'
 import type { RouteIndex } from './route-index.js'

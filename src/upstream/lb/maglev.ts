@@ -1,4 +1,4 @@
-import { hash32 } from '../hash.js'
+import { hash32 } from '../../hash.js'
 import type { Host } from '../host.js'
 import type { Endpoint, LoadBalancer } from './load-balancer.js'
 
