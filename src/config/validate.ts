@@ -868,20 +868,25 @@ function checkMatch(match: Obj, path: string, issues: Issues): void {
     issues.add(`${path}.pathSeparatedPrefix`, 'INVALID_VALUE', `"${psp}" must not end with / nor contain ? or #`)
   }
   checkRegex(str(match['safeRegex']), `${path}.safeRegex`, issues)
-  for (let i = 0, hs = listOf(match['headers']); i < hs.length; i++) {
-    const h = hs[i]
-    if (!isObject(h)) continue
-    checkStringMatcher(h, `${path}.headers[${i}]`, true, issues)
+  checkMatcherList(match['headers'], `${path}.headers`, true, issues)
+  checkMatcherList(match['queryParameters'], `${path}.queryParameters`, false, issues)
+  checkMethodList(match['methods'], `${path}.methods`, issues)
+}
+
+/** Each object of a list of string matchers (header matchers when `header`). */
+function checkMatcherList(list: unknown, path: string, header: boolean, issues: Issues): void {
+  for (let i = 0, ms = listOf(list); i < ms.length; i++) {
+    const m = ms[i]
+    if (isObject(m)) checkStringMatcher(m, `${path}[${i}]`, header, issues)
   }
-  for (let i = 0, qs = listOf(match['queryParameters']); i < qs.length; i++) {
-    const q = qs[i]
-    if (!isObject(q)) continue
-    checkStringMatcher(q, `${path}.queryParameters[${i}]`, false, issues)
-  }
-  for (let i = 0, ms = listOf(match['methods']); i < ms.length; i++) {
+}
+
+/** Each string of a list of HTTP methods: an upper-case token. */
+function checkMethodList(list: unknown, path: string, issues: Issues): void {
+  for (let i = 0, ms = listOf(list); i < ms.length; i++) {
     const m = ms[i]
     if (typeof m !== 'string') continue
-    if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.methods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
+    if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
   }
 }
 
@@ -897,21 +902,9 @@ function checkRetryPolicy(policy: unknown, path: string, issues: Issues): void {
   if (conditions.includes('retriable-headers') && !(Array.isArray(headers) && headers.length > 0)) {
     issues.add(`${path}.retriableHeaders`, 'REQUIRED', 'retryOn names retriable-headers: list the matchers in retriableHeaders')
   }
-  for (let i = 0, hs = listOf(headers); i < hs.length; i++) {
-    const h = hs[i]
-    if (!isObject(h)) continue
-    checkStringMatcher(h, `${path}.retriableHeaders[${i}]`, true, issues)
-  }
-  for (let i = 0, hs = listOf(policy['retriableRequestHeaders']); i < hs.length; i++) {
-    const h = hs[i]
-    if (!isObject(h)) continue
-    checkStringMatcher(h, `${path}.retriableRequestHeaders[${i}]`, true, issues)
-  }
-  for (let i = 0, ms = listOf(policy['retriableMethods']); i < ms.length; i++) {
-    const m = ms[i]
-    if (typeof m !== 'string') continue
-    if (!isHeaderName(m) || m !== m.toUpperCase()) issues.add(`${path}.retriableMethods[${i}]`, 'INVALID_VALUE', `"${m}" is not an upper-case HTTP method`)
-  }
+  checkMatcherList(headers, `${path}.retriableHeaders`, true, issues)
+  checkMatcherList(policy['retriableRequestHeaders'], `${path}.retriableRequestHeaders`, true, issues)
+  checkMethodList(policy['retriableMethods'], `${path}.retriableMethods`, issues)
   const backOff = policy['retryBackOff']
   if (isObject(backOff)) {
     const base = parseDuration(backOff['baseInterval'])
