@@ -9,6 +9,7 @@ import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
 import { request } from 'undici'
 import { createMesh, PEER_HEADER } from '../src/index.js'
 import { MetricsRegistry } from '../src/observability/metrics.js'
+import { parsePeerHeader, peerHeaderValue, workloadOf } from '../src/observability/istio-metrics.js'
 import { parseExposition as parseStrict } from './helpers/exposition.js'
 import { startProductpage, startReviews, type Workload } from './helpers/reviews-mesh.js'
 
@@ -177,6 +178,35 @@ describe('bounded cardinality and identities', () => {
     r.start()
     r.end(200, 1, 0, 0)
     assert.equal(samples(m.prometheus(), 'istio_requests_total')[0]?.labels.source_workload, 'unknown')
+  })
+})
+
+describe('the peer header', () => {
+  const workloads = [
+    workloadOf('productpage', {}),
+    workloadOf(undefined, {}),
+    workloadOf('reviews', { version: 'v2' }),
+    workloadOf('reviews', { version: 'v2', namespace: 'shop' }),
+    workloadOf('reviews', { app: 'reviews-app', version: 'v2', workload: 'reviews-v2-7f9c', 'service.istio.io/canonical-name': 'reviews-canonical', 'service.istio.io/canonical-revision': 'r9' }),
+    workloadOf('ratings', { 'app.kubernetes.io/name': 'ratings', 'app.kubernetes.io/version': 'unknown', namespace: 'a b,c=d%' }),
+    workloadOf('details', { version: 'v1', 'service.istio.io/canonical-revision': 'latest' }),
+  ]
+  for (const w of workloads) {
+    test(`reads back what it was written from: ${peerHeaderValue(w)}`, () => {
+      assert.deepEqual(parsePeerHeader(peerHeaderValue(w), undefined), w)
+    })
+  }
+
+  test('leaves out what the reader implies: a service without labels sends its app alone', () => {
+    assert.equal(peerHeaderValue(workloadOf('productpage', {})), 'app=productpage')
+    assert.equal(peerHeaderValue(workloadOf('reviews', { version: 'v2', namespace: 'shop' })), 'app=reviews,version=v2,namespace=shop')
+  })
+
+  test('the full form earlier versions wrote reads as it always did', () => {
+    const full = 'workload=productpage-v1,namespace=default,app=productpage,version=v1,canonicalService=productpage,canonicalRevision=v1'
+    assert.deepEqual(parsePeerHeader(full, undefined), {
+      workload: 'productpage-v1', namespace: 'default', app: 'productpage', version: 'v1', canonicalService: 'productpage', canonicalRevision: 'v1', principal: 'unknown',
+    })
   })
 })
 

@@ -84,14 +84,40 @@ function spiffeNamespace(id: string): string | undefined {
 
 const PEER_KEYS = ['workload', 'namespace', 'app', 'version', 'canonicalService', 'canonicalRevision'] as const
 
-/** The {@link PEER_HEADER} value of a workload: `key=value` pairs, values percent-encoded (like W3C baggage). */
+/** The workload name a peer header implies when it names none: `app`, or `app-version`. */
+function impliedWorkload(app: string, version: string): string {
+  if (app === UNKNOWN) return UNKNOWN
+  return version === UNKNOWN ? app : `${app}-${version}`
+}
+
+/** The canonical revision a peer header implies when it names none. */
+function impliedRevision(version: string): string {
+  return version === UNKNOWN ? 'latest' : version
+}
+
+/**
+ * The {@link PEER_HEADER} value of a workload: `key=value` pairs, values percent-encoded
+ * (like W3C baggage). `app` is always written; every other key only when its value differs
+ * from what {@link parsePeerHeader} implies without it (`unknown` for `version` and
+ * `namespace`, `app`/`app-version` for `workload`, `app` for `canonicalService`,
+ * `version`/`latest` for `canonicalRevision`). A service without labels sends
+ * `app=<service>`: the header is validated by the client and parsed by the server on every
+ * request, so its length is paid twice per call.
+ */
 export function peerHeaderValue(w: IstioWorkload): string {
-  return PEER_KEYS.map((k) => `${k}=${encodeURIComponent(w[k])}`).join(',')
+  let out = `app=${encodeURIComponent(w.app)}`
+  if (w.version !== UNKNOWN) out += `,version=${encodeURIComponent(w.version)}`
+  if (w.workload !== impliedWorkload(w.app, w.version)) out += `,workload=${encodeURIComponent(w.workload)}`
+  if (w.namespace !== UNKNOWN) out += `,namespace=${encodeURIComponent(w.namespace)}`
+  if (w.canonicalService !== w.app) out += `,canonicalService=${encodeURIComponent(w.canonicalService)}`
+  if (w.canonicalRevision !== impliedRevision(w.version)) out += `,canonicalRevision=${encodeURIComponent(w.canonicalRevision)}`
+  return out
 }
 
 /**
  * The workload a {@link PEER_HEADER} value names, with `principal` (the caller's verified
  * SPIFFE ID, if any: the header never sets it), or `undefined` for a malformed value.
+ * Keys left out take the values {@link peerHeaderValue} leaves them out for.
  * The caller's own word, so it only labels metrics (bounded by the registry).
  */
 export function parsePeerHeader(value: string, principal: string | undefined): IstioWorkload | undefined {
@@ -109,14 +135,16 @@ export function parsePeerHeader(value: string, principal: string | undefined): I
     }
   }
   const ns = principal === undefined ? undefined : spiffeNamespace(principal)
+  const app = out['app'] ?? UNKNOWN
+  const version = out['version'] ?? UNKNOWN
   return {
-    workload: out['workload'] ?? UNKNOWN,
+    workload: out['workload'] ?? impliedWorkload(app, version),
     // A verified identity's namespace wins over what the caller says.
     namespace: ns ?? out['namespace'] ?? UNKNOWN,
-    app: out['app'] ?? UNKNOWN,
-    version: out['version'] ?? UNKNOWN,
-    canonicalService: out['canonicalService'] ?? out['app'] ?? UNKNOWN,
-    canonicalRevision: out['canonicalRevision'] ?? out['version'] ?? 'latest',
+    app,
+    version,
+    canonicalService: out['canonicalService'] ?? app,
+    canonicalRevision: out['canonicalRevision'] ?? impliedRevision(version),
     principal: principal ?? UNKNOWN,
   }
 }
