@@ -39,7 +39,7 @@ import { envExport, type EnvExport } from '../config/otel-env.js'
 import type { OtlpProtocol, SpanOwnership } from '../config/types.js'
 import { spanTime } from './clock.js'
 import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
-import { newSpanId, newTraceId } from './ids.js'
+import { newSpanId, newTraceAndSpanId, newTraceId } from './ids.js'
 import { RecordingTracer, spanLimitsSet } from './recording-span.js'
 import { unixNano, type FinishedSpan } from './finished-span.js'
 import { peerHeaderValue, workloadOf } from './istio-metrics.js'
@@ -181,8 +181,9 @@ export class MeshTracer {
   /**
    * Starts the span of an outbound attempt. `parentSpan` is the app's active span or the
    * server span; `parent` carries the trace facts when no span object exists (unsampled).
+   * `startTime` is the `performance.now()` of the try's start.
    */
-  startClient(parent: ParentTrace | undefined, parentSpan: Span | undefined, settings: TracingSettings, name: string, attributes: () => Attributes): SpanStart {
+  startClient(parent: ParentTrace | undefined, parentSpan: Span | undefined, settings: TracingSettings, name: string, attributes: () => Attributes, startTime = performance.now()): SpanStart {
     const tp: TraceParent | undefined = parent === undefined
       ? undefined
       : { traceId: parent.traceId, spanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState, format: 'w3c', random: parent.random === true }
@@ -191,11 +192,11 @@ export class MeshTracer {
       // The mesh's client span and trace headers; an app undici instrumentation (forced
       // `mesh`) is silenced for this try so that it adds neither a span nor a second traceparent.
       const silence = spans === 'mesh' && undiciInstrumented() ? withoutAppSpans(otelContext.active()) : undefined
-      return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, silence, true, this.#peer)
+      return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, startTime, settings.inject, silence, true, this.#peer)
     }
     if (spans === 'both') {
       // The mesh's span, then the instrumentation's under it: its traceparent is the one sent.
-      const s = this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), NO_FORMATS, undefined, true, this.#peer)
+      const s = this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, startTime, NO_FORMATS, undefined, true, this.#peer)
       const sc: SpanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: s.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE }
       return { ...s, dispatchContext: trace.setSpan(otelContext.active(), s.span ?? trace.wrapSpanContext(sc)) }
     }
@@ -204,7 +205,7 @@ export class MeshTracer {
       return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, random: tp?.random === true, span: undefined, formats: NO_FORMATS, dispatchContext: undefined, peer: this.#peer }
     }
     // `app` without an undici instrumentation: no span of the mesh's, the trace passed on as it is.
-    if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, performance.now(), settings.inject, undefined, false, this.#peer)
+    if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, startTime, settings.inject, undefined, false, this.#peer)
     return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, random: tp.random === true, span: undefined, formats: settings.inject, dispatchContext: undefined, peer: this.#peer }
   }
 
@@ -219,10 +220,18 @@ export class MeshTracer {
     // a continued trace keeps the caller's flag as received.
     if ((!sampled && !appTracer) || !record) {
       // The cheap path: no span object, only ids to propagate.
-      const traceId = parentSpan?.spanContext().traceId ?? parent?.traceId ?? newTraceId()
+      let traceId = parentSpan?.spanContext().traceId ?? parent?.traceId
+      let spanId: string
+      if (traceId === undefined) {
+        const ids = newTraceAndSpanId()
+        traceId = ids.slice(0, 32)
+        spanId = ids.slice(32)
+      } else {
+        spanId = newSpanId()
+      }
       return {
         traceId,
-        spanId: newSpanId(),
+        spanId,
         parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
         sampled,
         traceState: parent?.traceState,

@@ -181,8 +181,8 @@ export class Exchange extends RequestController implements Expirable {
    * The route timeout starts (once, when the first try is about to go: limits and a fault
    * delay come before it, as Envoy's router filter comes after theirs).
    */
-  startTimeout(deadlines: DeadlineList | undefined): void {
-    this.#deadlineStart = performance.now()
+  startTimeout(deadlines: DeadlineList | undefined, now: number): void {
+    this.#deadlineStart = now
     if (deadlines === undefined) return
     this.#deadlines = deadlines
     this.#deadline = deadlines.add(this, this.#deadlineStart)

@@ -50,12 +50,18 @@ export class SendPath implements TrySender {
       if (body === undefined) ex.retry = null
       else ex.body = body
     }
-    ex.startTimeout(timeoutMs > 0 ? this.#deadlines.list(timeoutMs) : undefined)
-    return this.nextTry(ex)
+    // One clock read for the route timeout's start, the breaker and the first try.
+    const now = performance.now()
+    ex.startTimeout(timeoutMs > 0 ? this.#deadlines.list(timeoutMs) : undefined, now)
+    return this.#next(ex, now)
   }
 
   nextTry(ex: Exchange): boolean {
-    const t = this.#startTry(ex)
+    return this.#next(ex, performance.now())
+  }
+
+  #next(ex: Exchange, now: number): boolean {
+    const t = this.#startTry(ex, now)
     if (!(t instanceof UpstreamRequest)) {
       // Answered on the next microtask: this may run inside `dispatch`.
       ex.replyLater(t)
@@ -115,7 +121,7 @@ export class SendPath implements TrySender {
    * retry), and the request gets its upstream headers and client span. Returns the local
    * reply instead when the try cannot go (503 overflow or no healthy upstream).
    */
-  #startTry(ex: Exchange): UpstreamRequest | LocalReply {
+  #startTry(ex: Exchange, now: number): UpstreamRequest | LocalReply {
     const target = ex.target as Target
     const cluster = target.cluster
     const resources = ex.resources
@@ -126,7 +132,7 @@ export class SendPath implements TrySender {
       if (breakers !== null) {
         breaker = breakers[target.subsetIndex + 1] ?? null
         if (breaker !== null) {
-          const admission = breaker.admit(performance.now())
+          const admission = breaker.admit(now)
           if (admission === Admission.Rejected) return this.#overflow(ex, resources.overflowed('breaker_open'))
           trial = admission === Admission.Trial
         }
@@ -156,7 +162,7 @@ export class SendPath implements TrySender {
     const view = ex.view
     // Continue the caller's trace (or start one): a new span id for this call, the request id carried.
     const ctx = currentContext()
-    const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), ex.tracing, opts.method, clientAttributes(ex, target, host))
+    const client = this.#tracer.startClient(ctx, currentParentSpan(ctx), ex.tracing, opts.method, clientAttributes(ex, target, host), now)
     // A lone try (no retry policy, not a copy) is the last to read the caller's headers: no copy.
     const headers = upstreamHeaders(view.caller, ex.authority, requestMutationsFor(target, view), {
       trace: client,
@@ -180,6 +186,7 @@ export class SendPath implements TrySender {
       deadlines: ex.retry !== null && ex.retry.perTryTimeoutMs > 0 ? this.#deadlines.list(ex.retry.perTryTimeoutMs) : undefined,
       pool: host.pool,
       options: upstreamOptions(opts, host, ex.path, headers, body),
+      started: now,
     })
   }
 

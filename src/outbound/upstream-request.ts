@@ -110,6 +110,8 @@ export interface UpstreamRequestOptions {
   /** Where the try is sent, and how. */
   readonly pool: Dispatcher
   readonly options: Dispatcher.DispatchOptions
+  /** When the try started (`performance.now()`), when the sender read the clock already. */
+  readonly started?: number
 }
 
 /** The handler of one try, towards the pool (old-style: see the module's comment). */
@@ -163,7 +165,7 @@ export class UpstreamRequest implements Try, Expirable {
     this.#pool = o.pool
     this.#options = o.options
     this.#traceContext = o.traceContext
-    this.#started = performance.now()
+    this.#started = o.started ?? performance.now()
     o.recorder.start()
     if (o.host !== undefined) o.host.active++
     if (o.deadlines !== undefined) {
