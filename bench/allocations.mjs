@@ -17,6 +17,7 @@
  *
  *   node bench/allocations.mjs                 both sides, 3 rounds of 20,000 requests
  *   node bench/allocations.mjs --side=client --requests=50000 --top=20
+ *   node bench/allocations.mjs --side=client --focus=push   where `push` allocates, by call path
  *
  * Informational: no target (the targets are issue 15's req/s and CPU in side-by-side.mjs).
  */
@@ -40,6 +41,8 @@ const SIDES = args.side === undefined ? ['client', 'server'] : [args.side]
 const N = Number(args.requests ?? 20_000)
 const ROUNDS = Number(args.rounds ?? 3)
 const TOP = Number(args.top ?? 12)
+/** `--focus=name`: also print the call paths (three frames up) of that allocating function. */
+const FOCUS = args.focus
 const CONCURRENCY = 8
 const BODY = Buffer.from('{"id":1,"reviews":[{"reviewer":"jason","text":"ok"}]}\n')
 const handler = (req, res) => {
@@ -92,21 +95,27 @@ async function sampled(session, n, work) {
   const { profile } = await session.post('HeapProfiler.stopSampling')
   const bySelf = new Map()
   const byOurs = new Map()
+  const focus = new Map()
   let total = 0
-  const walk = (node, ours) => {
+  const walk = (node, ours, path = []) => {
     const { functionName, url, lineNumber } = node.callFrame
     const name = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(dist|node_modules)\//, '$1/').replace(/^file:\/\/.*\/bench\//, 'bench/')}:${lineNumber + 1}`
     const inner = url.includes('/dist/') ? name : ours
+    const here = [...path.slice(-3), name]
     if (node.selfSize > 0) {
       total += node.selfSize
       bySelf.set(name, (bySelf.get(name) ?? 0) + node.selfSize)
       if (inner !== undefined) byOurs.set(inner, (byOurs.get(inner) ?? 0) + node.selfSize)
+      if (FOCUS !== undefined && name.startsWith(`${FOCUS} `)) {
+        const key = here.join(' < ')
+        focus.set(key, (focus.get(key) ?? 0) + node.selfSize)
+      }
     }
-    for (const c of node.children) walk(c, inner)
+    for (const c of node.children) walk(c, inner, here)
   }
   walk(profile.head, undefined)
   const per = (m) => new Map([...m].map(([k, v]) => [k, v / n]))
-  return { perRequest: total / n, bySelf: per(bySelf), byOurs: per(byOurs) }
+  return { perRequest: total / n, bySelf: per(bySelf), byOurs: per(byOurs), focus: per(focus) }
 }
 
 async function clientSide(session) {
@@ -200,6 +209,7 @@ async function main() {
     console.log(`  rounds: plain ${runs.plain.map((x) => x.perRequest.toFixed(0)).join(' ')}; mesh ${runs.mesh.map((x) => x.perRequest.toFixed(0)).join(' ')}`)
     console.log(`-- the mesh's allocations by the innermost function of ours on the stack\n${top(m.byOurs, TOP)}`)
     console.log(`-- allocating functions, mesh minus plain\n${top(diff(m.bySelf, p.bySelf), TOP)}`)
+    if (FOCUS !== undefined) console.log(`-- where ${FOCUS} allocates (callers, outermost first): mesh\n${top(m.focus, TOP)}\n   plain\n${top(p.focus, TOP)}`)
     result.sides[side] = { plainBytesPerRequest: plain, meshBytesPerRequest: mesh, addedBytesPerRequest: mesh - plain, ratio: mesh / plain }
   }
   session.disconnect()
