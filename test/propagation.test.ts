@@ -23,7 +23,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { newRequestId, newSpanId, newTraceAndSpanId, newTraceId } from '../src/observability/ids.js'
+import { newRequestId, newSpanId, newTraceId } from '../src/observability/ids.js'
 import {
   extract,
   formatTraceparent,
@@ -310,18 +310,6 @@ describe('W3C trace-context test suite (w3c/trace-context test/test.py)', () => 
     const ids = new Set([newTraceId(), newTraceId(), newTraceId()])
     assert.equal(ids.size, 3)
     assert.ok(!ids.has('0'.repeat(32)))
-  })
-
-  test('a trace id and its first span id drawn together: 48 lower-hex characters, all different, neither part all zeros', () => {
-    const drawn = Array.from({ length: 600 }, () => newTraceAndSpanId())
-    for (const ids of drawn) {
-      assert.match(ids, /^[0-9a-f]{48}$/)
-      assert.notEqual(ids.slice(0, 32), '0'.repeat(32))
-      assert.notEqual(ids.slice(32), '0'.repeat(16))
-    }
-    // 600 draws cross the 4 KiB pool's refill (170 draws of 24 bytes each): never a repeat.
-    assert.equal(new Set(drawn).size, drawn.length)
-    assert.equal(new Set(drawn.map((ids) => ids.slice(32))).size, drawn.length)
   })
 
   test('level 2: the random-trace-id flag is propagated', () => {

@@ -41,21 +41,6 @@ export function newTraceId(): string {
   return randomHex(16)
 }
 
-/**
- * A new trace id and the id of its first span in one draw: 48 lower-hex characters, the
- * first 32 the trace id, the last 16 the span id, neither all zeros. A trace the mesh
- * starts needs both at once; one native hex conversion instead of two saves ~0.1 µs.
- */
-export function newTraceAndSpanId(): string {
-  for (;;) {
-    const ids = randomHex(24)
-    if (!ids.startsWith(ZERO_TRACE_ID) && !ids.endsWith(ZERO_SPAN_ID)) return ids
-  }
-}
-
-const ZERO_TRACE_ID = '0'.repeat(32)
-const ZERO_SPAN_ID = '0'.repeat(16)
-
 /** A new span id: 16 lower-hex characters (64 random bits), never all zeros. */
 export function newSpanId(): string {
   return randomHex(8)

@@ -39,7 +39,7 @@ import { envExport, type EnvExport } from '../config/otel-env.js'
 import type { OtlpProtocol, SpanOwnership } from '../config/types.js'
 import { spanTime } from './clock.js'
 import { Collector, collectorKey, otlpUrl, type CollectorSpec, type ExporterStats } from './exporters/collectors.js'
-import { newSpanId, newTraceAndSpanId, newTraceId } from './ids.js'
+import { newSpanId, newTraceId } from './ids.js'
 import { RecordingTracer, spanLimitsSet } from './recording-span.js'
 import { unixNano, type FinishedSpan } from './finished-span.js'
 import { peerHeaderValue, workloadOf } from './istio-metrics.js'
@@ -220,18 +220,10 @@ export class MeshTracer {
     // a continued trace keeps the caller's flag as received.
     if ((!sampled && !appTracer) || !record) {
       // The cheap path: no span object, only ids to propagate.
-      let traceId = parentSpan?.spanContext().traceId ?? parent?.traceId
-      let spanId: string
-      if (traceId === undefined) {
-        const ids = newTraceAndSpanId()
-        traceId = ids.slice(0, 32)
-        spanId = ids.slice(32)
-      } else {
-        spanId = newSpanId()
-      }
+      const traceId = parentSpan?.spanContext().traceId ?? parent?.traceId ?? newTraceId()
       return {
         traceId,
-        spanId,
+        spanId: newSpanId(),
         parentSpanId: parentSpan?.spanContext().spanId ?? parent?.spanId,
         sampled,
         traceState: parent?.traceState,
