@@ -318,7 +318,10 @@ async function measureRss(node) {
     }
   }
   const mb = (variant, k) => median(samples[variant].map((s) => s[k])) / 1048576
+  // What each variant's added RSS is made of (medians of each part, so they need not add up exactly).
+  const parts = (variant) => Object.fromEntries(['heapNew', 'heapOld', 'native', 'file'].map((k) => [k, mb(variant, k) - mb('without', k)]))
   return {
+    parts: { with: parts('with'), 'with-one': parts('with-one'), 'import-only': parts('import-only') },
     deltaMB: mb('with', 'rss') - mb('without', 'rss'),
     heapDeltaMB: mb('with', 'heapUsed') - mb('without', 'heapUsed'),
     oneClusterDeltaMB: mb('with-one', 'rss') - mb('without', 'rss'),
@@ -353,8 +356,14 @@ function selectArms(names) {
 
 // ---------------------------------------------------------------- one Node version
 
-/** One line of the RSS probe's figures. */
+/** The RSS probe's figures: one line, and one for what each variant's added RSS is made of. */
 function rssLine(rss) {
+  const f = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(2)}` : 'n/a')
+  const made = Object.entries(rss.parts).map(([v, p]) => `${v}: young generation ${f(p.heapNew)}, rest of the heap ${f(p.heapOld)}, native ${f(p.native)}, file-backed ${f(p.file)}`)
+  return `${rssFigures(rss)}\nRSS added, made of (MB): ${made.join('; ')}`
+}
+
+function rssFigures(rss) {
   return `RSS: ${rss.withoutMB.toFixed(1)} MB without the mesh, ${rss.withMB.toFixed(1)} MB with it (100 clusters): +${rss.deltaMB.toFixed(2)} MB (heap +${rss.heapDeltaMB.toFixed(2)} MB);`
     + ` with a one-cluster config +${rss.oneClusterDeltaMB.toFixed(2)} MB (heap +${rss.oneClusterHeapDeltaMB.toFixed(2)} MB);`
     + ` the import alone +${rss.importDeltaMB.toFixed(2)} MB (heap +${rss.importHeapDeltaMB.toFixed(2)} MB); medians of ${opts.rssSamples} process(es) each`
