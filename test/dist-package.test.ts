@@ -40,6 +40,15 @@ test('every entry point and type of package.json is in dist/', () => {
   for (const t of targets) assert.ok(existsSync(join(root, t)), `${t} is missing`)
 })
 
+test('package.json `sideEffects` keeps every file whose import does something (the version check, the chunks)', () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { sideEffects: string[] }
+  // Bundlers read the patterns as globs; ours use `*` only.
+  const listed = (file: string) => pkg.sideEffects.some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`).test(file))
+  const needed = ['./dist/runtime-check.js', './dist/register.js', './dist/fetch-entry.js', './dist/cli/main.js']
+  for (const f of readdirSync(dist)) if (f.startsWith('chunk-') && f.endsWith('.js')) needed.push(`./dist/${f}`)
+  for (const f of needed) assert.ok(listed(f), `${f} is not in package.json sideEffects: a bundler would drop \`import '${f}'\``)
+})
+
 test('each entry point runs the Node.js version check before it imports anything else', () => {
   for (const entry of ['index.js', 'register.js', 'fetch-entry.js']) {
     const text = readFileSync(join(dist, entry), 'utf8')
