@@ -5,7 +5,7 @@
  *
  *   baseline     structuredClone(config)                  (a floor: compile clones it too)
  *   validate     validateConfig(config)                   (informational: part of create and update)
- *   compile      compileConfig(config) from dist/config/  (informational: create minus validation;
+ *   compile      compileConfig(config) from build/src/ (informational: create minus validation;
  *                                                         clone, matchers, clusters and their pools)
  *   create       createMesh({ config })                   validation + compile + pools; closed after
  *   update       await mesh.update(config')               routes changed (every split's weights),
@@ -20,10 +20,10 @@
  * BENCH_STEPS (comma list of validate,compile,create,update,update-all; clone always runs; for profiling).
  */
 /* global structuredClone */
-import { compileConfig } from '../dist/snapshot/build.js'
-import { createMesh, validateConfig } from '../dist/index.js'
-import { HostRegistry } from '../dist/upstream/host.js'
-import { LimitRegistry } from '../dist/policy/limits.js'
+import { compileConfig } from '../build/src/snapshot/build.js'
+import { createMesh, validateConfig } from '../build/src/index.js'
+import { HostRegistry } from '../build/src/upstream/host.js'
+import { LimitRegistry } from '../build/src/policy/limits.js'
 import { buildConfig } from './lib/mesh-config.mjs'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, rotate, verdict } from './lib/common.mjs'
 

@@ -32,9 +32,9 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import grpc from '@grpc/grpc-js'
-import { createControlPlane, createMesh } from '../dist/index.js'
-import { loadXdsCodec } from '../dist/xds/protos.js'
-import { adsService } from '../dist/xds/services.js'
+import { createControlPlane, createMesh } from '../build/src/index.js'
+import { loadXdsCodec } from '../build/src/xds/protos.js'
+import { adsService } from '../build/src/xds/services.js'
 import { buildConfig } from './lib/mesh-config.mjs'
 import { emitResult, envNumber, fmt, header, median, verdict } from './lib/common.mjs'
 
@@ -98,7 +98,7 @@ const fleet = (w) => ({
   virtualHosts: [{ name: 'reviews', domains: ['reviews'], routes: [{ match: { prefix: '/' }, route: { weightedClusters: [{ cluster: 'reviews', subset: 'v1', weight: 100 - w }, { cluster: 'reviews', subset: 'v2', weight: w }] } }] }],
 })
 writeFileSync(file, JSON.stringify(fleet(0)))
-const child = spawn(process.execPath, [join(here, '../dist/cli/main.js'), 'control-plane', '-c', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+const child = spawn(process.execPath, [join(here, '../build/src/cli/main.js'), 'control-plane', '-c', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
 child.stderr.resume()
 const lines = createInterface({ input: child.stdout })
 const addresses = await new Promise((resolve) => {

@@ -74,7 +74,7 @@ const url = `redis://127.0.0.1:${port}`
 
 // ---------------------------------------------------------------- clients
 
-const { GlobalRateLimiter } = await import('../dist/policy/global-rate-limit.js')
+const { GlobalRateLimiter } = await import('../build/src/policy/global-rate-limit.js')
 const { Redis } = await import('ioredis')
 
 const limiter = new GlobalRateLimiter({ redis: url, requestsPerUnit: 1_000_000_000, unit: 'hour', prefix: 'bench:' })

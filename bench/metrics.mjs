@@ -6,7 +6,7 @@
  *             route reviews v1/v2 weighted 50/50 (bench/dispatcher.mjs's mesh variant):
  *             every request records into endpoint, subset and cluster
  *   neutral   the same, in a process where MetricsRegistry.prototype.upstream, .inbound and
- *             .cluster (dist/observability/metrics.js) were replaced, before the mesh was
+ *             .cluster (build/src/observability/metrics.js) were replaced, before the mesh was
  *             created, by functions returning one no-op recorder { start(){}, end(){}, fail(){} }
  *             (the baseline: src/ is not touched; the dispatcher still reads the clock and
  *             still calls the recorder, which does nothing)
@@ -52,22 +52,22 @@ async function client(variant) {
   const [portA, portB] = process.argv.find((a) => a.startsWith('--ports='))?.slice('--ports='.length).split(',').map(Number) ?? []
   if (variant === 'neutral' && process.env.BENCH_NEUTRAL === 'istio') {
     // Only Istio's series neutralised: built ÷ neutral is what the istio_* recording adds.
-    const { IstioSeries } = await import('../dist/observability/istio-metrics.js')
-    if (typeof IstioSeries.prototype.record !== 'function') throw new Error('IstioSeries.prototype.record is not a function: the patch no longer fits dist/')
+    const { IstioSeries } = await import('../build/src/observability/istio-metrics.js')
+    if (typeof IstioSeries.prototype.record !== 'function') throw new Error('IstioSeries.prototype.record is not a function: the patch no longer fits build/src/')
     IstioSeries.prototype.record = function noop() {}
   } else if (variant === 'neutral' && process.env.BENCH_AA !== '1') {
     // Must run before the mesh exists: the registry hands out recorders from these methods.
-    const { MetricsRegistry } = await import('../dist/observability/metrics.js')
+    const { MetricsRegistry } = await import('../build/src/observability/metrics.js')
     const NOOP = Object.freeze({ start() {}, end() {}, fail() {} })
     for (const m of ['upstream', 'inbound', 'cluster']) {
-      if (typeof MetricsRegistry.prototype[m] !== 'function') throw new Error(`MetricsRegistry.prototype.${m} is not a function: the patch no longer fits dist/`)
+      if (typeof MetricsRegistry.prototype[m] !== 'function') throw new Error(`MetricsRegistry.prototype.${m} is not a function: the patch no longer fits build/src/`)
       MetricsRegistry.prototype[m] = function noopRecorder() {
         return NOOP
       }
     }
   }
   const { request } = await import('undici')
-  const { createMesh } = await import('../dist/index.js')
+  const { createMesh } = await import('../build/src/index.js')
   const mesh = createMesh({
     service: 'bench',
     config: {
@@ -315,8 +315,8 @@ async function main() {
  * Durations cycle through 1,024 values of 0.05–20 ms, so the histogram slot varies.
  */
 async function microRecorder(OPS, cpuPerReqUs) {
-  const { MetricsRegistry } = await import('../dist/observability/metrics.js')
-  const { IstioSeries } = await import('../dist/observability/istio-metrics.js')
+  const { MetricsRegistry } = await import('../build/src/observability/metrics.js')
+  const { IstioSeries } = await import('../build/src/observability/istio-metrics.js')
   const registry = new MetricsRegistry({ service: 'bench' })
   const series = new IstioSeries('reporter="source"')
   // The Istio part alone: what one request adds to its precomputed series (a cell lookup, buckets).

@@ -22,7 +22,7 @@
  * Knobs: BENCH_ROUNDS (15), BENCH_OPS (checks per timed sample, 1000000), BENCH_CASES
  * (comma list of case ids).
  */
-import { LocalRateLimiter, ALLOWED } from '../dist/policy/rate-limit.js'
+import { LocalRateLimiter, ALLOWED } from '../build/src/policy/rate-limit.js'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, rotate, verdict } from './lib/common.mjs'
 
 const ROUNDS = envNumber('BENCH_ROUNDS', 15)

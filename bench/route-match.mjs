@@ -29,9 +29,9 @@
  * Knobs: BENCH_ROUNDS (15), BENCH_OPS (operations per timed sample, 200000),
  * BENCH_CASES (comma list of case ids, for profiling one case).
  */
-import { createMesh } from '../dist/index.js'
-import { RequestView } from '../dist/router/request-view.js'
-import { findRoute } from '../dist/router/router.js'
+import { createMesh } from '../build/src/index.js'
+import { RequestView } from '../build/src/router/request-view.js'
+import { findRoute } from '../build/src/router/router.js'
 import { buildConfig, HEADERS, requestFor } from './lib/mesh-config.mjs'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, prng, rotate, verdict } from './lib/common.mjs'
 

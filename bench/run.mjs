@@ -39,8 +39,10 @@ if (nodes.length === 0) nodes.push(process.execPath)
 const selected = names.length === 0 ? BENCHES : names
 const timeoutS = Number(process.env.BENCH_TIMEOUT ?? 180)
 
-if (!existsSync(join(here, '..', 'dist', 'index.js'))) {
-  console.error('dist/ is missing: run `npm run build` first (or `npm run bench`).')
+// The side-by-side and end-to-end benches load the package as users do (dist/, the bundle);
+// the micro benches import internal modules, which only tsc's per-file build (build/src/) has.
+if (!existsSync(join(here, '..', 'dist', 'index.js')) || !existsSync(join(here, '..', 'build', 'src', 'index.js'))) {
+  console.error('dist/ or build/src/ is missing: run `npm run build && npm run build:test` first (or `npm run bench`).')
   process.exit(1)
 }
 

@@ -20,6 +20,7 @@
  *   node bench/side-by-side.mjs --arms=direct,mesh-both --rounds=3
  *   node bench/side-by-side.mjs --node=/path/to/node22 --node=/path/to/node24 --json out.json --svg out.svg
  *   node bench/side-by-side.mjs --profile=mesh-both     .cpuprofile of the arm's client and server
+ *   node bench/side-by-side.mjs --rss-only --rss-samples=5   the RSS probe alone
  *
  * See bench/README.md for every option and how to read the output.
  */
@@ -53,6 +54,7 @@ const USAGE = `usage: node bench/side-by-side.mjs [options]
   --quick               1 round, ~2 s per arm (500 ms warm-up, 1000 ms closed, 500 ms open), 1 RSS sample
   --node=PATH           run everything under this Node binary (repeat for several; default: this one)
   --rss-samples=N       processes per variant of the RSS probe (default 3), --no-rss to skip it
+  --rss-only            the RSS probe alone (no arm is run; --quick still sets 1 sample unless --rss-samples is given)
   --json FILE           write every figure, per round, as JSON
   --svg FILE            write a chart of the combined table
   --note TEXT           a note for the JSON and the chart (e.g. "loaded machine")
@@ -65,7 +67,7 @@ function parseOptions(argv) {
   const o = {
     arms: undefined, rounds: 5, duration: 2000, openDuration: 2000, rate: 1000, connections: 32, warmup: 2000,
     nodes: [], rssSamples: 3, rss: true, json: undefined, svg: undefined, note: '', profile: [], profileDir: undefined,
-    haproxy: process.env.HAPROXY || '/usr/sbin/haproxy', quick: false,
+    haproxy: process.env.HAPROXY || '/usr/sbin/haproxy', quick: false, rssOnly: false,
   }
   const valued = new Set(['arms', 'rounds', 'duration', 'open-duration', 'rate', 'connections', 'warmup', 'node', 'rss-samples', 'json', 'svg', 'note', 'profile', 'profile-dir', 'haproxy'])
   const numeric = { rounds: 'rounds', duration: 'duration', 'open-duration': 'openDuration', rate: 'rate', connections: 'connections', warmup: 'warmup', 'rss-samples': 'rssSamples' }
@@ -84,6 +86,10 @@ function parseOptions(argv) {
     }
     if (k === 'no-rss') {
       o.rss = false
+      continue
+    }
+    if (k === 'rss-only') {
+      o.rssOnly = true
       continue
     }
     if (!valued.has(k)) fail(`unknown option --${k}`)
@@ -105,6 +111,8 @@ function parseOptions(argv) {
   Object.assign(o, set)
   o.rounds = Math.round(o.rounds)
   if (o.nodes.length === 0) o.nodes.push(process.execPath)
+  if (o.rssOnly && !o.rss) fail('--rss-only and --no-rss leave nothing to run')
+  if (o.rssOnly && o.profile.length > 0) fail('--rss-only and --profile do not go together')
   for (const name of [...(o.arms ?? []), ...o.profile]) if (armNamed(name) === undefined) fail(`unknown arm ${name}; known: ${ARMS.map((a) => a.name).join(', ')}`)
   return o
 }
@@ -310,7 +318,10 @@ async function measureRss(node) {
     }
   }
   const mb = (variant, k) => median(samples[variant].map((s) => s[k])) / 1048576
+  // What each variant's added RSS is made of (medians of each part, so they need not add up exactly).
+  const parts = (variant) => Object.fromEntries(['heapNew', 'heapOld', 'native', 'file'].map((k) => [k, mb(variant, k) - mb('without', k)]))
   return {
+    parts: { with: parts('with'), 'with-one': parts('with-one'), 'import-only': parts('import-only') },
     deltaMB: mb('with', 'rss') - mb('without', 'rss'),
     heapDeltaMB: mb('with', 'heapUsed') - mb('without', 'heapUsed'),
     oneClusterDeltaMB: mb('with-one', 'rss') - mb('without', 'rss'),
@@ -345,7 +356,33 @@ function selectArms(names) {
 
 // ---------------------------------------------------------------- one Node version
 
+/** The RSS probe's figures: one line, and one for what each variant's added RSS is made of. */
+function rssLine(rss) {
+  const f = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(2)}` : 'n/a')
+  const made = Object.entries(rss.parts).map(([v, p]) => `${v}: young generation ${f(p.heapNew)}, rest of the heap ${f(p.heapOld)}, native ${f(p.native)}, file-backed ${f(p.file)}`)
+  return `${rssFigures(rss)}\nRSS added, made of (MB): ${made.join('; ')}`
+}
+
+function rssFigures(rss) {
+  return `RSS: ${rss.withoutMB.toFixed(1)} MB without the mesh, ${rss.withMB.toFixed(1)} MB with it (100 clusters): +${rss.deltaMB.toFixed(2)} MB (heap +${rss.heapDeltaMB.toFixed(2)} MB);`
+    + ` with a one-cluster config +${rss.oneClusterDeltaMB.toFixed(2)} MB (heap +${rss.oneClusterHeapDeltaMB.toFixed(2)} MB);`
+    + ` the import alone +${rss.importDeltaMB.toFixed(2)} MB (heap +${rss.importHeapDeltaMB.toFixed(2)} MB); medians of ${opts.rssSamples} process(es) each`
+}
+
+/** `--rss-only`: the RSS probe of one Node version, no arm run. */
+async function runRssOnly(node) {
+  const version = nodeVersion(node)
+  console.log(`\n## ${version} (${node})`)
+  const rss = await measureRss(node)
+  console.log(rssLine(rss))
+  console.log('')
+  const result = { node, version, rounds: 0, loadavg: loadavg(), arms: [], skipped: [], rss, othersPct: 0 }
+  result.targets = targets(result)
+  return result
+}
+
 async function runVersion(node, creds) {
+  if (opts.rssOnly) return runRssOnly(node)
   const version = nodeVersion(node)
   const { arms, skipped } = selectArms(opts.arms ?? DEFAULT_ARMS)
   console.log(`\n## ${version} (${node})`)
@@ -443,11 +480,7 @@ async function runVersion(node, creds) {
   console.log(`Sender lag p99 (how late the open loop sent against its schedule): ${rows.map((r) => `${r.name} ${r.lagP99.toFixed(2)}`).join(', ')} ms. Other load on the machine: median ${result.othersPct.toFixed(0)}% of a core.`)
   const reconnecting = rows.filter((r) => r.connects > 0).map((r) => `${r.name} (${r.connects})`)
   if (reconnecting.length > 0) console.log(`NOTE new connections during closed-loop slices (median per round): ${reconnecting.join(', ')}: connection set-up is in their CPU figures`)
-  if (rss !== undefined) {
-    console.log(`RSS: ${rss.withoutMB.toFixed(1)} MB without the mesh, ${rss.withMB.toFixed(1)} MB with it (100 clusters): +${rss.deltaMB.toFixed(2)} MB (heap +${rss.heapDeltaMB.toFixed(2)} MB);`
-      + ` with a one-cluster config +${rss.oneClusterDeltaMB.toFixed(2)} MB (heap +${rss.oneClusterHeapDeltaMB.toFixed(2)} MB);`
-      + ` the import alone +${rss.importDeltaMB.toFixed(2)} MB (heap +${rss.importHeapDeltaMB.toFixed(2)} MB); medians of ${opts.rssSamples} process(es) each`)
-  }
+  if (rss !== undefined) console.log(rssLine(rss))
   console.log('')
   result.targets = targets(result)
   return result
@@ -525,7 +558,7 @@ async function profileVersion(node, creds, dir) {
 
 // ---------------------------------------------------------------- main
 
-const needsCreds = [...(opts.arms ?? DEFAULT_ARMS), ...opts.profile].some((n) => armNamed(n).group === 'mtls')
+const needsCreds = !opts.rssOnly && [...(opts.arms ?? DEFAULT_ARMS), ...opts.profile].some((n) => armNamed(n).group === 'mtls')
 const creds = needsCreds ? await makeCredentials() : undefined
 
 console.log('# side by side: one service calling another over loopback, each process apart')
@@ -544,7 +577,7 @@ if (opts.profile.length > 0) {
 const versions = []
 for (const node of opts.nodes) versions.push(await runVersion(node, creds))
 
-if (versions.length > 1) {
+if (versions.length > 1 && !opts.rssOnly) {
   console.log('## every version')
   console.log('')
   console.log(combinedTable(versions))
@@ -559,7 +592,8 @@ if (opts.json) {
   writeFileSync(opts.json, `${JSON.stringify(data, null, 2)}\n`)
   console.log(`wrote ${opts.json}`)
 }
-if (opts.svg) {
+if (opts.svg && opts.rssOnly) console.log('no chart with --rss-only (no arm was run)')
+else if (opts.svg) {
   writeFileSync(opts.svg, svgChart(versions, { title: 'sidecarless side by side: one service calling another over loopback', subtitle }))
   console.log(`wrote ${opts.svg}`)
 }

@@ -1,5 +1,5 @@
 /**
- * Cold start of the xDS protos: the prebuilt descriptor (dist/xds/descriptor.generated.js,
+ * Cold start of the xDS protos: the prebuilt descriptor (build/src/xds/descriptor.generated.js,
  * through the codec loader) against @grpc/proto-loader parsing the .proto files
  * @grpc/grpc-js-xds ships (what grpc-js-xds does at start, the baseline). Each sample is a
  * fresh child process (module caches are per process), the two interleaved; medians of
@@ -40,7 +40,7 @@ console.log(performance.now() - t0)
 `
 const DESCRIPTOR = `
 const t0 = performance.now()
-const { loadXdsCodec } = await import(${JSON.stringify(join(repo, 'dist/xds/protos.js'))})
+const { loadXdsCodec } = await import(${JSON.stringify(join(repo, 'build/src/xds/protos.js'))})
 const codec = await loadXdsCodec()
 if (!codec.hasType('envoy.config.cluster.v3.Cluster')) throw new Error('no Cluster')
 console.log(performance.now() - t0)
@@ -53,7 +53,7 @@ function sample(kind) {
 
 header('xDS protos: prebuilt descriptor vs proto-loader over the shipped .proto files', { rounds })
 const protoCount = Number(execFileSync('find', [deps, '-name', '*.proto'], { encoding: 'utf8' }).trim().split('\n').length)
-const descriptorFile = join(repo, 'dist/xds/descriptor.generated.js')
+const descriptorFile = join(repo, 'build/src/xds/descriptor.generated.js')
 const types = (readFileSync(join(repo, 'src/xds/descriptor.generated.ts'), 'utf8').match(/: (\d+) messages/) ?? [])[1]
 console.log(`descriptor: ${fmt(statSync(descriptorFile).size / 1024, 1)} KB, ${types} messages, enums and services; grpc-js-xds ships ${protoCount} .proto files`)
 

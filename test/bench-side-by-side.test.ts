@@ -58,3 +58,20 @@ test('bench/side-by-side.mjs --quick --arms=direct,mesh-both prints its table, t
   assert.match(chart, /<\/svg>\n$/)
   assert.equal(chart.match(/<rect x="\d+(\.\d+)?" y="[\d.]+" width="[\d.]+" height="11" fill="#4e79a7">/g)?.length, 4, 'two bars (throughput, CPU) per arm')
 })
+
+test('bench/side-by-side.mjs --rss-only runs the RSS probe alone and says what the RSS is made of', async () => {
+  const { stdout } = await run(process.execPath, ['bench/side-by-side.mjs', '--rss-only', '--rss-samples=1'], {
+    cwd: root,
+    timeout: 120_000,
+    maxBuffer: 16 * 1024 * 1024,
+  }).catch((err: { code?: unknown; stdout?: string; stderr?: string }) => assert.fail(`exit ${String(err.code)}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`))
+  assert.doesNotMatch(stdout, /^\| arm \|/m, 'no arm was run')
+  assert.match(stdout, /^RSS: [\d.]+ MB without the mesh, [\d.]+ MB with it \(100 clusters\): [+-][\d.]+ MB/m)
+  const parts = stdout.split('\n').find((l) => l.startsWith('RSS added, made of (MB): ')) ?? assert.fail(`no breakdown:\n${stdout}`)
+  for (const v of ['with', 'with-one', 'import-only']) assert.match(parts, new RegExp(`${v}: young generation [+-][\\d.]+, rest of the heap [+-][\\d.]+, native [+-][\\d.]+, file-backed [+-][\\d.]+`))
+  assert.match(stdout, /^(PASS|MISS) {2}\[v[\d.]+\] RSS added by the mesh, 100-cluster config: /m)
+  const line = stdout.split('\n').find((l) => l.startsWith('RESULT ')) ?? assert.fail('no RESULT line')
+  const result = JSON.parse(line.slice('RESULT '.length)) as { arms: Record<string, unknown>; rssMB: number }
+  assert.deepEqual(result.arms, {})
+  assert.ok(Number.isFinite(result.rssMB))
+})

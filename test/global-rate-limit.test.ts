@@ -5,7 +5,8 @@
  * and close() leaving nothing behind.
  *
  * Skipped (reported as such) when redis-server is not installed. The two-process test runs
- * children importing the built dist/: run `npm run build` first.
+ * children importing the limiter's own module as tsc built it (build/src/; dist/ is a bundle
+ * whose files are not the source's).
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -17,8 +18,8 @@ import { fileURLToPath } from 'node:url'
 import { GlobalRateLimiter, type GlobalRateLimitState } from '../src/policy/global-rate-limit.js'
 import { freePort, redisServerAvailable, startRedis, type RedisServer } from './helpers/redis.js'
 
-// build/test/global-rate-limit.test.js → repository root → dist/ (built by `npm run build`).
-const DIST_MODULE = fileURLToPath(new URL('../../dist/policy/global-rate-limit.js', import.meta.url))
+// build/test/global-rate-limit.test.js → build/src/ (built by `npm run build:test`).
+const BUILT_MODULE = fileURLToPath(new URL('../src/policy/global-rate-limit.js', import.meta.url))
 const TIMEOUT_MS = 50
 /** What a check may take beyond the timeout on a busy two-core machine: timer lateness, GC. */
 const SLACK_MS = 100
@@ -187,12 +188,12 @@ describe('GlobalRateLimiter with a real Redis', () => {
   })
 
   it('two processes share one quota', async () => {
-    assert.ok(existsSync(DIST_MODULE), `${DIST_MODULE} is missing: run \`npm run build\` first`)
+    assert.ok(existsSync(BUILT_MODULE), `${BUILT_MODULE} is missing: run \`npm run build:test\` first`)
     const limit = 500
     const perChild = 600
     const prefix = freshPrefix()
     await windowRoom(HOUR_MS, 20_000)
-    const children = [0, 1].map(() => startChild({ module: DIST_MODULE, redis: redis.url, limit, prefix, checks: perChild, concurrency: 16, timeout: COUNTING_TIMEOUT }))
+    const children = [0, 1].map(() => startChild({ module: BUILT_MODULE, redis: redis.url, limit, prefix, checks: perChild, concurrency: 16, timeout: COUNTING_TIMEOUT }))
     try {
       await Promise.all(children.map((c) => c.line('ready')))
       for (const c of children) c.send('go')

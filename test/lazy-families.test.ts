@@ -4,27 +4,47 @@
  * into the recent-span store) load neither the Envoy nor the Istio importer, the xDS client,
  * the control plane, nor the OpenTelemetry SDK; each loads, and works, when it is used.
  * Checked in a fresh process that records every module it resolves (ES imports and
- * `require` alike).
+ * `require` alike), for both builds: tsc's per-file one (build/src/, what the tests import)
+ * and the package's bundle (dist/, what users import: scripts/bundle.mjs), whose files are
+ * told apart by the src/ files their source maps name.
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-const index = fileURLToPath(new URL('../src/index.js', import.meta.url))
+const BUILDS = {
+  'build/src': fileURLToPath(new URL('../src/index.js', import.meta.url)),
+  dist: fileURLToPath(new URL('../../dist/index.js', import.meta.url)),
+} as const
+type Build = keyof typeof BUILDS
 
 /** A family: the name, and how to tell its modules (a path under src/ or a package). */
 const FAMILIES = {
   'Envoy importer': /\/src\/config\/envoy\//,
   'Istio importer': /\/src\/config\/istio\//,
   'xDS client': /\/src\/xds\/client\/(?!status|metrics)/,
-  'control plane': /\/src\/xds\/(control-plane\.js|control-plane-server|emit\/|ads-stream)/,
+  'control plane': /\/src\/(xds\/(control-plane\.|control-plane-server|emit\/|ads-stream))/,
   'OpenTelemetry SDK': /node_modules\/@opentelemetry\/(sdk-trace-base|resources)\//,
 } as const
 type Family = keyof typeof FAMILIES
 
+/**
+ * What a loaded file stands for: itself, or for a file of dist/, the src/ files its
+ * source map names (`/repo/src/mesh.ts`), so one set of patterns serves both builds.
+ */
+function sourcesOf(url: string): string[] {
+  if (!url.startsWith('file:') || !url.includes('/dist/') || url.includes('/node_modules/')) return [url]
+  const map = `${fileURLToPath(url)}.map`
+  if (!existsSync(map)) return [url]
+  const { sources } = JSON.parse(readFileSync(map, 'utf8')) as { sources: string[] }
+  // (esbuild's virtual modules, `builtin:node:http`, are no file.)
+  return sources.map((s) => new URL(s, url)).filter((u) => u.protocol === 'file:').map((u) => fileURLToPath(u))
+}
+
 /** Runs `body` (an ES module) in a fresh node; returns the families it loaded and what it printed last. */
-function run(body: string): { loaded: Family[]; modules: number; result: unknown } {
+function run(build: Build, body: string): { loaded: Family[]; modules: number; result: unknown } {
   const script = `
 import { registerHooks } from 'node:module'
 const urls = new Set()
@@ -35,19 +55,25 @@ registerHooks({
     return r
   },
 })
-const result = await (async () => { ${body} })()
+const result = await (async () => { ${body.replace('INDEX', JSON.stringify(BUILDS[build]))} })()
 console.log(JSON.stringify({ urls: [...urls], result }))
 `
   const out = execFileSync(process.execPath, ['--disable-warning=SIDECARLESS_UNSUPPORTED_NODE', '--input-type=module', '-e', script], { encoding: 'utf8' })
   const { urls, result } = JSON.parse(out.trim().split('\n').at(-1) as string) as { urls: string[]; result: unknown }
-  const loaded = (Object.keys(FAMILIES) as Family[]).filter((f) => urls.some((u) => FAMILIES[f].test(u)))
-  return { loaded, modules: urls.filter((u) => u.includes('/src/')).length, result }
+  const paths = urls.flatMap(sourcesOf)
+  const loaded = (Object.keys(FAMILIES) as Family[]).filter((f) => paths.some((u) => FAMILIES[f].test(u)))
+  return { loaded, modules: paths.filter((u) => u.includes('/src/')).length, result }
 }
 
-const imports = `const sc = await import(${JSON.stringify(index)})`
+const imports = 'const sc = await import(INDEX)'
 
-test('import and a mesh with a plain config, serving traced requests, load none of the lazy families', () => {
-  const { loaded, modules, result } = run(`${imports}
+/** One test per build. */
+function both(name: string, fn: (build: Build) => void): void {
+  for (const build of Object.keys(BUILDS) as Build[]) test(`${name} (${build})`, () => fn(build))
+}
+
+both('import and a mesh with a plain config, serving traced requests, load none of the lazy families', (build) => {
+  const { loaded, modules, result } = run(build, `${imports}
 const http = await import('node:http')
 const upstream = http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1')
 await new Promise((r) => upstream.once('listening', r))
@@ -68,16 +94,16 @@ return { body, spans }`)
   assert.deepEqual(loaded, [], `loaded: ${loaded.join(', ')}`)
 })
 
-test('fromEnvoy loads the Envoy importer, and only it', () => {
-  const { loaded, result } = run(`${imports}
+both('fromEnvoy loads the Envoy importer, and only it', (build) => {
+  const { loaded, result } = run(build, `${imports}
 const r = sc.fromEnvoy({ static_resources: { clusters: [{ name: 'svc', type: 'STATIC', load_assignment: { cluster_name: 'svc', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 8080 } } } }] }] } }] } })
 return r.config.clusters.map((c) => c.name)`)
   assert.deepEqual(result, ['svc'])
   assert.deepEqual(loaded, ['Envoy importer'])
 })
 
-test('an Envoy bootstrap given as the config loads the Envoy importer', () => {
-  const { loaded, result } = run(`${imports}
+both('an Envoy bootstrap given as the config loads the Envoy importer', (build) => {
+  const { loaded, result } = run(build, `${imports}
 const mesh = sc.createMesh({ config: { static_resources: { clusters: [{ name: 'svc', type: 'STATIC', load_assignment: { cluster_name: 'svc', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 8080 } } } }] }] } }] } } })
 const names = mesh.config.clusters.map((c) => c.name)
 await mesh.close()
@@ -86,12 +112,12 @@ return names`)
   assert.deepEqual(loaded, ['Envoy importer'])
 })
 
-test('fromIstio, and Istio manifests given as the config, load the Istio importer', () => {
+both('fromIstio, and Istio manifests given as the config, load the Istio importer', (build) => {
   const manifest = {
     apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'ext', namespace: 'default' },
     spec: { hosts: ['api.example.com'], ports: [{ number: 443, name: 'https', protocol: 'TLS' }], resolution: 'DNS', location: 'MESH_EXTERNAL' },
   }
-  const { loaded, result } = run(`${imports}
+  const { loaded, result } = run(build, `${imports}
 const r = sc.fromIstio([${JSON.stringify(manifest)}])
 const mesh = sc.createMesh({ config: [${JSON.stringify(manifest)}] })
 const n = mesh.config.clusters.length
@@ -101,8 +127,8 @@ return [r.config.clusters.length > 0, n > 0]`)
   assert.deepEqual(loaded, ['Istio importer'])
 })
 
-test('a control plane, and a mesh with xds, load the control plane and the xDS client', () => {
-  const { loaded, result } = run(`${imports}
+both('a control plane, and a mesh with xds, load the control plane and the xDS client', (build) => {
+  const { loaded, result } = run(build, `${imports}
 const cp = await sc.createControlPlane({ config: { clusters: [{ name: 'c', endpoints: [{ address: 'http://127.0.0.1:1' }] }] }, listen: '127.0.0.1:0', log: () => {} })
 
 const mesh = sc.createMesh({ xds: { bootstrap: { xds_servers: [{ server_uri: cp.address, channel_creds: [{ type: 'insecure' }] }] }, resourceTimeout: '5s' } })
@@ -115,8 +141,8 @@ return { server: status.server === cp.address, prometheus: typeof mesh.metrics.p
   assert.ok(loaded.includes('xDS client'), loaded.join(', '))
 })
 
-test('a configured collector loads the OpenTelemetry SDK', () => {
-  const { loaded, result } = run(`${imports}
+both('a configured collector loads the OpenTelemetry SDK', (build) => {
+  const { loaded, result } = run(build, `${imports}
 const mesh = sc.createMesh({ config: {
   clusters: [{ name: 'c', endpoints: [{ address: 'http://127.0.0.1:1' }] }],
   virtualHosts: [{ name: 'c', domains: ['c'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }],

@@ -7,8 +7,8 @@
  *
  * Messages in: { start: { services, routes, endpointPort } }, { bump: i }. Out: { address }.
  */
-import { loadGrpc } from '../../dist/xds/optional-deps.js'
-import { loadXdsCodec } from '../../dist/xds/protos.js'
+import { loadGrpc } from '../../build/src/xds/optional-deps.js'
+import { loadXdsCodec } from '../../build/src/xds/protos.js'
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
 const TYPE = {

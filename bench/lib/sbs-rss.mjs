@@ -10,8 +10,16 @@
  * Two more split it: `import-only` is `without` plus `import('sidecarless')` (the code
  * alone), `with-one` is `with` on a config of the one cluster the calls use (the code and a
  * mesh, without the 100-cluster config's weight).
+ *
+ * Each reading also says what the RSS is made of: the resident pages of V8's young
+ * generation (`new`: it grows when much of what it collects survives, as at module loading),
+ * of its old generation (objects, bytecode and code spaces, large objects), the rest of the
+ * anonymous memory (`native`: malloc, mostly the optimizing compilers' zones and Node's own)
+ * and file-backed pages (`file`: the node binary's code run for the first time).
  */
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { Agent, request } from 'undici'
 import { serve } from './ipc.mjs'
 import { buildConfig } from './mesh-config.mjs'
@@ -51,6 +59,31 @@ export function clusterConfig(upstreamPort, one) {
   return config
 }
 
+/**
+ * The resident bytes of V8's spaces (young generation apart), the rest of the anonymous
+ * memory, and the file-backed pages (Linux's /proc/self/status; `undefined` elsewhere).
+ */
+function breakdown() {
+  let young = 0
+  let old = 0
+  for (const s of getHeapSpaceStatistics()) {
+    if (s.space_name === 'new_space' || s.space_name === 'new_large_object_space') young += s.physical_space_size
+    else old += s.physical_space_size
+  }
+  let anon
+  let file
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024
+    anon = kb('RssAnon')
+    file = kb('RssFile') + kb('RssShmem')
+  } catch {
+    // not Linux
+  }
+  const native = anon === undefined || Number.isNaN(anon) ? undefined : anon - young - old
+  return { heapNew: young, heapOld: old, native, file: Number.isNaN(file) ? undefined : file }
+}
+
 async function settle() {
   if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc')
   for (let i = 0; i < 4; i++) {
@@ -85,8 +118,9 @@ serve({
     }
     await settle()
     const m = process.memoryUsage()
+    const parts = breakdown()
     // Keep everything reachable until after the reading.
     void [own, mesh, agent, upstream]
-    return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
+    return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, ...parts }
   },
 })

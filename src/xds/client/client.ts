@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { ConfigError } from '../../errors.js'
+import { version as packageVersion } from '../../version.js'
 import type { MeshConfig } from '../../config/types.js'
 import type { XdsCodec } from '../codec.js'
 import { loadGrpc, loadProtobuf, type Protobuf } from '../optional-deps.js'
@@ -486,21 +486,3 @@ function nodeOf(b: XdsBootstrap): XdsObject {
   return node
 }
 
-let version: string | undefined
-
-function packageVersion(): string {
-  if (version !== undefined) return version
-  version = 'unknown'
-  for (const up of ['../../../package.json', '../../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'sidecarless' && typeof pkg.version === 'string') {
-        version = pkg.version
-        break
-      }
-    } catch {
-      // not there: one level up
-    }
-  }
-  return version
-}
