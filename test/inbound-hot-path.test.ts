@@ -121,7 +121,7 @@ describe('entering the request context', () => {
     const app = new AsyncLocalStorage<string>()
     const seen: unknown[] = []
     let later: Promise<unknown[]> | undefined
-    await app.run('tenant', async () => {
+    app.run('tenant', () => {
       const outerId = executionAsyncId()
       const r = runWithContextOn(ctxA, (a: number, b: number) => {
         seen.push(currentContext(), app.getStore(), a + b)

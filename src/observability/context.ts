@@ -148,7 +148,8 @@ export function runWithContext<T>(ctx: MeshRequestContext, fn: () => T): T {
     if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
     return otelContext.with(c, fn)
   }
-  if (contextFrames ??= probeContextFrames()) return enterFrame(ctx, callWithout<T>, fn, undefined)
+  contextFrames ??= probeContextFrames()
+  if (contextFrames) return enterFrame(ctx, callWithout<T>, fn, undefined)
   return ownStorage.run(ctx, fn)
 }
 
@@ -162,7 +163,8 @@ export function runWithContextOn<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b:
     if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
     return otelContext.with(c, fn, undefined, a, b)
   }
-  if (contextFrames ??= probeContextFrames()) return enterFrame(ctx, fn, a, b)
+  contextFrames ??= probeContextFrames()
+  if (contextFrames) return enterFrame(ctx, fn, a, b)
   return ownStorage.run(ctx, fn, a, b)
 }
 
