@@ -8,10 +8,9 @@
  * / 26): a span id costs 32–33 ns, against 82–120 ns for `Buffer#toString('hex')` of its slice
  * (the previous way: a call into C++ per id) and 90–100 ns for concatenating a table of byte
  * strings (a cons string, flattened later); a trace id 57–63 ns; a request id 62–69 ns against
- * 204–218 ns for `crypto.randomUUID()` (which concatenates 20
- * strings). OpenTelemetry JS's `RandomIdGenerator` takes four `Math.random()` words instead:
- * ids here come from the CSPRNG, not from V8's xorshift128+ whose state an observer of enough
- * ids can recover. Every bit of a trace id is uniformly random, which is what W3C Trace
+ * 204–218 ns for `crypto.randomUUID()` (which concatenates 20 strings). OpenTelemetry JS's
+ * `RandomIdGenerator` takes four `Math.random()` words instead: ids here come from the CSPRNG,
+ * not from V8's xorshift128+ whose state an observer of enough ids can recover. Every bit of a trace id is uniformly random, which is what W3C Trace
  * Context Level 2 asks of a trace id before its `random-trace-id` flag may be set: a trace
  * started with `newTraceId()` can set that flag.
  *
