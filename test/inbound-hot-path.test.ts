@@ -3,6 +3,7 @@
 // (the drain's in-flight list and the chain's exchange), the peer made once per connection,
 // and the inbound recorder reused for the same caller.
 import assert from 'node:assert/strict'
+import { AsyncLocalStorage, executionAsyncId } from 'node:async_hooks'
 import { EventEmitter, once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -14,7 +15,7 @@ import { bindToContext } from '../src/inbound/context-binding.js'
 import { takeRequestHeader } from '../src/inbound/request-header-removal.js'
 import { endOnClose, watchInFlight } from '../src/inbound/response-close.js'
 import { ServerBinding } from '../src/inbound/server-binding.js'
-import { currentContext, MeshRequestContext, runWithContext } from '../src/observability/context.js'
+import { currentContext, MeshRequestContext, runWithContext, runWithContextOn } from '../src/observability/context.js'
 import { MetricsRegistry } from '../src/observability/metrics.js'
 
 const ctxA = new MeshRequestContext('a'.repeat(32), 'b'.repeat(16), undefined, false, undefined, 'req-a', undefined, undefined, undefined)
@@ -108,6 +109,80 @@ describe('context binding of request and response events', () => {
     } finally {
       await agent.close()
       server.close()
+      await mesh.close()
+    }
+  })
+})
+
+describe('entering the request context', () => {
+  const ctxB = new MeshRequestContext('c'.repeat(32), 'd'.repeat(16), undefined, false, undefined, 'req-b', undefined, undefined, undefined)
+
+  it('inside: the context, in sync code and in async work it starts; the caller\'s other stores as they were; after (a return or a throw): nothing left', async () => {
+    const app = new AsyncLocalStorage<string>()
+    const seen: unknown[] = []
+    let later: Promise<unknown[]> | undefined
+    app.run('tenant', () => {
+      const outerId = executionAsyncId()
+      const r = runWithContextOn(ctxA, (a: number, b: number) => {
+        seen.push(currentContext(), app.getStore(), a + b)
+        later = new Promise((resolve) => setTimeout(() => resolve([currentContext(), app.getStore()]), 1))
+        return 'returned'
+      }, 1, 2)
+      seen.push(r, currentContext(), app.getStore(), executionAsyncId() === outerId)
+      assert.throws(() => runWithContextOn(ctxA, () => {
+        throw new Error('app failed')
+      }, 0, 0), /app failed/)
+      seen.push(currentContext(), app.getStore())
+      // Nested: the inner context, then the outer one again.
+      runWithContext(ctxA, () => {
+        runWithContext(ctxB, () => seen.push(currentContext()))
+        seen.push(currentContext())
+      })
+    })
+    assert.deepEqual(seen, [ctxA, 'tenant', 3, 'returned', undefined, 'tenant', true, undefined, 'tenant', ctxB, ctxA])
+    assert.deepEqual(await later, [ctxA, 'tenant'])
+    assert.equal(currentContext(), undefined)
+  })
+
+  it('through a wrapped server: the app\'s own store (entered around listen) reaches the handler as without the mesh; the context reaches later work', async () => {
+    const app = new AsyncLocalStorage<string>()
+    const mesh = createMesh({ service: 'hot-path', config: {} })
+    const seen: Record<string, unknown[]> = {}
+    const handler = (name: string) => (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      seen[name] = [app.getStore(), mesh.context()?.requestId]
+      setTimeout(() => {
+        seen[`${name} timer`] = [app.getStore(), mesh.context()?.requestId]
+        void Promise.resolve().then(() => {
+          seen[`${name} promise`] = [app.getStore(), mesh.context()?.requestId]
+          res.end('ok')
+        })
+      }, 1)
+    }
+    const plain = http.createServer(handler('plain'))
+    const wrapped = mesh.createServer(handler('mesh'))
+    app.run('tenant', () => {
+      plain.listen(0, '127.0.0.1')
+      wrapped.listen(0, '127.0.0.1')
+    })
+    await Promise.all([once(plain, 'listening'), once(wrapped, 'listening')])
+    const agent = new Agent()
+    try {
+      for (const s of [plain, wrapped]) {
+        const r = await request(`http://127.0.0.1:${(s.address() as AddressInfo).port}/`, { dispatcher: agent, headers: { 'x-request-id': 'rid-2' } })
+        assert.equal(await r.body.text(), 'ok')
+      }
+      assert.deepEqual(seen, {
+        plain: ['tenant', undefined],
+        'plain timer': ['tenant', undefined],
+        'plain promise': ['tenant', undefined],
+        mesh: ['tenant', 'rid-2'],
+        'mesh timer': ['tenant', 'rid-2'],
+        'mesh promise': ['tenant', 'rid-2'],
+      })
+    } finally {
+      await agent.close()
+      plain.close()
+      wrapped.close()
       await mesh.close()
     }
   })

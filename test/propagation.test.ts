@@ -1145,6 +1145,24 @@ describe('ids', () => {
     assert.equal(seen.size, 100_000)
   })
 
+  test('request ids: version 4 and variant 10 fixed, every other digit free (no stuck bits), whatever draws came before', () => {
+    const perPosition = Array.from({ length: 36 }, () => new Set<string>())
+    for (let i = 0; i < 4000; i++) {
+      // Draws of other sizes in between move where each id starts in the random pool.
+      if (i % 3 === 0) newSpanId()
+      if (i % 7 === 0) newTraceId()
+      const id = newRequestId()
+      for (let p = 0; p < 36; p++) perPosition[p]!.add(id[p]!)
+    }
+    for (let p = 0; p < 36; p++) {
+      const digits = [...perPosition[p]!].sort().join('')
+      if (p === 8 || p === 13 || p === 18 || p === 23) assert.equal(digits, '-', `position ${p}`)
+      else if (p === 14) assert.equal(digits, '4', 'version')
+      else if (p === 19) assert.equal(digits, '89ab', 'variant')
+      else assert.equal(digits, '0123456789abcdef', `position ${p}`)
+    }
+  })
+
   test('isValidRequestId', () => {
     for (const ok of ['a', 'x'.repeat(128), '7a0c3f2e-6b1d-4c55-9e2a-3f1b2c4d5e6f', 'req_1:abc/def+ghi=', '~!#$%&*()']) {
       assert.equal(isValidRequestId(ok), true, ok)

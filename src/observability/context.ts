@@ -4,7 +4,7 @@
  * registered an OTel context manager (so the app's spans and ours share one context and
  * one storage), or the mesh's own otherwise. Two would double the cost of every async hop.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
 import { context as otelContext, createContextKey, trace, type Context, type Span } from '@opentelemetry/api'
 import type { RequestAuth } from '../security/jwt.js'
 
@@ -85,6 +85,60 @@ export function otelContextManagerRegistered(): boolean {
 }
 
 /**
+ * Whether this runtime's AsyncLocalStorage keeps its stores in async context frames (Node 24
+ * and later by default; Node 22 with `--experimental-async-context-frame`) rather than on
+ * async resources through async_hooks (Node 22 by default). Told by behaviour, not by version
+ * or flags: a store entered inside a resource's scope stays on that resource with async_hooks,
+ * and is gone once the scope ends with frames. Probed on the first request, when the mesh's
+ * storage is about to be enabled anyway.
+ */
+let contextFrames: boolean | undefined
+
+function probeContextFrames(): boolean {
+  const probe = new AsyncLocalStorage<number>()
+  const resource = new AsyncResource('sidecarless.probe', MANUAL_DESTROY)
+  resource.runInAsyncScope(() => probe.enterWith(1))
+  const kept = resource.runInAsyncScope(() => probe.getStore())
+  resource.emitDestroy()
+  probe.disable()
+  return kept === undefined
+}
+
+const MANUAL_DESTROY = Object.freeze({ requireManualDestroy: true })
+const REQUEST_SCOPE = 'sidecarless.request'
+
+/**
+ * `fn(a, b)` with `ctx` as the mesh's store, in the scope of a resource made just before (so
+ * its frame is the caller's: every other store stays as the caller had it).
+ *
+ * Why not `ownStorage.run`: with async context frames, `run` makes two frames (each a copy of
+ * a Map): one to enter and one to leave, the second a copy of a frame that already holds a
+ * store, through the Map constructor's generic path. A resource's scope leaves by putting the
+ * caller's own frame back, so entering this way makes one frame, copied from the caller's
+ * (usually empty). Measured (median of 3 × 2M calls, empty caller frame): `run` 207 / 218 ns
+ * on Node 24 / 26, this 66 / 68 ns; with async_hooks (Node 22) `run` costs 30 ns and stays.
+ * The resource is destroyed at once (for async_hooks users: init, before, after, destroy, like
+ * any callback); work the app starts inside has it as its trigger.
+ */
+function enterFrame<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  const resource = new AsyncResource(REQUEST_SCOPE, MANUAL_DESTROY)
+  try {
+    return resource.runInAsyncScope(enterThen<A, B, T>, undefined, ctx, fn, a, b)
+  } finally {
+    resource.emitDestroy()
+  }
+}
+
+function enterThen<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  ownStorage.enterWith(ctx)
+  return fn(a, b)
+}
+
+function callWithout<T>(fn: () => T): T {
+  return fn()
+}
+
+/**
  * Runs `fn` with `ctx` as the current request context. With an OTel context manager the
  * context (and the server span, so app spans nest under it) goes into OTel's context.
  */
@@ -94,6 +148,8 @@ export function runWithContext<T>(ctx: MeshRequestContext, fn: () => T): T {
     if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
     return otelContext.with(c, fn)
   }
+  contextFrames ??= probeContextFrames()
+  if (contextFrames) return enterFrame(ctx, callWithout<T>, fn, undefined)
   return ownStorage.run(ctx, fn)
 }
 
@@ -107,6 +163,8 @@ export function runWithContextOn<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b:
     if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
     return otelContext.with(c, fn, undefined, a, b)
   }
+  contextFrames ??= probeContextFrames()
+  if (contextFrames) return enterFrame(ctx, fn, a, b)
   return ownStorage.run(ctx, fn, a, b)
 }
 

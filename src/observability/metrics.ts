@@ -381,6 +381,8 @@ export class MetricsRegistry {
   /** Counters of inbound JWT authentication and authorization (the inbound pipeline records them). */
   readonly security = new SecurityCounters()
   readonly #routes = new Map<string, InboundRouteEntry>()
+  /** The {@link DEFAULT_ROUTE} entry (nearly every request of a listener without routes), kept apart to skip the lookup; `retain` never drops it. */
+  #defaultRoute: InboundRouteEntry | undefined
   readonly #sources = new Map<string, Place>()
   readonly #clusters = new Map<string, ClusterPlace>()
   // [envoy-translators] virtual clusters: one place per `<virtual host>/<name>`, bounded by the config.
@@ -421,12 +423,17 @@ export class MetricsRegistry {
    * route, counted as {@link DEFAULT_ROUTE}). The same object for the same name: cache it.
    */
   inbound(route: string | undefined, sourcePrincipal?: string, peer?: string): Recorder {
-    const name = route === undefined || route === '' ? DEFAULT_ROUTE : route
-    let entry = this.#routes.get(name)
+    const unnamed = route === undefined || route === ''
+    let entry = unnamed ? this.#defaultRoute : this.#routes.get(route)
     if (entry === undefined) {
-      const place = new Place(`${this.#serviceLabel}route="${escapeLabelValue(name)}"`)
-      entry = { place, recorder: new PlaceRecorder([place], this.#inboundSeries(undefined, undefined), true), bySource: new Map() }
-      this.#routes.set(name, entry)
+      const name = unnamed ? DEFAULT_ROUTE : route
+      entry = this.#routes.get(name)
+      if (entry === undefined) {
+        const place = new Place(`${this.#serviceLabel}route="${escapeLabelValue(name)}"`)
+        entry = { place, recorder: new PlaceRecorder([place], this.#inboundSeries(undefined, undefined), true), bySource: new Map() }
+        this.#routes.set(name, entry)
+      }
+      if (unnamed) this.#defaultRoute = entry
     }
     if (sourcePrincipal === undefined && peer === undefined) return entry.recorder
     // The caller of the route's previous request, nearly always: compared, not keyed (a key
