@@ -119,6 +119,16 @@ try { createMesh({ config: { clusters: 'not a list' } }) } catch (err) { console
   assert.match(stack, /at (new Mesh|createMesh) \(file:\/\/.*\/dist\//)
 })
 
+test('every class in dist/ keeps its own name (a class naming itself in its body is renamed by the bundler)', () => {
+  const renamed: string[] = []
+  for (const f of files(dist, '.js')) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/\bvar (\w+) = class (?!extends\b)(\w+)/g)) {
+      if (m[1] !== m[2]) renamed.push(`${relative(dist, f)}: ${m[1]} is class ${m[2]}`)
+    }
+  }
+  assert.deepEqual(renamed, [])
+})
+
 test('the declarations keep the TSDoc (editors and the API site read it)', () => {
   const mesh = readFileSync(join(dist, 'mesh.d.ts'), 'utf8')
   assert.match(mesh, /\/\*\* Creates a mesh\. Throws a \{@link ConfigError\}/)

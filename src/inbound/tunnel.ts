@@ -51,7 +51,9 @@ export class Tunnel {
    */
   static open(req: http.IncomingMessage, socket: Duplex): Tunnel | undefined {
     if ((socket as { _httpMessage?: unknown })._httpMessage != null) return undefined
-    return new Tunnel(req, socket)
+    // `this`, not the class's name: a class that names itself in its body is renamed by the
+    // bundler (`class _Tunnel`), and its `.name` with it.
+    return new this(req, socket)
   }
 
   /** True once the app has the socket. */

@@ -162,7 +162,7 @@ export class HostRegistry {
    * latest addresses.
    */
   acquire(address: ParsedAddress, options: ConnectionOptions, dial?: HostDial): Host {
-    const key = HostRegistry.keyOf(address, options, dial)
+    const key = hostKey(address, options, dial)
     let host = this.#hosts.get(key)
     if (host === undefined) {
       host = new Host(key, address, options, dial, () => this.tlsStats)
@@ -176,9 +176,7 @@ export class HostRegistry {
 
   /** The key two acquisitions of one host share. */
   static keyOf(address: ParsedAddress, options: ConnectionOptions, dial?: HostDial): string {
-    const base = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
-    if (dial === undefined) return base
-    return dial.kind === 'resolved' ? `${base}|sni=${dial.serverName}` : `${base}|logical=${dial.key}`
+    return hostKey(address, options, dial)
   }
 
   /** Drops a reference; the last one closes the pool once its requests finish. */
@@ -213,4 +211,14 @@ export class HostRegistry {
       ...[...this.#closing].map(([h, closing]) => (force ? Promise.all([closing, h.close(true)]) : closing)),
     ])
   }
+}
+
+/**
+ * {@link HostRegistry.keyOf}, outside the class: a class that names itself in its body is
+ * renamed by the bundler (`class _HostRegistry`), and its `.name` with it.
+ */
+function hostKey(address: ParsedAddress, options: ConnectionOptions, dial?: HostDial): string {
+  const base = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
+  if (dial === undefined) return base
+  return dial.kind === 'resolved' ? `${base}|sni=${dial.serverName}` : `${base}|logical=${dial.key}`
 }

@@ -171,7 +171,8 @@ export class Collector {
   /** The collector of `spec`, or `undefined` when its exporter package is not installed. */
   static create(spec: CollectorSpec, sdk: typeof Sdk, scope: AsyncResource): Collector | undefined {
     const exporter = makeExporter(spec)
-    return exporter === undefined ? undefined : new Collector(spec, exporter, sdk, scope)
+    // `this`, not the class's name: see Tunnel.open (the bundle would rename the class).
+    return exporter === undefined ? undefined : new this(spec, exporter, sdk, scope)
   }
 
   /** A finished span (sampled ones only reach here). */
