@@ -178,7 +178,7 @@ export function istioLabels(reporter: 'source' | 'destination', source: IstioWor
 }
 
 /** Envoy's response flags the mesh sets, by index; 0 is none (`-`). */
-export const RESPONSE_FLAGS = ['-', 'RL', 'UO', 'UH', 'UF', 'UT', 'UC', 'NR', 'RBAC', 'DC', 'UAEX'] as const
+export const RESPONSE_FLAGS = ['-', 'RL', 'UO', 'UH', 'UF', 'UT', 'UC', 'NR', 'RBAC', 'DC', 'UAEX', 'UPE'] as const
 export type ResponseFlagName = (typeof RESPONSE_FLAGS)[number]
 
 /** Istio's duration buckets: Envoy's defaults (ms). */

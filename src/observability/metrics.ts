@@ -56,12 +56,18 @@ export type ErrorKind =
   | 'unauthenticated'
   /** Inbound: refused with 403 by authorization (`listener.authorization`). */
   | 'denied'
+  /**
+   * Outbound: the upstream's response broke HTTP/1.1 (a malformed head, a head over the size
+   * limit, a body that does not match its Content-Length): Envoy's `UPE`. A reset of the
+   * stream for retries and outlier detection, counted apart so it can be told from one.
+   */
+  | 'protocol_error'
 
 /** Every {@link ErrorKind}, in the order snapshots and the exposition list them. */
 export const ERROR_KINDS: readonly ErrorKind[] = Object.freeze([
   'connect_failure', 'reset', 'timeout', 'no_healthy_upstream', 'no_route',
   'aborted', 'overflow', 'rate_limited', 'registry_only', 'other',
-  'unauthenticated', 'denied',
+  'unauthenticated', 'denied', 'protocol_error',
 ] as const)
 
 /** Classes of HTTP response status, as counted. */
@@ -227,6 +233,7 @@ function kindIndex(kind: ErrorKind): number {
     case 'registry_only': return 8
     case 'unauthenticated': return 10
     case 'denied': return 11
+    case 'protocol_error': return 12
     default: return 9
   }
 }
@@ -237,8 +244,8 @@ function kindIndex(kind: ErrorKind): number {
  * or the caller left) and Envoy's response flag (index in `RESPONSE_FLAGS`). Like Envoy, the
  * mesh's own replies count in the response classes too.
  */
-const REPLY_STATUS = new Int16Array([503, 503, 504, 503, 404, 0, 503, 429, 0, 0, 401, 403])
-const REPLY_FLAG = new Uint8Array([4, 6, 5, 3, 7, 9, 2, 1, 7, 0, 0, 8])
+const REPLY_STATUS = new Int16Array([503, 503, 504, 503, 404, 0, 503, 429, 0, 0, 401, 403, 503])
+const REPLY_FLAG = new Uint8Array([4, 6, 5, 3, 7, 9, 2, 1, 7, 0, 0, 8, 11])
 
 /** The counters of one place. Plain fields: the hot path only adds to them. */
 class Place {
@@ -723,6 +730,7 @@ const CONNECT_FAIL: EnvoyAlias = { kind: 'connect_failure', stat: 'cx_connect_fa
 const TIMEOUT: EnvoyAlias = { kind: 'timeout', stat: 'rq_timeout_total', help: 'that timed out' }
 const RX_RESET: EnvoyAlias = { kind: 'reset', stat: 'rq_rx_reset_total', help: 'reset by the other side' }
 const OVERFLOW: EnvoyAlias = { kind: 'overflow', stat: 'rq_pending_overflow_total', help: 'shed by the circuit breaker' }
+const PROTOCOL_ERROR: EnvoyAlias = { kind: 'protocol_error', stat: 'cx_protocol_error_total', help: 'whose response broke the HTTP protocol' }
 const NONE_HEALTHY: EnvoyAlias = { kind: 'no_healthy_upstream', stat: 'cx_none_healthy_total', help: 'with no healthy endpoint to send them to' }
 
 const CLUSTER_LEVEL: Level = {
@@ -731,7 +739,7 @@ const CLUSTER_LEVEL: Level = {
   rx: 'response',
   tx: 'request',
   histogram: true,
-  aliases: [CONNECT_FAIL, TIMEOUT, RX_RESET, OVERFLOW, NONE_HEALTHY],
+  aliases: [CONNECT_FAIL, TIMEOUT, RX_RESET, PROTOCOL_ERROR, OVERFLOW, NONE_HEALTHY],
 }
 const VCLUSTER_LEVEL: Level = { ...CLUSTER_LEVEL, prefix: 'sidecarless_vhost_vcluster_upstream_', noun: 'requests counted under the virtual cluster', histogram: false }
 const SUBSET_LEVEL: Level = { ...CLUSTER_LEVEL, prefix: 'sidecarless_cluster_subset_', noun: 'upstream requests of the cluster routed through the subset' }

@@ -103,10 +103,26 @@ export function upstreamFailureText(err: unknown): { flag: ResponseFlag; body: s
       body: `upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: ${reason}`,
     }
   }
+  if (isProtocolError(err)) {
+    return { flag: 'UPE', body: 'upstream connect error or disconnect/reset before headers. reset reason: protocol error' }
+  }
   return {
     flag: 'UC',
     body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   }
+}
+
+/**
+ * Whether the pool failed a request because the upstream's response broke HTTP/1.1 (Envoy's
+ * `UPE`): the parser refused its head or a chunk (undici's `HTTPParserError`, whose `code`
+ * is not always set), the head passed the size limit, or the body did not match its
+ * Content-Length. Told by name and code, not by class: undici 7 and 8 each have their own.
+ */
+export function isProtocolError(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false
+  const { name, code } = err as { name?: unknown; code?: unknown }
+  return name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+    (typeof code === 'string' && code.startsWith('HPE_'))
 }
 
 /** Whether an error code is a TLS handshake or verification failure (Node's, OpenSSL's, or our identity check). */

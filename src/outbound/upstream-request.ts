@@ -34,7 +34,7 @@ import type { ResourceManager } from '../upstream/resource-manager.js'
 import type { DeadlineList, Expirable } from './deadlines.js'
 import type { Exchange, Try } from './exchange.js'
 import { rawFrom } from './handler.js'
-import { upstreamFailureText } from './local-reply.js'
+import { isProtocolError, upstreamFailureText } from './local-reply.js'
 
 const enum State { Waiting, Streaming, Done }
 
@@ -345,18 +345,21 @@ export class UpstreamRequest implements Try, Expirable {
       const failure: TryFailure = flag === 'UF' ? 'connect_failure' : this.#up === null ? 'refused' : 'reset'
       this.#transportFailure()
       if (this.#cluster !== null) this.#cluster.recordOutcome(this.#host as Host, failure === 'connect_failure' ? 'connect_failure' : 'reset')
-      this.#failed(flag === 'UF' ? 'connect_failure' : 'reset', 503)
+      this.#failed(flag === 'UF' ? 'connect_failure' : flag === 'UPE' ? 'protocol_error' : 'reset', 503)
       this.#exchange.tryFailed(this, failure, this.#reply(503, body, flag))
       return
     }
     if (beforeHeaders) this.#breaker?.release(this.#trial)
-    this.#failed(this.#aborted ? 'aborted' : 'reset', beforeHeaders ? undefined : this.#status)
+    const broken = !this.#aborted && isProtocolError(err)
+    this.#failed(this.#aborted ? 'aborted' : broken ? 'protocol_error' : 'reset', beforeHeaders ? undefined : this.#status)
     // The upstream failed mid-body: the caller's body ends with our code, undici's error as the cause.
     const reason = this.#aborted
       ? abortError(err)
       : beforeHeaders
         ? err
-        : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', `the upstream ${this.endpoint} failed after the response started`, { cause: err })
+        : new MeshError('SIDECARLESS_ERR_UPSTREAM_RESET', broken
+          ? `the upstream ${this.endpoint} broke HTTP/1.1 after the response started (${err.message})`
+          : `the upstream ${this.endpoint} failed after the response started`, { cause: err })
     this.#exchange.tryError(this, reason)
   }
 
