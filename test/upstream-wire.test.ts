@@ -19,7 +19,8 @@ import { createMesh, type Mesh } from '../src/index.js'
 import { parseExposition, sampleOf } from './helpers/exposition.js'
 
 /** One part of a scripted answer: bytes to write, a pause (ms) so the next part is a read of its own, or closing the connection. */
-type Part = string | { readonly pause: number } | 'close'
+type Part = string | { readonly pause: number } | typeof CLOSE
+const CLOSE = Symbol('close')
 type Script = readonly Part[] | ((n: number) => readonly Part[])
 
 /**
@@ -93,7 +94,7 @@ class WireUpstream {
       this.served[index]!++
       busy = true
       for (const part of parts ?? ['HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n']) {
-        if (part === 'close') socket.end()
+        if (part === CLOSE) socket.end()
         else if (typeof part === 'string') socket.write(part, 'latin1')
         else await sleep(part.pause)
       }
@@ -257,7 +258,7 @@ describe('well-formed responses, however the bytes arrive', () => {
   })
 
   test('a body delimited by the close of the connection is read to the end; the next request gets a new connection', async () => {
-    const a = await call(upstream.script('close-delimited', ['HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil ', { pause: 4 }, 'the end', 'close']))
+    const a = await call(upstream.script('close-delimited', ['HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil ', { pause: 4 }, 'the end', CLOSE]))
     assert.deepEqual([a.status, a.body, a.bodyError], [200, 'until the end', undefined])
     await assertNotReused(upstream.connectionOf('close-delimited'))
   })
@@ -329,7 +330,7 @@ describe('responses that break HTTP/1.1', () => {
   test('a body cut short by the close of the connection ends with SIDECARLESS_ERR_UPSTREAM_RESET, counted as a reset', async () => {
     const m = meshFor(upstream.port)
     try {
-      const a = await call(upstream.script('cut-short', ['HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello', { pause: 4 }, 'close']), 'GET', m)
+      const a = await call(upstream.script('cut-short', ['HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello', { pause: 4 }, CLOSE]), 'GET', m)
       assert.equal(a.status, 200)
       assert.equal(a.bodyError?.code, 'SIDECARLESS_ERR_UPSTREAM_RESET')
       assert.match(a.bodyError?.message ?? '', /failed after the response started/)
@@ -341,7 +342,7 @@ describe('responses that break HTTP/1.1', () => {
   })
 
   test('a connection closed before any byte of the response is a 503 UC ("connection termination"), not UPE', async () => {
-    const a = await call(upstream.script('silent-close', ['close']))
+    const a = await call(upstream.script('silent-close', [CLOSE]))
     assert.equal(a.status, 503)
     assert.equal(a.headers['x-sidecarless-response-flags'], 'UC')
     assert.match(a.body, /reset reason: connection termination$/)
