@@ -88,6 +88,27 @@ describe(`global fetch of Node.js ${process.versions.node} (undici ${process.ver
     await assert.rejects(reader.read(), (err: Error) => err.name === 'AbortError')
   })
 
+  test('mesh.fetch takes the global Request and FormData of this Node.js line (another copy of undici than the mesh\'s)', async () => {
+    // Before: "Failed to parse URL from [object Request]", and the form sent as the text "[object FormData]".
+    const ac = new AbortController()
+    const req = new Request('http://reviews/req', { method: 'PUT', body: 'request body', headers: { 'x-caller': 'yes' }, signal: ac.signal })
+    const res = await mesh.fetch(req)
+    assert.equal(res.status, 200)
+    assert.equal(await res.text(), 'reviews-v1 PUT /req request body')
+    const bodiless = await mesh.fetch(new Request('http://reviews/plain', { headers: { 'x-caller': 'yes' } }), { method: 'DELETE' })
+    assert.equal(await bodiless.text(), 'reviews-v1 DELETE /plain ', 'init overrides what the Request says')
+    const form = new FormData()
+    form.set('field', 'value')
+    form.set('file', new File(['file content'], 'f.txt', { type: 'text/plain' }))
+    const posted = await mesh.fetch('http://reviews/form', { method: 'POST', body: form })
+    const text = await posted.text()
+    assert.match(text, /^reviews-v1 POST \/form -+formdata-undici-\d+\r\nContent-Disposition: form-data; name="field"\r\n\r\nvalue\r\n/)
+    assert.match(text, /name="file"; filename="f\.txt"\r\nContent-Type: text\/plain\r\n\r\nfile content\r\n/)
+    // The caller's signal on the Request still aborts the call.
+    ac.abort()
+    await assert.rejects(mesh.fetch(new Request('http://reviews/slow', { signal: ac.signal })), (err: Error) => err.name === 'AbortError')
+  })
+
   test('installGlobal() captures the global fetch of this Node.js line, and restore() gives it back', async () => {
     const restore = mesh.installGlobal()
     try {

@@ -14,13 +14,17 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { request } from 'undici'
+import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { request, upgrade } from 'undici'
 import { createMesh, type Mesh } from '../src/index.js'
 import { parseExposition, sampleOf } from './helpers/exposition.js'
 
 /** One part of a scripted answer: bytes to write, a pause (ms) so the next part is a read of its own, or closing the connection. */
-type Part = string | { readonly pause: number } | typeof CLOSE
+type Part = string | Buffer | { readonly pause: number } | typeof CLOSE | typeof ECHO
 const CLOSE = Symbol('close')
+/** Makes the connection a tunnel that answers each byte with itself in upper case (after a 101 or a CONNECT's 200). */
+const ECHO = Symbol('echo')
 type Script = readonly Part[] | ((n: number) => readonly Part[])
 
 /**
@@ -32,6 +36,7 @@ class WireUpstream {
   readonly #scripts = new Map<string, Script>()
   readonly #asked = new Map<string, number>()
   readonly #servedOn = new Map<string, number>()
+  readonly #received = new Map<string, Received>()
   /** Requests served per connection, in the order the connections were accepted. */
   readonly served: number[] = []
   port = 0
@@ -71,41 +76,110 @@ class WireUpstream {
     return this.served.length
   }
 
+  /** The last request that came for `/w/<name>`: its head's fields (names in lower case) and its body as received, framing removed. */
+  request(name: string): Received {
+    const r = this.#received.get(name)
+    assert.ok(r !== undefined, `no request came for /w/${name}`)
+    return r
+  }
+
   #serve(socket: net.Socket): void {
     const index = this.served.push(0) - 1
     socket.setNoDelay(true)
     socket.on('error', () => {})
+    // Bytes as latin1 (one char per byte); a request is answered once its body is whole.
     let pending = ''
+    let head: { name: string | undefined; fields: Map<string, string> } | null = null
     let busy = false
+    let tunnel = false
     const next = async (): Promise<void> => {
-      if (busy) return
-      const end = pending.indexOf('\r\n\r\n')
-      if (end === -1) return
-      const head = pending.slice(0, end)
-      pending = pending.slice(end + 4)
-      const name = /^[A-Z]+ \/w\/(\S+) HTTP\/1\.1\r\n/.exec(head)?.[1]
-      const script = name === undefined ? undefined : this.#scripts.get(name)
-      const n = name === undefined ? 0 : this.asked(name)
-      if (name !== undefined) {
-        this.#asked.set(name, n + 1)
-        this.#servedOn.set(name, index)
+      while (!busy && !tunnel) {
+        if (head === null) {
+          const end = pending.indexOf('\r\n\r\n')
+          if (end === -1) return
+          const lines = pending.slice(0, end).split('\r\n')
+          pending = pending.slice(end + 4)
+          const fields = new Map<string, string>()
+          for (const line of lines.slice(1)) {
+            const colon = line.indexOf(':')
+            const key = line.slice(0, colon).toLowerCase()
+            const value = line.slice(colon + 1).trim()
+            fields.set(key, fields.has(key) ? `${fields.get(key)}, ${value}` : value)
+          }
+          head = { name: /^[A-Z]+ \/w\/(\S+) HTTP\/1\.1$/.exec(lines[0] ?? '')?.[1], fields }
+        }
+        const taken = takeBody(pending, head.fields)
+        if (taken === undefined) return
+        pending = pending.slice(taken.used)
+        const { name, fields } = head
+        head = null
+        const script = name === undefined ? undefined : this.#scripts.get(name)
+        const n = name === undefined ? 0 : this.asked(name)
+        if (name !== undefined) {
+          this.#asked.set(name, n + 1)
+          this.#servedOn.set(name, index)
+          this.#received.set(name, { fields, body: Buffer.from(taken.body, 'latin1'), socket })
+        }
+        const parts = typeof script === 'function' ? script(n) : script
+        this.served[index]!++
+        busy = true
+        for (const part of parts ?? ['HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n']) {
+          if (part === CLOSE) socket.end()
+          else if (part === ECHO) {
+            // From here the connection is a tunnel: what comes back is what came, in upper case.
+            tunnel = true
+            if (pending !== '') socket.write(pending.toUpperCase(), 'latin1')
+            pending = ''
+          } else if (typeof part === 'string') socket.write(part, 'latin1')
+          else if (Buffer.isBuffer(part)) socket.write(part)
+          else await sleep(part.pause)
+        }
+        busy = false
       }
-      const parts = typeof script === 'function' ? script(n) : script
-      this.served[index]!++
-      busy = true
-      for (const part of parts ?? ['HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n']) {
-        if (part === CLOSE) socket.end()
-        else if (typeof part === 'string') socket.write(part, 'latin1')
-        else await sleep(part.pause)
-      }
-      busy = false
-      void next()
     }
     socket.on('data', (d: Buffer) => {
-      pending += d.toString('latin1')
-      void next()
+      if (tunnel) socket.write(d.toString('latin1').toUpperCase(), 'latin1')
+      else {
+        pending += d.toString('latin1')
+        void next()
+      }
     })
   }
+}
+
+/** What the upstream received for a request. */
+interface Received {
+  readonly fields: ReadonlyMap<string, string>
+  readonly body: Buffer
+  /** The connection it came on. */
+  readonly socket: net.Socket
+}
+
+/**
+ * The body at the start of `pending` (latin1), its framing removed, and how many characters
+ * it took; undefined while it is not whole. Content-Length or chunked (RFC 9112 §6.3, §7.1).
+ */
+function takeBody(pending: string, fields: ReadonlyMap<string, string>): { body: string; used: number } | undefined {
+  if (fields.get('transfer-encoding')?.toLowerCase() === 'chunked') {
+    let at = 0
+    let body = ''
+    for (;;) {
+      const eol = pending.indexOf('\r\n', at)
+      if (eol === -1) return undefined
+      const size = Number.parseInt(pending.slice(at, eol).split(';')[0]!, 16)
+      if (size === 0) {
+        if (pending.startsWith('\r\n', eol + 2)) return { body, used: eol + 4 }
+        // Trailer fields, then an empty line.
+        const end = pending.indexOf('\r\n\r\n', eol)
+        return end === -1 ? undefined : { body, used: end + 4 }
+      }
+      if (pending.length < eol + 2 + size + 2) return undefined
+      body += pending.slice(eol + 2, eol + 2 + size)
+      at = eol + 2 + size + 2
+    }
+  }
+  const length = Number(fields.get('content-length') ?? 0)
+  return pending.length < length ? undefined : { body: pending.slice(0, length), used: length }
 }
 
 /** `text` cut at `at`, the two halves written as separate reads. */
@@ -371,5 +445,140 @@ describe('responses that break HTTP/1.1', () => {
     } finally {
       await m.close()
     }
+  })
+})
+
+const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
+
+/** `n` chunks of 16 KiB, each filled with its index: 1 MiB for 64. */
+function chunks(n: number): Buffer[] {
+  return Array.from({ length: n }, (_, i) => Buffer.alloc(16 * 1024, i % 251))
+}
+
+describe('request bodies as the upstream receives them', () => {
+  async function post(name: string, body: Parameters<typeof request>[1] extends infer O ? O extends { body?: infer B } ? B : never : never, headers: Record<string, string> = {}): Promise<Received> {
+    const r = await request(`http://wire${upstream.script(name, [OK])}`, { dispatcher: mesh.dispatcher, method: 'POST', body, headers })
+    assert.equal(r.statusCode, 200)
+    assert.equal(await r.body.text(), 'ok')
+    return upstream.request(name)
+  }
+
+  test('a string, a Buffer and a Uint8Array go with their Content-Length, never chunked', async () => {
+    const bodies: [string, string | Buffer | Uint8Array, string][] = [
+      ['string', 'héllo wörld', 'héllo wörld'],
+      ['buffer', Buffer.from('buffer body'), 'buffer body'],
+      ['uint8array', new TextEncoder().encode('typed array body'), 'typed array body'],
+    ]
+    for (const [name, body, text] of bodies) {
+      const got = await post(`body-${name}`, body)
+      assert.equal(got.fields.get('content-length'), String(Buffer.byteLength(text)), name)
+      assert.equal(got.fields.get('transfer-encoding'), undefined, name)
+      assert.equal(got.body.toString('utf8'), text, name)
+    }
+  })
+
+  test('a stream of unknown length goes chunked and arrives whole (1 MiB in 16 KiB pieces)', async () => {
+    const parts = chunks(64)
+    const got = await post('body-stream', Readable.from(parts))
+    assert.equal(got.fields.get('transfer-encoding'), 'chunked')
+    assert.equal(got.fields.get('content-length'), undefined)
+    assert.equal(got.body.length, 1024 * 1024)
+    assert.equal(sha(got.body), sha(Buffer.concat(parts)))
+  })
+
+  test('a stream whose caller gave its Content-Length goes with that length, not chunked', async () => {
+    const parts = chunks(8)
+    const got = await post('body-stream-length', Readable.from(parts), { 'content-length': String(8 * 16 * 1024) })
+    assert.equal(got.fields.get('content-length'), String(8 * 16 * 1024))
+    assert.equal(got.fields.get('transfer-encoding'), undefined)
+    assert.equal(sha(got.body), sha(Buffer.concat(parts)))
+  })
+
+  test('an async iterable body goes chunked and arrives whole', async () => {
+    async function* gen(): AsyncGenerator<Buffer> {
+      for (const c of chunks(16)) {
+        await sleep(0)
+        yield c
+      }
+    }
+    const got = await post('body-iterable', gen() as unknown as Readable)
+    assert.equal(got.fields.get('transfer-encoding'), 'chunked')
+    assert.equal(sha(got.body), sha(Buffer.concat(chunks(16))))
+  })
+
+  test('mesh.fetch bodies (Blob, URLSearchParams, FormData, a web ReadableStream) arrive as fetch frames and types them', async () => {
+    const cases: [string, () => RequestInit, (r: Received) => void][] = [
+      // The global classes of Node.js (its own copy of undici), as an app has them at hand.
+      ['blob', () => ({ body: new Blob(['blob body'], { type: 'text/x-blob' }) }), (r) => {
+        assert.equal(r.fields.get('content-type'), 'text/x-blob')
+        assert.equal(r.fields.get('content-length'), '9')
+        assert.equal(r.body.toString(), 'blob body')
+      }],
+      ['search', () => ({ body: new URLSearchParams({ a: '1', b: 'two words' }) }), (r) => {
+        assert.equal(r.fields.get('content-type'), 'application/x-www-form-urlencoded;charset=UTF-8')
+        assert.equal(r.body.toString(), 'a=1&b=two+words')
+      }],
+      ['form', () => {
+        const f = new FormData()
+        f.set('field', 'value')
+        f.set('file', new Blob(['file content']), 'f.txt')
+        return { body: f }
+      }, (r) => {
+        const boundary = /^multipart\/form-data; boundary=(.+)$/.exec(r.fields.get('content-type') ?? '')?.[1]
+        assert.ok(boundary !== undefined, r.fields.get('content-type'))
+        const text = r.body.toString()
+        assert.match(text, /name="field"\r\n\r\nvalue\r\n/)
+        assert.match(text, /filename="f\.txt"[\s\S]*\r\n\r\nfile content\r\n/)
+        assert.ok(text.endsWith(`--${boundary}--\r\n`))
+      }],
+      ['web-stream', () => ({
+        body: new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('web '))
+            c.enqueue(new TextEncoder().encode('stream'))
+            c.close()
+          },
+        }),
+        duplex: 'half',
+      }), (r) => {
+        assert.equal(r.fields.get('transfer-encoding'), 'chunked')
+        assert.equal(r.body.toString(), 'web stream')
+      }],
+    ]
+    for (const [name, init, check] of cases) {
+      const res = await mesh.fetch(`http://wire${upstream.script(`fetch-${name}`, [OK])}`, { method: 'POST', ...init() })
+      assert.equal(res.status, 200, name)
+      assert.equal(await res.text(), 'ok', name)
+      check(upstream.request(`fetch-${name}`))
+    }
+  })
+})
+
+describe('flow control and connection takeover', () => {
+  test('a caller that stops reading stops the upstream: its writes back up; once read, every byte arrives', async () => {
+    const size = 32 * 1024 * 1024
+    const piece = Buffer.alloc(64 * 1024, 7)
+    const parts: Part[] = [`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`]
+    for (let i = 0; i < size / piece.length; i++) parts.push(piece)
+    const r = await request(`http://wire${upstream.script('large', parts)}`, { dispatcher: mesh.dispatcher })
+    assert.equal(r.statusCode, 200)
+    await sleep(300)
+    const socket = upstream.request('large').socket
+    assert.ok(socket.writableLength > 0 && socket.writableNeedDrain, `the upstream still holds ${socket.writableLength} bytes it could not write: the mesh stopped reading`)
+    let received = 0
+    for await (const chunk of r.body) received += (chunk as Buffer).length
+    assert.equal(received, size)
+  })
+
+  test('an upgrade (101) hands the caller the connection: bytes go both ways through it', async () => {
+    const path = upstream.script('ws', ['HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: shout\r\n\r\n', ECHO])
+    const { headers, socket } = await upgrade(`http://wire${path}`, { dispatcher: mesh.dispatcher, protocol: 'shout' })
+    assert.equal(headers['upgrade'], 'shout')
+    assert.equal(upstream.request('ws').fields.get('upgrade'), 'shout')
+    socket.write('hello through')
+    const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
+    assert.equal(echoed, 'HELLO THROUGH')
+    socket.destroy()
   })
 })

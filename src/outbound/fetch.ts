@@ -5,27 +5,71 @@
  * request fetch or undici would refuse (`SIDECARLESS_ERR_INVALID_REQUEST`), a REGISTRY_ONLY
  * refusal, an abort by the caller, a closed mesh. The same rule holds for `mesh.dispatcher`.
  */
-import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
+import { fetch as undiciFetch, FormData as UndiciFormData, Request as UndiciRequest, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { abortError, MeshError } from '../errors.js'
 import type { MeshDispatcher } from './dispatcher.js'
 
-/** The signature of `mesh.fetch`: WHATWG fetch (undici's types). */
-export type MeshFetch = (input: RequestInfo, init?: RequestInit) => Promise<Response>
+/**
+ * The signature of `mesh.fetch`: WHATWG fetch. It takes undici's `Request`, `FormData` and
+ * init as well as the global ones of Node.js (its own copy of undici).
+ */
+export type MeshFetch = (input: RequestInfo | globalThis.Request, init?: RequestInit | globalThis.RequestInit) => Promise<Response>
 
 /** Makes the fetch of a mesh. */
 export function createMeshFetch(dispatcher: MeshDispatcher): MeshFetch {
-  return async function meshFetch(input: RequestInfo, init?: RequestInit): Promise<Response> {
+  return async function meshFetch(input: RequestInfo | globalThis.Request, init?: RequestInit | globalThis.RequestInit): Promise<Response> {
     const signal = init?.signal ?? (typeof input === 'object' && input !== null && 'signal' in input ? (input as { signal?: AbortSignal | null }).signal : undefined)
     const linked = signal === undefined || signal === null ? undefined : linkedSignal(signal)
     try {
-      const options: RequestInit = init === undefined ? { dispatcher } : { ...init, dispatcher }
+      const options: RequestInit = init === undefined ? { dispatcher } : { ...(init as RequestInit), dispatcher }
       if (linked !== undefined) options.signal = linked.signal
-      return await undiciFetch(input, options)
+      if (isForeign(options.body, UndiciFormData, 'FormData')) options.body = adoptFormData(options.body as unknown as Iterable<[string, string | File]>)
+      return await undiciFetch(isForeign(input, UndiciRequest, 'Request') ? adoptRequest(input as globalThis.Request) : input as RequestInfo, options)
     } catch (err) {
       linked?.release()
       throw translate(err, input, signal ?? undefined)
     }
   }
+}
+
+/**
+ * Whether `value` is a `Request` or `FormData` of another copy of undici — Node's global
+ * `fetch` classes are its own bundled undici's, not ours. undici's fetch tells its own
+ * classes by `instanceof`: a global `Request` passed in failed as "Failed to parse URL from
+ * [object Request]", and a global `FormData` body was sent as the text "[object FormData]".
+ */
+function isForeign(value: unknown, own: abstract new (...args: never[]) => unknown, tag: string): boolean {
+  return typeof value === 'object' && value !== null && !(value instanceof own) && (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === tag
+}
+
+/** Our undici's copy of a foreign `Request`: what fetch reads of it (its body streams through, unread). */
+function adoptRequest(r: globalThis.Request): UndiciRequest {
+  const init: RequestInit = {
+    method: r.method,
+    headers: [...r.headers],
+    redirect: r.redirect,
+    signal: r.signal,
+    keepalive: r.keepalive,
+    integrity: r.integrity,
+    referrerPolicy: r.referrerPolicy,
+    credentials: r.credentials,
+    cache: r.cache,
+  }
+  if (r.body !== null) {
+    init.body = r.body as RequestInit['body']
+    init.duplex = 'half'
+  }
+  return new UndiciRequest(r.url, init)
+}
+
+/** Our undici's copy of a foreign `FormData`: the same entries, files with their names. */
+function adoptFormData(form: Iterable<[string, string | File]>): UndiciFormData {
+  const out = new UndiciFormData()
+  for (const [name, value] of form) {
+    if (typeof value === 'string') out.append(name, value)
+    else out.append(name, value, value.name)
+  }
+  return out
 }
 
 /**
@@ -64,7 +108,7 @@ function linkedSignal(signal: AbortSignal): { signal: AbortSignal; release(): vo
 const controllers = new WeakMap<AbortSignal, AbortController>()
 const listeners = new FinalizationRegistry<() => void>((release) => release())
 
-function translate(err: unknown, input: RequestInfo, signal: AbortSignal | undefined): unknown {
+function translate(err: unknown, input: RequestInfo | globalThis.Request, signal: AbortSignal | undefined): unknown {
   const cause = (err as { cause?: unknown } | null)?.cause
   if (cause instanceof MeshError) return cause
   if (err instanceof MeshError) return err
