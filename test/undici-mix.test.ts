@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Readable } from 'node:stream'
+import * as undici from 'undici'
 import { createMesh, type Mesh } from '../src/index.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
@@ -107,6 +108,20 @@ describe(`global fetch of Node.js ${process.versions.node} (undici ${process.ver
     // The caller's signal on the Request still aborts the call.
     ac.abort()
     await assert.rejects(mesh.fetch(new Request('http://reviews/slow', { signal: ac.signal })), (err: Error) => err.name === 'AbortError')
+  })
+
+  test('mesh.fetch answers with the global Response (instanceof holds, as frameworks check), and takes the undici package\'s Request and FormData', async () => {
+    // Before: mesh.fetch was the undici package's fetch, whose Response, Headers and Request are other classes.
+    const res = await mesh.fetch('http://reviews/instance')
+    assert.ok(res instanceof Response, 'a global Response')
+    assert.ok(res.headers instanceof Headers, 'global Headers')
+    assert.equal(await res.text(), 'reviews-v1 GET /instance ')
+    const form = new undici.FormData()
+    form.set('field', 'from the undici package')
+    const posted = await mesh.fetch(new undici.Request('http://reviews/package', { method: 'POST', body: 'package request' }))
+    assert.equal(await posted.text(), 'reviews-v1 POST /package package request')
+    const formed = await mesh.fetch('http://reviews/package-form', { method: 'POST', body: form })
+    assert.match(await formed.text(), /name="field"\r\n\r\nfrom the undici package\r\n/)
   })
 
   test('installGlobal() captures the global fetch of this Node.js line, and restore() gives it back', async () => {

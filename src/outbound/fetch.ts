@@ -5,26 +5,34 @@
  * request fetch or undici would refuse (`SIDECARLESS_ERR_INVALID_REQUEST`), a REGISTRY_ONLY
  * refusal, an abort by the caller, a closed mesh. The same rule holds for `mesh.dispatcher`.
  */
-import { fetch as undiciFetch, FormData as UndiciFormData, Request as UndiciRequest, type RequestInfo, type RequestInit, type Response } from 'undici'
+import type { Request as UndiciRequest, RequestInit as UndiciRequestInit } from 'undici'
 import { abortError, MeshError } from '../errors.js'
 import type { MeshDispatcher } from './dispatcher.js'
 
 /**
- * The signature of `mesh.fetch`: WHATWG fetch. It takes undici's `Request`, `FormData` and
- * init as well as the global ones of Node.js (its own copy of undici).
+ * The signature of `mesh.fetch`: Node.js's own fetch — its `Response`, `Request`, `Headers`
+ * and `FormData` are the global ones, so `res instanceof Response` holds as it does for
+ * `fetch` — that also takes the `Request` and `FormData` of the `undici` package.
  */
-export type MeshFetch = (input: RequestInfo | globalThis.Request, init?: RequestInit | globalThis.RequestInit) => Promise<Response>
+export type MeshFetch = (input: string | URL | Request | UndiciRequest, init?: RequestInit | UndiciRequestInit) => Promise<Response>
 
-/** Makes the fetch of a mesh. */
+/**
+ * Makes the fetch of a mesh: Node's fetch (as `globalThis.fetch` is when the mesh is made)
+ * with the mesh's dispatcher. Not the `undici` package's fetch, whose `Response` is another
+ * class than the global one: frameworks that take a `Response` from a handler check it
+ * with `instanceof` (a Next.js route handler, Hono), and failed on one from `mesh.fetch`.
+ */
 export function createMeshFetch(dispatcher: MeshDispatcher): MeshFetch {
-  return async function meshFetch(input: RequestInfo | globalThis.Request, init?: RequestInit | globalThis.RequestInit): Promise<Response> {
+  const nodeFetch = globalThis.fetch
+  return async function meshFetch(input: string | URL | Request | UndiciRequest, init?: RequestInit | UndiciRequestInit): Promise<Response> {
     const signal = init?.signal ?? (typeof input === 'object' && input !== null && 'signal' in input ? (input as { signal?: AbortSignal | null }).signal : undefined)
     const linked = signal === undefined || signal === null ? undefined : linkedSignal(signal)
     try {
-      const options: RequestInit = init === undefined ? { dispatcher } : { ...(init as RequestInit), dispatcher }
+      // `dispatcher` is undici's extension of fetch's init (Node's types know undici-types' Dispatcher).
+      const options = (init === undefined ? { dispatcher } : { ...init, dispatcher }) as unknown as RequestInit
       if (linked !== undefined) options.signal = linked.signal
-      if (isForeign(options.body, UndiciFormData, 'FormData')) options.body = adoptFormData(options.body as unknown as Iterable<[string, string | File]>)
-      return await undiciFetch(isForeign(input, UndiciRequest, 'Request') ? adoptRequest(input as globalThis.Request) : input as RequestInfo, options)
+      if (isForeign(options.body, FormData, 'FormData')) options.body = adoptFormData(options.body as unknown as Iterable<[string, string | File]>)
+      return await nodeFetch(isForeign(input, Request, 'Request') ? adoptRequest(input as Request) : input, options)
     } catch (err) {
       linked?.release()
       throw translate(err, input, signal ?? undefined)
@@ -33,18 +41,18 @@ export function createMeshFetch(dispatcher: MeshDispatcher): MeshFetch {
 }
 
 /**
- * Whether `value` is a `Request` or `FormData` of another copy of undici — Node's global
- * `fetch` classes are its own bundled undici's, not ours. undici's fetch tells its own
- * classes by `instanceof`: a global `Request` passed in failed as "Failed to parse URL from
- * [object Request]", and a global `FormData` body was sent as the text "[object FormData]".
+ * Whether `value` is a `Request` or `FormData` of another copy of undici than Node's own
+ * (the `undici` package's, an app's undici 8): fetch tells its own classes by `instanceof`,
+ * so a foreign `Request` failed as "Failed to parse URL from [object Request]" and a foreign
+ * `FormData` body was sent as the text "[object FormData]".
  */
 function isForeign(value: unknown, own: abstract new (...args: never[]) => unknown, tag: string): boolean {
   return typeof value === 'object' && value !== null && !(value instanceof own) && (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === tag
 }
 
-/** Our undici's copy of a foreign `Request`: what fetch reads of it (its body streams through, unread). */
-function adoptRequest(r: globalThis.Request): UndiciRequest {
-  const init: RequestInit = {
+/** Node's copy of a foreign `Request`: what fetch reads of it (its body streams through, unread). */
+function adoptRequest(r: Request): Request {
+  const init: RequestInit & { duplex?: 'half' } = {
     method: r.method,
     headers: [...r.headers],
     redirect: r.redirect,
@@ -53,18 +61,17 @@ function adoptRequest(r: globalThis.Request): UndiciRequest {
     integrity: r.integrity,
     referrerPolicy: r.referrerPolicy,
     credentials: r.credentials,
-    cache: r.cache,
   }
   if (r.body !== null) {
-    init.body = r.body as RequestInit['body']
+    init.body = r.body
     init.duplex = 'half'
   }
-  return new UndiciRequest(r.url, init)
+  return new Request(r.url, init)
 }
 
-/** Our undici's copy of a foreign `FormData`: the same entries, files with their names. */
-function adoptFormData(form: Iterable<[string, string | File]>): UndiciFormData {
-  const out = new UndiciFormData()
+/** Node's copy of a foreign `FormData`: the same entries, files with their names. */
+function adoptFormData(form: Iterable<[string, string | File]>): FormData {
+  const out = new FormData()
   for (const [name, value] of form) {
     if (typeof value === 'string') out.append(name, value)
     else out.append(name, value, value.name)
@@ -108,7 +115,7 @@ function linkedSignal(signal: AbortSignal): { signal: AbortSignal; release(): vo
 const controllers = new WeakMap<AbortSignal, AbortController>()
 const listeners = new FinalizationRegistry<() => void>((release) => release())
 
-function translate(err: unknown, input: RequestInfo | globalThis.Request, signal: AbortSignal | undefined): unknown {
+function translate(err: unknown, input: string | URL | Request | UndiciRequest, signal: AbortSignal | undefined): unknown {
   const cause = (err as { cause?: unknown } | null)?.cause
   if (cause instanceof MeshError) return cause
   if (err instanceof MeshError) return err
