@@ -339,7 +339,7 @@ class SharedParts {
 
   plainTarget(cluster: Cluster, subset: string | undefined, make: () => Target): Target {
     let bySubset = this.#targets.get(cluster)
-    if (bySubset === undefined) this.#targets.set(cluster, (bySubset = new Map()))
+    if (bySubset === undefined) this.#targets.set(cluster, (bySubset = new Map<string | undefined, Target>()))
     let target = bySubset.get(subset)
     if (target === undefined) {
       target = make()
