@@ -133,43 +133,39 @@ export function isCheckedCopy(value: unknown): boolean {
 }
 
 /**
- * Freezes the copy of a valid config in place and marks it. Fields set to null (YAML's
- * empty value) or undefined are dropped, as the compiler wants them (null means "not set"
- * throughout the model); only the objects that hold one are rebuilt (`empty`: some do).
+ * The copy of a valid config as the snapshot keeps it, frozen and marked. Fields set to
+ * null (YAML's empty value) or undefined are dropped, as the compiler wants them (null
+ * means "not set" throughout the model).
+ *
+ * It is rebuilt by a JSON round trip: a valid copy is JSON data (strings, finite numbers,
+ * booleans, lists and plain objects, nothing else passes the structural pass), and V8's JSON
+ * parser gives each object exactly the room its fields take, where an object grown field by
+ * field from `{}` keeps room for four in itself (56 bytes for one field) and puts the fifth
+ * and later ones in a separate property array. Measured on the 100-cluster config of
+ * bench/lib/mesh-config.mjs: ~0.1 MB less heap for as long as the config is in force, for a
+ * few milliseconds of compile. (A `-0` becomes `0`, the only value JSON does not keep as
+ * it is; no field of the model tells them apart.)
  */
 function finish(copy: Obj, empty: boolean): Obj {
-  const done = frozen(copy, empty) as Obj
+  const text = JSON.stringify(copy, empty ? dropEmptyFields : undefined)
+  const done = deepFreeze(JSON.parse(text) as unknown) as Obj
   checkedCopies.add(done)
   return done
 }
 
-function frozen(value: unknown, empty: boolean): unknown {
+/** A JSON.stringify replacer that leaves out null fields of objects (list items stay). */
+function dropEmptyFields(this: unknown, _key: string, value: unknown): unknown {
+  return value === null && !Array.isArray(this) ? undefined : value
+}
+
+function deepFreeze(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = frozen(value[i], empty)
-    return Object.freeze(value)
+    for (let i = 0; i < value.length; i++) deepFreeze(value[i])
+  } else {
+    for (const key in value) deepFreeze((value as Obj)[key])
   }
-  const obj = value as Obj
-  let out = obj
-  if (empty) {
-    for (const key in obj) {
-      if (obj[key] === null || obj[key] === undefined) {
-        out = {}
-        break
-      }
-    }
-  }
-  for (const key in obj) {
-    // Nested values are frozen in place; one that had to be rebuilt replaces its original.
-    const before = obj[key]
-    const v = frozen(before, empty)
-    if (out !== obj) {
-      if (v !== null && v !== undefined) setOwn(out, key, v)
-    } else if (v !== before) {
-      setOwn(obj, key, v)
-    }
-  }
-  return Object.freeze(out)
+  return Object.freeze(value)
 }
 
 /** What a value is, as data. Reading it may run a Proxy trap; a throw is reported at the value's path. */

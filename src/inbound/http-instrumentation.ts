@@ -18,8 +18,9 @@
  */
 import { EventEmitter } from 'node:events'
 import type http from 'node:http'
-import { context, trace, type Span } from '@opentelemetry/api'
+import type { Span } from '@opentelemetry/api'
 import type { SpanOwnership } from '../config/types.js'
+import { otelApi } from '../observability/otel-api.js'
 
 /** Set on a request the instrumentation runs around: its server span, for the chain to adopt. */
 export const APP_SERVER_SPAN: unique symbol = Symbol('sidecarless.appServerSpan')
@@ -58,6 +59,8 @@ export function requestDelivery(server: http.Server, emit: Emit, pipelineOf: () 
   const toApp = (req: http.IncomingMessage, res: http.ServerResponse): void => void inner.call(server, 'request', req, res)
   const relay = new EventEmitter()
   relay.on('request', (req: Req, res: http.ServerResponse) => {
+    // The instrumentation registered OpenTelemetry's API (it runs on it), so loading ours costs nothing new.
+    const { trace, context } = otelApi()
     req[APP_SERVER_SPAN] = trace.getSpan(context.active())
     const pipeline = pipelineOf()
     if (pipeline === null) toApp(req, res)

@@ -8,9 +8,10 @@
  */
 import type http from 'node:http'
 import type { Socket } from 'node:net'
-import { context as otelContext, type Attributes, type Span } from '@opentelemetry/api'
+import type { Attributes, Span } from '@opentelemetry/api'
 import type { SpanOwnership } from '../config/types.js'
 import { setAppRoute } from '../observability/instrumentation.js'
+import { otelApi } from '../observability/otel-api.js'
 import { PEER_HEADER } from '../observability/istio-metrics.js'
 import { appServerSpan } from './http-instrumentation.js'
 import type { MetricsRegistry, Recorder } from '../observability/metrics.js'
@@ -96,7 +97,7 @@ export class InboundPipeline {
     const method = req.method ?? 'GET'
     // [otel] HTTP semantic conventions: `GET /api/{id}` with `http.route` from the named route.
     const appSpan = appServerSpan(req)
-    if (appSpan !== undefined && route !== undefined) setAppRoute(otelContext.active(), route)
+    if (appSpan !== undefined && route !== undefined) setAppRoute(otelApi().context.active(), route)
     attributesOf = req
     attributesPeer = peer?.address
     attributesRoute = route

@@ -5,8 +5,9 @@
  * one storage), or the mesh's own otherwise. Two would double the cost of every async hop.
  */
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
-import { context as otelContext, createContextKey, trace, type Context, type Span } from '@opentelemetry/api'
+import type { Context, Span } from '@opentelemetry/api'
 import type { RequestAuth } from '../security/jwt.js'
+import { contextKey, otelApi, otelGlobal } from './otel-api.js'
 
 /** The other end of an inbound connection. */
 export interface Peer {
@@ -74,14 +75,22 @@ export class MeshRequestContext implements RequestContext {
   }
 }
 
-const REQUEST_KEY = createContextKey('sidecarless.request')
-const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
+const REQUEST_KEY = contextKey('sidecarless.request')
 const ownStorage = new AsyncLocalStorage<MeshRequestContext>()
 
-/** True when the app registered an OpenTelemetry context manager (checked per request: apps may register late). */
+/**
+ * True when the app registered an OpenTelemetry context manager (checked per request: apps
+ * may register late). Read from the API's global object, without loading the API: it is
+ * loaded (`otel-api.ts`) only once this is true.
+ */
 export function otelContextManagerRegistered(): boolean {
-  const g = (globalThis as Record<symbol, { context?: unknown } | undefined>)[OTEL_GLOBAL]
-  return g?.context !== undefined
+  return otelGlobal()?.context !== undefined
+}
+
+/** The request context in OTel's context `active` (with the server span, so app spans nest under it). */
+function otelContextOf(active: Context, ctx: MeshRequestContext): Context {
+  const c = active.setValue(REQUEST_KEY, ctx)
+  return ctx.span === undefined ? c : otelApi().trace.setSpan(c, ctx.span)
 }
 
 /**
@@ -144,9 +153,8 @@ function callWithout<T>(fn: () => T): T {
  */
 export function runWithContext<T>(ctx: MeshRequestContext, fn: () => T): T {
   if (otelContextManagerRegistered()) {
-    let c: Context = otelContext.active().setValue(REQUEST_KEY, ctx)
-    if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
-    return otelContext.with(c, fn)
+    const otelContext = otelApi().context
+    return otelContext.with(otelContextOf(otelContext.active(), ctx), fn)
   }
   contextFrames ??= probeContextFrames()
   if (contextFrames) return enterFrame(ctx, callWithout<T>, fn, undefined)
@@ -159,9 +167,8 @@ export function runWithContext<T>(ctx: MeshRequestContext, fn: () => T): T {
  */
 export function runWithContextOn<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b: B) => T, a: A, b: B): T {
   if (otelContextManagerRegistered()) {
-    let c: Context = otelContext.active().setValue(REQUEST_KEY, ctx)
-    if (ctx.span !== undefined) c = trace.setSpan(c, ctx.span)
-    return otelContext.with(c, fn, undefined, a, b)
+    const otelContext = otelApi().context
+    return otelContext.with(otelContextOf(otelContext.active(), ctx), fn, undefined, a, b)
   }
   contextFrames ??= probeContextFrames()
   if (contextFrames) return enterFrame(ctx, fn, a, b)
@@ -171,7 +178,7 @@ export function runWithContextOn<A, B, T>(ctx: MeshRequestContext, fn: (a: A, b:
 /** The current request context, or `undefined` outside any request. */
 export function currentContext(): MeshRequestContext | undefined {
   if (otelContextManagerRegistered()) {
-    return otelContext.active().getValue(REQUEST_KEY) as MeshRequestContext | undefined
+    return otelApi().context.active().getValue(REQUEST_KEY) as MeshRequestContext | undefined
   }
   return ownStorage.getStore()
 }
@@ -179,7 +186,8 @@ export function currentContext(): MeshRequestContext | undefined {
 /** The span that should parent an outgoing call: the app's active OTel span, else the server span. */
 export function currentParentSpan(ctx: MeshRequestContext | undefined): Span | undefined {
   if (otelContextManagerRegistered()) {
-    const active = trace.getSpan(otelContext.active())
+    const { trace, context } = otelApi()
+    const active = trace.getSpan(context.active())
     if (active !== undefined) return active
   }
   return ctx?.span

@@ -7,14 +7,12 @@
  * can set them without importing `@opentelemetry/core`.
  */
 import { channel } from 'node:diagnostics_channel'
-import { createContextKey, type Context } from '@opentelemetry/api'
+import type { Context } from '@opentelemetry/api'
+import { contextKey, otelGlobal } from './otel-api.js'
 
-const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
-
-/** True when the app registered a global OpenTelemetry tracer provider. */
+/** True when the app registered a global OpenTelemetry tracer provider (read without loading the API: `otel-api.ts`). */
 export function appTracerRegistered(): boolean {
-  const g = (globalThis as Record<symbol, { trace?: unknown } | undefined>)[OTEL_GLOBAL]
-  return g?.trace !== undefined
+  return otelGlobal()?.trace !== undefined
 }
 
 /**
@@ -33,7 +31,7 @@ export function undiciInstrumented(): boolean {
 }
 
 /** `@opentelemetry/core`'s suppress-tracing key: instrumentations and the SDK record nothing under it. */
-const SUPPRESS_TRACING = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
+const SUPPRESS_TRACING = contextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 
 /** `ctx` with tracing suppressed: the app's instrumentations add no span and no trace header in it. */
 export function withoutAppSpans(ctx: Context): Context {
@@ -41,7 +39,7 @@ export function withoutAppSpans(ctx: Context): Context {
 }
 
 /** `@opentelemetry/core`'s RPC metadata key: instrumentation-http names its server span from `route` set there. */
-const RPC_METADATA = createContextKey('OpenTelemetry SDK Context Key RPC_METADATA')
+const RPC_METADATA = contextKey('OpenTelemetry SDK Context Key RPC_METADATA')
 
 /**
  * Tells instrumentation-http the route of the request it is serving (`http.route`, and the

@@ -10,29 +10,23 @@
  * not in the record, so they are accepted and not kept. Once a collector is configured the
  * tracer switches to the SDK, which exporters need (`tracing.ts`).
  */
-import {
-  createContextKey,
-  SpanStatusCode,
-  trace,
-  TraceFlags,
-  type Attributes,
-  type AttributeValue,
-  type Context,
-  type HrTime,
-  type Span,
-  type SpanContext,
-  type SpanOptions,
-  type SpanStatus,
-  type TimeInput,
+import type {
+  Attributes,
+  AttributeValue,
+  HrTime,
+  Span,
+  SpanContext,
+  SpanOptions,
+  SpanStatus,
+  TimeInput,
 } from '@opentelemetry/api'
 import { newSpanId, newTraceId } from './ids.js'
 import { unixNano, type FinishedSpan } from './finished-span.js'
+import { STATUS_ERROR, STATUS_OK, STATUS_UNSET, TRACE_FLAGS_SAMPLED } from './otel-api.js'
 
 const KIND_NAMES = ['internal', 'server', 'client', 'producer', 'consumer'] as const
 /** The SDK's default `spanLimits.attributeCountLimit`. */
 const ATTRIBUTE_COUNT_LIMIT = 128
-/** `@opentelemetry/core`'s suppress-tracing key (a `Symbol.for` key, the same in every copy). */
-const SUPPRESS_TRACING = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 const SECOND_NS = 1e9
 
 /**
@@ -51,7 +45,13 @@ export function spanLimitsSet(env: Readonly<Record<string, string | undefined>>)
   return SPAN_LIMIT_VARIABLES.some((name) => (env[name] ?? '').trim() !== '')
 }
 
-/** Starts {@link RecordingSpan}s that report to `onEnd` when they end (the SDK `Tracer.startSpan`, always sampled). */
+/**
+ * Starts {@link RecordingSpan}s that report to `onEnd` when they end: the SDK's
+ * `Tracer.startSpan`, always sampled, given the parent's span context rather than an OTel
+ * `Context` (so that neither this tracer nor its caller needs the OpenTelemetry API:
+ * `otel-api.ts`). The mesh starts its spans from a context it makes itself (no `root`
+ * option, tracing never suppressed), so only the parent matters.
+ */
 export class RecordingTracer {
   readonly #onEnd: (span: FinishedSpan) => void
 
@@ -59,19 +59,23 @@ export class RecordingTracer {
     this.#onEnd = onEnd
   }
 
-  startSpan(name: string, options: SpanOptions = {}, ctx: Context): Span {
-    if (options.root === true) ctx = trace.deleteSpan(ctx)
-    if (ctx.getValue(SUPPRESS_TRACING) === true) return trace.wrapSpanContext({ traceId: INVALID_TRACE, spanId: INVALID_SPAN, traceFlags: TraceFlags.NONE })
-    const parent = trace.getSpan(ctx)?.spanContext()
+  startSpan(name: string, options: SpanOptions, parent: SpanContext | undefined): Span {
     const spanId = newSpanId()
-    const valid = parent !== undefined && trace.isSpanContextValid(parent) ? parent : undefined
-    const spanContext: SpanContext = { traceId: valid?.traceId ?? newTraceId(), spanId, traceFlags: TraceFlags.SAMPLED, traceState: valid?.traceState }
+    const valid = parent !== undefined && isSpanContextValid(parent) ? parent : undefined
+    const spanContext: SpanContext = { traceId: valid?.traceId ?? newTraceId(), spanId, traceFlags: TRACE_FLAGS_SAMPLED, traceState: valid?.traceState }
     return new RecordingSpan(spanContext, valid, name, options, this.#onEnd)
   }
 }
 
 const INVALID_TRACE = '00000000000000000000000000000000'
 const INVALID_SPAN = '0000000000000000'
+const TRACE_ID = /^[0-9a-f]{32}$/i
+const SPAN_ID = /^[0-9a-f]{16}$/i
+
+/** The API's `isSpanContextValid`: hex ids of the right length, not all zeros. */
+function isSpanContextValid(sc: SpanContext): boolean {
+  return TRACE_ID.test(sc.traceId) && sc.traceId !== INVALID_TRACE && SPAN_ID.test(sc.spanId) && sc.spanId !== INVALID_SPAN
+}
 
 /** A sampled span of the mesh's own tracer, kept for the recent-span store. */
 class RecordingSpan implements Span {
@@ -86,7 +90,7 @@ class RecordingSpan implements Span {
   readonly #onEnd: (span: FinishedSpan) => void
   #attributeCount = 0
   #name: string
-  #status: SpanStatus = { code: SpanStatusCode.UNSET }
+  #status: SpanStatus = { code: STATUS_UNSET }
   #ended = false
 
   constructor(context: SpanContext, parent: SpanContext | undefined, name: string, options: SpanOptions, onEnd: (span: FinishedSpan) => void) {
@@ -146,8 +150,8 @@ class RecordingSpan implements Span {
   }
 
   setStatus(status: SpanStatus): this {
-    if (this.#ended || status.code === SpanStatusCode.UNSET || this.#status.code === SpanStatusCode.OK) return this
-    this.#status = status.code === SpanStatusCode.ERROR && typeof status.message === 'string' ? { code: status.code, message: status.message } : { code: status.code }
+    if (this.#ended || status.code === STATUS_UNSET || this.#status.code === STATUS_OK) return this
+    this.#status = status.code === STATUS_ERROR && typeof status.message === 'string' ? { code: status.code, message: status.message } : { code: status.code }
     return this
   }
 
@@ -177,7 +181,7 @@ class RecordingSpan implements Span {
       startTimeUnixNano: unixNano(start),
       endTimeUnixNano: unixNano(end),
       attributes: this.#attributes,
-      status: this.#status.code === SpanStatusCode.ERROR ? 'error' : this.#status.code === SpanStatusCode.OK ? 'ok' : 'unset',
+      status: this.#status.code === STATUS_ERROR ? 'error' : this.#status.code === STATUS_OK ? 'ok' : 'unset',
       statusMessage: this.#status.message,
       traceState: this.#context.traceState?.serialize(),
       parentIsRemote: this.#parent?.isRemote === true,

@@ -18,20 +18,7 @@
 import { AsyncResource } from 'node:async_hooks'
 import { hostname } from 'node:os'
 import { createRequire } from 'node:module'
-import {
-  context as otelContext,
-  createTraceState,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  TraceFlags,
-  type Attributes,
-  type Context,
-  type Span,
-  type SpanContext,
-  type Tracer,
-} from '@opentelemetry/api'
+import type { Attributes, Context, Span, SpanContext, SpanKind, TraceState, Tracer } from '@opentelemetry/api'
 import type * as Resources from '@opentelemetry/resources'
 import type * as Sdk from '@opentelemetry/sdk-trace-base'
 import { defaults } from '../config/defaults.js'
@@ -45,6 +32,8 @@ import { unixNano, type FinishedSpan } from './finished-span.js'
 import { peerHeaderValue, workloadOf } from './istio-metrics.js'
 import { version } from '../version.js'
 import { appTracerRegistered, undiciInstrumented, withoutAppSpans } from './instrumentation.js'
+import { otelApi, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_ERROR, STATUS_OK, TRACE_FLAGS_NONE, TRACE_FLAGS_SAMPLED } from './otel-api.js'
+import { W3cTraceState } from './trace-state.js'
 import type { PropagationFormat, TraceParent } from './propagation.js'
 
 export type { ExporterStats } from './exporters/collectors.js'
@@ -172,10 +161,10 @@ export class MeshTracer {
   startServer(parent: TraceParent | undefined, settings: TracingSettings, name: string, attributes: () => Attributes, startTime: number, appSpan?: Span): SpanStart {
     if (appSpan !== undefined && settings.spans !== 'mesh' && appSpan.spanContext().traceId !== INVALID_TRACE) {
       if (settings.spans !== 'both') return adopt(appSpan, parent)
-      return this.#start(undefined, settings, name, SpanKind.SERVER, attributes, appSpan, startTime, settings.inject, undefined)
+      return this.#start(undefined, settings, name, SPAN_KIND_SERVER, attributes, appSpan, startTime, settings.inject, undefined)
     }
     // `app` without the instrumentation on this server: the trace goes on, the mesh records nothing.
-    return this.#start(parent, settings, name, SpanKind.SERVER, attributes, undefined, startTime, settings.inject, undefined, settings.spans !== 'app')
+    return this.#start(parent, settings, name, SPAN_KIND_SERVER, attributes, undefined, startTime, settings.inject, undefined, settings.spans !== 'app')
   }
 
   /**
@@ -191,21 +180,22 @@ export class MeshTracer {
     if (spans !== 'app' && (spans === 'mesh' || !undiciInstrumented())) {
       // The mesh's client span and trace headers; an app undici instrumentation (forced
       // `mesh`) is silenced for this try so that it adds neither a span nor a second traceparent.
-      const silence = spans === 'mesh' && undiciInstrumented() ? withoutAppSpans(otelContext.active()) : undefined
-      return this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, startTime, settings.inject, silence, true, this.#peer)
+      const silence = spans === 'mesh' && undiciInstrumented() ? withoutAppSpans(otelApi().context.active()) : undefined
+      return this.#start(tp, settings, name, SPAN_KIND_CLIENT, attributes, parentSpan, startTime, settings.inject, silence, true, this.#peer)
     }
     if (spans === 'both') {
       // The mesh's span, then the instrumentation's under it: its traceparent is the one sent.
-      const s = this.#start(tp, settings, name, SpanKind.CLIENT, attributes, parentSpan, startTime, NO_FORMATS, undefined, true, this.#peer)
-      const sc: SpanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: s.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE }
-      return { ...s, dispatchContext: trace.setSpan(otelContext.active(), s.span ?? trace.wrapSpanContext(sc)) }
+      const s = this.#start(tp, settings, name, SPAN_KIND_CLIENT, attributes, parentSpan, startTime, NO_FORMATS, undefined, true, this.#peer)
+      const sc: SpanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: s.sampled ? TRACE_FLAGS_SAMPLED : TRACE_FLAGS_NONE }
+      const { trace, context } = otelApi()
+      return { ...s, dispatchContext: trace.setSpan(context.active(), s.span ?? trace.wrapSpanContext(sc)) }
     }
     if (undiciInstrumented()) {
       // `app`/`auto` with the app's undici instrumentation: it makes the span and the headers.
       return { traceId: tp?.traceId ?? '', spanId: tp?.spanId ?? '', parentSpanId: tp?.spanId, sampled: tp?.sampled ?? false, traceState: tp?.traceState, random: tp?.random === true, span: undefined, formats: NO_FORMATS, dispatchContext: undefined, peer: this.#peer }
     }
     // `app` without an undici instrumentation: no span of the mesh's, the trace passed on as it is.
-    if (tp === undefined) return this.#start(undefined, settings, name, SpanKind.CLIENT, attributes, parentSpan, startTime, settings.inject, undefined, false, this.#peer)
+    if (tp === undefined) return this.#start(undefined, settings, name, SPAN_KIND_CLIENT, attributes, parentSpan, startTime, settings.inject, undefined, false, this.#peer)
     return { traceId: tp.traceId, spanId: tp.spanId, parentSpanId: undefined, sampled: tp.sampled ?? false, traceState: tp.traceState, random: tp.random === true, span: undefined, formats: settings.inject, dispatchContext: undefined, peer: this.#peer }
   }
 
@@ -236,24 +226,17 @@ export class MeshTracer {
         peer,
       }
     }
-    const tracer = appTracer ? trace.getTracer('sidecarless', version()) : this.#ownTracer(settings)
+    const tracer = appTracer ? otelApi().trace.getTracer('sidecarless', version()) : this.#ownTracer(settings)
     if (tracer === undefined) {
       return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: parent?.spanId, sampled, traceState: parent?.traceState, random: parent === undefined ? true : parent.random === true, span: undefined, formats, dispatchContext, peer }
     }
-    let ctx: Context = ROOT_CONTEXT
-    if (parentSpan !== undefined) {
-      ctx = trace.setSpan(ROOT_CONTEXT, parentSpan)
-    } else if (parent !== undefined) {
-      ctx = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: parent.traceId,
-        spanId: parent.spanId,
-        traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-        isRemote: true,
-        ...(parent.traceState === undefined ? {} : { traceState: createTraceState(parent.traceState) }),
-      })
-    }
     // An explicit start time: the SDK's own is Date.now(), whole milliseconds.
-    const span = tracer.startSpan(name, { kind, attributes: attributes(), startTime: spanTime(startTime) }, ctx)
+    const options = { kind, attributes: attributes(), startTime: spanTime(startTime) }
+    // The mesh's own tracer takes the parent's span context; a tracer of the API (the app's
+    // or the SDK's) an OTel context holding it.
+    const span = tracer instanceof RecordingTracer
+      ? tracer.startSpan(name, options, parentSpan?.spanContext() ?? remoteParent(parent, sampled, ownTraceState))
+      : tracer.startSpan(name, options, apiContext(parentSpan, parent, sampled))
     const sc = span.spanContext()
     // The flag follows the trace id: the caller's when the span continues its trace; ours
     // when our own provider started a new one; unknown (false) when the app's tracer chose it.
@@ -269,7 +252,7 @@ export class MeshTracer {
       random,
       span,
       formats,
-      dispatchContext: dispatchContext === undefined ? undefined : trace.setSpan(dispatchContext, span),
+      dispatchContext: dispatchContext === undefined ? undefined : otelApi().trace.setSpan(dispatchContext, span),
       peer,
     }
   }
@@ -282,7 +265,7 @@ export class MeshTracer {
     const failed = error !== undefined || (status !== undefined && (status >= 500 || (kind === 'client' && status >= 400)))
     if (failed) {
       span.setAttribute('error.type', error ?? String(status))
-      span.setStatus({ code: SpanStatusCode.ERROR })
+      span.setStatus({ code: STATUS_ERROR })
     }
     // An explicit end too: a span given its start time would otherwise end at Date.now().
     span.end(spanTime())
@@ -321,7 +304,7 @@ export class MeshTracer {
     }
   }
 
-  #ownTracer(settings: TracingSettings): Pick<Tracer, 'startSpan'> | undefined {
+  #ownTracer(settings: TracingSettings): RecordingTracer | Pick<Tracer, 'startSpan'> | undefined {
     if (settings !== this.#settings) this.#configure(settings)
     if (settings.recentSpans === 0 && this.#collectors.size === 0) return undefined
     // Only the store reads the spans: no SDK (unless the environment sets its span limits,
@@ -421,8 +404,34 @@ const INVALID_TRACE = '00000000000000000000000000000000'
  * the active span as it creates the request): a client try under `tracing.spans` `mesh` or `both`.
  */
 export function dispatchIn(ctx: Context, dispatcher: { dispatch(opts: never, handler: never): boolean }, opts: unknown, handler: unknown): boolean {
-  return otelContext.with(ctx, () => dispatcher.dispatch(opts as never, handler as never))
+  return otelApi().context.with(ctx, () => dispatcher.dispatch(opts as never, handler as never))
 }
+
+/**
+ * The span context of a parent in another process (the caller's trace headers), with its
+ * `tracestate` parsed by `traceStateOf` (the API's `createTraceState`, or the mesh's own).
+ */
+function remoteParent(parent: TraceParent | undefined, sampled: boolean, traceStateOf: (raw: string) => TraceState): SpanContext | undefined {
+  if (parent === undefined) return undefined
+  return {
+    traceId: parent.traceId,
+    spanId: parent.spanId,
+    traceFlags: sampled ? TRACE_FLAGS_SAMPLED : TRACE_FLAGS_NONE,
+    isRemote: true,
+    ...(parent.traceState === undefined ? {} : { traceState: traceStateOf(parent.traceState) }),
+  }
+}
+
+/** The OTel context a span of an API tracer starts in: its parent, local or remote, on the root context. */
+function apiContext(parentSpan: Span | undefined, parent: TraceParent | undefined, sampled: boolean): Context {
+  const { trace, ROOT_CONTEXT, createTraceState } = otelApi()
+  if (parentSpan !== undefined) return trace.setSpan(ROOT_CONTEXT, parentSpan)
+  const remote = remoteParent(parent, sampled, createTraceState)
+  return remote === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, remote)
+}
+
+/** A `tracestate` for the mesh's own tracer, which does without the API. */
+const ownTraceState = (raw: string): TraceState => new W3cTraceState(raw)
 
 /** The trace facts of the app instrumentation's server span, which the mesh reports as its own. */
 function adopt(appSpan: Span, parent: TraceParent | undefined): SpanStart {
@@ -459,7 +468,7 @@ function finished(s: Sdk.ReadableSpan): FinishedSpan {
     startTimeUnixNano: unixNano(s.startTime),
     endTimeUnixNano: unixNano(s.endTime),
     attributes: s.attributes,
-    status: s.status.code === SpanStatusCode.ERROR ? 'error' : s.status.code === SpanStatusCode.OK ? 'ok' : 'unset',
+    status: s.status.code === STATUS_ERROR ? 'error' : s.status.code === STATUS_OK ? 'ok' : 'unset',
     statusMessage: s.status.message,
     traceState: sc.traceState?.serialize(),
     parentIsRemote: s.parentSpanContext?.isRemote === true,

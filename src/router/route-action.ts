@@ -24,7 +24,7 @@ export interface ClusterAction {
   /** Empty for a `clusterHeader` action: {@link ClusterAction.forCluster} gives the action per cluster. */
   readonly targets: readonly Target[]
   /** Cumulative weights (weightedClusters); `null` for a single target. */
-  readonly cumulative: Uint32Array | null
+  readonly cumulative: readonly number[] | null
   readonly totalWeight: number
   readonly timeoutMs: number
   readonly rewritePath: ((req: RequestView) => string) | null

@@ -14,10 +14,11 @@
  */
 import type { AsyncResource } from 'node:async_hooks'
 import { createRequire } from 'node:module'
-import { createNoopMeter, type Attributes, type Meter, type MeterProvider } from '@opentelemetry/api'
+import type { Attributes, Meter, MeterProvider } from '@opentelemetry/api'
 import type * as Sdk from '@opentelemetry/sdk-trace-base'
 import { defaults } from '../../config/defaults.js'
 import type { OtlpProtocol } from '../../config/types.js'
+import { otelApi } from '../otel-api.js'
 
 /** A collector: a format, its transport, and its URL (`undefined`: from `OTEL_*`, else the exporter's default). */
 export interface CollectorSpec {
@@ -101,7 +102,8 @@ class ProcessorCounters {
   /** A MeterProvider for the processor's self-observability metrics (`otel.sdk.processor.span.*`). */
   readonly meterProvider: MeterProvider = {
     getMeter: (): Meter => {
-      const noop = createNoopMeter()
+      // The SDK these processors belong to has loaded the API already.
+      const noop = otelApi().createNoopMeter()
       return Object.assign(noop, {
         createCounter: () => ({
           add: (n: number, attrs?: Attributes) => {
