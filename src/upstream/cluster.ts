@@ -57,7 +57,7 @@ export class Cluster {
   readonly name: string
   /** The config this cluster was built from (frozen); reused across swaps when unchanged. */
   readonly config: Readonly<ClusterConfig>
-  /** Canonical JSON of the config: an unchanged cluster keeps its runtime object on swap. */
+  /** A SHA-256 digest of the config's canonical JSON: an unchanged cluster keeps its runtime object on swap. */
   readonly configKey: string
   readonly subsetNames: readonly string[]
   /** Whether the load balancer consumes a request hash. */
