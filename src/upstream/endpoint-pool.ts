@@ -794,7 +794,7 @@ export class EndpointPool extends Dispatcher {
         c.socket = null
       }
       const driver = c.driver
-      return driver === null ? undefined : this.#finish(driver)
+      return driver === null ? Promise.resolve() : this.#finish(driver)
     })).then(resolve)
   }
 

@@ -18,8 +18,8 @@
  * - `onConnect(abort)` before the request is written; `onHeaders(status, rawHeaders, resume,
  *   statusText)` for every head (1xx interim ones too, 100 included; a 101 is refused as
  *   undici refuses an unrequested upgrade), returning false to pause reading until
- *   `resume()`; `onData(chunk)` likewise; `onComplete(trailers)` (raw Buffer pairs, or null
- *   when the response was not chunked); `onError(err)` at most once, and nothing after it.
+ *   `resume()`; `onData(chunk)` likewise; `onComplete(trailers)` (raw Buffer pairs; empty
+ *   when the response was not chunked, as undici gives them); `onError(err)` at most once, and nothing after it.
  * - Failures: the socket's error, `SocketError('other side closed')` when the server closes
  *   first, `HTTPParserError` / `HeadersOverflowError` for a broken response,
  *   `HeadersTimeoutError` / `BodyTimeoutError` (`headersTimeout` / `bodyTimeout`, 300 s by
@@ -38,7 +38,7 @@ import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { channel } from 'node:diagnostics_channel'
 import { errors, type Dispatcher } from 'undici'
-import { BodyWriter, IterableBodyWriter, StreamBodyWriter, type BodyOwner } from './body-writer.js'
+import { type BodyWriter, IterableBodyWriter, StreamBodyWriter, type BodyOwner } from './body-writer.js'
 import { LegacyFromNew, type LegacyHandler } from './legacy-handler.js'
 import { buildHead, RequestHead } from './request-head.js'
 import { ParseState, ResponseParser, type ResponseSink } from './response-parser.js'
@@ -69,6 +69,7 @@ export interface H1Options {
 
 /** A small body goes in the same write as its head, copied into one buffer, up to this size. */
 const COALESCE_BYTES = 16 * 1024
+const DEFER = process.env.H1_DEFER === "1"
 
 /** Methods whose request defines a body (undici: `content-length: 0` is sent for them when there is none). */
 function expectsPayload(method: string): boolean {
@@ -150,8 +151,6 @@ export class H1Connection implements ResponseSink, BodyOwner {
   #body: unknown = null
   /** Close after this response (asked, or the server said so). */
   #reset = false
-  /** The final (non-1xx) head arrived. */
-  #responded = false
   /** Reading paused by the handler; the rest of a chunk waits in {@link #rest}. */
   #paused = false
   #rest: Buffer | null = null
@@ -170,6 +169,8 @@ export class H1Connection implements ResponseSink, BodyOwner {
 
   #closing = false
   #destroyed = false
+  /** Why the connection was destroyed: what its request hears. */
+  #failure: Error | null = null
   #closed = false
   #unrefed = false
   readonly #whenClosed: (() => void)[] = []
@@ -231,7 +232,6 @@ export class H1Connection implements ResponseSink, BodyOwner {
     this.#handler = h
     const seq = ++this.#seq
     this.#sent = false
-    this.#responded = false
     this.#body = body
     try {
       h.onConnect?.((err?: Error) => this.#abort(seq, err))
@@ -317,7 +317,7 @@ export class H1Connection implements ResponseSink, BodyOwner {
     this.#writing = true
     const writer = isStream(body)
       ? new StreamBodyWriter(socket, this, head, length, expectsPayload(method), body)
-      : new IterableBodyWriter(socket, this, head, length, expectsPayload(method), body instanceof Blob ? body.stream() as unknown as AsyncIterable<unknown> : body as AsyncIterable<unknown>)
+      : new IterableBodyWriter(socket, this, head, length, expectsPayload(method), body instanceof Blob ? body.stream() : body as AsyncIterable<unknown>)
     this.#writer = writer
     writer.start()
   }
@@ -345,9 +345,10 @@ export class H1Connection implements ResponseSink, BodyOwner {
   // ---------------------------------------------------------------- reading
 
   readonly #onData = (chunk: Buffer): void => {
-    if (this.#handler === null || this.#destroyed) {
+    if (this.#destroyed) return
+    if (this.#handler === null) {
       // Bytes nobody asked for: never kept for the next request.
-      if (!this.#destroyed) this.#destroy(new errors.SocketError('bad response', socketInfo(this.socket) as never))
+      this.#destroy(new errors.SocketError('bad response', socketInfo(this.socket)))
       return
     }
     if (this.#paused) {
@@ -400,12 +401,11 @@ export class H1Connection implements ResponseSink, BodyOwner {
     const h = this.#handler as LegacyHandler
     if (statusCode === 101) {
       // An upgrade nobody asked for (upgrades go on undici's Client).
-      this.#destroy(new errors.SocketError('bad upgrade', socketInfo(this.socket) as never))
+      this.#destroy(new errors.SocketError('bad upgrade', socketInfo(this.socket)))
       return false
     }
     const parser = this.#parser
     if (statusCode >= 200) {
-      this.#responded = true
       this.#arm(Timer.Body, this.#bodyTimeout)
       if (!parser.keepAlive) {
         this.#reset = true
@@ -452,7 +452,7 @@ export class H1Connection implements ResponseSink, BodyOwner {
     this.#timerKind = Timer.None
     const reuse = !leftover && !this.#reset && !this.#writing && !this.#closing
     try {
-      h.onComplete?.(parser.trailers)
+      h.onComplete?.(parser.trailers ?? [])
     } catch (err) {
       h.onError?.(err as Error)
     }
@@ -467,7 +467,7 @@ export class H1Connection implements ResponseSink, BodyOwner {
     if (this.socket.isPaused()) this.socket.resume()
     this.socket.unref()
     this.#unrefed = true
-    this.#owner.h1Released(this)
+    if (DEFER) setImmediate(() => { if (!this.#destroyed && this.#handler === null) this.#owner.h1Released(this) }); else this.#owner.h1Released(this)
   }
 
   // ---------------------------------------------------------------- timers
@@ -541,7 +541,7 @@ export class H1Connection implements ResponseSink, BodyOwner {
       this.#complete(false)
       return
     }
-    this.#destroy(new errors.SocketError('other side closed', socketInfo(this.socket) as never))
+    this.#destroy(new errors.SocketError('other side closed', socketInfo(this.socket)))
   }
 
   readonly #onError = (err: Error & { code?: string }): void => {
@@ -555,31 +555,33 @@ export class H1Connection implements ResponseSink, BodyOwner {
 
   readonly #onClose = (): void => {
     this.#closed = true
-    if (!this.#destroyed) this.#destroy(new errors.SocketError('closed', socketInfo(this.socket) as never))
+    if (!this.#destroyed) this.#destroy(new errors.SocketError('closed', socketInfo(this.socket)))
+    // As undici: the request on a connection that failed hears of it once the socket closed.
+    const h = this.#handler
+    this.#handler = null
+    if (h !== null) h.onError?.(this.#failure ?? new errors.SocketError('closed', socketInfo(this.socket)))
     for (const resolve of this.#whenClosed.splice(0)) resolve()
   }
 
   /**
-   * The connection is gone: its owner is told first (so a retry from the handler does not
-   * pick it), then the request on it fails with `err`.
+   * The connection is gone: its owner is told at once (so nothing else is sent on it); the
+   * request on it fails with `err` when the socket has closed, as undici reports it.
    */
   #destroy(err: Error): void {
     if (this.#destroyed) return
     this.#destroyed = true
+    this.#failure = err
     this.#parser.stop()
     if (this.#timer !== null) clearTimeout(this.#timer)
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
     this.#timer = null
     this.#idleTimer = null
     this.#rest = null
-    const h = this.#handler
-    this.#handler = null
     const writer = this.#writer
     this.#writer = null
     writer?.destroy(err)
     this.socket.destroy()
     this.#owner.h1Closed(this)
-    if (h !== null) h.onError?.(err)
   }
 
   /**
@@ -628,8 +630,8 @@ function shouldSendLength(method: string): boolean {
 
 /** undici's `util.destroy` of a request body on abort: a stream is destroyed, anything else left alone. */
 function destroyBody(body: unknown, err: Error | null): void {
-  if (body !== null && typeof body === 'object' && isStream(body) && !(body as Readable).destroyed) {
-    if (err === null) (body as Readable).destroy()
-    else (body as Readable).destroy(err)
+  if (body !== null && typeof body === 'object' && isStream(body) && !(body).destroyed) {
+    if (err === null) (body).destroy()
+    else (body).destroy(err)
   }
 }

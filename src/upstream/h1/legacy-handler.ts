@@ -76,7 +76,7 @@ export class LegacyFromNew implements LegacyHandler, Dispatcher.DispatchControll
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     this.#resume = resume
     this.rawHeaders = rawHeaders
-    this.#h.onResponseStart?.(this, statusCode, util.parseHeaders(rawHeaders) as Record<string, string | string[]>, statusText)
+    this.#h.onResponseStart?.(this, statusCode, util.parseHeaders(rawHeaders), statusText)
     return !this.#paused
   }
 
@@ -87,7 +87,7 @@ export class LegacyFromNew implements LegacyHandler, Dispatcher.DispatchControll
 
   onComplete(trailers: Buffer[] | null): void {
     this.rawTrailers = trailers
-    this.#h.onResponseEnd?.(this, util.parseHeaders(trailers ?? []) as Record<string, string | string[]>)
+    this.#h.onResponseEnd?.(this, util.parseHeaders(trailers ?? []))
   }
 
   onError(err: Error): void {

@@ -66,7 +66,7 @@ export function buildHead(opts: Dispatcher.DispatchOptions, defaultHost: string,
         if ((headers.length & 1) !== 0) throw new errors.InvalidArgumentError('headers array must be even')
         for (let i = 0; i < headers.length; i += 2) {
           const name = headers[i] as string
-          const value = headers[i + 1]
+          const value: unknown = headers[i + 1]
           const len = name.length
           if (typeof value === 'string' && len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 12 && len !== 14 && len !== 17) {
             // The common case: an ordinary header with one string value.
