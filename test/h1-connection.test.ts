@@ -432,6 +432,8 @@ describe('h1 connection: keep-alive', () => {
 describe('h1 connection: what goes to undici\'s Client instead', () => {
   it('upgrades, CONNECT, FormData bodies and undici\'s rare options are not served', () => {
     assert.equal(supportsLean(GET()), true)
+    // What fetch and request() pass along is served.
+    assert.equal(supportsLean({ ...GET(), maxRedirections: 0, expectContinue: false, blocking: true, idempotent: true } as Dispatcher.DispatchOptions), true)
     assert.equal(supportsLean(GET('/', { upgrade: 'websocket' })), false)
     assert.equal(supportsLean(GET('/', { method: 'CONNECT' })), false)
     assert.equal(supportsLean(GET('/', { method: 'POST', body: new FormData() as never })), false)

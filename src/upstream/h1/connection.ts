@@ -88,14 +88,15 @@ function diagnosed(): boolean {
 /**
  * Whether an {@link H1Connection} serves `opts`: not an upgrade or CONNECT (the socket is
  * handed over: undici's Client does it), not a FormData body (undici's fetch encoder), none
- * of undici's rarely used options (`query`, `expectContinue`, `typeOfService`, `blocking`,
- * `maxRedirections`, `throwOnError`), and nobody listening to undici's diagnostics channels
+ * of undici's rarely used options (`query`, `expectContinue: true`, `typeOfService`, a
+ * `maxRedirections` other than 0 — fetch sends 0 —, `throwOnError`: undici refuses the last
+ * two itself), and nobody listening to undici's request diagnostics channels
  * (OpenTelemetry's undici instrumentation starts its spans there).
  */
 export function supportsLean(opts: DispatchOptions): boolean {
   const o = opts as DispatchOptions & { expectContinue?: unknown; typeOfService?: unknown; throwOnError?: unknown; maxRedirections?: unknown }
-  if (o.upgrade != null || o.method === 'CONNECT' || o.query != null || o.expectContinue != null || o.typeOfService != null ||
-    o.blocking != null || o.throwOnError != null || o.maxRedirections != null) return false
+  if (o.upgrade != null || o.method === 'CONNECT' || o.query != null || o.expectContinue === true || o.typeOfService != null ||
+    o.throwOnError != null || (o.maxRedirections != null && o.maxRedirections !== 0)) return false
   const body = o.body as { [Symbol.toStringTag]?: unknown } | null | undefined
   if (body != null && typeof body === 'object' && body[Symbol.toStringTag] === 'FormData') return false
   return !diagnosed()
