@@ -223,11 +223,12 @@ export class H1Connection implements ResponseSink, BodyOwner {
     }
     const method = opts.method
     const head = this.#head
-    let body: unknown = opts.body
+    let body: unknown
     let length: number
     try {
       buildHead(opts, this.#host, head)
-      ;[body, length] = this.#bodyLength(body, head)
+      length = this.#bodyLength(opts.body, head)
+      body = this.#body
       if (length > 0 && head.contentLength !== -1 && head.contentLength !== length && shouldSendLength(method)) throw new errors.RequestContentLengthMismatchError()
     } catch (err) {
       h.onError?.(err as Error)
@@ -236,7 +237,6 @@ export class H1Connection implements ResponseSink, BodyOwner {
     this.#handler = h
     const seq = ++this.#seq
     this.#sent = false
-    this.#body = body
     try {
       h.onConnect?.((err?: Error) => this.#abort(seq, err))
     } catch (err) {
@@ -263,32 +263,44 @@ export class H1Connection implements ResponseSink, BodyOwner {
     return true
   }
 
-  /** What body is sent and its length: -1 unknown (chunked unless the caller's Content-Length says). */
-  #bodyLength(body: unknown, head: RequestHead): [unknown, number] {
-    if (body == null) return [null, 0]
+  /**
+   * The body to send (set as {@link #body}: null when there is none) and its length: -1
+   * when unknown (chunked, unless the caller's Content-Length says).
+   */
+  #bodyLength(body: unknown, head: RequestHead): number {
+    this.#body = null
+    if (body == null) return 0
+    let n: number
     if (typeof body === 'string') {
-      const n = Buffer.byteLength(body)
-      return n === 0 ? [null, 0] : [body, n]
-    }
-    if (body instanceof Uint8Array) return body.byteLength === 0 ? [null, 0] : [body, body.byteLength]
-    if (ArrayBuffer.isView(body)) return body.byteLength === 0 ? [null, 0] : [Buffer.from(body.buffer, body.byteOffset, body.byteLength), body.byteLength]
-    if (body instanceof ArrayBuffer) return body.byteLength === 0 ? [null, 0] : [Buffer.from(body), body.byteLength]
-    if (isStream(body)) {
+      n = Buffer.byteLength(body)
+    } else if (body instanceof Uint8Array) {
+      n = body.byteLength
+    } else if (ArrayBuffer.isView(body)) {
+      n = body.byteLength
+      body = Buffer.from(body.buffer, body.byteOffset, n)
+    } else if (body instanceof ArrayBuffer) {
+      n = body.byteLength
+      body = Buffer.from(body)
+    } else if (isStream(body)) {
       if (typeof body.read === 'function') body.read(0)
-      const n = endedLength(body)
-      return n === 0 ? [null, 0] : [body, n === -1 ? head.contentLength : n]
-    }
-    if (body instanceof Blob) {
+      const ended = endedLength(body)
+      if (ended === 0) return 0
+      this.#body = body
+      return ended === -1 ? head.contentLength : ended
+    } else if (body instanceof Blob) {
       if (!head.hasContentType && body.type !== '') {
         if (/[^\t\x20-\x7e\x80-\xff]/.test(body.type)) throw new errors.InvalidArgumentError('invalid content-type header')
         head.text += `content-type: ${body.type}\r\n`
       }
-      return body.size === 0 ? [null, 0] : [body, body.size]
+      n = body.size
+    } else if (typeof (body as Iterable<unknown>)[Symbol.iterator] === 'function' || typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+      this.#body = body
+      return head.contentLength
+    } else {
+      throw new errors.InvalidArgumentError('body must be a string, a Buffer, a Readable stream, an iterable, or an async iterable')
     }
-    if (typeof (body as Iterable<unknown>)[Symbol.iterator] === 'function' || typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-      return [body, head.contentLength]
-    }
-    throw new errors.InvalidArgumentError('body must be a string, a Buffer, a Readable stream, an iterable, or an async iterable')
+    if (n !== 0) this.#body = body
+    return n
   }
 
   #write(head: string, body: unknown, length: number, method: string): void {
@@ -436,7 +448,8 @@ export class H1Connection implements ResponseSink, BodyOwner {
 
   onResponseBody(chunk: Buffer): boolean {
     const h = this.#handler as LegacyHandler
-    this.#deadline = performance.now() + this.#timeoutMs
+    // The body timeout restarts with each piece (not needed for the last one).
+    if (this.#parser.state !== ParseState.Done) this.#deadline = performance.now() + this.#timeoutMs
     try {
       return h.onData?.(chunk) !== false && this.#handler === h
     } catch (err) {
