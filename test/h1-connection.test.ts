@@ -324,6 +324,18 @@ describe('h1 connection: failures', () => {
     assert.equal(conn.destroyed, true)
   })
 
+  it('bytes in the same read after a complete response: the response completes, the connection is destroyed, never given back', async () => {
+    up.answer = () => 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled'
+    const { conn, owner } = await connect()
+    const h = new Calls()
+    conn.dispatch(GET(), h)
+    await h.ended
+    assert.deepEqual([h.log.at(-1), h.body], ['complete', 'ok'])
+    await until(() => owner.closed === 1, 'connection destroyed')
+    await new Promise((r) => setImmediate(r))
+    assert.equal(owner.released, 0)
+  })
+
   it('a body stream that errors fails the request with its own error', async () => {
     up.answer = () => undefined
     const { conn } = await connect()
@@ -337,6 +349,36 @@ describe('h1 connection: failures', () => {
     await h.ended
     assert.equal(h.error, failure)
     assert.equal(body.errored, failure)
+  })
+
+  it('a response that comes before the body was all sent completes; the connection and the source are let go without an error', async () => {
+    up.answer = () => 'HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n'
+    const { conn, owner } = await connect()
+    const h = new Calls()
+    const body = new Readable({ read() {} })
+    body.push('more to come')
+    conn.dispatch(GET('/', { method: 'POST', body }), h)
+    await h.ended
+    assert.deepEqual(h.log, ['connect', 'headers 413 Content Too Large', 'complete'])
+    await until(() => owner.closed === 1 && body.destroyed, 'connection and source let go')
+    assert.equal(body.errored, null)
+  })
+
+  it('the connection failing while a body streams: the request fails, the source is destroyed with the error (heard, so the process goes on)', async () => {
+    up.answer = (_h, socket) => {
+      socket.destroy()
+      return undefined
+    }
+    const { conn } = await connect()
+    const h = new Calls()
+    const body = new Readable({ read() {} })
+    body.push('more to come')
+    conn.dispatch(GET('/', { method: 'POST', body }), h)
+    await h.ended
+    assert.equal(h.error?.name, 'SocketError')
+    await until(() => body.destroyed, 'source destroyed')
+    await new Promise((r) => setImmediate(r))
+    assert.equal((body.errored as Error | null)?.name, 'SocketError')
   })
 
   it('a stream shorter than the Content-Length the caller gave: RequestContentLengthMismatchError', async () => {

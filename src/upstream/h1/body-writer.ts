@@ -149,16 +149,17 @@ export class StreamBodyWriter extends BodyWriter {
 
   #detach(): void {
     this.socket.off('drain', this.#onDrain)
+    // The 'error' listener stays (it does nothing once done): the source is destroyed with an
+    // error just after, and an 'error' nobody hears would end the process.
     this.#body.off('data', this.#onData).off('end', this.#onEnd).off('close', this.#onClose)
-    // Kept a tick longer: an 'error' right after 'close' must find a listener.
-    queueMicrotask(() => this.#body.off('error', this.#onError))
   }
 
   destroy(err: Error | null): void {
     if (this.done) return
     this.done = true
     this.#detach()
-    if (err !== null) this.#body.destroy(err)
+    // undici: a connection reset after an early response lets the source go without an error.
+    if (err !== null && (err as { code?: string }).code !== 'UND_ERR_INFO') this.#body.destroy(err)
     else this.#body.destroy()
   }
 }
