@@ -96,8 +96,9 @@ describe('h1 pool: two drivers', () => {
       unsubscribe('undici:request:create', listener)
     }
     await pool.close()
-    const open = await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)))
-    for (let i = 0; i < 100 && open > 0; i++) await new Promise((r) => setTimeout(r, 10))
     assert.equal(pool.stats.connected, 0)
+    const open = (): Promise<number> => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)))
+    for (let i = 0; i < 100 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(await open(), 0, 'the server sees no connection left')
   })
 })
