@@ -26,6 +26,8 @@ before(async () => {
     socketOf.set(req.url ?? '', socket)
     socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n')
     socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()))
+    // node:http's sockets are half-open: end ours when the client ends its side.
+    socket.on('end', () => socket.end())
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
