@@ -20,6 +20,7 @@ const socketOf = new Map<string, Socket>()
 before(async () => {
   server = http.createServer((req, res) => {
     socketOf.set(req.url ?? '', req.socket)
+    if (req.url === '/hang') return
     res.end(`ok ${req.url}`)
   })
   server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
@@ -83,6 +84,16 @@ describe('h1 pool: two drivers', () => {
       assert.deepEqual(seen, ['/watched'], 'only the request made while listened to went through undici')
     } finally {
       unsubscribe('undici:request:create', listener)
+      await pool.close()
+    }
+  })
+
+  it('the pool\'s headersTimeout and bodyTimeout reach its connections', async () => {
+    const pool = new EndpointPool(origin, { connect: buildConnector({ timeout: 2_000 }), maxConnecting: 4, headersTimeout: 50, bodyTimeout: 50 })
+    try {
+      await assert.rejects(pool.request({ method: 'GET', path: '/hang', origin }), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+      assert.equal(await text(pool, '/fine'), '200 ok /fine')
+    } finally {
       await pool.close()
     }
   })

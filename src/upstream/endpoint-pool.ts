@@ -74,6 +74,9 @@ export interface EndpointPoolOptions {
   /** Idle keep-alive timeouts of each connection (undici `Client` options); undefined: undici's. */
   readonly keepAliveTimeout?: number | undefined
   readonly keepAliveMaxTimeout?: number | undefined
+  /** Time for a response's head, and between pieces of its body (ms); undefined: undici's 300 s. A request's own option wins. */
+  readonly headersTimeout?: number | undefined
+  readonly bodyTimeout?: number | undefined
 }
 
 /** What {@link EndpointPool.stats} reports (the fields of undici's `PoolStats`, plus `connecting`). */
@@ -471,8 +474,16 @@ export class EndpointPool extends Dispatcher {
     this.#clientOptions = {
       ...(options.keepAliveTimeout === undefined ? {} : { keepAliveTimeout: options.keepAliveTimeout }),
       ...(options.keepAliveMaxTimeout === undefined ? {} : { keepAliveMaxTimeout: options.keepAliveMaxTimeout }),
+      ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout }),
+      ...(options.bodyTimeout === undefined ? {} : { bodyTimeout: options.bodyTimeout }),
     }
-    this.#h1Options = { host: this.#origin.host, keepAliveTimeout: options.keepAliveTimeout, keepAliveMaxTimeout: options.keepAliveMaxTimeout }
+    this.#h1Options = {
+      host: this.#origin.host,
+      keepAliveTimeout: options.keepAliveTimeout,
+      keepAliveMaxTimeout: options.keepAliveMaxTimeout,
+      headersTimeout: options.headersTimeout,
+      bodyTimeout: options.bodyTimeout,
+    }
     // undici's default keep-alive timeout (4 s) unless the cluster's idle timeout says otherwise.
     this.#idleTimeoutMs = options.keepAliveTimeout ?? 4_000
   }
