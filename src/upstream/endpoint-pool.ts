@@ -30,13 +30,19 @@
  *   connections in use stay warm and surplus ones reach their idle timeout); a request
  *   that waits resumes in its caller's async context.
  *
- * The pool relies on undici's public `Client` (one socket each, pipelining 1) and its
- * documented `drain` / `disconnect` / `connectionError` events, identical in undici 7 and 8.
+ * Each connection is driven by the mesh's own HTTP/1.1 connection ({@link H1Connection},
+ * `h1/`) for every request it can serve ({@link supportsLean}); a request it cannot (an
+ * upgrade, CONNECT, a FormData body, undici's rare options, or while undici's diagnostics
+ * channels are listened to) goes on a connection driven by undici's public `Client` (one
+ * socket each, pipelining 1; its documented `drain` / `disconnect` / `connectionError`
+ * events, identical in undici 7 and 8). An idle connection of ours is handed to a Client
+ * when such a request takes it, and stays with that Client.
  */
 import { AsyncResource } from 'node:async_hooks'
 import { isIP, type Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { Client, Dispatcher, errors, type buildConnector } from 'undici'
+import { H1Connection, supportsLean, type H1Options, type H1Owner } from './h1/connection.js'
 
 type Handler = Dispatcher.DispatchHandler
 type Controller = Dispatcher.DispatchController
@@ -68,6 +74,9 @@ export interface EndpointPoolOptions {
   /** Idle keep-alive timeouts of each connection (undici `Client` options); undefined: undici's. */
   readonly keepAliveTimeout?: number | undefined
   readonly keepAliveMaxTimeout?: number | undefined
+  /** Time for a response's head, and between pieces of its body (ms); undefined: undici's 300 s. A request's own option wins. */
+  readonly headersTimeout?: number | undefined
+  readonly bodyTimeout?: number | undefined
 }
 
 /** What {@link EndpointPool.stats} reports (the fields of undici's `PoolStats`, plus `connecting`). */
@@ -102,25 +111,50 @@ function failHandler(handler: Handler, err: Error): void {
   else (handler as LegacyHandler).onError?.(err)
 }
 
+/** What drives a connection: undici's `Client`, or the mesh's {@link H1Connection}. */
+interface Driver {
+  close(): Promise<void>
+  destroy(err: Error): Promise<void>
+}
+
 /**
- * One connection: its `Client`, and while no request has used it yet, the socket the pool
- * set up for it (the Client takes it on its first request).
+ * One connection: the socket the pool set up, until a driver takes it on its first request —
+ * an {@link H1Connection}, or undici's `Client` for requests ours does not serve.
  */
-class Connection {
-  client!: Client
+class Connection implements H1Owner {
+  /** undici's Client, once a request needed it (then it drives the connection for good). */
+  client: Client | null = null
+  /** The mesh's own driver, while it drives the connection. */
+  h1: H1Connection | null = null
   /** On the idle stack. */
   idle = false
   /** Closed or retired: never used again. */
   gone = false
-  /** The socket set up for this connection, until its Client takes it. */
+  /** The socket set up for this connection, until a driver takes it. */
   socket: Socket | null
   /** Set while an unclaimed socket waits idle (closes it after the idle timeout), with its listeners. */
   timer: NodeJS.Timeout | undefined
   onUnclaimedClose: () => void = noop
   onUnclaimedData: () => void = noop
+  readonly #freed: (c: Connection) => void
+  readonly #closed: (c: Connection) => void
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, freed: (c: Connection) => void, closed: (c: Connection) => void) {
     this.socket = socket
+    this.#freed = freed
+    this.#closed = closed
+  }
+
+  get driver(): Driver | null {
+    return this.h1 ?? this.client
+  }
+
+  h1Released(): void {
+    this.#freed(this)
+  }
+
+  h1Closed(): void {
+    this.#closed(this)
   }
 }
 
@@ -407,6 +441,7 @@ export class EndpointPool extends Dispatcher {
   readonly #maxConnecting: number
   readonly #servername: string | undefined
   readonly #clientOptions: Client.Options
+  readonly #h1Options: H1Options
   readonly #idleTimeoutMs: number
   /** Connections open, idle or in use. */
   readonly #connections = new Set<Connection>()
@@ -425,7 +460,9 @@ export class EndpointPool extends Dispatcher {
    * Clients that left the pool but still finish a request (closed gracefully by `close()`,
    * or retired holding one): `destroy()` cuts them too, as undici's Pool destroys every client.
    */
-  readonly #finishing = new Set<Client>()
+  readonly #finishing = new Set<Driver>()
+  readonly #onFreed = (conn: Connection): void => this.#free(conn)
+  readonly #onConnClosed = (conn: Connection): void => this.#retire(conn)
 
   constructor(origin: string | URL, options: EndpointPoolOptions) {
     super()
@@ -437,6 +474,15 @@ export class EndpointPool extends Dispatcher {
     this.#clientOptions = {
       ...(options.keepAliveTimeout === undefined ? {} : { keepAliveTimeout: options.keepAliveTimeout }),
       ...(options.keepAliveMaxTimeout === undefined ? {} : { keepAliveMaxTimeout: options.keepAliveMaxTimeout }),
+      ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout }),
+      ...(options.bodyTimeout === undefined ? {} : { bodyTimeout: options.bodyTimeout }),
+    }
+    this.#h1Options = {
+      host: this.#origin.host,
+      keepAliveTimeout: options.keepAliveTimeout,
+      keepAliveMaxTimeout: options.keepAliveMaxTimeout,
+      headersTimeout: options.headersTimeout,
+      bodyTimeout: options.bodyTimeout,
     }
     // undici's default keep-alive timeout (4 s) unless the cluster's idle timeout says otherwise.
     this.#idleTimeoutMs = options.keepAliveTimeout ?? 4_000
@@ -517,16 +563,35 @@ export class EndpointPool extends Dispatcher {
 
   // ---------------------------------------------------------------- requests
 
-  /** Hands a request to an idle connection; it is busy until its Client says `drain`. */
+  /**
+   * Hands a request to an idle connection; it is busy until its driver frees it (our
+   * connection's `h1Released`, the Client's `drain`).
+   */
   #send(conn: Connection, opts: DispatchOptions, handler: Handler): void {
-    if (conn.socket !== null) this.#claim(conn)
+    if (conn.client === null && supportsLean(opts)) {
+      let h1 = conn.h1
+      if (h1 === null) {
+        this.#claim(conn)
+        h1 = conn.h1 = new H1Connection(conn.socket as Socket, conn, this.#h1Options)
+        conn.socket = null
+      }
+      // False: the request ended before a byte was written (refused, or dropped at its
+      // start); the connection is as it was.
+      if (!h1.dispatch(opts, handler)) {
+        if (h1.destroyed) this.#retire(conn)
+        else this.#free(conn)
+      }
+      return
+    }
+    if (conn.client === null) this.#toClient(conn)
+    const client = conn.client as Client
     // With pipelining 1 the Client emits `drain` once it can take the next request (also
     // after it dropped one at start, when dispatch returns true). A request it refused
     // outright (its Request could not be built: an invalid header, method or body) failed
     // its handler and was never queued: false with nothing queued, and no `drain` will
     // come, so the connection is freed here (undici's Pool kept using that Client too).
-    if (!conn.client.dispatch(opts, handler) && conn.client.stats.size === 0) {
-      if (conn.client.closed || conn.client.destroyed) this.#retire(conn)
+    if (!client.dispatch(opts, handler) && client.stats.size === 0) {
+      if (client.closed || client.destroyed) this.#retire(conn)
       else this.#free(conn)
     }
   }
@@ -609,10 +674,25 @@ export class EndpointPool extends Dispatcher {
 
   // ---------------------------------------------------------------- connections
 
-  /** A Client for a socket the pool set up; it takes the socket on its first request. */
+  /** A socket the pool set up: a connection, not driven yet. */
   #adopt(socket: Socket): Connection {
-    const conn = new Connection(socket)
-    conn.client = new Client(this.#origin, {
+    const conn = new Connection(socket, this.#onFreed, this.#onConnClosed)
+    this.#connections.add(conn)
+    return conn
+  }
+
+  /**
+   * Gives a connection to undici's `Client` (a request ours does not serve took it): its
+   * unclaimed socket, or the socket our idle driver lets go of.
+   */
+  #toClient(conn: Connection): void {
+    if (conn.h1 !== null) {
+      conn.socket = conn.h1.detach()
+      conn.h1 = null
+    } else {
+      this.#claim(conn)
+    }
+    const client = conn.client = new Client(this.#origin, {
       ...this.#clientOptions,
       connect: (opts, callback) => {
         const ready = conn.socket
@@ -624,17 +704,19 @@ export class EndpointPool extends Dispatcher {
         else this.#connect(opts, callback)
       },
     })
-    conn.client.on('drain', () => this.#free(conn))
-    conn.client.on('disconnect', () => this.#retire(conn))
-    conn.client.on('connectionError', () => this.#retire(conn))
-    this.#connections.add(conn)
-    return conn
+    client.on('drain', () => this.#free(conn))
+    client.on('disconnect', () => this.#retire(conn))
+    client.on('connectionError', () => this.#retire(conn))
   }
 
   /** The connection's Client takes its socket (on the request being sent now): the pool stops watching it. */
   #claim(conn: Connection): void {
-    if (conn.timer === undefined) return
     const socket = conn.socket as Socket
+    if (conn.timer === undefined) {
+      // Never watched (taken as soon as it was set up): paused for the driver, as when watched.
+      socket.pause()
+      return
+    }
     clearTimeout(conn.timer)
     conn.timer = undefined
     socket.off('close', conn.onUnclaimedClose)
@@ -676,7 +758,8 @@ export class EndpointPool extends Dispatcher {
       conn.socket = null
     }
     // A Client that still holds a request (handed over as its socket closed) finishes it.
-    void this.#finish(conn.client)
+    const driver = conn.driver
+    if (driver !== null) void this.#finish(driver)
     this.#grow()
     this.#settle()
   }
@@ -692,10 +775,10 @@ export class EndpointPool extends Dispatcher {
     return p
   }
 
-  /** Closes a Client that left the pool, letting its request finish; `destroy()` can still cut it. */
-  #finish(client: Client): Promise<void> {
-    this.#finishing.add(client)
-    return client.close().catch(noop).finally(() => this.#finishing.delete(client))
+  /** Closes a driver that left the pool, letting its request finish; `destroy()` can still cut it. */
+  #finish(driver: Driver): Promise<void> {
+    this.#finishing.add(driver)
+    return driver.close().catch(noop).finally(() => this.#finishing.delete(driver))
   }
 
   #onClosed(resolve: () => void): void {
@@ -721,7 +804,8 @@ export class EndpointPool extends Dispatcher {
         c.socket.destroy()
         c.socket = null
       }
-      return this.#finish(c.client)
+      const driver = c.driver
+      return driver === null ? Promise.resolve() : this.#finish(driver)
     })).then(resolve)
   }
 
@@ -742,7 +826,7 @@ export class EndpointPool extends Dispatcher {
           c.socket.destroy()
           c.socket = null
         }
-        return c.client.destroy(err).catch(noop)
+        return c.driver?.destroy(err).catch(noop)
       }),
       ...finishing.map((c) => c.destroy(err).catch(noop)),
     ])

@@ -1,0 +1,117 @@
+/**
+ * The endpoint pool with its two drivers: the mesh's HTTP/1.1 connection for what it
+ * serves, undici's `Client` for the rest (docs/upstream-connections.md). A connection of
+ * ours that a request it cannot serve takes is handed to a Client on the same socket; while
+ * anyone listens to undici's request diagnostics, requests go through undici (and are seen).
+ */
+import assert from 'node:assert/strict'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import http from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { buildConnector, upgrade } from 'undici'
+import { EndpointPool } from '../src/upstream/endpoint-pool.js'
+
+let server: http.Server
+let origin = ''
+/** The server side socket of each request, by path. */
+const socketOf = new Map<string, Socket>()
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    socketOf.set(req.url ?? '', req.socket)
+    if (req.url === '/hang') return
+    res.end(`ok ${req.url}`)
+  })
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
+    socketOf.set(req.url ?? '', socket)
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n')
+    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()))
+    // node:http's sockets are half-open: end ours when the client ends its side.
+    socket.on('end', () => socket.end())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+
+after(() => {
+  server.closeAllConnections()
+  return new Promise<void>((resolve) => server.close(() => resolve()))
+})
+
+function poolTo(maxConnections?: number): EndpointPool {
+  return new EndpointPool(origin, { connect: buildConnector({ timeout: 2_000 }), maxConnecting: 4, maxConnections })
+}
+
+async function text(pool: EndpointPool, path: string): Promise<string> {
+  const r = await pool.request({ method: 'GET', path, origin })
+  return `${r.statusCode} ${await r.body.text()}`
+}
+
+describe('h1 pool: two drivers', () => {
+  it('an upgrade takes a connection ours served before: the same socket goes to undici\'s Client, bytes go both ways; plain requests go on after', async () => {
+    const pool = poolTo(1)
+    try {
+      assert.equal(await text(pool, '/first'), '200 ok /first')
+      assert.equal(await text(pool, '/second'), '200 ok /second')
+      assert.equal(socketOf.get('/first'), socketOf.get('/second'), 'kept alive by our connection')
+      const { socket, headers } = await upgrade(`${origin}/up`, { dispatcher: pool, protocol: 'echo' })
+      assert.equal(headers['upgrade'], 'echo')
+      assert.equal(socketOf.get('/up')?.remotePort, socketOf.get('/first')?.remotePort, 'the same connection, handed over')
+      socket.write('hello')
+      const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
+      assert.equal(echoed, 'HELLO')
+      socket.destroy()
+      assert.equal(await text(pool, '/after'), '200 ok /after')
+      assert.notEqual(socketOf.get('/after')?.remotePort, socketOf.get('/up')?.remotePort, 'a new connection after the upgrade took the old one')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('while undici\'s request diagnostics are listened to, requests go through undici\'s Client and are seen there', async () => {
+    const pool = poolTo()
+    const seen: string[] = []
+    const listener = (message: unknown): void => {
+      seen.push((message as { request: { path: string } }).request.path)
+    }
+    try {
+      assert.equal(await text(pool, '/quiet'), '200 ok /quiet')
+      subscribe('undici:request:create', listener)
+      assert.equal(await text(pool, '/watched'), '200 ok /watched')
+      unsubscribe('undici:request:create', listener)
+      assert.equal(await text(pool, '/quiet-again'), '200 ok /quiet-again')
+      assert.deepEqual(seen, ['/watched'], 'only the request made while listened to went through undici')
+    } finally {
+      unsubscribe('undici:request:create', listener)
+      await pool.close()
+    }
+  })
+
+  it('the pool\'s headersTimeout and bodyTimeout reach its connections', async () => {
+    const pool = new EndpointPool(origin, { connect: buildConnector({ timeout: 2_000 }), maxConnecting: 4, headersTimeout: 50, bodyTimeout: 50 })
+    try {
+      await assert.rejects(pool.request({ method: 'GET', path: '/hang', origin }), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+      assert.equal(await text(pool, '/fine'), '200 ok /fine')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('close() with idle connections of both kinds resolves, and no socket stays open', async () => {
+    const pool = poolTo()
+    await text(pool, '/a')
+    const listener = (): void => {}
+    subscribe('undici:request:create', listener)
+    try {
+      await Promise.all([text(pool, '/b'), text(pool, '/c')])
+    } finally {
+      unsubscribe('undici:request:create', listener)
+    }
+    await pool.close()
+    assert.equal(pool.stats.connected, 0)
+    const open = (): Promise<number> => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)))
+    for (let i = 0; i < 100 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(await open(), 0, 'the server sees no connection left')
+  })
+})
