@@ -3,6 +3,8 @@
  * serves, undici's `Client` for the rest (docs/upstream-connections.md). A connection of
  * ours that a request it cannot serve takes is handed to a Client on the same socket; while
  * anyone listens to undici's request diagnostics, requests go through undici (and are seen).
+ * With the connector the mesh uses for plain TCP (`leanConnector`: sockets that read into a
+ * shared buffer), such a request gets a connection of its own instead.
  */
 import assert from 'node:assert/strict'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
@@ -10,7 +12,9 @@ import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { buildConnector, upgrade } from 'undici'
+import { createHash } from 'node:crypto'
 import { EndpointPool } from '../src/upstream/endpoint-pool.js'
+import { leanConnector } from '../src/upstream/h1/shared-read.js'
 
 let server: http.Server
 let origin = ''
@@ -21,6 +25,19 @@ before(async () => {
   server = http.createServer((req, res) => {
     socketOf.set(req.url ?? '', req.socket)
     if (req.url === '/hang') return
+    if (req.url?.startsWith('/big/') === true) {
+      // Several reads' worth (over the shared 64 KiB buffer), in uneven writes.
+      const body = bigBody(Number(req.url.slice('/big/'.length)))
+      res.setHeader('content-length', body.length)
+      for (let at = 0; at < body.length; at += 7919) res.write(body.subarray(at, at + 7919))
+      res.end()
+      return
+    }
+    if (req.url === '/then-garbage') {
+      // A response, then bytes nobody asked for on the idle keep-alive connection.
+      res.end('ok /then-garbage', () => setTimeout(() => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'), 20))
+      return
+    }
     res.end(`ok ${req.url}`)
   })
   server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
@@ -38,6 +55,20 @@ after(() => {
   server.closeAllConnections()
   return new Promise<void>((resolve) => server.close(() => resolve()))
 })
+
+/** A body of `n` bytes that differ from one request to the next. */
+function bigBody(n: number): Buffer {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 0xff
+  return b
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+/** A pool as the mesh makes one for a plain TCP endpoint. */
+function leanPoolTo(maxConnections?: number): EndpointPool {
+  return new EndpointPool(origin, { connect: leanConnector({ timeout: 2_000 }), connectStreaming: buildConnector({ timeout: 2_000 }), maxConnecting: 4, maxConnections })
+}
 
 function poolTo(maxConnections?: number): EndpointPool {
   return new EndpointPool(origin, { connect: buildConnector({ timeout: 2_000 }), maxConnecting: 4, maxConnections })
@@ -113,5 +144,93 @@ describe('h1 pool: two drivers', () => {
     const open = (): Promise<number> => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)))
     for (let i = 0; i < 100 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 10))
     assert.equal(await open(), 0, 'the server sees no connection left')
+  })
+})
+
+describe('h1 pool: plain TCP sockets that read into a shared buffer', () => {
+  it('bodies over several reads arrive whole, request after request on one kept-alive connection', async () => {
+    const pool = leanPoolTo(1)
+    try {
+      for (const n of [1, 5_000, 65_536, 200_003, 3]) {
+        const r = await pool.request({ method: 'GET', path: `/big/${n}`, origin })
+        const got = Buffer.from(await r.body.arrayBuffer())
+        assert.equal(got.length, n)
+        assert.equal(sha(got), sha(bigBody(n)), `body of ${n} bytes`)
+      }
+      assert.equal(socketOf.get('/big/1'), socketOf.get('/big/3'), 'one connection throughout')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('two bodies read at once through two connections do not mix (each read is copied out of the shared buffer)', async () => {
+    const pool = leanPoolTo()
+    try {
+      const sizes = [150_001, 150_002, 90_001, 90_002]
+      const bodies = await Promise.all(sizes.map(async (n) => {
+        const r = await pool.request({ method: 'GET', path: `/big/${n}`, origin })
+        // Read slowly, so reads of the connections interleave while chunks are held.
+        const chunks: Buffer[] = []
+        for await (const c of r.body) {
+          chunks.push(c as Buffer)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        return Buffer.concat(chunks)
+      }))
+      sizes.forEach((n, i) => assert.equal(sha(bodies[i] as Buffer), sha(bigBody(n)), `body of ${n} bytes`))
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('an upgrade gets a connection of its own in stream mode; bytes go both ways; plain requests go on after', async () => {
+    const pool = leanPoolTo(1)
+    try {
+      assert.equal(await text(pool, '/lean-first'), '200 ok /lean-first')
+      const { socket, headers } = await upgrade(`${origin}/lean-up`, { dispatcher: pool, protocol: 'echo' })
+      assert.equal(headers['upgrade'], 'echo')
+      assert.notEqual(socketOf.get('/lean-up')?.remotePort, socketOf.get('/lean-first')?.remotePort, 'not the socket that reads into the shared buffer')
+      socket.write('hello')
+      const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
+      assert.equal(echoed, 'HELLO')
+      socket.destroy()
+      assert.equal(await text(pool, '/lean-after'), '200 ok /lean-after')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('while undici\'s request diagnostics are listened to, requests go through undici\'s Client on stream-mode connections', async () => {
+    const pool = leanPoolTo()
+    const seen: string[] = []
+    const listener = (message: unknown): void => {
+      seen.push((message as { request: { path: string } }).request.path)
+    }
+    try {
+      assert.equal(await text(pool, '/lean-quiet'), '200 ok /lean-quiet')
+      subscribe('undici:request:create', listener)
+      assert.equal(await text(pool, '/lean-watched'), '200 ok /lean-watched')
+      const r = await pool.request({ method: 'GET', path: '/big/100000', origin })
+      assert.equal(sha(Buffer.from(await r.body.arrayBuffer())), sha(bigBody(100_000)))
+      unsubscribe('undici:request:create', listener)
+      assert.equal(await text(pool, '/lean-quiet-again'), '200 ok /lean-quiet-again')
+      assert.deepEqual(seen, ['/lean-watched', '/big/100000'])
+    } finally {
+      unsubscribe('undici:request:create', listener)
+      await pool.close()
+    }
+  })
+
+  it('bytes an idle connection receives unasked close it; the next request goes on a new one', async () => {
+    const pool = leanPoolTo(1)
+    try {
+      assert.equal(await text(pool, '/then-garbage'), '200 ok /then-garbage')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(pool.stats.connected, 0, 'the connection that received bytes unasked is gone')
+      assert.equal(await text(pool, '/lean-next'), '200 ok /lean-next')
+      assert.notEqual(socketOf.get('/lean-next')?.remotePort, socketOf.get('/then-garbage')?.remotePort)
+    } finally {
+      await pool.close()
+    }
   })
 })

@@ -36,7 +36,9 @@
  * channels are listened to) goes on a connection driven by undici's public `Client` (one
  * socket each, pipelining 1; its documented `drain` / `disconnect` / `connectionError`
  * events, identical in undici 7 and 8). An idle connection of ours is handed to a Client
- * when such a request takes it, and stays with that Client.
+ * when such a request takes it, and stays with that Client — unless its socket reads into
+ * the shared buffer (plain TCP, `h1/shared-read.ts`, `connectStreaming` set): that one is
+ * closed and the Client opens a socket of its own, in stream mode.
  */
 import { AsyncResource } from 'node:async_hooks'
 import { isIP, type Socket } from 'node:net'
@@ -65,6 +67,12 @@ interface LegacyHandler {
 export interface EndpointPoolOptions {
   /** Opens one connection (TCP, or TLS with the cluster's connector), with its connect timeout. */
   readonly connect: buildConnector.connector
+  /**
+   * Set when the sockets `connect` opens read into a shared buffer (`h1/shared-read.ts`) and
+   * so cannot be handed to undici's `Client`: a request only the Client serves then gets a
+   * connection of its own, opened by this connector (stream mode).
+   */
+  readonly connectStreaming?: buildConnector.connector | undefined
   /** Connections open plus being set up, at most; undefined: no cap. */
   readonly maxConnections?: number | undefined
   /** Connections being set up at once, at most (at least 1). */
@@ -437,6 +445,7 @@ class WaitQueue {
 export class EndpointPool extends Dispatcher {
   readonly #origin: URL
   readonly #connect: buildConnector.connector
+  readonly #connectStreaming: buildConnector.connector | undefined
   readonly #maxConnections: number
   readonly #maxConnecting: number
   readonly #servername: string | undefined
@@ -468,6 +477,7 @@ export class EndpointPool extends Dispatcher {
     super()
     this.#origin = new URL(origin)
     this.#connect = options.connect
+    this.#connectStreaming = options.connectStreaming
     this.#maxConnections = options.maxConnections ?? Infinity
     this.#maxConnecting = Math.max(1, options.maxConnecting)
     this.#servername = options.servername
@@ -683,7 +693,9 @@ export class EndpointPool extends Dispatcher {
 
   /**
    * Gives a connection to undici's `Client` (a request ours does not serve took it): its
-   * unclaimed socket, or the socket our idle driver lets go of.
+   * unclaimed socket, or the socket our idle driver lets go of — unless that socket reads
+   * into the shared buffer (`connectStreaming` set): then it is closed and the Client opens
+   * one of its own, in stream mode.
    */
   #toClient(conn: Connection): void {
     if (conn.h1 !== null) {
@@ -691,6 +703,11 @@ export class EndpointPool extends Dispatcher {
       conn.h1 = null
     } else {
       this.#claim(conn)
+    }
+    const streaming = this.#connectStreaming
+    if (streaming !== undefined) {
+      conn.socket?.destroy()
+      conn.socket = null
     }
     const client = conn.client = new Client(this.#origin, {
       ...this.#clientOptions,
@@ -700,8 +717,9 @@ export class EndpointPool extends Dispatcher {
         // Asynchronously, as a real connector answers: undici's Client starts writing only
         // when the callback comes after its connect() returned.
         if (ready !== null && !ready.destroyed) queueMicrotask(() => callback(null, ready))
-        // Reconnecting (the socket closed while a request was being handed over): a new one.
-        else this.#connect(opts, callback)
+        // A socket of its own (see above), or reconnecting (the socket closed while a
+        // request was being handed over): a new one.
+        else (streaming ?? this.#connect)(opts, callback)
       },
     })
     client.on('drain', () => this.#free(conn))

@@ -18,6 +18,7 @@ import type { HealthEventSink } from './host-health.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { EndpointPool } from './endpoint-pool.js'
 import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
+import { leanConnector } from './h1/shared-read.js'
 
 /**
  * How a host named by DNS is dialled.
@@ -120,9 +121,11 @@ export class Host {
     // Handed to net/tls.connect: a logical host resolves from memory, never on the request path.
     const dial = this.#dial === 'logical' ? { lookup: this.#lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
     return new EndpointPool(this.address.origin, {
+      // Plain TCP: our connections read into a shared buffer; undici's Client gets sockets of its own.
       connect: tls === undefined
-        ? buildConnector({ timeout: this.#options.connectTimeoutMs, ...dial })
+        ? leanConnector({ timeout: this.#options.connectTimeoutMs, ...dial })
         : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats),
+      connectStreaming: tls === undefined ? buildConnector({ timeout: this.#options.connectTimeoutMs, ...dial }) : undefined,
       maxConnections: this.#options.maxConnections,
       maxConnecting: defaults.maxConnectingPerEndpoint,
       servername: this.servername,

@@ -38,6 +38,7 @@
  * connection: they are never read as the next request's response.
  */
 import { performance } from 'node:perf_hooks'
+import { attachReader, detachReader } from './shared-read.js'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { channel } from 'node:diagnostics_channel'
@@ -190,6 +191,8 @@ export class H1Connection implements ResponseSink, BodyOwner {
     this.#bodyTimeoutDefault = options.bodyTimeout ?? 300e3
     this.#keepAliveMs = this.#keepAliveDefault
     this.#parser = new ResponseParser(this, options.maxHeaderSize ?? 16 * 1024)
+    // A socket of `leanConnector` reads through the reader; any other through 'data'.
+    attachReader(socket, this.#onData)
     socket.on('data', this.#onData)
     socket.on('end', this.#onEnd)
     socket.on('error', this.#onError)
@@ -619,6 +622,7 @@ export class H1Connection implements ResponseSink, BodyOwner {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
     this.#timer = null
     this.#idleTimer = null
+    detachReader(socket)
     socket.off('data', this.#onData)
     socket.off('end', this.#onEnd)
     socket.off('error', this.#onError)
