@@ -37,8 +37,8 @@
  * socket each, pipelining 1; its documented `drain` / `disconnect` / `connectionError`
  * events, identical in undici 7 and 8). An idle connection of ours is handed to a Client
  * when such a request takes it, and stays with that Client — unless its socket reads into
- * the shared buffer (plain TCP, `h1/shared-read.ts`, `connectStreaming` set): that one is
- * closed and the Client opens a socket of its own, in stream mode.
+ * the shared buffer (`h1/shared-read.ts`, `connectStreaming` set, as the mesh's pools do):
+ * that one is closed and the Client opens a socket of its own, in stream mode.
  */
 import { AsyncResource } from 'node:async_hooks'
 import { isIP, type Socket } from 'node:net'

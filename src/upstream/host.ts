@@ -120,12 +120,11 @@ export class Host {
     const tls = this.#options.tls
     // Handed to net/tls.connect: a logical host resolves from memory, never on the request path.
     const dial = this.#dial === 'logical' ? { lookup: this.#lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
+    // Our connections read into a shared buffer; undici's Client gets stream-mode sockets of its own.
+    const tlsConnector = tls === undefined ? undefined : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats)
     return new EndpointPool(this.address.origin, {
-      // Plain TCP: our connections read into a shared buffer; undici's Client gets sockets of its own.
-      connect: tls === undefined
-        ? leanConnector({ timeout: this.#options.connectTimeoutMs, ...dial })
-        : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats),
-      connectStreaming: tls === undefined ? buildConnector({ timeout: this.#options.connectTimeoutMs, ...dial }) : undefined,
+      connect: tlsConnector ?? leanConnector({ timeout: this.#options.connectTimeoutMs, ...dial }),
+      connectStreaming: tlsConnector?.streaming ?? buildConnector({ timeout: this.#options.connectTimeoutMs, ...dial }),
       maxConnections: this.#options.maxConnections,
       maxConnecting: defaults.maxConnectingPerEndpoint,
       servername: this.servername,

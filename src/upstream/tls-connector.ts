@@ -20,6 +20,7 @@ import { MeshError } from '../errors.js'
 import { peerIdentity, spiffeIdOfCertificate } from '../security/identity.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { TlsSessionCache, type CachedSession } from './tls-session-cache.js'
+import { SHARED_READ } from './h1/shared-read.js'
 
 /** The TLS settings of a cluster's connections, compiled. */
 export interface UpstreamTls {
@@ -49,116 +50,129 @@ export interface TlsDial {
 }
 
 /**
+ * The connector of a TLS cluster: its sockets read into the shared buffer
+ * (`h1/shared-read.ts`); `streaming` opens the same connections in stream mode, for undici's
+ * `Client` (see `EndpointPoolOptions.connectStreaming`). Both share the session cache.
+ */
+export type TlsConnector = buildConnector.connector & { readonly streaming: buildConnector.connector }
+
+/**
  * An undici `connect` function for `tls`, with a connect (and handshake) timeout. `dial`
  * says how a host of a DNS cluster is dialled; `stats` gives where handshakes are counted
  * (read per handshake: the mesh sets it after its pools may exist).
  */
-export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, dial: TlsDial = {}, stats: () => TlsCounters | undefined = () => undefined): buildConnector.connector {
+export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, dial: TlsDial = {}, stats: () => TlsCounters | undefined = () => undefined): TlsConnector {
   const sessions = new TlsSessionCache(defaults.tlsClientSessionsPerHost)
   const alpn = [...tls.alpn]
-  return (opts, callback) => {
-    let done = false
-    const finish = (err: Error | null, socket?: TLSSocket): void => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      if (err === null) callback(null, socket as TLSSocket)
-      else callback(err, null)
-    }
-    const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname
-    const named = IPV4.test(hostname) || hostname.includes(':') ? dial.servername : hostname
-    const servername = tls.sni ?? named
-    const port = Number(opts.port) || 443
-    const context = tls.context()
-    const sessionKey = `${servername ?? ''}|${hostname}|${port}`
-    const offered = sessions.get(context, sessionKey)
-    let certified: Omit<CachedSession, 'session'> | undefined
-    const options: ConnectionOptions & { localAddress?: string; autoSelectFamily?: boolean } = {
-      host: hostname,
-      port,
-      secureContext: context,
-      rejectUnauthorized: true,
-      ALPNProtocols: alpn,
-      // Node calls this after a full handshake whose chain verified (not on resumption), with the
-      // certificate it has already decoded: what the handshake verified is taken from there.
-      checkServerIdentity: (host, cert) => {
-        certified = { identity: spiffeIdOfCertificate(cert.raw), notAfter: Date.parse(cert.valid_to) || 0 }
-        return tls.checkHostname ? checkServerIdentity(servername ?? host, cert) : undefined
-      },
-    }
-    if (servername !== undefined) options.servername = servername
-    if (offered !== undefined) options.session = offered.session
-    if (opts.localAddress != null) options.localAddress = opts.localAddress
-    if (dial.lookup !== undefined) options.lookup = dial.lookup
-    if (dial.autoSelectFamily !== undefined) options.autoSelectFamily = dial.autoSelectFamily
-    const socket = tlsConnect(options)
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 60_000)
-    // A connection refused before TCP connected (refused, unreachable) is no TLS failure.
-    let connected = false
-    socket.once('connect', () => {
-      connected = true
-    })
-    const failed = (): void => {
-      const s = stats()
-      if (s !== undefined && connected) s.upstream.failed++
-      // A session from a connection that failed is not offered again.
-      sessions.delete(sessionKey)
-    }
-    const timer = setTimeout(() => {
-      socket.destroy()
-      failed()
-      finish(Object.assign(new Error(`connect timeout (${timeoutMs}ms, TLS)`), { code: 'UND_ERR_CONNECT_TIMEOUT' }))
-    }, timeoutMs)
-    // What this connection's handshake verified; sessions are stored only once it is known.
-    let verified: Omit<CachedSession, 'session'> | undefined
-    let pending: Buffer | undefined
-    const store = (session: Buffer): void => {
-      // Only while the credentials it was made with are still the current ones.
-      if (verified !== undefined && tls.context() === context) sessions.set(context, sessionKey, { session, ...verified })
-    }
-    // TLS 1.3 sends tickets after the handshake, TLS 1.2 during it (before it is verified).
-    socket.on('session', (session: Buffer) => {
-      if (verified === undefined) pending = session
-      else store(session)
-    })
-    socket.once('secureConnect', () => {
-      const resumed = socket.isSessionReused()
-      let id: string | undefined
-      if (resumed) {
-        // Node offered the session we gave it; its full handshake verified this identity.
-        if (offered === undefined) {
-          socket.destroy()
-          failed()
-          finish(new MeshError('SIDECARLESS_ERR_PEER_IDENTITY', `the upstream ${hostname}:${opts.port} resumed a session the mesh did not offer`))
-          return
-        }
-        id = offered.identity
-        verified = { identity: id, notAfter: offered.notAfter }
-      } else {
-        verified = certified ?? { identity: peerIdentity(socket), notAfter: 0 }
-        id = verified.identity
+  // One session cache for both kinds of socket: a stream-mode connection resumes too.
+  return Object.assign(connector(true), { streaming: connector(false) })
+
+  function connector(sharedRead: boolean): buildConnector.connector {
+    return (opts, callback) => {
+      let done = false
+      const finish = (err: Error | null, socket?: TLSSocket): void => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (err === null) callback(null, socket as TLSSocket)
+        else callback(err, null)
       }
-      if (tls.verify !== null) {
-        if (id === undefined || !tls.verify(id)) {
-          verified = undefined
-          socket.destroy()
-          failed()
-          finish(new MeshError('SIDECARLESS_ERR_PEER_IDENTITY', id === undefined
-            ? `the upstream ${hostname}:${opts.port} presented no SPIFFE ID`
-            : `the upstream ${hostname}:${opts.port} is ${id}, not an identity tls.verifyIdentities allows`))
-          return
-        }
+      const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname
+      const named = IPV4.test(hostname) || hostname.includes(':') ? dial.servername : hostname
+      const servername = tls.sni ?? named
+      const port = Number(opts.port) || 443
+      const context = tls.context()
+      const sessionKey = `${servername ?? ''}|${hostname}|${port}`
+      const offered = sessions.get(context, sessionKey)
+      let certified: Omit<CachedSession, 'session'> | undefined
+      const options: ConnectionOptions & { localAddress?: string; autoSelectFamily?: boolean } = {
+        host: hostname,
+        port,
+        secureContext: context,
+        rejectUnauthorized: true,
+        ALPNProtocols: alpn,
+        // Node calls this after a full handshake whose chain verified (not on resumption), with the
+        // certificate it has already decoded: what the handshake verified is taken from there.
+        checkServerIdentity: (host, cert) => {
+          certified = { identity: spiffeIdOfCertificate(cert.raw), notAfter: Date.parse(cert.valid_to) || 0 }
+          return tls.checkHostname ? checkServerIdentity(servername ?? host, cert) : undefined
+        },
       }
-      stats()?.upstream.handshake(resumed)
-      if (pending !== undefined) store(pending)
-      pending = undefined
-      finish(null, socket)
-    })
-    // Kept for the socket's life: once undici has the socket it handles errors itself.
-    socket.on('error', (err: Error) => {
-      if (!done) failed()
-      finish(err)
-    })
+      if (servername !== undefined) options.servername = servername
+      if (offered !== undefined) options.session = offered.session
+      if (sharedRead) (options as ConnectionOptions & { onread?: unknown }).onread = SHARED_READ
+      if (opts.localAddress != null) options.localAddress = opts.localAddress
+      if (dial.lookup !== undefined) options.lookup = dial.lookup
+      if (dial.autoSelectFamily !== undefined) options.autoSelectFamily = dial.autoSelectFamily
+      const socket = tlsConnect(options)
+      socket.setNoDelay(true)
+      socket.setKeepAlive(true, 60_000)
+      // A connection refused before TCP connected (refused, unreachable) is no TLS failure.
+      let connected = false
+      socket.once('connect', () => {
+        connected = true
+      })
+      const failed = (): void => {
+        const s = stats()
+        if (s !== undefined && connected) s.upstream.failed++
+        // A session from a connection that failed is not offered again.
+        sessions.delete(sessionKey)
+      }
+      const timer = setTimeout(() => {
+        socket.destroy()
+        failed()
+        finish(Object.assign(new Error(`connect timeout (${timeoutMs}ms, TLS)`), { code: 'UND_ERR_CONNECT_TIMEOUT' }))
+      }, timeoutMs)
+      // What this connection's handshake verified; sessions are stored only once it is known.
+      let verified: Omit<CachedSession, 'session'> | undefined
+      let pending: Buffer | undefined
+      const store = (session: Buffer): void => {
+        // Only while the credentials it was made with are still the current ones.
+        if (verified !== undefined && tls.context() === context) sessions.set(context, sessionKey, { session, ...verified })
+      }
+      // TLS 1.3 sends tickets after the handshake, TLS 1.2 during it (before it is verified).
+      socket.on('session', (session: Buffer) => {
+        if (verified === undefined) pending = session
+        else store(session)
+      })
+      socket.once('secureConnect', () => {
+        const resumed = socket.isSessionReused()
+        let id: string | undefined
+        if (resumed) {
+          // Node offered the session we gave it; its full handshake verified this identity.
+          if (offered === undefined) {
+            socket.destroy()
+            failed()
+            finish(new MeshError('SIDECARLESS_ERR_PEER_IDENTITY', `the upstream ${hostname}:${opts.port} resumed a session the mesh did not offer`))
+            return
+          }
+          id = offered.identity
+          verified = { identity: id, notAfter: offered.notAfter }
+        } else {
+          verified = certified ?? { identity: peerIdentity(socket), notAfter: 0 }
+          id = verified.identity
+        }
+        if (tls.verify !== null) {
+          if (id === undefined || !tls.verify(id)) {
+            verified = undefined
+            socket.destroy()
+            failed()
+            finish(new MeshError('SIDECARLESS_ERR_PEER_IDENTITY', id === undefined
+              ? `the upstream ${hostname}:${opts.port} presented no SPIFFE ID`
+              : `the upstream ${hostname}:${opts.port} is ${id}, not an identity tls.verifyIdentities allows`))
+            return
+          }
+        }
+        stats()?.upstream.handshake(resumed)
+        if (pending !== undefined) store(pending)
+        pending = undefined
+        finish(null, socket)
+      })
+      // Kept for the socket's life: once undici has the socket it handles errors itself.
+      socket.on('error', (err: Error) => {
+        if (!done) failed()
+        finish(err)
+      })
+    }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Plain TCP connections that read into one shared buffer (`net.connect`'s `onread`), for
+ * Connections that read into one shared buffer (`net.connect`'s and `tls.connect`'s `onread`), for
  * the connections the mesh's own HTTP/1.1 code drives (`connection.ts`).
  *
  * Why: a socket in stream mode hands each read to the Readable machinery (a buffer allocated
@@ -13,8 +13,8 @@
  * (undici's `Client` reads a socket through the stream). A request only undici's `Client`
  * serves (an upgrade, CONNECT, a FormData body, undici's rare options, or any while undici's
  * diagnostics channels are listened to) gets a connection of its own, opened in stream mode
- * (`EndpointPoolOptions.connectStreaming`). TLS sockets always stay in stream mode (the
- * decrypted bytes come from the TLS layer).
+ * (`EndpointPoolOptions.connectStreaming`). TLS sockets read the same way (`tls.connect`
+ * takes `onread` too: the callback gets the decrypted bytes; `tls-connector.ts`).
  *
  * The buffer is shared by every such socket of the process: each read is copied out before
  * the callback returns (reads run one at a time on the event loop), so nothing the parser
@@ -51,11 +51,14 @@ function onRead(this: Reading, nread: number, buf: Buffer): boolean {
 
 /**
  * A connector (undici's, with its connect timeout, TCP keep-alive and no-delay) whose plain
- * TCP sockets read into the shared buffer. Only for `http:` origins.
+ * TCP sockets read into the shared buffer. Only for `http:` origins (TLS: `tls-connector.ts`).
  */
 export function leanConnector(options: buildConnector.BuildOptions): buildConnector.connector {
-  return buildConnector({ ...options, onread: { buffer: SHARED, callback: onRead } })
+  return buildConnector({ ...options, onread: SHARED_READ })
 }
+
+/** `net.connect` / `tls.connect`'s `onread` option of a socket that reads into the shared buffer. */
+export const SHARED_READ = Object.freeze({ buffer: SHARED, callback: onRead })
 
 /** Sends `socket`'s reads to `reader` (a stream-mode socket ignores it: its `'data'` events carry them). */
 export function attachReader(socket: Socket, reader: (chunk: Buffer) => void): void {

@@ -1,0 +1,135 @@
+/**
+ * The mesh's upstream mTLS connections read into the shared buffer (`h1/shared-read.ts`,
+ * `tls.connect`'s `onread`): bodies over many reads arrive whole, also while several
+ * connections read at once; a request only undici's `Client` serves (an upgrade, or any
+ * while undici's request diagnostics are listened to) gets a stream-mode TLS connection of
+ * its own, which resumes the session of the first. A real https server with a certificate
+ * of our CA, asking for the client's; the mesh as the client (ISTIO_MUTUAL).
+ */
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import https from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { after, before, describe, it } from 'node:test'
+import { request, upgrade } from 'undici'
+import { createCertificateAuthority, createMesh, type Mesh } from '../src/index.js'
+
+const TD = 'cluster.local'
+const ca = createCertificateAuthority({ trustDomain: TD })
+const serverCert = ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/reviews` })
+const clientCert = ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/productpage` })
+
+/** A body of `n` bytes that differ from one size to the next. */
+function bigBody(n: number): Buffer {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 0xff
+  return b
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+let server: https.Server
+let mesh: Mesh
+/** The server side socket of each request, by path, and whether its session was resumed. */
+const socketOf = new Map<string, Socket>()
+const resumed = new Map<string, boolean>()
+
+before(async () => {
+  server = https.createServer({
+    key: serverCert.privateKey,
+    cert: serverCert.certificate,
+    ca: serverCert.trustBundle,
+    requestCert: true,
+    rejectUnauthorized: true,
+  }, (req, res) => {
+    socketOf.set(req.url ?? '', req.socket)
+    resumed.set(req.url ?? '', (req.socket as TLSSocket).isSessionReused())
+    if (req.url?.startsWith('/big/') === true) {
+      const body = bigBody(Number(req.url.slice('/big/'.length)))
+      res.setHeader('content-length', body.length)
+      for (let at = 0; at < body.length; at += 7919) res.write(body.subarray(at, at + 7919))
+      res.end()
+      return
+    }
+    res.end(`ok ${req.url}`)
+  })
+  server.on('upgrade', (req, socket: Socket) => {
+    socketOf.set(req.url ?? '', socket)
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n')
+    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()))
+    socket.on('end', () => socket.end())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  mesh = createMesh({
+    config: {
+      identity: { certificate: clientCert.certificate, privateKey: clientCert.privateKey, trustBundle: clientCert.trustBundle },
+      clusters: [{ name: 'reviews', endpoints: [{ address: `127.0.0.1:${port}` }], tls: { mode: 'ISTIO_MUTUAL' }, circuitBreakers: { maxConnections: 2 } }],
+      virtualHosts: [{ name: 'reviews', domains: ['reviews'], routes: [{ match: { prefix: '/' }, route: { cluster: 'reviews' } }] }],
+    },
+  })
+})
+
+after(async () => {
+  await mesh.close()
+  server.closeAllConnections()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+})
+
+async function text(path: string): Promise<string> {
+  const r = await request(`http://reviews${path}`, { dispatcher: mesh.dispatcher })
+  return `${r.statusCode} ${await r.body.text()}`
+}
+
+describe('upstream mTLS connections that read into the shared buffer', () => {
+  it('bodies over many reads arrive whole, one after another and two at once', async () => {
+    for (const n of [1, 70_000, 250_001]) {
+      const r = await request(`http://reviews/big/${n}`, { dispatcher: mesh.dispatcher })
+      assert.equal(sha(Buffer.from(await r.body.arrayBuffer())), sha(bigBody(n)), `body of ${n} bytes`)
+    }
+    const sizes = [180_001, 180_002]
+    const bodies = await Promise.all(sizes.map(async (n) => {
+      const r = await request(`http://reviews/big/${n}`, { dispatcher: mesh.dispatcher })
+      const chunks: Buffer[] = []
+      for await (const c of r.body) {
+        chunks.push(c as Buffer)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      return Buffer.concat(chunks)
+    }))
+    sizes.forEach((n, i) => assert.equal(sha(bodies[i] as Buffer), sha(bigBody(n)), `body of ${n} bytes`))
+  })
+
+  it('an upgrade gets a TLS connection of its own (resuming the session); bytes go both ways; requests go on after', async () => {
+    assert.equal(await text('/first'), '200 ok /first')
+    const { socket, headers } = await upgrade('http://reviews/up', { dispatcher: mesh.dispatcher, protocol: 'echo' })
+    assert.equal(headers['upgrade'], 'echo')
+    assert.notEqual(socketOf.get('/up')?.remotePort, socketOf.get('/first')?.remotePort)
+    socket.write('hello')
+    const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
+    assert.equal(echoed, 'HELLO')
+    socket.destroy()
+    assert.equal(await text('/after'), '200 ok /after')
+  })
+
+  it('while undici\'s request diagnostics are listened to, requests go on stream-mode TLS connections, which resume', async () => {
+    assert.equal(await text('/quiet'), '200 ok /quiet')
+    const seen: string[] = []
+    const listener = (message: unknown): void => {
+      seen.push((message as { request: { path: string } }).request.path)
+    }
+    subscribe('undici:request:create', listener)
+    try {
+      assert.equal(await text('/watched'), '200 ok /watched')
+      const r = await request('http://reviews/big/100000', { dispatcher: mesh.dispatcher })
+      assert.equal(sha(Buffer.from(await r.body.arrayBuffer())), sha(bigBody(100_000)))
+    } finally {
+      unsubscribe('undici:request:create', listener)
+    }
+    assert.deepEqual(seen, ['/watched', '/big/100000'])
+    assert.equal(resumed.get('/watched'), true, 'the stream-mode connection resumed the session of the first')
+    assert.equal(await text('/quiet-again'), '200 ok /quiet-again')
+  })
+})
