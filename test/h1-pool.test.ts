@@ -12,8 +12,8 @@ import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { buildConnector, upgrade } from 'undici'
-import { createHash } from 'node:crypto'
 import { EndpointPool } from '../src/upstream/endpoint-pool.js'
+import { bigBody, readSlowly, sha } from './helpers/big-body.js'
 import { leanConnector } from '../src/upstream/h1/shared-read.js'
 
 let server: http.Server
@@ -55,15 +55,6 @@ after(() => {
   server.closeAllConnections()
   return new Promise<void>((resolve) => server.close(() => resolve()))
 })
-
-/** A body of `n` bytes that differ from one request to the next. */
-function bigBody(n: number): Buffer {
-  const b = Buffer.alloc(n)
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 0xff
-  return b
-}
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 /** A pool as the mesh makes one for a plain TCP endpoint. */
 function leanPoolTo(maxConnections?: number): EndpointPool {
@@ -169,13 +160,7 @@ describe('h1 pool: plain TCP sockets that read into a shared buffer', () => {
       const sizes = [150_001, 150_002, 90_001, 90_002]
       const bodies = await Promise.all(sizes.map(async (n) => {
         const r = await pool.request({ method: 'GET', path: `/big/${n}`, origin })
-        // Read slowly, so reads of the connections interleave while chunks are held.
-        const chunks: Buffer[] = []
-        for await (const c of r.body) {
-          chunks.push(c as Buffer)
-          await new Promise((resolve) => setImmediate(resolve))
-        }
-        return Buffer.concat(chunks)
+        return readSlowly(r.body)
       }))
       sizes.forEach((n, i) => assert.equal(sha(bodies[i] as Buffer), sha(bigBody(n)), `body of ${n} bytes`))
     } finally {

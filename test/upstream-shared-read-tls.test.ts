@@ -7,7 +7,6 @@
  * of our CA, asking for the client's; the mesh as the client (ISTIO_MUTUAL).
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import https from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
@@ -15,20 +14,12 @@ import type { TLSSocket } from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import { request, upgrade } from 'undici'
 import { createCertificateAuthority, createMesh, type Mesh } from '../src/index.js'
+import { bigBody, readSlowly, sha } from './helpers/big-body.js'
 
 const TD = 'cluster.local'
 const ca = createCertificateAuthority({ trustDomain: TD })
 const serverCert = ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/reviews` })
 const clientCert = ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/productpage` })
-
-/** A body of `n` bytes that differ from one size to the next. */
-function bigBody(n: number): Buffer {
-  const b = Buffer.alloc(n)
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 0xff
-  return b
-}
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 let server: https.Server
 let mesh: Mesh
@@ -92,12 +83,7 @@ describe('upstream mTLS connections that read into the shared buffer', () => {
     const sizes = [180_001, 180_002]
     const bodies = await Promise.all(sizes.map(async (n) => {
       const r = await request(`http://reviews/big/${n}`, { dispatcher: mesh.dispatcher })
-      const chunks: Buffer[] = []
-      for await (const c of r.body) {
-        chunks.push(c as Buffer)
-        await new Promise((resolve) => setImmediate(resolve))
-      }
-      return Buffer.concat(chunks)
+      return readSlowly(r.body)
     }))
     sizes.forEach((n, i) => assert.equal(sha(bodies[i] as Buffer), sha(bigBody(n)), `body of ${n} bytes`))
   })
