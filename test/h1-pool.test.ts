@@ -13,7 +13,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { buildConnector, upgrade } from 'undici'
 import { EndpointPool } from '../src/upstream/endpoint-pool.js'
-import { bigBody, readSlowly, sha } from './helpers/big-body.js'
+import { bigBody, readSlowly, sendBigBody, sha } from './helpers/big-body.js'
 import { leanConnector } from '../src/upstream/h1/shared-read.js'
 
 let server: http.Server
@@ -25,14 +25,8 @@ before(async () => {
   server = http.createServer((req, res) => {
     socketOf.set(req.url ?? '', req.socket)
     if (req.url === '/hang') return
-    if (req.url?.startsWith('/big/') === true) {
-      // Several reads' worth (over the shared 64 KiB buffer), in uneven writes.
-      const body = bigBody(Number(req.url.slice('/big/'.length)))
-      res.setHeader('content-length', body.length)
-      for (let at = 0; at < body.length; at += 7919) res.write(body.subarray(at, at + 7919))
-      res.end()
-      return
-    }
+    // Several reads' worth (over the shared 64 KiB buffer).
+    if (sendBigBody(req.url, res)) return
     if (req.url === '/then-garbage') {
       // A response, then bytes nobody asked for on the idle keep-alive connection.
       res.end('ok /then-garbage', () => setTimeout(() => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'), 20))

@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import { request, upgrade } from 'undici'
 import { createCertificateAuthority, createMesh, type Mesh } from '../src/index.js'
-import { bigBody, readSlowly, sha } from './helpers/big-body.js'
+import { bigBody, readSlowly, sendBigBody, sha } from './helpers/big-body.js'
 
 const TD = 'cluster.local'
 const ca = createCertificateAuthority({ trustDomain: TD })
@@ -37,13 +37,8 @@ before(async () => {
   }, (req, res) => {
     socketOf.set(req.url ?? '', req.socket)
     resumed.set(req.url ?? '', (req.socket as TLSSocket).isSessionReused())
-    if (req.url?.startsWith('/big/') === true) {
-      const body = bigBody(Number(req.url.slice('/big/'.length)))
-      res.setHeader('content-length', body.length)
-      for (let at = 0; at < body.length; at += 7919) res.write(body.subarray(at, at + 7919))
-      res.end()
-      return
-    }
+    // Several reads' worth (over the shared 64 KiB buffer).
+    if (sendBigBody(req.url, res)) return
     res.end(`ok ${req.url}`)
   })
   server.on('upgrade', (req, socket: Socket) => {

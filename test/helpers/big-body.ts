@@ -2,9 +2,10 @@
  * Bodies for transport tests: `bigBody(n)` is `n` bytes that differ from one size to the
  * next (so two responses read at once cannot pass for each other), `sha` its digest, and
  * `readSlowly` a body read a turn of the event loop per chunk, so that the reads of several
- * connections interleave while chunks are held.
+ * connections interleave while chunks are held; `sendBigBody` answers a `/big/<n>` request.
  */
 import { createHash } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 
 export function bigBody(n: number): Buffer {
   const b = Buffer.alloc(n)
@@ -21,4 +22,14 @@ export async function readSlowly(body: AsyncIterable<unknown>): Promise<Buffer> 
     await new Promise((resolve) => setImmediate(resolve))
   }
   return Buffer.concat(chunks)
+}
+
+/** Answers `/big/<n>` with `bigBody(n)` in uneven writes (several reads' worth for a client); false for any other path. */
+export function sendBigBody(url: string | undefined, res: ServerResponse): boolean {
+  if (url?.startsWith('/big/') !== true) return false
+  const body = bigBody(Number(url.slice('/big/'.length)))
+  res.setHeader('content-length', body.length)
+  for (let at = 0; at < body.length; at += 7919) res.write(body.subarray(at, at + 7919))
+  res.end()
+  return true
 }
