@@ -30,7 +30,7 @@ export const LAYERS = [
   { name: 'snapshot', parts: ['src/snapshot/'] },
   { name: 'policy, router, upstream, security, observability', parts: ['src/policy/', 'src/router/', 'src/upstream/', 'src/security/', 'src/observability/'] },
   { name: 'config', parts: ['src/config/'] },
-  { name: 'leaves', parts: ['src/errors.ts', 'src/hash.ts', 'src/response-headers.ts', 'src/runtime.ts', 'src/runtime-check.ts', 'src/version.ts'] },
+  { name: 'leaves', parts: ['src/errors.ts', 'src/hash.ts', 'src/request-controller.ts', 'src/response-headers.ts', 'src/runtime.ts', 'src/runtime-check.ts', 'src/version.ts'] },
 ]
 
 function layerOf(file) {

@@ -28,7 +28,7 @@ import { CLUSTER_HEADER, ENDPOINT_HEADER, RESPONSE_FLAGS_HEADER, SUBSET_HEADER, 
 import type { Target } from '../router/route-action.js'
 import type { Host } from '../upstream/host.js'
 import type { ResourceManager } from '../upstream/resource-manager.js'
-import { RequestController } from './controller.js'
+import { RequestController } from '../request-controller.js'
 import type { DeadlineList, Expirable } from './deadlines.js'
 import { LegacyHandlerAdapter, rawFrom, type Handler } from './handler.js'
 import { discardBody, sendLocalReply, type LocalReply } from './local-reply.js'

@@ -4,7 +4,7 @@
  * to the caller, marked by the response-flags header.
  */
 import { abortError } from '../errors.js'
-import { RequestController } from './controller.js'
+import { RequestController } from '../request-controller.js'
 import { rawFrom, type Controller, type Handler } from './handler.js'
 import { RESPONSE_FLAGS_HEADER, type ResponseFlag } from '../response-headers.js'
 

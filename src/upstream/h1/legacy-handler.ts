@@ -5,6 +5,7 @@
  * ({@link LegacyFromNew}).
  */
 import { util, type Dispatcher } from 'undici'
+import { RequestController } from '../../request-controller.js'
 
 export interface LegacyHandler {
   onConnect?(abort: (err?: Error) => void, context?: unknown): void
@@ -25,47 +26,28 @@ type Handler = Dispatcher.DispatchHandler
  * protocol, and the controller it holds: undici 7's `UnwrapHandler` and `UnwrapController`,
  * as one object (the header object parsed from the raw list the same way).
  */
-export class LegacyFromNew implements LegacyHandler, Dispatcher.DispatchController {
+export class LegacyFromNew extends RequestController implements LegacyHandler {
   readonly #h: Handler
   #abort: ((err?: Error) => void) | null = null
   #resume: (() => void) | null = null
-  #aborted = false
-  #paused = false
-  #reason: Error | null = null
-  rawHeaders: Buffer[] | null = null
   rawTrailers: Buffer[] | null = null
 
   constructor(handler: Handler) {
+    super()
     this.#h = handler
   }
 
-  get aborted(): boolean {
-    return this.#aborted
+  /** A resume that finds nothing paused does nothing (the connection's own resume is not called). */
+  override resume(): void {
+    if (this.paused) super.resume()
   }
 
-  get paused(): boolean {
-    return this.#paused
-  }
-
-  get reason(): Error | null {
-    return this.#reason
-  }
-
-  abort(reason: Error): void {
-    if (this.#aborted) return
-    this.#aborted = true
-    this.#reason = reason
+  protected override aborting(reason: Error): void {
     this.#abort?.(reason)
   }
 
-  pause(): void {
-    this.#paused = true
-  }
-
-  resume(): void {
-    if (!this.#paused) return
-    this.#paused = false
-    this.#resume?.()
+  protected override pausing(paused: boolean): void {
+    if (!paused) this.#resume?.()
   }
 
   onConnect(abort: (err?: Error) => void, context?: unknown): void {
@@ -77,12 +59,12 @@ export class LegacyFromNew implements LegacyHandler, Dispatcher.DispatchControll
     this.#resume = resume
     this.rawHeaders = rawHeaders
     this.#h.onResponseStart?.(this, statusCode, util.parseHeaders(rawHeaders), statusText)
-    return !this.#paused
+    return !this.paused
   }
 
   onData(chunk: Buffer): boolean {
     this.#h.onResponseData?.(this, chunk)
-    return !this.#paused
+    return !this.paused
   }
 
   onComplete(trailers: Buffer[] | null): void {

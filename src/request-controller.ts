@@ -3,12 +3,14 @@
  * pause, resume, and what they did. There is one per request, whatever carries the request
  * at the moment — a wait at the limits, a fault delay, a back-off between tries, a try, a
  * local reply — so the caller sees one object from `onRequestStart` to the end. What an
- * abort, pause or resume does to the stage in progress is the subclass's (the exchange's);
- * a request answered at the door uses this class as it is.
+ * abort, pause or resume does to the stage in progress is the subclass's: the exchange's
+ * (`outbound/exchange.ts`), or the adapter of a new-style handler on the mesh's own
+ * connection (`upstream/h1/legacy-handler.ts`); a request answered at the door uses this
+ * class as it is.
  */
-import type { Controller } from './handler.js'
+import type { Dispatcher } from 'undici'
 
-export class RequestController implements Controller {
+export class RequestController implements Dispatcher.DispatchController {
   /** Raw response headers for old-style callers, matching the header object handed on. */
   rawHeaders: Buffer[] | null = null
   #aborted = false
