@@ -597,17 +597,22 @@ export class H1Connection implements ResponseSink, BodyOwner {
     if (this.#destroyed) return
     this.#destroyed = true
     this.#failure = err
-    this.#parser.stop()
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
-    this.#timer = null
-    this.#idleTimer = null
+    this.#stop()
     this.#rest = null
     const writer = this.#writer
     this.#writer = null
     writer?.destroy(err)
     this.socket.destroy()
     this.#owner.h1Closed(this)
+  }
+
+  /** Stops the parser and both timers (the connection is being destroyed or let go of). */
+  #stop(): void {
+    this.#parser.stop()
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+    this.#timer = null
+    this.#idleTimer = null
   }
 
   /**
@@ -617,11 +622,7 @@ export class H1Connection implements ResponseSink, BodyOwner {
   detach(): Socket {
     const socket = this.socket
     this.#destroyed = true
-    this.#parser.stop()
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
-    this.#timer = null
-    this.#idleTimer = null
+    this.#stop()
     detachReader(socket)
     socket.off('data', this.#onData)
     socket.off('end', this.#onEnd)

@@ -47,21 +47,14 @@ export function buildHead(opts: Dispatcher.DispatchOptions, defaultHost: string,
   out.contentLength = -1
   out.hasContentType = false
   out.reset = (opts as { reset?: boolean | null }).reset === true
-  let host: string | undefined
-  let lines = 0
-  let fields = ''
+  host = undefined
+  lines = 0
+  fields = ''
   const headers = opts.headers as unknown
   if (headers != null) {
     if (Array.isArray(headers)) {
       if (headers.length > 0 && Array.isArray(headers[0])) {
-        for (const pair of headers as unknown[][]) {
-          const r = field(String(pair[0]), pair[1], out)
-          if (r === HOST) host = valueOf(pair[1])
-          else if (r !== null) {
-            fields += r
-            lines += lineCount
-          }
-        }
+        for (const pair of headers as unknown[][]) add(String(pair[0]), pair[1], out)
       } else {
         if ((headers.length & 1) !== 0) throw new errors.InvalidArgumentError('headers array must be even')
         for (let i = 0; i < headers.length; i += 2) {
@@ -74,12 +67,7 @@ export function buildHead(opts: Dispatcher.DispatchOptions, defaultHost: string,
             lines++
             continue
           }
-          const r = field(name, value, out)
-          if (r === HOST) host = valueOf(value)
-          else if (r !== null) {
-            fields += r
-            lines += lineCount
-          }
+          add(name, value, out)
         }
       }
     } else if (typeof headers === 'object') {
@@ -87,22 +75,10 @@ export function buildHead(opts: Dispatcher.DispatchOptions, defaultHost: string,
       if (typeof h[Symbol.iterator] === 'function') {
         for (const pair of h as unknown as Iterable<unknown>) {
           if (!Array.isArray(pair) || pair.length !== 2) throw new errors.InvalidArgumentError('headers must be in key-value pair format')
-          const r = field(String(pair[0]), pair[1], out)
-          if (r === HOST) host = valueOf(pair[1])
-          else if (r !== null) {
-            fields += r
-            lines += lineCount
-          }
+          add(String(pair[0]), pair[1], out)
         }
       } else {
-        for (const name of Object.keys(h)) {
-          const r = field(name, h[name], out)
-          if (r === HOST) host = valueOf(h[name])
-          else if (r !== null) {
-            fields += r
-            lines += lineCount
-          }
-        }
+        for (const name of Object.keys(h)) add(name, h[name], out)
       }
     } else {
       throw new errors.InvalidArgumentError('headers must be an object or an array')
@@ -110,9 +86,29 @@ export function buildHead(opts: Dispatcher.DispatchOptions, defaultHost: string,
   }
   const path = opts.path
   const text = `${opts.method} ${path} HTTP/1.1\r\nhost: ${host ?? defaultHost}\r\n${out.reset ? 'connection: close\r\n' : 'connection: keep-alive\r\n'}${fields}`
-  lines += 3
-  if (!exactLines(text, lines)) throw new errors.InvalidArgumentError('invalid request: a line break in the method, path, Host or a header value')
+  const expected = lines + 3
+  fields = ''
+  if (!exactLines(text, expected)) throw new errors.InvalidArgumentError('invalid request: a line break in the method, path, Host or a header value')
   out.text = text
+}
+
+// The head being built: {@link buildHead} runs to its end synchronously, so one set of
+// accumulators serves every call without a closure or an object per request.
+/** The caller's header lines so far. */
+let fields = ''
+/** How many lines `fields` holds. */
+let lines = 0
+/** The caller's Host header, when it gave one. */
+let host: string | undefined
+
+/** One caller header through {@link field}: its lines appended, or its value taken as the Host. */
+function add(name: string, value: unknown, out: RequestHead): void {
+  const r = field(name, value, out)
+  if (r === HOST) host = valueOf(value)
+  else if (r !== null) {
+    fields += r
+    lines += lineCount
+  }
 }
 
 /** Marks the Host header in {@link field}'s answer. */
