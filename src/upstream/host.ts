@@ -9,7 +9,6 @@
  * cluster resolved last, through a `lookup` that answers from memory.
  */
 import type { LookupAddress, LookupOptions } from 'node:dns'
-import { buildConnector } from 'undici'
 import { defaults } from '../config/defaults.js'
 import type { ParsedAddress } from '../config/address.js'
 import type { BreakerStateChange } from '../policy/error-rate-breaker.js'
@@ -121,10 +120,12 @@ export class Host {
     // Handed to net/tls.connect: a logical host resolves from memory, never on the request path.
     const dial = this.#dial === 'logical' ? { lookup: this.#lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
     // Our connections read into a shared buffer; undici's Client gets stream-mode sockets of its own.
-    const tlsConnector = tls === undefined ? undefined : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats)
+    const connector = tls === undefined
+      ? leanConnector({ timeout: this.#options.connectTimeoutMs, ...dial })
+      : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats)
     return new EndpointPool(this.address.origin, {
-      connect: tlsConnector ?? leanConnector({ timeout: this.#options.connectTimeoutMs, ...dial }),
-      connectStreaming: tlsConnector?.streaming ?? buildConnector({ timeout: this.#options.connectTimeoutMs, ...dial }),
+      connect: connector,
+      connectStreaming: connector.streaming,
       maxConnections: this.#options.maxConnections,
       maxConnecting: defaults.maxConnectingPerEndpoint,
       servername: this.servername,

@@ -20,7 +20,7 @@ import { MeshError } from '../errors.js'
 import { peerIdentity, spiffeIdOfCertificate } from '../security/identity.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { TlsSessionCache, type CachedSession } from './tls-session-cache.js'
-import { SHARED_READ } from './h1/shared-read.js'
+import { SHARED_READ, type SharedReadConnector } from './h1/shared-read.js'
 
 /** The TLS settings of a cluster's connections, compiled. */
 export interface UpstreamTls {
@@ -50,18 +50,12 @@ export interface TlsDial {
 }
 
 /**
- * The connector of a TLS cluster: its sockets read into the shared buffer
- * (`h1/shared-read.ts`); `streaming` opens the same connections in stream mode, for undici's
- * `Client` (see `EndpointPoolOptions.connectStreaming`). Both share the session cache.
- */
-export type TlsConnector = buildConnector.connector & { readonly streaming: buildConnector.connector }
-
-/**
- * An undici `connect` function for `tls`, with a connect (and handshake) timeout. `dial`
+ * An undici `connect` function for `tls`, with a connect (and handshake) timeout; its sockets
+ * read into the shared buffer, its `streaming` twin's do not (both share the session cache). `dial`
  * says how a host of a DNS cluster is dialled; `stats` gives where handshakes are counted
  * (read per handshake: the mesh sets it after its pools may exist).
  */
-export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, dial: TlsDial = {}, stats: () => TlsCounters | undefined = () => undefined): TlsConnector {
+export function createTlsConnector(tls: UpstreamTls, timeoutMs: number, dial: TlsDial = {}, stats: () => TlsCounters | undefined = () => undefined): SharedReadConnector {
   const sessions = new TlsSessionCache(defaults.tlsClientSessionsPerHost)
   const alpn = [...tls.alpn]
   // One session cache for both kinds of socket: a stream-mode connection resumes too.

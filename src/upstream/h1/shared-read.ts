@@ -49,16 +49,26 @@ function onRead(this: Reading, nread: number, buf: Buffer): boolean {
   return true
 }
 
+/** `net.connect` / `tls.connect`'s `onread` option of a socket that reads into the shared buffer. */
+export const SHARED_READ = Object.freeze({ buffer: SHARED, callback: onRead })
+
+/**
+ * A connector whose sockets read into the shared buffer, and `streaming`: the same
+ * connections in stream mode, for undici's `Client` (`EndpointPoolOptions.connectStreaming`).
+ */
+export type SharedReadConnector = buildConnector.connector & { readonly streaming: buildConnector.connector }
+
 /**
  * A connector (undici's, with its connect timeout, TCP keep-alive and no-delay) whose plain
  * TCP sockets read into the shared buffer. Only for `http:` origins (TLS: `tls-connector.ts`).
+ * Its stream-mode twin is made on first use: most pools never need one.
  */
-export function leanConnector(options: buildConnector.BuildOptions): buildConnector.connector {
-  return buildConnector({ ...options, onread: SHARED_READ })
+export function leanConnector(options: buildConnector.BuildOptions): SharedReadConnector {
+  let streaming: buildConnector.connector | undefined
+  return Object.assign(buildConnector({ ...options, onread: SHARED_READ }), {
+    streaming: (opts: buildConnector.Options, callback: buildConnector.Callback) => (streaming ??= buildConnector(options))(opts, callback),
+  })
 }
-
-/** `net.connect` / `tls.connect`'s `onread` option of a socket that reads into the shared buffer. */
-export const SHARED_READ = Object.freeze({ buffer: SHARED, callback: onRead })
 
 /** Sends `socket`'s reads to `reader` (a stream-mode socket ignores it: its `'data'` events carry them). */
 export function attachReader(socket: Socket, reader: (chunk: Buffer) => void): void {
