@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const BENCHES = ['dispatcher', 'inbound', 'metrics', 'route-match', 'compile', 'rate-limit', 'global-rate-limit', 'mtls', 'pool-storm', 'authz', 'resilience', 'request-check', 'allocations', 'transport', 'xds-descriptor', 'control-plane', 'xds-client', 'side-by-side']
+const BENCHES = ['dispatcher', 'inbound', 'metrics', 'route-match', 'compile', 'config-memory', 'rate-limit', 'global-rate-limit', 'mtls', 'pool-storm', 'authz', 'resilience', 'request-check', 'allocations', 'transport', 'xds-descriptor', 'control-plane', 'xds-client', 'side-by-side']
 /** Benches that take every --node at once rather than running under each. */
 const MULTI_NODE = new Set(['side-by-side'])
 
