@@ -43,6 +43,9 @@ export interface Members {
 }
 
 const NO_HEALTH: ReadonlyMap<Host, HostHealth> = new Map()
+/** The balancer cache of a cluster whose balancers are built once per endpoint list (no health to rebuild them for). */
+const NO_BALANCERS: ReadonlyMap<string, LoadBalancer> = new Map()
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({})
 
 /** One endpoint to hold: a configured one, or one DNS discovered (then with how to dial it). */
 interface EndpointSpec {
@@ -82,14 +85,18 @@ export class Cluster {
   readonly #health: Map<Host, HostHealth> | null
   readonly #outlier: OutlierDetector | null
   readonly #checker: HealthChecker | null
-  readonly #counters: HealthCounters
+  /** Ejection and health-check counters; made with the first outlier detection or health check (null before: nothing to count). */
+  readonly #counters: HealthCounters | null
   readonly #panicThreshold: number
   readonly #events: HealthEventSink
   /** Health of the cluster this one replaces, by endpoint origin, until this one has started. */
   #adopt: Map<string, HostHealth> | undefined
   #trafficSeen = false
-  /** Balancers by endpoint selection, reused while the endpoint list stays the same. */
-  #lbCache = new Map<string, LoadBalancer>()
+  /**
+   * Balancers by endpoint selection, reused while the endpoint list stays the same, when
+   * health changes rebuild them (empty and shared otherwise).
+   */
+  #lbCache: ReadonlyMap<string, LoadBalancer> = NO_BALANCERS
   /** Endpoint indexes of each subset, for the current endpoint list. */
   #subsetIndexes: readonly (readonly number[])[] = []
 
@@ -121,9 +128,11 @@ export class Cluster {
     this.sendsPeer = config.peerMetadata !== false
     this.#panicThreshold = config.commonLbConfig?.healthyPanicThreshold ?? defaults.healthyPanicThreshold
     this.#events = registry.events
-    this.#counters = previous === undefined ? new HealthCounters() : previous.#counters
     const check = config.healthChecks?.[0]
     const healthful = config.outlierDetection !== undefined || check !== undefined
+    // Carried over from the cluster this one replaces, as Envoy keeps a cluster's stats.
+    const counters = (previous === undefined ? null : previous.#counters) ?? (healthful ? new HealthCounters() : null)
+    this.#counters = counters
     this.#health = healthful ? new Map() : null
     const before = previous === undefined ? null : previous.#health
     if (healthful && before !== null) {
@@ -136,7 +145,7 @@ export class Cluster {
       cluster: this.name,
       hosts,
       changed,
-      counters: this.#counters,
+      counters: counters as HealthCounters,
       emit: (e) => this.#events.outlierEjection?.(e),
     })
     this.#checker = check === undefined ? null : new HealthChecker(check, {
@@ -145,7 +154,7 @@ export class Cluster {
       changed,
       trafficSeen: () => this.#trafficSeen,
       passed: (host, h) => this.#outlier !== null && this.#outlier.unejectOnHealthCheck && this.#outlier.unejectNow(host, h),
-      counters: this.#counters,
+      counters: counters as HealthCounters,
       emit: (e) => this.#events.endpointHealth?.(e),
     })
     if (config.type === 'strict_dns' || config.type === 'logical_dns') {
@@ -199,16 +208,18 @@ export class Cluster {
       if (h.checkFailed) unhealthy.push(host.address.hostPort)
       if (h.usable) healthy++
     }
+    // A cluster with health has its counters (made with it, or carried over).
+    const counters = this.#counters as HealthCounters
     const ejections = {} as Record<EjectionReason, number>
-    EJECTION_REASONS.forEach((r, i) => (ejections[r] = this.#counters.ejections[i] ?? 0))
+    EJECTION_REASONS.forEach((r, i) => (ejections[r] = counters.ejections[i] ?? 0))
     const m = this.members
     return {
       endpoints: health.size,
       healthy,
       ejections,
       ejectionsActive: ejected.length,
-      ejectionsOverflow: this.#counters.ejectionsOverflow,
-      healthChecks: { success: this.#counters.checkSuccess, failure: this.#counters.checkFailure },
+      ejectionsOverflow: counters.ejectionsOverflow,
+      healthChecks: { success: counters.checkSuccess, failure: counters.checkFailure },
       panic: m.panic,
       panicSubsets: this.subsetNames.filter((_, i) => m.subsetPanic[i] === true),
       ejected,
@@ -258,7 +269,8 @@ export class Cluster {
     const endpoints: Endpoint[] = list.map((e) => ({
       host: this.#registry.acquire(e.parsed, this.#options, e.dial),
       weight: e.weight ?? defaults.endpointWeight,
-      labels: Object.freeze({ ...(e.labels ?? {}) }),
+      // A validated config's labels are frozen already: shared, not copied.
+      labels: e.labels === undefined ? NO_LABELS : Object.isFrozen(e.labels) ? e.labels : Object.freeze({ ...e.labels }),
     }))
     this.#subsetIndexes = (this.config.subsets ?? []).map((s) => {
       const want = Object.entries(s.labels)
@@ -266,9 +278,10 @@ export class Cluster {
       endpoints.forEach((e, i) => {
         if (want.every(([k, v]) => e.labels[k] === v)) out.push(i)
       })
-      return out
+      // Kept for the cluster's life: an exact copy, not the 17 slots a pushed-to array reserves.
+      return out.slice()
     })
-    this.#lbCache = new Map()
+    this.#lbCache = NO_BALANCERS
     this.#syncHealth(endpoints)
     return this.#assemble(Object.freeze(endpoints))
   }
@@ -316,14 +329,12 @@ export class Cluster {
       return [lb, panic]
     }
     const [all, panic] = scope(null)
-    const subsets: LoadBalancer[] = []
-    const subsetPanic: boolean[] = []
-    for (const indexes of this.#subsetIndexes) {
-      const [lb, p] = scope(indexes)
-      subsets.push(lb)
-      subsetPanic.push(p)
-    }
-    this.#lbCache = cache
+    // Built by `map`, which sizes an array exactly (these live as long as the membership).
+    const scoped = this.#subsetIndexes.map(scope)
+    const subsets = scoped.map((s) => s[0])
+    const subsetPanic = scoped.map((s) => s[1])
+    // Only health changes assemble the same endpoints again (`#refresh`).
+    this.#lbCache = health === null ? NO_BALANCERS : cache
     return Object.freeze({ endpoints, all, subsets: Object.freeze(subsets), panic, subsetPanic: Object.freeze(subsetPanic) })
   }
 

@@ -33,6 +33,15 @@ export type HostDial =
   | { readonly kind: 'logical'; readonly key: string; readonly addresses: readonly ResolvedAddress[]; readonly happyEyeballs: boolean }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+type LookupFunction = (hostname: string, options: LookupOptions, callback: LookupCallback) => void
+
+/** Where a host's TLS handshakes are counted, read when its pool is made (the registry's). */
+export interface TlsStatsSource {
+  readonly tlsStats: TlsCounters | undefined
+}
+
+const NO_TLS_STATS: TlsStatsSource = Object.freeze({ tlsStats: undefined })
+const NO_ADDRESSES: readonly LookupAddress[] = Object.freeze([])
 
 /** Connection options that make two pools to one address different. */
 export interface ConnectionOptions {
@@ -58,14 +67,14 @@ export class Host {
    */
   readonly servername: string | undefined
   readonly #options: ConnectionOptions
-  readonly #tlsStats: () => TlsCounters | undefined
+  readonly #tlsStats: TlsStatsSource
   readonly #dial: HostDial['kind'] | undefined
   #pool: EndpointPool | undefined
   /** A logical host's addresses to dial, first first; empty for other hosts. */
-  #dialAddresses: readonly LookupAddress[] = []
+  #dialAddresses: readonly LookupAddress[] = NO_ADDRESSES
   #happyEyeballs = false
 
-  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions, dial?: HostDial, tlsStats: () => TlsCounters | undefined = () => undefined) {
+  constructor(readonly key: string, readonly address: ParsedAddress, options: ConnectionOptions, dial?: HostDial, tlsStats: TlsStatsSource = NO_TLS_STATS) {
     this.#options = options
     this.#dial = dial?.kind
     this.#tlsStats = tlsStats
@@ -95,7 +104,7 @@ export class Host {
    * The `lookup` a logical host's sockets use instead of DNS: the first address of the latest
    * answer, or all of them for Happy Eyeballs (Node's `autoSelectFamily` asks for `all`).
    */
-  readonly #lookup = (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+  #lookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
     const list = this.#dialAddresses
     const first = list[0]
     if (first === undefined) {
@@ -118,11 +127,13 @@ export class Host {
   #createPool(): EndpointPool {
     const tls = this.#options.tls
     // Handed to net/tls.connect: a logical host resolves from memory, never on the request path.
-    const dial = this.#dial === 'logical' ? { lookup: this.#lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
+    // The closures are made here, with the pool: most hosts of a config never get one.
+    const lookup: LookupFunction = (hostname, options, callback) => this.#lookup(hostname, options, callback)
+    const dial = this.#dial === 'logical' ? { lookup, ...(this.#happyEyeballs ? { autoSelectFamily: true } : {}) } : {}
     // Our connections read into a shared buffer; undici's Client gets stream-mode sockets of its own.
     const connector = tls === undefined
       ? leanConnector({ timeout: this.#options.connectTimeoutMs, ...dial })
-      : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, this.#tlsStats)
+      : createTlsConnector(tls, this.#options.connectTimeoutMs, { servername: this.#dial === 'resolved' ? this.servername : undefined, ...dial }, () => this.#tlsStats.tlsStats)
     return new EndpointPool(this.address.origin, {
       connect: connector,
       connectStreaming: connector.streaming,
@@ -168,7 +179,7 @@ export class HostRegistry {
     const key = hostKey(address, options, dial)
     let host = this.#hosts.get(key)
     if (host === undefined) {
-      host = new Host(key, address, options, dial, () => this.tlsStats)
+      host = new Host(key, address, options, dial, this)
       this.#hosts.set(key, host)
     } else if (dial !== undefined) {
       host.updateDial(dial)

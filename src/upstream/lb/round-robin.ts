@@ -55,5 +55,6 @@ function smoothSchedule(endpoints: readonly Endpoint[], total: number): Host[] {
     current[best] = (current[best] as number) - total
     out.push((endpoints[best] as Endpoint).host)
   }
-  return out
+  // Kept for the balancer's life: an exact copy, not the slots a pushed-to array reserves.
+  return out.slice()
 }
