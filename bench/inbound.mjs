@@ -34,7 +34,11 @@
  * Knobs: BENCH_ROUNDS (11), BENCH_DURATION (ms per variant per round, 1000), BENCH_WARMUP
  * (ms per variant, 1000), BENCH_CONCURRENCY (64), BENCH_SLICES (slices per variant per
  * round, even, 4), BENCH_VARIANTS (comma list of plain,
- * mesh, mesh-sampled; e.g. `BENCH_VARIANTS=mesh` to profile the mesh server alone).
+ * mesh, mesh-sampled; e.g. `BENCH_VARIANTS=mesh` to profile the mesh server alone; also
+ * plain-acf and mesh-acf, not run by default: plain and mesh with their server run under
+ * `--experimental-async-context-frame`, Node 22's opt-in to the AsyncLocalStorage of Node 24
+ * and later (there the flag is the default, so they repeat plain and mesh):
+ * `BENCH_VARIANTS=plain,mesh,plain-acf,mesh-acf`).
  */
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -44,7 +48,10 @@ import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, pairedRatio, rotate, verdict } from './lib/common.mjs'
 
-const ALL_VARIANTS = ['plain', 'mesh', 'mesh-sampled']
+const DEFAULT_VARIANTS = ['plain', 'mesh', 'mesh-sampled']
+const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'plain-acf', 'mesh-acf']
+/** Variants whose server runs with AsyncLocalStorage on async context frames (a flag on Node 22). */
+const ACF = '-acf'
 const BODY = Buffer.from('{"id":1,"reviews":[{"reviewer":"jason","text":"ok"}]}\n')
 const PATH = '/reviews/1'
 
@@ -56,6 +63,7 @@ else await main()
 
 async function serve(variant) {
   if (!ALL_VARIANTS.includes(variant)) throw new Error(`unknown server variant ${variant}`)
+  if (variant.endsWith(ACF)) variant = variant.slice(0, -ACF.length)
   const headers = { 'content-type': 'application/json', 'content-length': String(BODY.length) }
   let served = 0
   let noContext = 0
@@ -134,7 +142,7 @@ async function main() {
   const WARMUP = envNumber('BENCH_WARMUP', 1000)
   const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 64)
   const SLICES = 2 * Math.ceil(envNumber('BENCH_SLICES', 4) / 2)
-  const VARIANTS = (process.env.BENCH_VARIANTS ?? ALL_VARIANTS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+  const VARIANTS = (process.env.BENCH_VARIANTS ?? DEFAULT_VARIANTS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
   for (const v of VARIANTS) if (!ALL_VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; known: ${ALL_VARIANTS.join(', ')}`)
 
   header('inbound: mesh.createServer(handler) (defaults, traceparent on every request) vs http.createServer(handler)', {
@@ -147,7 +155,8 @@ async function main() {
   let shuttingDown = false
   const servers = {}
   for (const v of VARIANTS) {
-    const child = fork(fileURLToPath(import.meta.url), [`--server=${v}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const execArgv = v.endsWith(ACF) && !process.execArgv.includes('--experimental-async-context-frame') ? [...process.execArgv, '--experimental-async-context-frame'] : process.execArgv
+    const child = fork(fileURLToPath(import.meta.url), [`--server=${v}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv })
     const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
     const s = { child, exited, gone: false, seq: 0 }
     void exited.then(({ code, signal }) => {
@@ -204,7 +213,7 @@ async function main() {
     const { statusCode, body } = await pools[v].request({ path: '/ctx', method: 'GET', headers: { traceparent: `00-${traceId}-${spanId}-${v === 'mesh-sampled' ? '01' : '00'}` } })
     const ctx = await body.json()
     if (statusCode !== 200) throw new Error(`${v}: /ctx answered ${statusCode}`)
-    if (v !== 'plain') {
+    if (!v.startsWith('plain')) {
       if (ctx.traceId !== traceId || ctx.parentSpanId !== spanId) throw new Error(`${v}: the server did not continue the caller's trace: ${JSON.stringify(ctx)}`)
       if (typeof ctx.requestId !== 'string' || ctx.requestId === '' || ctx.requestId !== ctx.requestIdHeader) throw new Error(`${v}: no request id: ${JSON.stringify(ctx)}`)
       if (ctx.sampled !== (v === 'mesh-sampled')) throw new Error(`${v}: sampled is ${ctx.sampled}`)
@@ -335,12 +344,12 @@ async function main() {
   for (const v of VARIANTS) stats[v] = await ask(v, 'stats')
   for (const v of VARIANTS) {
     const s = stats[v]
-    if (v === 'plain') continue
+    if (v.startsWith('plain')) continue
     if (s.noContext > 0) throw new Error(`${v}: ${s.noContext} requests saw no mesh.context()`)
     // Every request but the /ctx check counted by the inbound metrics.
     if (s.inboundRequests !== s.served) throw new Error(`${v}: metrics counted ${s.inboundRequests} inbound requests, the server served ${s.served}`)
     if (v === 'mesh-sampled' && !(s.recentSpans > 0)) throw new Error(`${v}: no span was recorded`)
-    if (v === 'mesh' && s.recentSpans !== 0) throw new Error(`${v}: ${s.recentSpans} spans were recorded from unsampled callers`)
+    if ((v === 'mesh' || v === 'mesh-acf') && s.recentSpans !== 0) throw new Error(`${v}: ${s.recentSpans} spans were recorded from unsampled callers`)
   }
   console.log(`\nserver checks: ${VARIANTS.map((v) => `${v}: ${stats[v].served} served${stats[v].inboundRequests === undefined ? '' : `, ${stats[v].inboundRequests} in metrics, ${stats[v].recentSpans} recent spans`}, heap ${fmt(stats[v].heapUsedMB, 1)} MB`).join('; ')}`)
 
@@ -388,6 +397,8 @@ async function main() {
   pair('mesh', 'plain', true)
   pair('mesh-sampled', 'plain', false)
   pair('mesh-sampled', 'mesh', false)
+  pair('mesh-acf', 'plain-acf', false)
+  pair('mesh-acf', 'mesh', false)
 
   emitResult('inbound', { medians: med, ratios, targets, knobs: { ROUNDS, DURATION, WARMUP, CONCURRENCY, SLICES } })
 
