@@ -33,6 +33,9 @@ export function parseAddress(address: string): ParsedAddress | string {
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
   if (port === 0) return 'port 0 is not a destination'
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
-  const hostPort = `${url.hostname}:${port}`
-  return Object.freeze({ protocol: url.protocol, hostname, port, origin: `${url.protocol}//${hostPort}`, hostPort })
+  // Joined, not concatenated: `join` makes one flat string, where `+` and template literals
+  // make a chain of string pieces that a host keeps as long as it lives (every endpoint of a
+  // large config).
+  const hostPort = [url.hostname, port].join(':')
+  return Object.freeze({ protocol: url.protocol, hostname, port, origin: [url.protocol, hostPort].join('//'), hostPort })
 }

@@ -232,7 +232,8 @@ export class HostRegistry {
  * renamed by the bundler (`class _HostRegistry`), and its `.name` with it.
  */
 function hostKey(address: ParsedAddress, options: ConnectionOptions, dial?: HostDial): string {
-  const base = `${address.origin}|${options.connectTimeoutMs}|${options.idleTimeoutMs ?? ''}|${options.maxConnections ?? ''}|${options.tls?.key ?? ''}`
-  if (dial === undefined) return base
-  return dial.kind === 'resolved' ? `${base}|sni=${dial.serverName}` : `${base}|logical=${dial.key}`
+  // One flat string (`join`, see parseAddress): the registry keeps it as long as the host lives.
+  const parts: (string | number)[] = [address.origin, options.connectTimeoutMs, options.idleTimeoutMs ?? '', options.maxConnections ?? '', options.tls?.key ?? '']
+  if (dial !== undefined) parts.push(dial.kind === 'resolved' ? `sni=${dial.serverName}` : `logical=${dial.key}`)
+  return parts.join('|')
 }
