@@ -35,7 +35,7 @@ export type HostDial =
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
 type LookupFunction = (hostname: string, options: LookupOptions, callback: LookupCallback) => void
 
-/** Where a host's TLS handshakes are counted, read when its pool is made (the registry's). */
+/** Where a host's TLS handshakes are counted (the registry's, read at each handshake: the mesh may set it later). */
 export interface TlsStatsSource {
   readonly tlsStats: TlsCounters | undefined
 }
