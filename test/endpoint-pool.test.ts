@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { createCertificateAuthority, createMesh, type Mesh, type MeshConfig } from '../src/index.js'
 import { defaults } from '../src/config/defaults.js'
+import { requireClientCert } from './helpers/mtls.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 const TD = 'cluster.local'
@@ -26,13 +27,7 @@ const clientCert = ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/productpag
 async function startTlsServer(): Promise<{ port: number; handshakes: () => number; close: () => Promise<void> }> {
   let secured = 0
   const sockets = new Set<Socket>()
-  const server = https.createServer({
-    key: serverCert.privateKey,
-    cert: serverCert.certificate,
-    ca: serverCert.trustBundle,
-    requestCert: true,
-    rejectUnauthorized: true,
-  }, (req, res) => {
+  const server = https.createServer(requireClientCert(serverCert), (req, res) => {
     req.resume()
     res.end('ok')
   })

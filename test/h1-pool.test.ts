@@ -7,13 +7,13 @@
  * shared buffer), such a request gets a connection of its own instead.
  */
 import assert from 'node:assert/strict'
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { buildConnector, upgrade } from 'undici'
 import { EndpointPool } from '../src/upstream/endpoint-pool.js'
 import { bigBody, readSlowly, sendBigBody, sha } from './helpers/big-body.js'
+import { assertEchoes, serveEcho, watchRequestPaths } from './helpers/undici-client-only.js'
 import { leanConnector } from '../src/upstream/h1/shared-read.js'
 
 let server: http.Server
@@ -36,10 +36,7 @@ before(async () => {
   })
   server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
     socketOf.set(req.url ?? '', socket)
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n')
-    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()))
-    // node:http's sockets are half-open: end ours when the client ends its side.
-    socket.on('end', () => socket.end())
+    serveEcho(socket)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -74,10 +71,7 @@ describe('h1 pool: two drivers', () => {
       const { socket, headers } = await upgrade(`${origin}/up`, { dispatcher: pool, protocol: 'echo' })
       assert.equal(headers['upgrade'], 'echo')
       assert.equal(socketOf.get('/up')?.remotePort, socketOf.get('/first')?.remotePort, 'the same connection, handed over')
-      socket.write('hello')
-      const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
-      assert.equal(echoed, 'HELLO')
-      socket.destroy()
+      await assertEchoes(socket)
       assert.equal(await text(pool, '/after'), '200 ok /after')
       assert.notEqual(socketOf.get('/after')?.remotePort, socketOf.get('/up')?.remotePort, 'a new connection after the upgrade took the old one')
     } finally {
@@ -87,19 +81,16 @@ describe('h1 pool: two drivers', () => {
 
   it('while undici\'s request diagnostics are listened to, requests go through undici\'s Client and are seen there', async () => {
     const pool = poolTo()
-    const seen: string[] = []
-    const listener = (message: unknown): void => {
-      seen.push((message as { request: { path: string } }).request.path)
-    }
+    let watch: ReturnType<typeof watchRequestPaths> | undefined
     try {
       assert.equal(await text(pool, '/quiet'), '200 ok /quiet')
-      subscribe('undici:request:create', listener)
+      watch = watchRequestPaths()
       assert.equal(await text(pool, '/watched'), '200 ok /watched')
-      unsubscribe('undici:request:create', listener)
+      watch.stop()
       assert.equal(await text(pool, '/quiet-again'), '200 ok /quiet-again')
-      assert.deepEqual(seen, ['/watched'], 'only the request made while listened to went through undici')
+      assert.deepEqual(watch.paths, ['/watched'], 'only the request made while listened to went through undici')
     } finally {
-      unsubscribe('undici:request:create', listener)
+      watch?.stop()
       await pool.close()
     }
   })
@@ -117,12 +108,11 @@ describe('h1 pool: two drivers', () => {
   it('close() with idle connections of both kinds resolves, and no socket stays open', async () => {
     const pool = poolTo()
     await text(pool, '/a')
-    const listener = (): void => {}
-    subscribe('undici:request:create', listener)
+    const watch = watchRequestPaths()
     try {
       await Promise.all([text(pool, '/b'), text(pool, '/c')])
     } finally {
-      unsubscribe('undici:request:create', listener)
+      watch.stop()
     }
     await pool.close()
     assert.equal(pool.stats.connected, 0)
@@ -169,10 +159,7 @@ describe('h1 pool: plain TCP sockets that read into a shared buffer', () => {
       const { socket, headers } = await upgrade(`${origin}/lean-up`, { dispatcher: pool, protocol: 'echo' })
       assert.equal(headers['upgrade'], 'echo')
       assert.notEqual(socketOf.get('/lean-up')?.remotePort, socketOf.get('/lean-first')?.remotePort, 'not the socket that reads into the shared buffer')
-      socket.write('hello')
-      const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
-      assert.equal(echoed, 'HELLO')
-      socket.destroy()
+      await assertEchoes(socket)
       assert.equal(await text(pool, '/lean-after'), '200 ok /lean-after')
     } finally {
       await pool.close()
@@ -181,21 +168,18 @@ describe('h1 pool: plain TCP sockets that read into a shared buffer', () => {
 
   it('while undici\'s request diagnostics are listened to, requests go through undici\'s Client on stream-mode connections', async () => {
     const pool = leanPoolTo()
-    const seen: string[] = []
-    const listener = (message: unknown): void => {
-      seen.push((message as { request: { path: string } }).request.path)
-    }
+    let watch: ReturnType<typeof watchRequestPaths> | undefined
     try {
       assert.equal(await text(pool, '/lean-quiet'), '200 ok /lean-quiet')
-      subscribe('undici:request:create', listener)
+      watch = watchRequestPaths()
       assert.equal(await text(pool, '/lean-watched'), '200 ok /lean-watched')
       const r = await pool.request({ method: 'GET', path: '/big/100000', origin })
       assert.equal(sha(Buffer.from(await r.body.arrayBuffer())), sha(bigBody(100_000)))
-      unsubscribe('undici:request:create', listener)
+      watch.stop()
       assert.equal(await text(pool, '/lean-quiet-again'), '200 ok /lean-quiet-again')
-      assert.deepEqual(seen, ['/lean-watched', '/big/100000'])
+      assert.deepEqual(watch.paths, ['/lean-watched', '/big/100000'])
     } finally {
-      unsubscribe('undici:request:create', listener)
+      watch?.stop()
       await pool.close()
     }
   })

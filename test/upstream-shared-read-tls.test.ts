@@ -7,7 +7,6 @@
  * of our CA, asking for the client's; the mesh as the client (ISTIO_MUTUAL).
  */
 import assert from 'node:assert/strict'
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import https from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
@@ -15,6 +14,8 @@ import { after, before, describe, it } from 'node:test'
 import { request, upgrade } from 'undici'
 import { createCertificateAuthority, createMesh, type Mesh } from '../src/index.js'
 import { bigBody, readSlowly, sendBigBody, sha } from './helpers/big-body.js'
+import { requireClientCert } from './helpers/mtls.js'
+import { assertEchoes, serveEcho, watchRequestPaths } from './helpers/undici-client-only.js'
 
 const TD = 'cluster.local'
 const ca = createCertificateAuthority({ trustDomain: TD })
@@ -28,13 +29,7 @@ const socketOf = new Map<string, Socket>()
 const resumed = new Map<string, boolean>()
 
 before(async () => {
-  server = https.createServer({
-    key: serverCert.privateKey,
-    cert: serverCert.certificate,
-    ca: serverCert.trustBundle,
-    requestCert: true,
-    rejectUnauthorized: true,
-  }, (req, res) => {
+  server = https.createServer(requireClientCert(serverCert), (req, res) => {
     socketOf.set(req.url ?? '', req.socket)
     resumed.set(req.url ?? '', (req.socket as TLSSocket).isSessionReused())
     // Several reads' worth (over the shared 64 KiB buffer).
@@ -43,9 +38,7 @@ before(async () => {
   })
   server.on('upgrade', (req, socket: Socket) => {
     socketOf.set(req.url ?? '', socket)
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n')
-    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()))
-    socket.on('end', () => socket.end())
+    serveEcho(socket)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
@@ -88,28 +81,21 @@ describe('upstream mTLS connections that read into the shared buffer', () => {
     const { socket, headers } = await upgrade('http://reviews/up', { dispatcher: mesh.dispatcher, protocol: 'echo' })
     assert.equal(headers['upgrade'], 'echo')
     assert.notEqual(socketOf.get('/up')?.remotePort, socketOf.get('/first')?.remotePort)
-    socket.write('hello')
-    const echoed = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
-    assert.equal(echoed, 'HELLO')
-    socket.destroy()
+    await assertEchoes(socket)
     assert.equal(await text('/after'), '200 ok /after')
   })
 
   it('while undici\'s request diagnostics are listened to, requests go on stream-mode TLS connections, which resume', async () => {
     assert.equal(await text('/quiet'), '200 ok /quiet')
-    const seen: string[] = []
-    const listener = (message: unknown): void => {
-      seen.push((message as { request: { path: string } }).request.path)
-    }
-    subscribe('undici:request:create', listener)
+    const watch = watchRequestPaths()
     try {
       assert.equal(await text('/watched'), '200 ok /watched')
       const r = await request('http://reviews/big/100000', { dispatcher: mesh.dispatcher })
       assert.equal(sha(Buffer.from(await r.body.arrayBuffer())), sha(bigBody(100_000)))
     } finally {
-      unsubscribe('undici:request:create', listener)
+      watch.stop()
     }
-    assert.deepEqual(seen, ['/watched', '/big/100000'])
+    assert.deepEqual(watch.paths, ['/watched', '/big/100000'])
     assert.equal(resumed.get('/watched'), true, 'the stream-mode connection resumed the session of the first')
     assert.equal(await text('/quiet-again'), '200 ok /quiet-again')
   })

@@ -1,5 +1,6 @@
 /** Mesh servers with listener.mtls and raw TLS clients, for the resumption and interop tests. */
 import type http from 'node:http'
+import type https from 'node:https'
 import type net from 'node:net'
 import tls from 'node:tls'
 import { createMesh, type Mesh, type MeshConfig } from '../../src/index.js'
@@ -117,4 +118,9 @@ export function tlsRequest(o: TlsRequestOptions): Promise<TlsExchange> {
 /** A mesh config serving `identity` with `listener.mtls.mode`. */
 export function listenerConfig(identity: NonNullable<MeshConfig['identity']>, mode: 'STRICT' | 'PERMISSIVE'): MeshConfig {
   return { identity, listener: { mtls: { mode } } }
+}
+
+/** Options of an https server presenting `identity` that requires a client certificate its trust bundle verifies. */
+export function requireClientCert(identity: { readonly privateKey: string; readonly certificate: string; readonly trustBundle: string }): https.ServerOptions {
+  return { key: identity.privateKey, cert: identity.certificate, ca: identity.trustBundle, requestCert: true, rejectUnauthorized: true }
 }
