@@ -30,7 +30,7 @@
  * BENCH_CASES (comma list of case ids, for profiling one case).
  */
 import { createMesh } from '../build/src/index.js'
-import { RequestView } from '../build/src/router/request-view.js'
+import { RequestView } from '../build/src/http/request-view.js'
 import { findRoute } from '../build/src/router/router.js'
 import { buildConfig, HEADERS, requestFor } from './lib/mesh-config.mjs'
 import { emitResult, envNumber, fmt, header, median, pad, padEnd, prng, rotate, verdict } from './lib/common.mjs'

@@ -21,17 +21,39 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 /**
  * The layers, top first. A file may import files of its own layer (no cycle) and of any
- * layer below; never one above. An entry is a folder (`src/outbound/`) or a file.
+ * layer below; never one above. An entry is a folder (`src/outbound/`) or a file. Two
+ * entries of one layer may import each other's files, but never both ways (no cycle of
+ * folders either): a folder is one part, read from the top down.
+ *
+ * The parts of the request path below the snapshot each have a layer of their own, in
+ * the order they depend on each other: observability reads every part's counters; the
+ * router (routes, their targets, retry, fault and mirror policies) sends to the upstream
+ * (clusters, hosts, pools, health), which applies policies' decisions (breaker, limits,
+ * retry, fault), dials with security's TLS and identities, and all of them use http's
+ * request view, matchers, header formats and header mutations.
  */
 export const LAYERS = [
   { name: 'entry points', parts: ['src/cli/', 'src/register.ts', 'src/fetch-entry.ts', 'src/index.ts', 'src/process-mesh.ts'] },
   { name: 'mesh, proxy, control plane', parts: ['src/mesh.ts', 'src/proxy/', 'src/xds/', 'src/admin/', 'src/traffic/', 'src/zerocode/'] },
   { name: 'inbound, outbound', parts: ['src/inbound/', 'src/outbound/'] },
   { name: 'snapshot', parts: ['src/snapshot/'] },
-  { name: 'policy, router, upstream, security, observability', parts: ['src/policy/', 'src/router/', 'src/upstream/', 'src/security/', 'src/observability/'] },
+  { name: 'observability', parts: ['src/observability/'] },
+  { name: 'router', parts: ['src/router/'] },
+  { name: 'upstream', parts: ['src/upstream/'] },
+  { name: 'policy', parts: ['src/policy/'] },
+  { name: 'security', parts: ['src/security/'] },
+  { name: 'http', parts: ['src/http/'] },
   { name: 'config', parts: ['src/config/'] },
   { name: 'leaves', parts: ['src/errors.ts', 'src/hash.ts', 'src/request-controller.ts', 'src/response-headers.ts', 'src/runtime.ts', 'src/runtime-check.ts', 'src/version.ts'] },
 ]
+
+/** The LAYERS entry (folder or file) `file` belongs to, or `undefined`. */
+function partOf(file) {
+  for (const layer of LAYERS) {
+    for (const p of layer.parts) if (p.endsWith('/') ? file.startsWith(p) : file === p) return p
+  }
+  return undefined
+}
 
 function layerOf(file) {
   for (let i = 0; i < LAYERS.length; i++) {
@@ -127,6 +149,32 @@ function loopThrough(scc, graph) {
   return scc.join(', ')
 }
 
+/**
+ * Folders (LAYERS entries) that import each other, each loop with one import per step:
+ * files may form no cycle and still tie two folders together both ways.
+ */
+function partCycles(graph) {
+  const parts = new Map()
+  const via = new Map()
+  for (const [file, deps] of graph) {
+    const from = partOf(file)
+    if (from === undefined) continue
+    if (!parts.has(from)) parts.set(from, new Set())
+    for (const dep of deps) {
+      const to = partOf(dep)
+      if (to === undefined || to === from) continue
+      parts.get(from).add(to)
+      if (!via.has(`${from} ${to}`)) via.set(`${from} ${to}`, `${file} → ${dep}`)
+    }
+  }
+  const partGraph = new Map([...parts].map(([p, to]) => [p, [...to]]))
+  return cycles(partGraph).map((scc) => {
+    const loop = loopThrough(scc, partGraph).split(' → ')
+    const steps = loop.slice(1).map((to, i) => via.get(`${loop[i]} ${to}`))
+    return `folders importing each other: ${loop.join(' → ')} (${steps.join('; ')})`
+  })
+}
+
 /** Every layering problem of the `src/` tree under `root` (the package by default). */
 export function check(root = ROOT) {
   const files = sources(root, 'src')
@@ -151,6 +199,7 @@ export function check(root = ROOT) {
     }
   }
   for (const scc of cycles(graph)) problems.push(`import cycle of ${scc.length} files: ${loopThrough(scc, graph)}`)
+  problems.push(...partCycles(graph))
   return { files, graph, problems }
 }
 

@@ -56,7 +56,7 @@ export type { ClusterDnsStats, DnsTargetStats } from './upstream/dns/discovery.j
 export type { AnswerSource } from './upstream/dns/resolver.js'
 export { FAULT_ABORT_BODY, FAULT_HEADERS } from './policy/fault.js'
 export type { FaultStats } from './policy/fault.js'
-export type { MirrorStats } from './policy/mirror.js'
+export type { MirrorStats } from './router/mirror.js'
 export { CertificateAuthority, createCertificateAuthority, loadCertificateAuthority } from './security/ca.js'
 export type { CertificateAuthorityOptions, IssueRequest, IssuedCertificate } from './security/ca.js'
 export {

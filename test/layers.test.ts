@@ -1,8 +1,8 @@
 // The import rule of ARCHITECTURE.md ("Layout"): imports run one way, with no cycles.
 // scripts/check-layers.mjs checks it in `npm run lint`; this runs the same check in the suite
 // (so a tree that breaks the rule fails here too) and shows, on a small tree made here, that
-// the check reports an upward import, a cycle and a file in no layer: it cannot pass by
-// reading nothing.
+// the check reports an upward import, a cycle of files or of folders and a file in no
+// layer: it cannot pass by reading nothing.
 import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -65,5 +65,18 @@ test('a file in no layer, and an import of a missing file, are reported', () => 
   assert.deepEqual(problems.sort(), [
     'src/elsewhere/x.ts: in no layer (add its folder to LAYERS in scripts/check-layers.mjs and to ARCHITECTURE.md)',
     'src/policy/y.ts: imports src/policy/z.ts (not found)',
+  ])
+})
+
+test('two folders of one layer that import each other are reported, even without a file cycle', () => {
+  const base = write({
+    'src/inbound/a.ts': "import { b } from '../outbound/b.js'\nexport const a = b\n",
+    'src/outbound/b.ts': 'export const b = 1\n',
+    'src/outbound/c.ts': "import { d } from '../inbound/d.js'\nexport const c = d\n",
+    'src/inbound/d.ts': 'export const d = 2\n',
+  })
+  const { problems } = check(base)
+  assert.deepEqual(problems, [
+    'folders importing each other: src/inbound/ → src/outbound/ → src/inbound/ (src/inbound/a.ts → src/outbound/b.ts; src/outbound/c.ts → src/inbound/d.ts)',
   ])
 })

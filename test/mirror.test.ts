@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { createMesh, type Mesh, type MeshConfig, type RequestMirrorPolicy } from '../src/index.js'
-import { shadowAuthority } from '../src/policy/mirror.js'
-import type { MirrorPolicy } from '../src/policy/mirror.js'
+import { shadowAuthority } from '../src/router/mirror.js'
+import type { MirrorPolicy } from '../src/router/mirror.js'
 import { closedPort, echo, startUpstream, type Upstream } from './helpers/upstream.js'
 
 let primary: Upstream

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { createMesh, type RouteConfig } from '../src/index.js'
-import { RequestView } from '../src/router/request-view.js'
+import { RequestView } from '../src/http/request-view.js'
 import { findRoute } from '../src/router/router.js'
 import type { CompiledRoute } from '../src/router/route-action.js'
 

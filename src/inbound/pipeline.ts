@@ -19,7 +19,7 @@ import { MeshRequestContext, runWithContextOn } from '../observability/context.j
 import { newRequestId } from '../observability/ids.js'
 import { extract, isValidRequestId } from '../observability/propagation.js'
 import { MeshTracer } from '../observability/tracing.js'
-import { RequestView } from '../router/request-view.js'
+import { RequestView } from '../http/request-view.js'
 import type { InboundFilters, InboundRoute, Snapshot } from '../snapshot/snapshot.js'
 import { peerOf } from './peer.js'
 import { applyInboundLimits } from './limits-filter.js'

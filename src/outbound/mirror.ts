@@ -8,7 +8,7 @@
  */
 import type { Duplex } from 'node:stream'
 import { MeshError } from '../errors.js'
-import { isReplayableBody, shadowAuthority, type MirrorPolicy } from '../policy/mirror.js'
+import { isReplayableBody, shadowAuthority, type MirrorPolicy } from '../router/mirror.js'
 import { Exchange } from './exchange.js'
 import type { Controller, Handler } from './handler.js'
 import type { SendPath } from './send.js'

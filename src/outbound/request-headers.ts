@@ -8,8 +8,8 @@
 import { inject, type PropagationFormat } from '../observability/propagation.js'
 import type { Dispatcher } from 'undici'
 import { PEER_HEADER } from '../observability/istio-metrics.js'
-import type { HeaderMutations } from '../router/header-mutations.js'
-import { RequestView } from '../router/request-view.js'
+import type { HeaderMutations } from '../http/header-mutations.js'
+import { RequestView } from '../http/request-view.js'
 
 /** The trace of an outgoing call, to write into its headers. */
 export interface OutgoingTrace {

@@ -6,8 +6,8 @@
 import { defaults } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
 import type { HeaderMatcher, RetryOn, RetryPolicyConfig } from '../config/types.js'
-import { compileHeaderMatchers } from '../router/matcher.js'
-import type { RequestView } from '../router/request-view.js'
+import { compileHeaderMatchers } from '../http/matcher.js'
+import type { RequestView } from '../http/request-view.js'
 
 /** How a try ended without a response of its own (a local reply stands in for it). */
 export type TryFailure = 'connect_failure' | 'reset' | 'refused' | 'timeout'

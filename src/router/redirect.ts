@@ -2,9 +2,9 @@
 import { defaults } from '../config/defaults.js'
 import { compileRegex } from '../config/regex.js'
 import type { RedirectAction } from '../config/types.js'
-import type { CompiledMatch } from './matcher.js'
+import type { CompiledMatch } from '../http/matcher.js'
 import type { RedirectActionCompiled } from './route-action.js'
-import type { RequestView } from './request-view.js'
+import type { RequestView } from '../http/request-view.js'
 
 /** The default port of the request's scheme, which a scheme change drops (Envoy). */
 const DEFAULT_PORT: Record<string, string> = { http: '80', https: '443' }

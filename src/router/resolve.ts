@@ -8,9 +8,9 @@
  * `grpc-timeout` header gives under `max_stream_duration`).
  */
 import type { DomainIndex } from './domain-index.js'
-import { bindRequestMutations, bindResponseMutations, mutateHeaderObject, type HeaderMutations } from './header-mutations.js'
+import { bindRequestMutations, bindResponseMutations, mutateHeaderObject, type HeaderMutations } from '../http/header-mutations.js'
 import type { ClusterAction, CompiledRoute, CompiledVirtualHost, Target } from './route-action.js'
-import { RequestView } from './request-view.js'
+import { RequestView } from '../http/request-view.js'
 import { firstSegment } from './route-index.js'
 import type { Dispatcher } from 'undici'
 

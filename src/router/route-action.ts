@@ -4,14 +4,14 @@
  * (redirect, direct response) answers it.
  */
 import { fmix32, hash32 } from '../hash.js'
-import type { CompiledMatch } from './matcher.js'
-import type { RequestView } from './request-view.js'
+import type { CompiledMatch } from '../http/matcher.js'
+import type { RequestView } from '../http/request-view.js'
 import type { RouteIndex } from './route-index.js'
-import type { HeaderMutations } from './header-mutations.js'
+import type { HeaderMutations } from '../http/header-mutations.js'
 import type { Target } from './target.js'
 import type { RetryPolicy } from '../policy/retry-policy.js'
 import type { CompiledFault } from '../policy/fault.js'
-import type { MirrorPolicy } from '../policy/mirror.js'
+import type { MirrorPolicy } from './mirror.js'
 
 export type { Target } from './target.js'
 

@@ -6,7 +6,7 @@
  * `prefix: /ap`, regexes, case-insensitive matches) may match anything and stays in every
  * list. Each list keeps the original order, so the first match is the same as a full scan.
  */
-import type { CompiledMatch } from './matcher.js'
+import type { CompiledMatch } from '../http/matcher.js'
 
 /** What the index reads of a route: its compiled match. */
 interface Indexed {

@@ -9,10 +9,10 @@
  */
 import type { Dispatcher } from 'undici'
 import type { HeaderAppendAction } from '../config/types.js'
-import { readsResponse } from './header-format.js'
-import { bindRequestMutations, type HeaderMutations } from './header-mutations.js'
+import { readsResponse } from '../http/header-format.js'
+import { bindRequestMutations, type HeaderMutations } from '../http/header-mutations.js'
 import { resolveRoute, type RouteTable } from './resolve.js'
-import type { RequestView } from './request-view.js'
+import type { RequestView } from '../http/request-view.js'
 import type { Target } from './route-action.js'
 
 export { findRoute } from './resolve.js'

@@ -5,7 +5,7 @@
  */
 import type { AdmissionGate } from '../policy/admission.js'
 import type { Cluster } from '../upstream/cluster.js'
-import type { HeaderMutations } from './header-mutations.js'
+import type { HeaderMutations } from '../http/header-mutations.js'
 
 export interface Target {
   readonly cluster: Cluster

@@ -5,10 +5,10 @@
  * swap does not disturb them.
  */
 import { hash } from 'node:crypto'
-import { CompiledMatch, compileHeaderMatchers } from '../router/matcher.js'
+import { CompiledMatch, compileHeaderMatchers } from '../http/matcher.js'
 import { DomainIndex } from '../router/domain-index.js'
 import { buildRouteIndex } from '../router/route-index.js'
-import { compileMutations, type HeaderMutations, type MutationSource } from '../router/header-mutations.js'
+import { compileMutations, type HeaderMutations, type MutationSource } from '../http/header-mutations.js'
 import {
   compileHash,
   type ClusterAction,
@@ -19,7 +19,7 @@ import {
   type Target,
 } from '../router/route-action.js'
 import { buildRedirect } from '../router/redirect.js'
-import type { RequestView } from '../router/request-view.js'
+import type { RequestView } from '../http/request-view.js'
 import type { DeepReadonly } from '../config/deep-readonly.js'
 import type { InboundFilters, InboundRoute, Snapshot } from './snapshot.js'
 import { Cluster } from '../upstream/cluster.js'
@@ -38,9 +38,9 @@ import { collectorUrl, collectorUrlProblem } from '../config/collector-url.js'
 import type { TracingSettings } from '../observability/tracing.js'
 import { envSampler } from '../config/otel-env.js'
 import { compileFault, type CompiledFault } from '../policy/fault.js'
-import { compileMirror } from '../policy/mirror.js'
+import { compileMirror } from '../router/mirror.js'
 import { compileIdentity, compileInboundTls, compileUpstreamTls } from '../security/compile.js'
-import type { UpstreamTls } from '../upstream/tls-connector.js'
+import type { UpstreamTls } from '../security/upstream-tls.js'
 import { RequestAuthentication } from '../security/jwt.js'
 import { Authorizer } from '../security/authz.js'
 

@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici'
 import type { HealthCheckConfig, StatusRange } from '../config/types.js'
 import { defaults, limits } from '../config/defaults.js'
 import { parseDuration } from '../config/duration.js'
-import { compileMutations, mutateHeaderObject } from '../router/header-mutations.js'
+import { compileMutations, mutateHeaderObject } from '../http/header-mutations.js'
 import type { Host } from './host.js'
 import type { EndpointHealthEvent, HealthCounters, HostHealth } from './host-health.js'
 

@@ -16,7 +16,8 @@ import type { ResolvedAddress } from './dns/resolver.js'
 import type { HealthEventSink } from './host-health.js'
 import type { TlsCounters } from '../security/tls-stats.js'
 import { EndpointPool } from './endpoint-pool.js'
-import { createTlsConnector, type UpstreamTls } from './tls-connector.js'
+import type { UpstreamTls } from '../security/upstream-tls.js'
+import { createTlsConnector } from './tls-connector.js'
 import { leanConnector } from './h1/shared-read.js'
 
 /**

@@ -12,31 +12,16 @@
  * session's full handshake verified (Node shows no peer certificate on a resumed client
  * session), and `verifyIdentities` is checked against it as after a full handshake.
  */
-import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls'
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls'
 import { checkServerIdentity } from 'node:tls'
 import type { buildConnector } from 'undici'
 import { defaults } from '../config/defaults.js'
 import { MeshError } from '../errors.js'
 import { peerIdentity, spiffeIdOfCertificate } from '../security/identity.js'
 import type { TlsCounters } from '../security/tls-stats.js'
+import type { UpstreamTls } from '../security/upstream-tls.js'
 import { TlsSessionCache, type CachedSession } from './tls-session-cache.js'
 import { SHARED_READ, type SharedReadConnector } from './h1/shared-read.js'
-
-/** The TLS settings of a cluster's connections, compiled. */
-export interface UpstreamTls {
-  /** Distinguishes pools: two clusters with different TLS never share connections. */
-  readonly key: string
-  /** SNI to send; undefined: the endpoint host name when it is not an IP. */
-  readonly sni: string | undefined
-  /** ALPN protocols offered (Istio's values in ISTIO_MUTUAL mode); the mesh speaks HTTP/1.1 whatever the server selects. */
-  readonly alpn: readonly string[]
-  /** Tests the server's SPIFFE ID; null: no identity check. */
-  readonly verify: ((id: string) => boolean) | null
-  /** Verify the server's host name (standard HTTPS); off when identities are verified instead, or for mutual. */
-  readonly checkHostname: boolean
-  /** The secure context for a new connection (the current credentials; a new object when they rotate). */
-  context(): SecureContext
-}
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/
 

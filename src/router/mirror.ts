@@ -23,8 +23,8 @@
  */
 import { defaults } from '../config/defaults.js'
 import type { RequestMirrorPolicy } from '../config/types.js'
-import type { HeaderMutations } from '../router/header-mutations.js'
-import type { Target } from '../router/target.js'
+import type { HeaderMutations } from '../http/header-mutations.js'
+import type { Target } from './target.js'
 import type { Cluster } from '../upstream/cluster.js'
 
 /**
