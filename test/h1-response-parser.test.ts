@@ -267,6 +267,18 @@ const REFUSED: Record<string, string> = {
   'chunk data followed by a bare LF': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n',
   'a broken trailer': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx-sum : 1\r\n\r\n',
   'a trailer with a bare LF': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx-sum: 1\n\r\n',
+  // Found by test/h1-response-parser-llhttp.test.ts: llhttp frames these otherwise or refuses them.
+  'a Content-Length among the trailers': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 3\r\n\r\n',
+  'a Transfer-Encoding among the trailers': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ntransfer-encoding: chunked\r\n\r\n',
+  'a Transfer-Encoding without a coding': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\nhello',
+  'a tab after chunked (llhttp reads the body to the close)': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n',
+  'a tab inside Transfer-Encoding': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip,\tchunked\r\n\r\n0\r\n\r\n',
+  'an interim response in HTTP/1.0': 'HTTP/1.0 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  'a chunk extension without a name': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0;\r\n\r\n',
+  'a chunk extension with an empty name before =': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;=b\r\nhello\r\n',
+  'a chunk extension name that is not a token': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0;a:=b\r\n\r\n',
+  'a chunk extension value in two words': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b c\r\nhello\r\n',
+  'a chunk extension with an unterminated quote': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a="open\r\nhello\r\n',
 }
 
 describe('h1 response parser: what it refuses', () => {
@@ -286,6 +298,12 @@ describe('h1 response parser: what it refuses', () => {
   it('a chunk-size line with extensions past the bound is refused', () => {
     const err = refusal([`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;${'a'.repeat(5000)}\r\nhello\r\n`])
     assert.equal(err.name, 'HTTPParserError')
+  })
+
+  it('extension values quoted: a `;` inside, and an escaped quote, are part of the value', () => {
+    const o = everySplit('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a="x;y";b="q\\"r";c\r\nhello\r\n0;d=e\r\n\r\n')
+    assert.equal(o.body, 'hello')
+    assert.equal(o.done, true)
   })
 
   it('extensions within the bound are skipped', () => {

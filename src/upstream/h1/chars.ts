@@ -10,6 +10,9 @@ export const SP = 0x20
 export const HTAB = 0x09
 export const COLON = 0x3a
 export const SEMI = 0x3b
+export const DQUOTE = 0x22
+export const EQUALS = 0x3d
+export const BACKSLASH = 0x5c
 
 /** tchar: the bytes of a token (a header name). */
 export const TOKEN = new Uint8Array(256)

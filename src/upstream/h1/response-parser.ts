@@ -18,9 +18,13 @@
  *   the body runs until the connection closes (so does a `Transfer-Encoding` without
  *   `chunked` last). A `Transfer-Encoding` in an HTTP/1.0 response is refused (§6.1: its
  *   framing is faulty).
- * - chunks: a hex size of at most 13 digits, extensions (`;...`, after optional whitespace)
- *   skipped within {@link MAX_CHUNK_LINE} bytes, CRLF after the data, then trailers parsed
- *   as header lines within the head limit.
+ * - chunks: a hex size of at most 13 digits, extensions (`;name[=value]`, the value a token
+ *   or a quoted string, whitespace around each part) checked and skipped within
+ *   {@link MAX_CHUNK_LINE} bytes, CRLF after the data, then trailers parsed
+ *   as header lines within the head limit (a Content-Length or Transfer-Encoding among them
+ *   is refused). A Transfer-Encoding with no coding, or with a tab in it, is refused too, and
+ *   so is an interim (1xx) head in HTTP/1.0: llhttp, the parser of Node's and undici's
+ *   clients, frames those otherwise (test/h1-response-parser-llhttp.test.ts).
  *
  * It never copies the body: the chunks it hands over are views of the buffer it was given.
  * Header names and values are views too; a head split across reads is gathered into a
@@ -32,7 +36,7 @@
  * connection decides what to do with any bytes left over before anyone is told.
  */
 import { errors } from 'undici'
-import { bytes, COLON, CR, equalsLower, HEX, HTAB, LF, SEMI, SP, TEXT, TOKEN } from './chars.js'
+import { BACKSLASH, bytes, COLON, CR, DQUOTE, EQUALS, equalsLower, HEX, HTAB, LF, SEMI, SP, TEXT, TOKEN } from './chars.js'
 
 /** Where a response is being read. */
 export const enum ParseState {
@@ -45,7 +49,19 @@ export const enum ParseState {
   ChunkSize,
   /** Whitespace after a chunk size, before its `;`. */
   ChunkSizeBws,
-  ChunkExt,
+  /** A chunk extension (RFC 9112 §7.1.1): after its `;`, whitespace, then its name. */
+  ChunkExtStart,
+  ChunkExtName,
+  /** Whitespace after the name: `=`, `;` or the line's end follow. */
+  ChunkExtAfterName,
+  /** After `=`: whitespace, then a token or a quoted string. */
+  ChunkExtValueStart,
+  ChunkExtValue,
+  ChunkExtQuoted,
+  /** After a backslash in a quoted value. */
+  ChunkExtEscape,
+  /** After the value: whitespace, then `;` or the line's end. */
+  ChunkExtAfterValue,
   ChunkSizeLf,
   ChunkData,
   ChunkDataCr,
@@ -99,6 +115,16 @@ function parseError(message: string, code: string, buf?: Buffer, at?: number): E
 function sameBytes(b: Buffer, at: number, bytes: Buffer): boolean {
   for (let k = 0; k < bytes.length; k++) if (b[at + k] !== bytes[k]) return false
   return true
+}
+
+/**
+ * A trailer field that would frame the message (RFC 9110 §6.5.1: Content-Length and
+ * Transfer-Encoding cannot be processed outside the header section) is refused, as llhttp
+ * refuses it: a peer that reads it as framing would end the message elsewhere.
+ */
+function refuseFramingTrailer(b: Buffer, s: number, nameLen: number): void {
+  if (nameLen === 14 && equalsLower(b, s, CONTENT_LENGTH)) throw parseError('Content-Length in the trailer section', 'INVALID_CONTENT_LENGTH', b, s)
+  if (nameLen === 17 && equalsLower(b, s, TRANSFER_ENCODING)) throw parseError('Transfer-Encoding in the trailer section', 'INVALID_TRANSFER_ENCODING', b, s)
 }
 
 /** One response at a time; {@link start} before each. */
@@ -277,6 +303,19 @@ export class ResponseParser {
     return pos
   }
 
+  /**
+   * The byte `c` after an extension's name or value (or whitespace after it): whitespace
+   * moves to `spaced`; `=` starts the value (after a name only); `;` the next extension; CR
+   * the line's end. Anything else is refused.
+   */
+  #afterExtPart(c: number, spaced: ParseState, afterName: boolean, buf: Buffer, pos: number): void {
+    if (c === SP || c === HTAB) this.state = spaced
+    else if (c === EQUALS && afterName) this.state = ParseState.ChunkExtValueStart
+    else if (c === SEMI) this.state = ParseState.ChunkExtStart
+    else if (c === CR) this.state = ParseState.ChunkSizeLf
+    else throw parseError('Invalid character in chunk extensions', 'STRICT', buf, pos)
+  }
+
   /** The framing bytes of chunked coding, byte by byte (they are few). */
   #chunkFraming(buf: Buffer, pos: number, end: number): number {
     while (pos < end) {
@@ -292,7 +331,7 @@ export class ResponseParser {
           } else if (c === CR) {
             this.state = ParseState.ChunkSizeLf
           } else if (c === SEMI) {
-            this.state = ParseState.ChunkExt
+            this.state = ParseState.ChunkExtStart
           } else if (c === SP || c === HTAB) {
             this.state = ParseState.ChunkSizeBws
           } else {
@@ -301,12 +340,40 @@ export class ResponseParser {
           break
         }
         case ParseState.ChunkSizeBws:
-          if (c === SEMI) this.state = ParseState.ChunkExt
+          if (c === SEMI) this.state = ParseState.ChunkExtStart
           else if (c !== SP && c !== HTAB) throw parseError('Invalid character in chunk extensions', 'STRICT', buf, pos)
           break
-        case ParseState.ChunkExt:
-          if (c === CR) this.state = ParseState.ChunkSizeLf
-          else if (TEXT[c] !== 1) throw parseError('Invalid character in chunk extensions', 'STRICT', buf, pos)
+        // Extensions (RFC 9112 §7.1.1) are skipped, but only as the grammar has them: llhttp
+        // refuses the rest, and the two must agree on what they accept.
+        case ParseState.ChunkExtStart:
+          if (TOKEN[c] === 1) this.state = ParseState.ChunkExtName
+          else if (c !== SP && c !== HTAB) throw parseError('Chunk extension without a name', 'STRICT', buf, pos)
+          break
+        case ParseState.ChunkExtName:
+          if (TOKEN[c] !== 1) this.#afterExtPart(c, ParseState.ChunkExtAfterName, true, buf, pos)
+          break
+        case ParseState.ChunkExtAfterName:
+          if (c !== SP && c !== HTAB) this.#afterExtPart(c, ParseState.ChunkExtAfterName, true, buf, pos)
+          break
+        case ParseState.ChunkExtValueStart:
+          if (TOKEN[c] === 1) this.state = ParseState.ChunkExtValue
+          else if (c === DQUOTE) this.state = ParseState.ChunkExtQuoted
+          else if (c !== SP && c !== HTAB) throw parseError('Invalid chunk extension value', 'STRICT', buf, pos)
+          break
+        case ParseState.ChunkExtValue:
+          if (TOKEN[c] !== 1) this.#afterExtPart(c, ParseState.ChunkExtAfterValue, false, buf, pos)
+          break
+        case ParseState.ChunkExtQuoted:
+          if (c === DQUOTE) this.state = ParseState.ChunkExtAfterValue
+          else if (c === BACKSLASH) this.state = ParseState.ChunkExtEscape
+          else if (TEXT[c] !== 1) throw parseError('Invalid character in a quoted chunk extension', 'STRICT', buf, pos)
+          break
+        case ParseState.ChunkExtEscape:
+          if (TEXT[c] !== 1) throw parseError('Invalid character in a quoted chunk extension', 'STRICT', buf, pos)
+          this.state = ParseState.ChunkExtQuoted
+          break
+        case ParseState.ChunkExtAfterValue:
+          if (c !== SP && c !== HTAB) this.#afterExtPart(c, ParseState.ChunkExtAfterValue, false, buf, pos)
           break
         case ParseState.ChunkSizeLf:
           if (c !== LF) throw parseError('Expected LF after chunk size', 'LF_EXPECTED', buf, pos)
@@ -469,13 +536,16 @@ export class ResponseParser {
     let valueEnd = i
     while (valueEnd > valueStart && (b[valueEnd - 1] === SP || b[valueEnd - 1] === HTAB)) valueEnd--
     const nameLen = nameEnd - s
-    if (this.state === ParseState.Fields && (nameLen === 14 || nameLen === 17 || nameLen === 10)) this.#framingField(b, s, nameLen, valueStart, valueEnd)
+    if (nameLen === 14 || nameLen === 17 || nameLen === 10) {
+      if (this.state === ParseState.Fields) this.#framingField(b, s, nameLen, valueStart, valueEnd, i)
+      else refuseFramingTrailer(b, s, nameLen)
+    }
     this.#raw.push(b.subarray(s, nameEnd), b.subarray(valueStart, valueEnd))
     return i + 2
   }
 
-  /** Notes the fields that frame the message or govern the connection. */
-  #framingField(b: Buffer, s: number, nameLen: number, vs: number, ve: number): void {
+  /** Notes the fields that frame the message or govern the connection (`ve` is the value's end without trailing whitespace, `cr` the line's). */
+  #framingField(b: Buffer, s: number, nameLen: number, vs: number, ve: number, cr: number): void {
     if (nameLen === 14) {
       if (!equalsLower(b, s, CONTENT_LENGTH)) return
       const digits = ve - vs
@@ -490,6 +560,10 @@ export class ResponseParser {
       this.contentLength = n
     } else if (nameLen === 17) {
       if (!equalsLower(b, s, TRANSFER_ENCODING)) return
+      if (ve === vs) throw parseError('Transfer-Encoding without a coding', 'INVALID_TRANSFER_ENCODING', b, vs)
+      // A tab is whitespace to RFC 9110, but llhttp reads `chunked<TAB>` as another coding
+      // (the body then runs to the close): peers would frame the message differently.
+      for (let k = vs; k < cr; k++) if (b[k] === HTAB) throw parseError('Tab in Transfer-Encoding', 'INVALID_TRANSFER_ENCODING', b, k)
       this.#transferEncoding = true
       // The last coding of the last Transfer-Encoding line decides (RFC 9112 §6.3).
       const codings = latin1(b, vs, ve).toLowerCase()
@@ -532,6 +606,9 @@ export class ResponseParser {
     }
     this.keepAlive = this.minor === 0 ? this.#connectionKeepAlive && !this.#connectionClose : !this.#connectionClose
     if (status < 200) {
+      // HTTP/1.0 has no interim responses (RFC 9110 §15.2); llhttp takes the connection as
+      // closed after one, so a final response after it would be read by one peer only.
+      if (this.minor === 0) throw parseError('An interim response in HTTP/1.0', 'INVALID_STATUS')
       // An interim response: another head follows, for the same request.
       const go = this.#sink.onResponseHead(status, raw, this.statusText)
       if (this.state !== ParseState.Fields) return go
