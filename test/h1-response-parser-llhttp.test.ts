@@ -26,26 +26,10 @@
  * seed, the case and its bytes (FUZZ_DUMP=1 prints every one, not the first ten).
  */
 import assert from 'node:assert/strict'
-import { createRequire } from 'node:module'
 import { test } from 'node:test'
 import { ParseState, ResponseParser, type ResponseSink } from '../src/upstream/h1/response-parser.js'
+import { HTTPParser, llhttpCode } from './helpers/llhttp.js'
 
-interface LlhttpParser {
-  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void
-  execute(buf: Buffer): number | Error
-  finish(): number | Error | undefined
-  [k: number]: unknown
-}
-interface LlhttpClass {
-  new (): LlhttpParser
-  RESPONSE: number
-  kOnHeaders: number
-  kOnHeadersComplete: number
-  kOnBody: number
-  kOnMessageComplete: number
-  kLenientNone: number
-}
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpClass }
 
 /** One response as a parser saw it. */
 interface Seen {
@@ -128,12 +112,12 @@ function llhttp(input: Buffer, end: number): Seen | string {
   p.initialize(HTTPParser.RESPONSE, {}, 16 * 1024, HTTPParser.kLenientNone)
   for (; at < end && done === -1; at++) {
     const r = p.execute(input.subarray(at, at + 1))
-    if (r instanceof Error) return `refused at byte ${at}: ${(r as Error & { code?: string }).code ?? r.message}`
+    if (r instanceof Error) return `refused at byte ${at}: ${llhttpCode(r)}`
   }
   // The message-complete callback runs within the read of its last byte (`at` not yet advanced).
   if (done === -1) {
     const r = p.finish()
-    if (r instanceof Error) return `refused at the end: ${(r as Error & { code?: string }).code ?? r.message}`
+    if (r instanceof Error) return `refused at the end: ${llhttpCode(r)}`
     if (done === -1) return 'no complete response'
     done = end
   } else {
