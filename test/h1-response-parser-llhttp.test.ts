@@ -28,6 +28,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ParseState, ResponseParser, type ResponseSink } from '../src/upstream/h1/response-parser.js'
+import { prng } from './helpers/prng.js'
 import { HTTPParser, llhttpCode } from './helpers/llhttp.js'
 
 
@@ -128,18 +129,6 @@ function llhttp(input: Buffer, end: number): Seen | string {
 }
 
 // ------------------------------------------------------------------ generation
-
-/** mulberry32: a small seeded generator, so a failing case can be run again. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 class Gen {
   constructor(readonly r: () => number) {}

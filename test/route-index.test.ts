@@ -6,18 +6,8 @@ import { createMesh, type RouteConfig } from '../src/index.js'
 import { RequestView } from '../src/http/request-view.js'
 import { findRoute } from '../src/router/router.js'
 import type { CompiledRoute } from '../src/router/route-action.js'
+import { prng as rng } from './helpers/prng.js'
 
-/** A small deterministic PRNG, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SEGMENTS = ['a', 'b', 'api', 'k1', 'k10', 'A', 'x?y']
 
