@@ -65,16 +65,21 @@ export abstract class BodyWriter {
     return ok
   }
 
-  /** The source ended: the last framing bytes. Throws on a length mismatch. */
+  /**
+   * The source ended: the last framing bytes. Throws on a length mismatch, before writing
+   * anything: a body shorter than its Content-Length never reaches the upstream as a whole
+   * request (an empty one would otherwise go as a complete `content-length: 0` request, and
+   * the caller be told it failed; undici sends it so).
+   */
   protected end(): void {
     const socket = this.#socket
     if (socket.destroyed) return
+    if (this.#length !== -1 && this.#written !== this.#length) throw new errors.RequestContentLengthMismatchError()
     if (this.#written === 0) {
       socket.write(this.#expectsPayload || this.#length === 0 ? `${this.#head}content-length: 0\r\n\r\n` : `${this.#head}\r\n`, 'latin1')
     } else if (this.#length === -1) {
       socket.write('\r\n0\r\n\r\n', 'latin1')
     }
-    if (this.#length !== -1 && this.#written !== this.#length) throw new errors.RequestContentLengthMismatchError()
   }
 
   protected finished(err: Error | null): void {
