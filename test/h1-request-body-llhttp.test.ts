@@ -145,7 +145,7 @@ async function connect(): Promise<net.Socket> {
   return s
 }
 
-test(`request bodies the mesh streams are read by llhttp as sent, each request where the last one ended (${CASES} generated bodies)`, async () => {
+test(`request bodies the mesh streams are read by llhttp as sent, each request where the last one ended (${CASES} generated bodies)`, async (t) => {
   const r = prng(SEED)
   const int = (n: number): number => Math.floor(r() * n)
   const pick = <T>(a: readonly T[]): T => a[int(a.length)] as T
@@ -161,7 +161,7 @@ test(`request bodies the mesh streams are read by llhttp as sent, each request w
   let socket = await connect()
   let sent = 0
   let mismatched = 0
-  after(() => socket.destroy())
+  t.after(() => socket.destroy())
   for (let i = 0; i < CASES; i++) {
     const pieces = Array.from({ length: int(6) }, piece)
     const bytes = Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))))
