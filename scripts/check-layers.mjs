@@ -55,11 +55,13 @@ function partOf(file) {
   return undefined
 }
 
+/** Each LAYERS entry's layer index. */
+const LAYER_OF_PART = new Map(LAYERS.flatMap((layer, i) => layer.parts.map((p) => [p, i])))
+
+/** The index in LAYERS of the layer `file` belongs to, or -1. */
 function layerOf(file) {
-  for (let i = 0; i < LAYERS.length; i++) {
-    for (const p of LAYERS[i].parts) if (p.endsWith('/') ? file.startsWith(p) : file === p) return i
-  }
-  return -1
+  const part = partOf(file)
+  return part === undefined ? -1 : LAYER_OF_PART.get(part)
 }
 
 function sources(root, dir) {
