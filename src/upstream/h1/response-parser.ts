@@ -304,12 +304,12 @@ export class ResponseParser {
   }
 
   /**
-   * The byte `c` after an extension's name or value (or whitespace after it): whitespace
-   * moves to `spaced`; `=` starts the value (after a name only); `;` the next extension; CR
-   * the line's end. Anything else is refused.
+   * The byte `c` after an extension's name (`afterName`) or value, or after whitespace that
+   * followed it: whitespace (more may come); `=` starts the value, after a name only; `;` the
+   * next extension; CR the line's end. Anything else is refused.
    */
-  #afterExtPart(c: number, spaced: ParseState, afterName: boolean, buf: Buffer, pos: number): void {
-    if (c === SP || c === HTAB) this.state = spaced
+  #afterExtPart(c: number, afterName: boolean, buf: Buffer, pos: number): void {
+    if (c === SP || c === HTAB) this.state = afterName ? ParseState.ChunkExtAfterName : ParseState.ChunkExtAfterValue
     else if (c === EQUALS && afterName) this.state = ParseState.ChunkExtValueStart
     else if (c === SEMI) this.state = ParseState.ChunkExtStart
     else if (c === CR) this.state = ParseState.ChunkSizeLf
@@ -350,10 +350,10 @@ export class ResponseParser {
           else if (c !== SP && c !== HTAB) throw parseError('Chunk extension without a name', 'STRICT', buf, pos)
           break
         case ParseState.ChunkExtName:
-          if (TOKEN[c] !== 1) this.#afterExtPart(c, ParseState.ChunkExtAfterName, true, buf, pos)
+          if (TOKEN[c] !== 1) this.#afterExtPart(c, true, buf, pos)
           break
         case ParseState.ChunkExtAfterName:
-          if (c !== SP && c !== HTAB) this.#afterExtPart(c, ParseState.ChunkExtAfterName, true, buf, pos)
+          this.#afterExtPart(c, true, buf, pos)
           break
         case ParseState.ChunkExtValueStart:
           if (TOKEN[c] === 1) this.state = ParseState.ChunkExtValue
@@ -361,7 +361,7 @@ export class ResponseParser {
           else if (c !== SP && c !== HTAB) throw parseError('Invalid chunk extension value', 'STRICT', buf, pos)
           break
         case ParseState.ChunkExtValue:
-          if (TOKEN[c] !== 1) this.#afterExtPart(c, ParseState.ChunkExtAfterValue, false, buf, pos)
+          if (TOKEN[c] !== 1) this.#afterExtPart(c, false, buf, pos)
           break
         case ParseState.ChunkExtQuoted:
           if (c === DQUOTE) this.state = ParseState.ChunkExtAfterValue
@@ -373,7 +373,7 @@ export class ResponseParser {
           this.state = ParseState.ChunkExtQuoted
           break
         case ParseState.ChunkExtAfterValue:
-          if (c !== SP && c !== HTAB) this.#afterExtPart(c, ParseState.ChunkExtAfterValue, false, buf, pos)
+          this.#afterExtPart(c, false, buf, pos)
           break
         case ParseState.ChunkSizeLf:
           if (c !== LF) throw parseError('Expected LF after chunk size', 'LF_EXPECTED', buf, pos)
@@ -536,9 +536,10 @@ export class ResponseParser {
     let valueEnd = i
     while (valueEnd > valueStart && (b[valueEnd - 1] === SP || b[valueEnd - 1] === HTAB)) valueEnd--
     const nameLen = nameEnd - s
-    if (nameLen === 14 || nameLen === 17 || nameLen === 10) {
-      if (this.state === ParseState.Fields) this.#framingField(b, s, nameLen, valueStart, valueEnd, i)
-      else refuseFramingTrailer(b, s, nameLen)
+    if (this.state === ParseState.Fields) {
+      if (nameLen === 14 || nameLen === 17 || nameLen === 10) this.#framingField(b, s, nameLen, valueStart, valueEnd, i)
+    } else if (nameLen === 14 || nameLen === 17) {
+      refuseFramingTrailer(b, s, nameLen)
     }
     this.#raw.push(b.subarray(s, nameEnd), b.subarray(valueStart, valueEnd))
     return i + 2
