@@ -19,7 +19,7 @@ import net from 'node:net'
 import { after, before, test } from 'node:test'
 import { IterableBodyWriter, type BodyOwner, type BodyWriter } from '../src/upstream/h1/body-writer.js'
 import { buildHead, RequestHead } from '../src/upstream/h1/request-head.js'
-import { HTTPParser, llhttpCode } from './helpers/llhttp.js'
+import { llhttpCode, llhttpParser } from './helpers/llhttp.js'
 import { prng } from './helpers/prng.js'
 
 interface Received {
@@ -92,25 +92,19 @@ class LlhttpServer {
       closed.resolve()
     })
     socket.on('error', () => {})
-    const p = new HTTPParser()
-    let current: { path: string; headers: string[]; body: Buffer[] } | undefined
-    let pending: string[] = []
-    p[HTTPParser.kOnHeaders] = (headers: string[]) => {
-      pending.push(...headers)
-    }
-    p[HTTPParser.kOnHeadersComplete] = (_major: number, _minor: number, headers: string[] | undefined, _method: number, url: string) => {
-      current = { path: url, headers: [...pending, ...(headers ?? [])], body: [] }
-      pending = []
-      return 0
-    }
-    p[HTTPParser.kOnBody] = (chunk: Buffer) => {
-      current?.body.push(Buffer.from(chunk))
-    }
-    p[HTTPParser.kOnMessageComplete] = () => {
-      if (current !== undefined) this.#deliver({ path: current.path, headers: current.headers, body: Buffer.concat(current.body) })
-      current = undefined
-    }
-    p.initialize(HTTPParser.REQUEST, {}, 64 * 1024, HTTPParser.kLenientNone)
+    let current: Omit<Received, 'body'> | undefined
+    const body: Buffer[] = []
+    const p = llhttpParser('request', {
+      head: (h) => {
+        current = { path: h.url, headers: h.headers }
+        body.length = 0
+      },
+      body: (chunk) => body.push(chunk),
+      complete: () => {
+        if (current !== undefined) this.#deliver({ ...current, body: Buffer.concat(body) })
+        current = undefined
+      },
+    })
     socket.on('data', (d: Buffer) => {
       const r = p.execute(d)
       if (r instanceof Error) {

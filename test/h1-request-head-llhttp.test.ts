@@ -21,7 +21,7 @@ import { test } from 'node:test'
 import type { Dispatcher } from 'undici'
 import { buildHead, RequestHead } from '../src/upstream/h1/request-head.js'
 import { prng } from './helpers/prng.js'
-import { HTTPParser, llhttpCode, METHODS } from './helpers/llhttp.js'
+import { llhttpCode, llhttpParser } from './helpers/llhttp.js'
 
 interface Parsed {
   method: string
@@ -32,23 +32,17 @@ interface Parsed {
 
 /** llhttp's reading of a request (head and body), one byte per read. */
 function llhttp(head: Buffer): Parsed | string {
-  const p = new HTTPParser()
   let parsed: Omit<Parsed, 'end'> | undefined
-  let pending: string[] = []
   let end = -1
   let at = 0
-  p[HTTPParser.kOnHeaders] = (headers: string[]) => {
-    pending.push(...headers)
-  }
-  p[HTTPParser.kOnHeadersComplete] = (_major: number, _minor: number, headers: string[] | undefined, method: number, url: string) => {
-    if (parsed === undefined) parsed = { method: METHODS[method] ?? `#${method}`, path: url, headers: [...pending, ...(headers ?? [])] }
-    pending = []
-    return 0
-  }
-  p[HTTPParser.kOnMessageComplete] = () => {
-    if (end === -1) end = at + 1
-  }
-  p.initialize(HTTPParser.REQUEST, {}, 64 * 1024, HTTPParser.kLenientNone)
+  const p = llhttpParser('request', {
+    head: (h) => {
+      parsed ??= { method: h.method, path: h.url, headers: h.headers }
+    },
+    complete: () => {
+      if (end === -1) end = at + 1
+    },
+  })
   for (; at < head.length; at++) {
     const r = p.execute(head.subarray(at, at + 1))
     if (r instanceof Error) return `refused at byte ${at}: ${llhttpCode(r)}`

@@ -29,7 +29,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ParseState, ResponseParser, type ResponseSink } from '../src/upstream/h1/response-parser.js'
 import { prng } from './helpers/prng.js'
-import { HTTPParser, llhttpCode } from './helpers/llhttp.js'
+import { llhttpCode, llhttpParser, type LlhttpHead } from './helpers/llhttp.js'
 
 
 /** One response as a parser saw it. */
@@ -87,30 +87,23 @@ function ours(input: Buffer): Seen | undefined {
 
 /** What llhttp makes of the first `end` bytes (one byte per read, then the end of the connection), or why it refused them. */
 function llhttp(input: Buffer, end: number): Seen | string {
-  const p = new HTTPParser()
   const interim: number[] = []
-  let head: { status: number; reason: string; headers: string[]; keepAlive: boolean } | undefined
-  let pending: string[] = []
+  let head: LlhttpHead | undefined
   const body: Buffer[] = []
   let done = -1
   let at = 0
-  p[HTTPParser.kOnHeaders] = (headers: string[]) => {
-    pending.push(...headers)
-  }
-  p[HTTPParser.kOnHeadersComplete] = (_major: number, _minor: number, headers: string[] | undefined, _method: unknown, _url: unknown, status: number, reason: string, _upgrade: boolean, keepAlive: boolean) => {
-    const all = [...pending, ...(headers ?? [])]
-    pending = []
-    if (status < 200) interim.push(status)
-    else if (head === undefined) head = { status, reason, headers: all, keepAlive }
-    return 0
-  }
-  p[HTTPParser.kOnBody] = (chunk: Buffer) => {
-    if (done === -1) body.push(Buffer.from(chunk))
-  }
-  p[HTTPParser.kOnMessageComplete] = () => {
-    if (head !== undefined && done === -1) done = at
-  }
-  p.initialize(HTTPParser.RESPONSE, {}, 16 * 1024, HTTPParser.kLenientNone)
+  const p = llhttpParser('response', {
+    head: (h) => {
+      if (h.status < 200) interim.push(h.status)
+      else head ??= h
+    },
+    body: (chunk) => {
+      if (done === -1) body.push(chunk)
+    },
+    complete: () => {
+      if (head !== undefined && done === -1) done = at
+    },
+  }, 16 * 1024)
   for (; at < end && done === -1; at++) {
     const r = p.execute(input.subarray(at, at + 1))
     if (r instanceof Error) return `refused at byte ${at}: ${llhttpCode(r)}`

@@ -34,3 +34,45 @@ export const METHODS = common.methods
 export function llhttpCode(err: Error): string {
   return (err as Error & { code?: string }).code ?? err.message
 }
+
+/** A message head as llhttp reads it. */
+export interface LlhttpHead {
+  /** Header lines, name and value, as received (names not lower-cased). */
+  readonly headers: string[]
+  /** Requests: the method and the request target. */
+  readonly method: string
+  readonly url: string
+  /** Responses: the status and the reason phrase. */
+  readonly status: number
+  readonly reason: string
+  readonly keepAlive: boolean
+}
+
+/** What a parser made by {@link llhttpParser} tells. */
+export interface LlhttpSink {
+  head(head: LlhttpHead): void
+  body?(chunk: Buffer): void
+  complete(): void
+}
+
+/**
+ * A strict llhttp parser of requests or responses, its callbacks wired to `sink` (the header
+ * lines of a long head, which llhttp hands over in parts, gathered into one list).
+ */
+export function llhttpParser(kind: 'request' | 'response', sink: LlhttpSink, maxHeaderSize = 64 * 1024): LlhttpParser {
+  const p = new HTTPParser()
+  let pending: string[] = []
+  p[HTTPParser.kOnHeaders] = (headers: string[]) => {
+    pending.push(...headers)
+  }
+  p[HTTPParser.kOnHeadersComplete] = (_major: number, _minor: number, headers: string[] | undefined, method: number | undefined, url: string | undefined, status: number, reason: string | undefined, _upgrade: boolean, keepAlive: boolean) => {
+    const all = [...pending, ...(headers ?? [])]
+    pending = []
+    sink.head({ headers: all, method: method === undefined ? '' : (METHODS[method] ?? `#${method}`), url: url ?? '', status, reason: reason ?? '', keepAlive })
+    return 0
+  }
+  p[HTTPParser.kOnBody] = (chunk: Buffer) => sink.body?.(Buffer.from(chunk))
+  p[HTTPParser.kOnMessageComplete] = () => sink.complete()
+  p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, maxHeaderSize, HTTPParser.kLenientNone)
+  return p
+}
