@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isLoopback, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
 
 /** Exit codes of every subcommand. */
 export const Exit = {
@@ -36,4 +37,38 @@ export function strictly<T>(parse: () => T): T {
 export function usageFailure(command: string, err: UsageError, usage: string): number {
   process.stderr.write(`sidecarless ${command}: ${err.message}\n\n${usage}`)
   return Exit.USAGE
+}
+
+/** `text`, the value of `flag`, as a listen address (`host:port`), or a {@link UsageError} naming the flag. */
+export function listenAddressArg(flag: string, text: string): ListenAddress {
+  const parsed = parseListenAddress(text)
+  if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
+  return parsed
+}
+
+/** {@link listenAddressArg} for an admin endpoint, which binds to loopback only. */
+export function adminAddressArg(flag: string, text: string): ListenAddress {
+  const parsed = listenAddressArg(flag, text)
+  if (!isLoopback(parsed.host)) throw new UsageError(`${flag} ${text}: the admin endpoint binds to loopback only (127.0.0.1, ::1, localhost)`)
+  return parsed
+}
+
+/**
+ * Waits for SIGINT or SIGTERM, then says so on stderr (`sidecarless <command>: SIGTERM:
+ * <doing>`) and awaits `stop`; a second signal exits at once with {@link Exit.FAILED}.
+ * Resolves once `stop` has, after printing `sidecarless <command>: stopped`.
+ */
+export async function runUntilSignal(command: string, doing: string, stop: () => Promise<unknown>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.stderr.write(`sidecarless ${command}: ${signal}: ${doing}\n`)
+      // A second signal does not wait.
+      process.once('SIGINT', () => process.exit(Exit.FAILED))
+      process.once('SIGTERM', () => process.exit(Exit.FAILED))
+      void stop().then(() => resolve())
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+  })
+  process.stderr.write(`sidecarless ${command}: stopped\n`)
 }

@@ -7,11 +7,10 @@
  * @module
  */
 import { parseArgs } from 'node:util'
-import { isLoopback, parseListenAddress } from '../config/listen-address.js'
 import { createControlPlane } from '../xds/control-plane.js'
 import type { ControlPlane } from '../xds/control-plane-api.js'
 import { describeProblem } from '../zerocode/report.js'
-import { Exit, strictly, usageFailure, UsageError } from './args.js'
+import { adminAddressArg, Exit, listenAddressArg, runUntilSignal, strictly, usageFailure, UsageError } from './args.js'
 
 const USAGE = `Usage: sidecarless control-plane -c <file> [--listen host:port | --listen unix:/path] [--admin host:port]
 
@@ -60,16 +59,10 @@ export async function run(args: string[]): Promise<number> {
     if (values.config === undefined) throw new UsageError('-c <file> is required')
     config = values.config
     listen = values.listen
-    if (listen !== undefined && !listen.startsWith('unix:')) {
-      const parsed = parseListenAddress(listen)
-      if (typeof parsed === 'string') throw new UsageError(`--listen: ${parsed}`)
-    }
+    // Checked here for a usage error; passed on as written (a unix: path is the control plane's to check).
+    if (listen !== undefined && !listen.startsWith('unix:')) listenAddressArg('--listen', listen)
     admin = values.admin
-    if (admin !== undefined) {
-      const parsed = parseListenAddress(admin)
-      if (typeof parsed === 'string') throw new UsageError(`--admin: ${parsed}`)
-      if (!isLoopback(parsed.host)) throw new UsageError(`--admin ${admin}: the admin endpoint binds to loopback only (127.0.0.1, ::1, localhost)`)
-    }
+    if (admin !== undefined) adminAddressArg('--admin', admin)
     retireTimeout = values['retire-timeout']
   } catch (err) {
     if (err instanceof UsageError) return usageFailure('control-plane', err, USAGE)
@@ -95,17 +88,6 @@ export async function run(args: string[]): Promise<number> {
   cp.on('clientDisconnected', (c) => process.stderr.write(`sidecarless control-plane: client ${c.node?.id ?? '?'} disconnected\n`))
 
   const running = cp
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.stderr.write(`sidecarless control-plane: ${signal}: closing\n`)
-      // A second signal does not wait.
-      process.once('SIGINT', () => process.exit(Exit.FAILED))
-      process.once('SIGTERM', () => process.exit(Exit.FAILED))
-      void running.close().then(resolve)
-    }
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
-  })
-  process.stderr.write('sidecarless control-plane: stopped\n')
+  await runUntilSignal('control-plane', 'closing', () => running.close())
   return Exit.OK
 }

@@ -7,10 +7,10 @@
  */
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../config/duration.js'
-import { isLoopback, parseListenAddress, type ListenAddress } from '../config/listen-address.js'
+import type { ListenAddress } from '../config/listen-address.js'
 import { startProxy } from '../proxy/proxy.js'
 import { describeProblem } from '../zerocode/report.js'
-import { Exit, strictly, usageFailure, UsageError } from './args.js'
+import { adminAddressArg, Exit, listenAddressArg, runUntilSignal, strictly, usageFailure, UsageError } from './args.js'
 import { version } from './version.js'
 
 const USAGE = `Usage: sidecarless proxy -c <file> [--listen host:port] [--admin host:port] [--service name] [--drain-timeout 10s]
@@ -56,9 +56,8 @@ export async function run(args: string[]): Promise<number> {
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`)
     if (values.config === undefined) throw new UsageError('-c <file> is required')
     config = values.config
-    listen = values.listen === undefined ? undefined : address('--listen', values.listen)
-    admin = values.admin === undefined ? undefined : address('--admin', values.admin)
-    if (admin !== undefined && !isLoopback(admin.host)) throw new UsageError(`--admin ${values.admin}: the admin endpoint binds to loopback only (127.0.0.1, ::1, localhost)`)
+    listen = values.listen === undefined ? undefined : listenAddressArg('--listen', values.listen)
+    admin = values.admin === undefined ? undefined : adminAddressArg('--admin', values.admin)
     service = values.service
     if (values['drain-timeout'] !== undefined) {
       const ms = parseDuration(values['drain-timeout'])
@@ -88,23 +87,6 @@ export async function run(args: string[]): Promise<number> {
   if (proxy.adminAddress !== undefined) process.stdout.write(`sidecarless proxy: admin on http://${proxy.adminAddress}\n`)
 
   const running = proxy
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.stderr.write(`sidecarless proxy: ${signal}: draining\n`)
-      // A second signal does not wait.
-      process.once('SIGINT', () => process.exit(Exit.FAILED))
-      process.once('SIGTERM', () => process.exit(Exit.FAILED))
-      void running.stop().then(resolve)
-    }
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
-  })
-  process.stderr.write('sidecarless proxy: stopped\n')
+  await runUntilSignal('proxy', 'draining', () => running.stop())
   return Exit.OK
-}
-
-function address(flag: string, text: string): ListenAddress {
-  const parsed = parseListenAddress(text)
-  if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
-  return parsed
 }
