@@ -52,6 +52,8 @@ export const ErrorCodes = {
   SIDECARLESS_ERR_XDS_BOOTSTRAP: 'the xDS bootstrap is missing or invalid',
   /** A local traffic change (`mesh.traffic.split`) named a virtual host whose routes come from the xDS server. */
   SIDECARLESS_ERR_XDS_MANAGED: 'the target is managed by the xDS server',
+  /** `mesh.traffic.rollout(name)` while another rollout of `name` runs. */
+  SIDECARLESS_ERR_ROLLOUT_RUNNING: 'a rollout of that target is already running',
 } as const
 
 /** A stable error code, one of {@link ErrorCodes}. */

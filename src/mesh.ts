@@ -34,7 +34,8 @@ import { createMeshFetch, type MeshFetch } from './outbound/fetch.js'
 import type { DeepReadonly, Snapshot } from './snapshot/snapshot.js'
 import { SnapshotStore } from './snapshot/store.js'
 import { decideRoute, type RouteDecision, type RouteQuery } from './router/router.js'
-import { applySplit, readSplit, type TrafficWeights } from './traffic/split.js'
+import { applySplit, readSplit, splitTarget, type TrafficWeights } from './traffic/split.js'
+import { createRollout, type Rollout, type RolloutOptions, type RunningRollout } from './traffic/rollout.js'
 import { HostRegistry } from './upstream/host.js'
 import type { Cluster } from './upstream/cluster.js'
 import type { BreakerStateChange, BreakerStats } from './policy/error-rate-breaker.js'
@@ -155,6 +156,27 @@ export interface Traffic {
   split(name: string, weights: TrafficWeights): Promise<ConfigApplied>
   /** The current weights of `name`'s catch-all route, in percent: `{ v1: 90, v2: 10 }`. */
   get(name: string): Record<string, number>
+  /**
+   * A stepped canary with automatic rollback: moves `name`'s traffic to `options.to` step
+   * by step (`[10, 25, 50, 100]` percent by default), each step held for `interval`
+   * (default 1 minute) and then judged by `to`'s requests in that step, as this mesh's
+   * metrics counted them (error rate, mean latency, your own `check`); a failed step puts
+   * the weights back as they were. Each move is a {@link Traffic.split}.
+   *
+   * Resolves once the first step is in force, with a handle: `done` (settles with the
+   * final status), `status()`, `abort()`, and `step` / `end` events. Rejects with
+   * `SIDECARLESS_ERR_INVALID_ARGUMENT` for bad options or a split with nothing to move,
+   * `SIDECARLESS_ERR_ROLLOUT_RUNNING` while another rollout of `name` runs, and as
+   * {@link Traffic.split} does (an unknown `to` is a {@link ConfigError}, `UNKNOWN_SUBSET`).
+   * `mesh.close()` stops a running rollout and leaves the weights as they are.
+   *
+   * ```ts
+   * const rollout = await mesh.traffic.rollout('reviews', { to: 'v2', steps: [10, 50, 100], interval: '30s', maxErrorRate: 0.01 })
+   * rollout.on('step', (s) => console.log(s.weight, s.verdict, s.errorRate))
+   * const { state } = await rollout.done   // 'completed', or 'rolledBack' with a reason
+   * ```
+   */
+  rollout(name: string, options: RolloutOptions): Promise<Rollout>
 }
 
 /** Events of a {@link Mesh}. */
@@ -218,6 +240,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #adminConfig: string | undefined
   #restoreGlobal: (() => void) | undefined
   #closing: Promise<void> | undefined
+  /** Running rollouts, by split name: one at a time each. */
+  readonly #rollouts = new Map<string, RunningRollout>()
 
   /** @internal use {@link createMesh}. */
   constructor(options: MeshOptions = {}) {
@@ -311,6 +335,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return Object.freeze({ version: this.version, config: this.config })
       },
       get: (name: string) => readSplit(this.#store.current.config as MeshConfig, name),
+      rollout: (name: string, options: RolloutOptions) => this.#rollout(name, options),
     })
     void this.#xds?.start()
     if (options.serveAdmin !== false) {
@@ -529,9 +554,30 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return out
   }
 
+  async #rollout(name: string, options: RolloutOptions): Promise<Rollout> {
+    if (this.#closing !== undefined) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed')
+    if (typeof name !== 'string') throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'rollout: the name must be a string (a virtual host or a cluster)')
+    if (this.#rollouts.has(name)) throw new MeshError('SIDECARLESS_ERR_ROLLOUT_RUNNING', `a rollout of "${name}" is running; abort it first (rollout.abort())`)
+    const rollouts = this.#rollouts
+    const rollout = createRollout(name, options, {
+      split: (weights) => this.traffic.split(name, weights),
+      read: () => splitTarget(this.#store.current.config as MeshConfig, name),
+      metrics: () => this.#metricsRegistry.snapshot(),
+      ended: (r) => {
+        if (rollouts.get(name) === r) rollouts.delete(name)
+      },
+    })
+    // Held for the name while the first step is applied, so a second call cannot race it.
+    rollouts.set(name, rollout)
+    await rollout.begin()
+    return rollout
+  }
+
   #shutdown(force: boolean): Promise<void> {
     this.#closing ??= (async () => {
       this.#state = 'DRAINING'
+      for (const r of this.#rollouts.values()) r.closed()
+      this.#rollouts.clear()
       // The servers first, while the outbound side still serves the requests they finish
       // (through the global fetch too: it is restored only after).
       this.dispatcher.serveDrain(true)

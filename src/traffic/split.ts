@@ -91,26 +91,35 @@ export function applySplit(config: MeshConfig, name: string, weights: TrafficWei
   return next
 }
 
-/** The current weights of the split of `name` (subset or cluster names to weights, in percent of the total). */
-export function readSplit(config: MeshConfig, name: string): Record<string, number> {
+/**
+ * What a split of `name` sends traffic to now: the integer weights of its first catch-all
+ * route, by the key {@link applySplit} takes (a subset of `cluster`, or a cluster when the
+ * route spans several, `cluster` then undefined). A route to one destination weighs 1.
+ */
+export function splitTarget(config: MeshConfig, name: string): { readonly cluster: string | undefined; readonly weights: Readonly<Record<string, number>> } {
   const [first] = findCatchAlls(config, name)
   const action = (first as CatchAll).route.route as NonNullable<RouteConfig['route']>
   const clusters = clustersOf((first as CatchAll).route)
+  const single = clusters.length === 1 ? clusters[0] : undefined
+  const keyOf = (cluster: string, subset: string | undefined): string => (single === undefined ? cluster : (subset ?? cluster))
+  const weights: Record<string, number> = {}
+  if (action.weightedClusters === undefined) weights[keyOf(action.cluster as string, action.subset)] = 1
+  else for (const w of action.weightedClusters) weights[keyOf(w.cluster, w.subset)] = (weights[keyOf(w.cluster, w.subset)] ?? 0) + w.weight
+  return { cluster: single, weights }
+}
+
+/** The current weights of the split of `name` (subset or cluster names to weights, in percent of the total). */
+export function readSplit(config: MeshConfig, name: string): Record<string, number> {
+  const { weights } = splitTarget(config, name)
+  let total = 0
+  for (const k in weights) total += weights[k] as number
   const out: Record<string, number> = {}
-  const keyOf = (cluster: string, subset: string | undefined): string => (clusters.length === 1 ? (subset ?? cluster) : cluster)
-  if (action.weightedClusters === undefined) {
-    out[keyOf(action.cluster as string, action.subset)] = 100
-    return out
-  }
-  const total = action.weightedClusters.reduce((s, w) => s + w.weight, 0)
-  for (const w of action.weightedClusters) {
-    const k = keyOf(w.cluster, w.subset)
-    out[k] = (out[k] ?? 0) + (total === 0 ? 0 : Math.round((w.weight / total) * 10000) / 100)
-  }
+  for (const k in weights) out[k] = total === 0 ? 0 : Math.round(((weights[k] as number) / total) * 10000) / 100
   return out
 }
 
-function checkWeights(weights: TrafficWeights): void {
+/** Throws a coded `SIDECARLESS_ERR_INVALID_ARGUMENT` unless `weights` are non-negative integers, one at least positive. */
+export function checkWeights(weights: TrafficWeights): void {
   if (weights === null || typeof weights !== 'object' || Array.isArray(weights)) {
     throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'weights must be an object such as { v1: 90, v2: 10 }')
   }
