@@ -4,9 +4,13 @@
 import http from 'node:http'
 import { createMesh } from 'sidecarless'
 
+/** Versions that answer 500 for now (a bad build), for the rollout below. */
+const broken = new Set()
+
 /** Starts a tiny reviews service of one version on a free port. */
 function startReviews(version) {
   const server = http.createServer((req, res) => {
+    if (broken.has(version)) return res.writeHead(500).end('bad build')
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ version, path: req.url, host: req.headers.host }))
   })
@@ -79,6 +83,27 @@ try {
   console.log(`refused: ${err.code}: ${err.issues?.[0]?.code} at ${err.issues?.[0]?.path}`)
 }
 console.log(`still in force: ${JSON.stringify(mesh.traffic.get('reviews'))}`)
+
+// The same canary, automated: mesh.traffic.rollout moves traffic step by step and judges each
+// step by v2's requests in it. A bad build of v2 is rolled back at the first step; a good one
+// goes all the way. (Steps of a few hundred ms here; a minute each by default.)
+async function rollout(label) {
+  await mesh.traffic.split('reviews', { v1: 100 })
+  let sending = true
+  const load = (async () => {
+    while (sending) await sample(10)
+  })()
+  const r = await mesh.traffic.rollout('reviews', { to: 'v2', steps: [20, 50, 100], interval: '300ms', minRequests: 5 })
+  r.on('step', (s) => console.log(`  step ${s.weight}% to v2: ${s.verdict} (${s.failures} of ${s.requests} failed)`))
+  const { state, reason } = await r.done
+  sending = false
+  await load
+  console.log(`rollout, ${label}: ${state}${reason === undefined ? '' : ` (${reason})`}; in force: ${JSON.stringify(mesh.traffic.get('reviews'))}`)
+}
+broken.add('v2')
+await rollout('v2 broken')
+broken.delete('v2')
+await rollout('v2 fixed')
 
 await mesh.close()
 v1.close()

@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
-test('examples/canary.mjs runs a canary: 90/10 → 50/50 → 0/100, test user pinned, typo refused', async () => {
+test('examples/canary.mjs runs a canary: 90/10 → 50/50 → 0/100, test user pinned, typo refused, then rollouts: a bad build rolled back, a good one completed', async () => {
   const { stdout } = await run(process.execPath, ['examples/canary.mjs'], {
     cwd: root,
     env: { ...process.env, CANARY_REQUESTS: '400' },
@@ -24,6 +24,11 @@ test('examples/canary.mjs runs a canary: 90/10 → 50/50 → 0/100, test user pi
   assert.equal(share(line('test user (jason)'), 'v2'), 100)
   assert.match(stdout, /refused: SIDECARLESS_ERR_INVALID_CONFIG: UNKNOWN_SUBSET at virtualHosts\[0\]\.routes\[1\]\.route\.weightedClusters\[2\]\.subset/)
   assert.match(stdout, /still in force: \{"v1":0,"v2":100\}/)
+  assert.match(stdout, /^ {2}step 20% to v2: failed \((\d+) of \1 failed\)$/m)
+  assert.match(stdout, /^rollout, v2 broken: rolledBack \(step 0 \(20% to "v2"\) failed: error rate 1 \(\d+ of \d+\) is above 0\.05\); in force: \{"v1":100,"v2":0\}$/m)
+  const fixed = stdout.slice(stdout.indexOf('rollout, v2 broken'))
+  for (const w of [20, 50, 100]) assert.match(fixed, new RegExp(`^ {2}step ${w}% to v2: passed \\(0 of \\d+ failed\\)$`, 'm'))
+  assert.match(stdout, /^rollout, v2 fixed: completed; in force: \{"v1":0,"v2":100\}$/m)
 })
 
 test('examples/bookinfo.mjs: split, jason on v3, mTLS identities, breaker open and closed, traces across hops', async () => {
