@@ -341,7 +341,8 @@ export class RunningRollout extends EventEmitter<RolloutEvents> implements Rollo
     const weights = stepWeights(this.#before, this.to, this.#options.steps[index] as number)
     await this.#host.split(weights)
     this.#step = index
-    this.#applied = this.#host.read().weights
+    // What was asked for, not read back: a split writes these integers as given.
+    this.#applied = weights
     this.#stepStartedAt = Date.now()
     this.#stepCounts = this.#counts()
   }
