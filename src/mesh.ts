@@ -558,17 +558,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#closing !== undefined) throw new MeshError('SIDECARLESS_ERR_CLOSED', 'the mesh is closed')
     if (typeof name !== 'string') throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'rollout: the name must be a string (a virtual host or a cluster)')
     if (this.#rollouts.has(name)) throw new MeshError('SIDECARLESS_ERR_ROLLOUT_RUNNING', `a rollout of "${name}" is running; abort it first (rollout.abort())`)
-    const rollouts = this.#rollouts
     const rollout = createRollout(name, options, {
       split: (weights) => this.traffic.split(name, weights),
       read: () => splitTarget(this.#store.current.config as MeshConfig, name),
       metrics: () => this.#metricsRegistry.snapshot(),
       ended: (r) => {
-        if (rollouts.get(name) === r) rollouts.delete(name)
+        if (this.#rollouts.get(name) === r) this.#rollouts.delete(name)
       },
     })
     // Held for the name while the first step is applied, so a second call cannot race it.
-    rollouts.set(name, rollout)
+    this.#rollouts.set(name, rollout)
     await rollout.begin()
     return rollout
   }

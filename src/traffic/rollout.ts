@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events'
 import { parseDuration } from '../config/duration.js'
 import { MeshError } from '../errors.js'
 import type { MetricsSnapshot, TrafficStats } from '../observability/metrics.js'
-import { checkWeights, type TrafficWeights } from './split.js'
+import type { TrafficWeights } from './split.js'
 
 /** Options of `mesh.traffic.rollout(name, options)`. */
 export interface RolloutOptions {
@@ -255,7 +255,6 @@ export function createRollout(name: string, options: RolloutOptions, host: Rollo
   const to = options.to
   const now = host.read()
   const before = Object.freeze({ ...now.weights, [to]: now.weights[to] ?? 0 })
-  checkWeights(before)
   if (!Object.keys(before).some((k) => k !== to && (before[k] as number) > 0)) {
     throw invalid(`"${name}" sends no traffic anywhere but "${to}": there is nothing to move`)
   }

@@ -118,8 +118,7 @@ export function readSplit(config: MeshConfig, name: string): Record<string, numb
   return out
 }
 
-/** Throws a coded `SIDECARLESS_ERR_INVALID_ARGUMENT` unless `weights` are non-negative integers, one at least positive. */
-export function checkWeights(weights: TrafficWeights): void {
+function checkWeights(weights: TrafficWeights): void {
   if (weights === null || typeof weights !== 'object' || Array.isArray(weights)) {
     throw new MeshError('SIDECARLESS_ERR_INVALID_ARGUMENT', 'weights must be an object such as { v1: 90, v2: 10 }')
   }
